@@ -1,0 +1,7 @@
+// The command list. Each module exports register(program); keep one line per command.
+import type { Command } from 'commander';
+import { register as inspect } from './inspect.js';
+
+export function registerCommands(program: Command): void {
+  inspect(program);
+}

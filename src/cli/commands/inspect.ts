@@ -1,0 +1,137 @@
+import { Option, type Command } from 'commander';
+import { formatAge } from '../../core/duplicates.js';
+import { serviceDay } from '../../core/keys.js';
+import { assertDay, assertUuid, parseDuration, parsePositiveInt, parseSince } from '../../core/validate.js';
+import { ExitCode } from '../../errors.js';
+import { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema, type InspectSummary, type InspectUser } from '../../ops/inspect.js';
+import { openDb, openOptionalRedis } from '../options.js';
+import { printJson } from '../output.js';
+import type { Style } from '../render.js';
+import { act } from '../run.js';
+
+interface InspectOptions {
+  user?: string;
+  date?: string;
+  since?: string;
+  limit: string;
+  stuckAfter: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('inspect')
+    .description('digest_history duplicates and stuck rows, globally or for one user (--user) with its lock and stream entries')
+    .option('--user <uuid>', "one user's timeline for a day")
+    .option('--date <YYYY-MM-DD>', 'digest date (with --user: default the service day)')
+    .option('--since <date|duration>', 'digest dates from this day on (YYYY-MM-DD, or e.g. 7d back)')
+    .addOption(new Option('--limit <n>', 'duplicate groups to list').default('20'))
+    .addOption(new Option('--stuck-after <duration>', 'in-flight rows older than this are stuck').default('1h'))
+    .addHelpText('after', '\nExamples:\n  digest-doctor inspect\n  digest-doctor inspect --user 6af5e7d3-e736-46da-bfc1-42786f2ab1c0 --date 2025-11-25')
+    .action(
+      act<InspectOptions>(async (ctx, o) => {
+        const { g } = ctx;
+        const user = o.user === undefined ? undefined : assertUuid(o.user, '--user');
+        const date = o.date === undefined ? undefined : assertDay(o.date, '--date');
+        const limit = parsePositiveInt(o.limit, '--limit');
+        const stuckAfterMs = parseDuration(o.stuckAfter, '--stuck-after');
+        const since = o.since === undefined ? undefined : parseSince(o.since, new Date(), (d) => serviceDay(d, g.timeZone));
+        const db = await openDb(g);
+        ctx.defer(() => db.close());
+        if (user) {
+          const redis = await openOptionalRedis(g);
+          if (redis.client) ctx.defer(() => redis.client.quit().then(() => undefined));
+          const result = await inspectUser(db, redis.client ? { client: redis.client } : { skipped: redis.skipped! }, {
+            userId: user,
+            digestDate: date ?? serviceDay(new Date(), g.timeZone),
+            timeZone: g.timeZone,
+            stuckAfterMs,
+          });
+          if (g.json) printJson(InspectUserSchema, result);
+          else ctx.print(renderUser(result, ctx.style));
+          return result.findings.length ? ExitCode.FINDINGS : ExitCode.OK;
+        }
+        const result = await inspectSummary(db, { date, since, limit, stuckAfterMs });
+        if (g.json) printJson(InspectSummarySchema, result);
+        else ctx.print(renderSummary(result, ctx.style));
+        return result.findings.length ? ExitCode.FINDINGS : ExitCode.OK;
+      }),
+    );
+}
+
+function findingsBlock(findings: string[], s: Style): string {
+  if (!findings.length) return `${s.verdict('ok')} nothing wrong`;
+  return findings.map((f) => `${s.verdict('fail')} ${f}`).join('\n');
+}
+
+export function renderSummary(r: InspectSummary, s: Style): string {
+  const out: string[] = [];
+  const d = r.duplicates;
+  out.push(s.heading('In-flight duplicates'));
+  if (d.totalGroups === 0) out.push(s.ok('none'));
+  else {
+    out.push(
+      s.table(
+        ['user', 'day', 'rows', 'ids (newest first)', 'ages'],
+        d.groups.map((g) => [g.userId, g.digestDate, g.rows, g.ids.join('\n'), g.createdAt.map((c) => formatAge(Date.parse(r.now) - Date.parse(c))).join('\n')]),
+      ),
+    );
+    const shown = d.groups.length < d.totalGroups ? ` (showing ${d.groups.length}; --limit for more)` : '';
+    out.push(`total: ${s.bold(String(d.totalGroups))} groups, ${d.totalRows} in-flight rows, ${s.fail(String(d.extraRows))} extra${shown}`);
+  }
+  out.push('', s.heading('In-flight rows by age'));
+  out.push(s.table(Object.keys(r.inFlightByAge), [Object.values(r.inFlightByAge)]));
+  out.push('', s.heading('Rows by status'));
+  const statuses = Object.entries(r.statusCounts);
+  out.push(statuses.length ? s.table(['status', 'rows'], statuses) : s.dim('table is empty'));
+  out.push('', findingsBlock(r.findings, s));
+  return out.join('\n');
+}
+
+export function renderUser(r: InspectUser, s: Style): string {
+  const out: string[] = [];
+  out.push(s.heading(`User ${r.userId}, digest date ${r.digestDate}`));
+  if (!r.rows.length) out.push(s.dim('no rows for this day'));
+  else
+    out.push(
+      s.table(
+        ['id', 'status', 'created (UTC)', `created (${r.timeZone})`, 'sent_at', 'age', ''],
+        r.rows.map((row) => [
+          row.id,
+          row.inFlight ? s.warn(row.status) : row.status === 'sent' ? s.ok(row.status) : row.status,
+          row.createdAt,
+          row.createdAtLocal,
+          row.sentAt ?? '',
+          formatAge(row.ageMs),
+          row.marks.map((m) => (m === 'kept' ? s.ok(m) : s.fail(m))).join(' '),
+        ]),
+      ),
+    );
+  out.push('');
+  if (r.redis.skipped) out.push(`${s.verdict('skip')} Redis part skipped: ${r.redis.reason}`);
+  else {
+    const { lock, entries } = r.redis;
+    out.push(
+      `Lock ${lock.key}: ${lock.held ? s.warn(`held (value ${lock.value}, ${lock.noTtl ? s.fail('no TTL') : `TTL ${formatAge(lock.ttlMs ?? 0)}`})`) : 'not held'}`,
+    );
+    out.push(s.heading('Stream entries'));
+    if (!entries.length) out.push(s.dim(`none between ${r.redis.window.from} and ${r.redis.window.to}`));
+    else
+      out.push(
+        s.table(
+          ['stream', 'entry id', 'added', 'trigger', 'history_id', 'pending'],
+          entries.map((e) => [
+            e.stream,
+            e.id,
+            e.addedAt ?? '',
+            e.trigger ?? '',
+            e.historyId ?? '',
+            e.pending ? `${e.pending.consumer}, idle ${formatAge(e.pending.idleMs)}, ${e.pending.deliveries}x` : e.dlqReason ? `DLQ: ${e.dlqReason}` : 'no',
+          ]),
+        ),
+      );
+    for (const m of r.redis.groupsMissing) out.push(`${s.verdict('warn')} consumer group missing: ${m}`);
+    if (r.redis.malformed) out.push(`${s.verdict('warn')} ${r.redis.malformed} entries in the window do not parse (digest-doctor streams --scan lists them)`);
+  }
+  out.push('', findingsBlock(r.findings, s));
+  return out.join('\n');
+}

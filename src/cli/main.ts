@@ -1,0 +1,57 @@
+// Commander wiring: global options, exit codes, and the command list. Commands live in ./commands.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { DEFAULT_TIME_ZONE } from '../core/contract.js';
+import { ExitCode } from '../errors.js';
+import { registerCommands } from './commands/index.js';
+import { reportError } from './run.js';
+
+export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+
+export const EXIT_CODE_HELP = `
+Exit codes:
+  0   nothing wrong (or the requested change was applied)
+  1   findings: problems found, or a check failed
+  2   usage or bad input (nothing was written)
+  3   a database or Redis is unreachable or refused us
+  4   refused for safety, or busy (another run holds the lock)
+  70  internal error (set DEBUG=1 for the stack trace)
+
+Writes happen only with --apply; without it every command is a dry run.`;
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('digest-doctor')
+    .description('Diagnose and repair the daily-digest pipeline: digest_history duplicates and stuck rows, Redis stream health, idempotent replay.')
+    .version(VERSION, '-V, --version')
+    .addOption(new Option('--database-url <url>', 'Postgres URL (a +asyncpg style driver suffix is stripped)').env('DATABASE_URL'))
+    .addOption(new Option('--schema <name>', "schema holding the service's digest_history").env('DIGEST_DOCTOR_SCHEMA').default('public'))
+    .addOption(new Option('--state-schema <name>', "the tool's own schema (migration ledger, audit)").env('DIGEST_DOCTOR_STATE_SCHEMA').default('digest_doctor'))
+    .addOption(new Option('--redis-url <url>', 'Redis URL; a comma-separated list of nodes means a cluster').env('REDIS_URL'))
+    .addOption(new Option('--redis-cluster', 'use the Redis Cluster client even for one seed URL').env('DIGEST_DOCTOR_REDIS_CLUSTER'))
+    .addOption(new Option('--key-prefix <prefix>', 'prefix prepended to every Redis key (ioredis keyPrefix)').env('DIGEST_DOCTOR_KEY_PREFIX'))
+    .addOption(new Option('--statement-timeout <duration>', 'statement_timeout for every Postgres session').default('30s'))
+    .addOption(new Option('--tz <zone>', 'the service time zone (digest_date is the calendar date there)').env('DIGEST_DOCTOR_TZ').default(DEFAULT_TIME_ZONE))
+    .option('--json', 'one JSON document on stdout (with schemaVersion)')
+    .option('--no-color', 'no colour (NO_COLOR is honoured too)')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .addHelpText('after', EXIT_CODE_HELP);
+  registerCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; every usage error exits 2 (commander's own default is 1)
+      process.exitCode = err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+      return;
+    }
+    process.exitCode = reportError(err, 'digest-doctor', argv.includes('--json'), []);
+  }
+}

@@ -1,0 +1,22 @@
+// --json documents: checked against the exported zod schema before they are printed.
+import { z } from 'zod';
+import { DoctorError } from '../errors.js';
+
+export const SCHEMA_VERSION = 1 as const;
+
+export const ErrorDocumentSchema = z.object({
+  schemaVersion: z.literal(SCHEMA_VERSION),
+  command: z.string(),
+  ok: z.literal(false),
+  error: z.object({ code: z.string(), message: z.string(), exitCode: z.number().int(), details: z.unknown().optional() }),
+});
+export type ErrorDocument = z.infer<typeof ErrorDocumentSchema>;
+
+/** Validates `doc` with `schema` and writes it to stdout. A mismatch is our bug: exit 70. */
+export function printJson<S extends z.ZodType>(schema: S, doc: z.input<S>): void {
+  const parsed = schema.safeParse(doc);
+  if (!parsed.success) {
+    throw new DoctorError('INTERNAL', `--json output does not match its schema: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  process.stdout.write(JSON.stringify(parsed.data, null, 2) + '\n');
+}

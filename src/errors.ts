@@ -1,0 +1,49 @@
+// One error type with a stable code and the exit code it maps to. Messages are one line: the problem and the fix.
+
+export const ExitCode = {
+  OK: 0,
+  FINDINGS: 1,
+  USAGE: 2,
+  UNREACHABLE: 3,
+  REFUSED: 4,
+  INTERNAL: 70,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export type ErrorCode =
+  | 'BAD_INPUT'
+  | 'USAGE'
+  | 'SCHEMA_MISMATCH'
+  | 'UNREACHABLE'
+  | 'AUTH_FAILED'
+  | 'REFUSED'
+  | 'BUSY'
+  | 'INTERNAL';
+
+const EXIT_BY_CODE: Record<ErrorCode, ExitCodeValue> = {
+  BAD_INPUT: ExitCode.USAGE,
+  USAGE: ExitCode.USAGE,
+  SCHEMA_MISMATCH: ExitCode.USAGE,
+  UNREACHABLE: ExitCode.UNREACHABLE,
+  AUTH_FAILED: ExitCode.UNREACHABLE,
+  REFUSED: ExitCode.REFUSED,
+  BUSY: ExitCode.REFUSED,
+  INTERNAL: ExitCode.INTERNAL,
+};
+
+export class DoctorError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: ExitCodeValue;
+  /** Extra structured detail for --json output (e.g. the duplicate groups that made migrate refuse). */
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DoctorError';
+    this.code = code;
+    this.exitCode = EXIT_BY_CODE[code];
+    this.details = options.details;
+  }
+}
+
+export const badInput = (message: string): DoctorError => new DoctorError('BAD_INPUT', message);

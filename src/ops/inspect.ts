@@ -1,0 +1,320 @@
+// `inspect`: the state of digest_history (globally, or one user's day) and, for a user, the lock and
+// the stream entries that carry them. Reads only, in one read-only transaction.
+import { z } from 'zod';
+import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, EVENT_FIELD } from '../core/contract.js';
+import { AGE_BUCKETS, classifyGroup, type KeepPolicy } from '../core/duplicates.js';
+import { fieldsToRecord, parseDlqEntry, parseEventJson } from '../core/event.js';
+import { dayBounds, formatInZone, userLockKey } from '../core/keys.js';
+import { entryIdTime, idAtOrAfter, idAtOrBefore } from '../core/stream-id.js';
+import type { Db } from '../postgres/db.js';
+import type { RedisClient } from '../redis/connect.js';
+import { pendingForIds, xrangePages } from '../redis/stream-reader.js';
+
+export const INSPECT_SCHEMA_VERSION = 1 as const;
+
+const DuplicateGroupSchema = z.object({
+  userId: z.string(),
+  digestDate: z.string(),
+  rows: z.number().int(),
+  ids: z.array(z.string()),
+  statuses: z.array(z.string()),
+  createdAt: z.array(z.string()),
+  oldestAgeMs: z.number(),
+  newestAgeMs: z.number(),
+});
+export type DuplicateGroup = z.infer<typeof DuplicateGroupSchema>;
+
+const FiltersSchema = z.object({
+  user: z.string().nullable(),
+  date: z.string().nullable(),
+  since: z.string().nullable(),
+  limit: z.number().int(),
+  stuckAfterMs: z.number(),
+});
+
+export const InspectSummarySchema = z.object({
+  schemaVersion: z.literal(INSPECT_SCHEMA_VERSION),
+  command: z.literal('inspect'),
+  mode: z.literal('summary'),
+  now: z.string(),
+  filters: FiltersSchema,
+  duplicates: z.object({
+    totalGroups: z.number().int(),
+    /** In-flight rows in those groups. */
+    totalRows: z.number().int(),
+    /** Rows a repair would mark failed (rows minus one per group). */
+    extraRows: z.number().int(),
+    groups: z.array(DuplicateGroupSchema),
+  }),
+  inFlightByAge: z.object(Object.fromEntries(AGE_BUCKETS.map((b) => [b, z.number().int()])) as Record<(typeof AGE_BUCKETS)[number], z.ZodNumber>),
+  inFlightTotal: z.number().int(),
+  stuck: z.object({ count: z.number().int(), olderThanMs: z.number(), oldestCreatedAt: z.string().nullable() }),
+  statusCounts: z.record(z.string(), z.number().int()),
+  findings: z.array(z.string()),
+});
+export type InspectSummary = z.infer<typeof InspectSummarySchema>;
+
+const PendingSchema = z.object({ consumer: z.string(), idleMs: z.number(), deliveries: z.number().int() });
+
+const UserEntrySchema = z.object({
+  stream: z.string(),
+  id: z.string(),
+  addedAt: z.string().nullable(),
+  trigger: z.string().nullable(),
+  historyId: z.string().nullable(),
+  traceId: z.string().nullable(),
+  /** DLQ entries: why the worker gave up. */
+  dlqReason: z.string().nullable(),
+  /** Pending in the stream's group: by whom, idle how long, delivered how many times; null = not pending. */
+  pending: PendingSchema.nullable(),
+});
+
+export const InspectUserSchema = z.object({
+  schemaVersion: z.literal(INSPECT_SCHEMA_VERSION),
+  command: z.literal('inspect'),
+  mode: z.literal('user'),
+  now: z.string(),
+  userId: z.string(),
+  digestDate: z.string(),
+  timeZone: z.string(),
+  rows: z.array(
+    z.object({
+      id: z.string(),
+      status: z.string(),
+      createdAt: z.string(),
+      createdAtLocal: z.string(),
+      sentAt: z.string().nullable(),
+      ageMs: z.number(),
+      inFlight: z.boolean(),
+      /** kept: the in-flight row a repair keeps; duplicate: an extra in-flight row; stuck: in flight past the threshold */
+      marks: z.array(z.enum(['kept', 'duplicate', 'stuck'])),
+    }),
+  ),
+  duplicateCount: z.number().int(),
+  stuckCount: z.number().int(),
+  redis: z.union([
+    z.object({
+      skipped: z.literal(false),
+      lock: z.object({ key: z.string(), held: z.boolean(), value: z.string().nullable(), ttlMs: z.number().nullable(), noTtl: z.boolean() }),
+      window: z.object({ from: z.string(), to: z.string() }),
+      entries: z.array(UserEntrySchema),
+      groupsMissing: z.array(z.string()),
+      malformed: z.number().int(),
+    }),
+    z.object({ skipped: z.literal(true), reason: z.string() }),
+  ]),
+  findings: z.array(z.string()),
+});
+export type InspectUser = z.infer<typeof InspectUserSchema>;
+
+export interface InspectSummaryInput {
+  date?: string;
+  since?: string;
+  limit: number;
+  stuckAfterMs: number;
+}
+
+const inFlight = [...IN_FLIGHT_STATUSES];
+const iso = (d: Date | string | null | undefined): string | null => (d == null ? null : new Date(d).toISOString());
+
+export async function inspectSummary(db: Db, input: InspectSummaryInput): Promise<InspectSummary> {
+  return db.readOnly(async (tx) => {
+    const [{ now }] = (await tx.query<{ now: Date }>('db_now')) as [{ now: Date }];
+    const date = input.date ?? null;
+    const since = input.since ?? null;
+    const groupsRows = await tx.query<{
+      user_id: string;
+      digest_date: string;
+      row_count: number;
+      ids: string[];
+      statuses: string[];
+      created: Date[];
+      oldest: Date;
+      newest: Date;
+      total_groups: number;
+      total_rows: number;
+    }>('inspect_duplicate_groups', [inFlight, date, since, null, input.limit]);
+    const [ages] = await tx.query<{ lt_1h: number; h1_d1: number; d1_d7: number; gt_7d: number; stuck: number; oldest: Date | null }>(
+      'inspect_inflight_ages',
+      [inFlight, date, since, input.stuckAfterMs],
+    );
+    const statusRows = await tx.query<{ status: string; row_count: number }>('inspect_status_counts', [date, since]);
+
+    const totalGroups = groupsRows[0]?.total_groups ?? 0;
+    const totalRows = groupsRows[0]?.total_rows ?? 0;
+    // total_* come from a window over the limited set only when every group fits; count exactly otherwise.
+    let exactGroups = totalGroups;
+    let exactRows = totalRows;
+    if (groupsRows.length === input.limit) {
+      const all = await tx.query<{ total_groups: number; total_rows: number }>('inspect_duplicate_groups', [inFlight, date, since, null, 1]);
+      exactGroups = all[0]?.total_groups ?? totalGroups;
+      exactRows = all[0]?.total_rows ?? totalRows;
+    }
+    const a = ages!;
+    const byAge = { '< 1 h': a.lt_1h, '1 h - 1 d': a.h1_d1, '1 - 7 d': a.d1_d7, '> 7 d': a.gt_7d };
+    const findings: string[] = [];
+    if (exactGroups > 0) findings.push(`${exactGroups} (user, day) group(s) with more than one in-flight row (${exactRows - exactGroups} extra rows): run digest-doctor fix-duplicates`);
+    if (a.stuck > 0) findings.push(`${a.stuck} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min: run digest-doctor mark-stale --older-than <duration>`);
+    return {
+      schemaVersion: INSPECT_SCHEMA_VERSION,
+      command: 'inspect',
+      mode: 'summary',
+      now: now.toISOString(),
+      filters: { user: null, date, since, limit: input.limit, stuckAfterMs: input.stuckAfterMs },
+      duplicates: {
+        totalGroups: exactGroups,
+        totalRows: exactRows,
+        extraRows: exactRows - exactGroups,
+        groups: groupsRows.map((g) => ({
+          userId: g.user_id,
+          digestDate: g.digest_date,
+          rows: g.row_count,
+          ids: g.ids,
+          statuses: g.statuses,
+          createdAt: g.created.map((c) => new Date(c).toISOString()),
+          oldestAgeMs: now.getTime() - new Date(g.oldest).getTime(),
+          newestAgeMs: now.getTime() - new Date(g.newest).getTime(),
+        })),
+      },
+      inFlightByAge: byAge,
+      inFlightTotal: a.lt_1h + a.h1_d1 + a.d1_d7 + a.gt_7d,
+      stuck: { count: a.stuck, olderThanMs: input.stuckAfterMs, oldestCreatedAt: iso(a.oldest) },
+      statusCounts: Object.fromEntries(statusRows.map((r) => [r.status, r.row_count])),
+      findings,
+    };
+  });
+}
+
+export interface InspectUserInput {
+  userId: string;
+  digestDate: string;
+  timeZone: string;
+  stuckAfterMs: number;
+  keep?: KeepPolicy;
+  /** Entries scanned around the day; DLQ entries up to now. */
+  pageSize?: number;
+}
+
+type UserRow = { id: string; status: string; created_at: Date; sent_at: Date | null };
+
+export async function inspectUser(
+  db: Db,
+  redis: { client: RedisClient } | { skipped: string },
+  input: InspectUserInput,
+): Promise<InspectUser> {
+  const { now, rows } = await db.readOnly(async (tx) => {
+    const [{ now }] = (await tx.query<{ now: Date }>('db_now')) as [{ now: Date }];
+    const rows = await tx.query<UserRow>('inspect_user_rows', [input.userId, input.digestDate]);
+    return { now, rows };
+  });
+  const cls = classifyGroup(
+    rows.map((r) => ({ id: r.id, status: r.status, createdAt: new Date(r.created_at) })),
+    input.keep ?? 'newest',
+  );
+  const extras = new Set(cls.extras.map((r) => r.id));
+  const outRows = rows.map((r) => {
+    const created = new Date(r.created_at);
+    const ageMs = now.getTime() - created.getTime();
+    const inFl = cls.inFlight.some((x) => x.id === r.id);
+    const marks: Array<'kept' | 'duplicate' | 'stuck'> = [];
+    if (extras.size > 0 && cls.kept?.id === r.id) marks.push('kept');
+    if (extras.has(r.id)) marks.push('duplicate');
+    if (inFl && ageMs > input.stuckAfterMs) marks.push('stuck');
+    return {
+      id: r.id,
+      status: r.status,
+      createdAt: created.toISOString(),
+      createdAtLocal: formatInZone(created, input.timeZone),
+      sentAt: iso(r.sent_at),
+      ageMs,
+      inFlight: inFl,
+      marks,
+    };
+  });
+  const stuckCount = outRows.filter((r) => r.marks.includes('stuck')).length;
+  const findings: string[] = [];
+  if (extras.size) findings.push(`${cls.inFlight.length} in-flight rows for this day (${extras.size} extra): run digest-doctor fix-duplicates --user ${input.userId} --date ${input.digestDate}`);
+  if (stuckCount) findings.push(`${stuckCount} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min: run digest-doctor mark-stale`);
+
+  let redisPart: InspectUser['redis'];
+  if ('skipped' in redis) {
+    redisPart = { skipped: true, reason: redis.skipped };
+  } else {
+    redisPart = await userStreams(redis.client, input, rows);
+    if (redisPart.lock.noTtl) findings.push(`lock ${redisPart.lock.key} has no TTL: it will never expire; delete it once no request is running`);
+  }
+  return {
+    schemaVersion: INSPECT_SCHEMA_VERSION,
+    command: 'inspect',
+    mode: 'user',
+    now: now.toISOString(),
+    userId: input.userId,
+    digestDate: input.digestDate,
+    timeZone: input.timeZone,
+    rows: outRows,
+    duplicateCount: extras.size,
+    stuckCount,
+    redis: redisPart,
+    findings,
+  };
+}
+
+const SLACK_MS = 10 * 60_000;
+
+async function userStreams(client: RedisClient, input: InspectUserInput, rows: UserRow[]) {
+  const key = userLockKey(input.userId);
+  const [value, ttl] = await Promise.all([client.get(key), client.pttl(key)]);
+  const lock = { key, held: value !== null, value, ttlMs: ttl >= 0 ? ttl : null, noTtl: ttl === -1 };
+
+  // Events for day D are published on day D in the service's zone, or when one of its rows was created;
+  // entry ids carry their milliseconds, so only that window is read. The DLQ copy comes later: read to now.
+  const day = dayBounds(input.digestDate, input.timeZone);
+  const times = rows.flatMap((r) => [new Date(r.created_at).getTime(), r.sent_at ? new Date(r.sent_at).getTime() : NaN]).filter(Number.isFinite);
+  const from = new Date(Math.min(day.start.getTime(), ...times) - SLACK_MS);
+  const to = new Date(Math.max(day.end.getTime(), ...times) + SLACK_MS);
+
+  const entries: z.infer<typeof UserEntrySchema>[] = [];
+  let malformed = 0;
+  const groupsMissing: string[] = [];
+  const scans: Array<{ stream: string; group: string; start: string; end: string; dlq: boolean }> = [
+    { stream: DIGEST_STREAM, group: DIGEST_GROUP, start: idAtOrAfter(from), end: idAtOrBefore(to), dlq: false },
+    { stream: DIGEST_DLQ_STREAM, group: DIGEST_DLQ_GROUP, start: idAtOrAfter(from), end: '+', dlq: true },
+  ];
+  for (const s of scans) {
+    const found: z.infer<typeof UserEntrySchema>[] = [];
+    for await (const page of xrangePages(client, s.stream, { start: s.start, end: s.end, pageSize: input.pageSize ?? 1000 })) {
+      for (const [id, flat] of page) {
+        const fields = fieldsToRecord(flat);
+        let parsed;
+        let dlqReason: string | null = null;
+        if (s.dlq) {
+          const d = parseDlqEntry(fields);
+          parsed = d.event;
+          dlqReason = d.error ?? null;
+        } else {
+          parsed = fields[EVENT_FIELD] === undefined ? ({ ok: false, error: 'no data field' } as const) : parseEventJson(fields[EVENT_FIELD]);
+        }
+        if (!parsed.ok) {
+          malformed++;
+          continue;
+        }
+        if (parsed.event.user_id !== input.userId || parsed.event.digest_date !== input.digestDate) continue;
+        found.push({
+          stream: s.stream,
+          id,
+          addedAt: iso(entryIdTime(id)),
+          trigger: parsed.event.trigger ?? null,
+          historyId: parsed.event.history_id ?? null,
+          traceId: parsed.event.trace_id ?? null,
+          dlqReason,
+          pending: null,
+        });
+      }
+    }
+    const pending = await pendingForIds(client, s.stream, s.group, found.map((f) => f.id));
+    if (pending.groupMissing && !s.dlq) groupsMissing.push(`${s.stream} ${s.group}`);
+    for (const f of found) f.pending = pending.byId.get(f.id) ?? null;
+    entries.push(...found);
+  }
+  return { skipped: false as const, lock, window: { from: from.toISOString(), to: to.toISOString() }, entries, groupsMissing, malformed };
+}

@@ -1,0 +1,157 @@
+// The one module that owns the `pg` import. Everything else talks to Postgres through Db.
+import type { Client, QueryResultRow } from 'pg';
+import { DoctorError, badInput } from '../errors.js';
+import { redactUrl } from '../core/redact.js';
+import { sql, type SqlIdentifiers } from './sql.js';
+
+export interface PgConfig {
+  /** Already normalised (see normalizePgUrl). */
+  url: string;
+  /** The service's schema (where digest_history lives). */
+  schema: string;
+  /** The tool's own schema (ledger, audit). */
+  stateSchema: string;
+  statementTimeoutMs: number;
+  lockTimeoutMs?: number;
+  applicationName?: string;
+  connectTimeoutMs?: number;
+}
+
+const DRIVER_SUFFIX = /^(postgres(?:ql)?)\+[a-z0-9_]+:\/\//i;
+
+/** Strips a SQLAlchemy driver suffix (`postgresql+asyncpg://`) and checks the URL parses. */
+export function normalizePgUrl(raw: string): string {
+  const url = raw.trim().replace(DRIVER_SUFFIX, 'postgresql://');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw badInput(`database URL "${redactUrl(url)}" does not parse: expected postgresql://user:password@host:5432/dbname`);
+  }
+  if (parsed.protocol !== 'postgresql:' && parsed.protocol !== 'postgres:') {
+    throw badInput(`database URL scheme "${parsed.protocol}" is not postgres: expected postgresql://user:password@host:5432/dbname`);
+  }
+  return url;
+}
+
+export function describeTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}:${u.port || '5432'}${u.pathname || ''}`;
+  } catch {
+    return redactUrl(url);
+  }
+}
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET', 'EAI_AGAIN', 'ENETUNREACH']);
+
+/** Turns a driver error into a DoctorError where it means "unreachable" or "refused us". */
+export function classifyPgError(err: unknown, target: string): unknown {
+  if (err instanceof DoctorError) return err;
+  const e = err as { code?: string; message?: string };
+  const msg = redactUrl(e?.message ?? String(err));
+  if (e?.code && UNREACHABLE_CODES.has(e.code)) {
+    return new DoctorError('UNREACHABLE', `cannot reach Postgres at ${target} (${e.code}): check --database-url / DATABASE_URL and that the server is up`, { cause: err });
+  }
+  if (/timeout expired|Connection terminated/i.test(msg)) {
+    return new DoctorError('UNREACHABLE', `Postgres at ${target} did not answer (${msg}): check the host, port and firewall`, { cause: err });
+  }
+  if (e?.code === '28P01' || e?.code === '28000') {
+    return new DoctorError('AUTH_FAILED', `Postgres at ${target} refused the login (${e.code}: ${msg}): check the user and password in the database URL`, { cause: err });
+  }
+  if (e?.code === '3D000') {
+    return new DoctorError('UNREACHABLE', `Postgres at ${target}: ${msg}: check the database name in the URL`, { cause: err });
+  }
+  if (e?.code === '57P01' || e?.code === '57P03' || e?.code === '53300') {
+    return new DoctorError('UNREACHABLE', `Postgres at ${target} refused us (${e.code}: ${msg})`, { cause: err });
+  }
+  return err;
+}
+
+export class Db {
+  readonly ids: SqlIdentifiers;
+  readonly target: string;
+
+  constructor(
+    readonly client: Client,
+    readonly config: PgConfig,
+  ) {
+    this.ids = { schema: config.schema, state: config.stateSchema };
+    this.target = describeTarget(config.url);
+  }
+
+  /** Runs sql/queries/<name>.sql with positional parameters. */
+  async query<R extends QueryResultRow = Record<string, any>>(name: string, params: unknown[] = []): Promise<R[]> {
+    return this.raw<R>(sql(name, this.ids), params);
+  }
+
+  /** Runs literal text; for statements that must be built (DDL) or come from sql/migrations. */
+  async raw<R extends QueryResultRow = Record<string, any>>(text: string, params: unknown[] = []): Promise<R[]> {
+    try {
+      const res = await this.client.query<R>(text, params);
+      return res.rows;
+    } catch (err) {
+      throw classifyPgError(err, this.target);
+    }
+  }
+
+  /** A read-only, repeatable-read transaction: every read sees one snapshot. */
+  async readOnly<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    return this.transaction(fn, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  }
+
+  async transaction<T>(fn: (db: Db) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+    await this.raw(begin);
+    try {
+      const out = await fn(this);
+      await this.raw('COMMIT');
+      return out;
+    } catch (err) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The server's process id for this session (for pg_cancel_backend from another connection). */
+  async backendPid(): Promise<number> {
+    const [row] = await this.raw<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    return row!.pid;
+  }
+
+  async close(): Promise<void> {
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+const DATE_OID = 1082;
+const INT8_OID = 20;
+
+/** Opens one session: application_name digest-doctor, a statement_timeout, and a lock_timeout if given. */
+export async function connectPg(config: PgConfig): Promise<Db> {
+  const { default: pg } = await import('pg');
+  const target = describeTarget(config.url);
+  const client = new pg.Client({
+    connectionString: config.url,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+        // `date` stays 'YYYY-MM-DD' (pg would make a local-midnight Date); bigint counts become numbers.
+        if (oid === DATE_OID) return (v: string) => v;
+        if (oid === INT8_OID) return (v: string) => Number(v);
+        return pg.types.getTypeParser(oid, format as 'text');
+      }) as typeof pg.types.getTypeParser,
+    },
+    application_name: config.applicationName ?? 'digest-doctor',
+    statement_timeout: config.statementTimeoutMs,
+    lock_timeout: config.lockTimeoutMs,
+    connectionTimeoutMillis: config.connectTimeoutMs ?? 10_000,
+  });
+  // An idle client that loses its server emits 'error'; without a listener node would crash.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw classifyPgError(err, target);
+  }
+  return new Db(client, config);
+}

@@ -1,0 +1,37 @@
+// Statements live in sql/queries/<name>.sql, one per file, with $n parameters. Identifiers that
+// cannot be parameters ({{schema}}: the service's schema, {{state}}: the tool's own schema) are
+// substituted here, quoted.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** <package root>/sql, both from src/ (tests) and dist/ (the built CLI). */
+export const SQL_DIR = fileURLToPath(new URL('../../sql/', import.meta.url));
+
+const cache = new Map<string, string>();
+
+export function loadSqlFile(relativePath: string): string {
+  let text = cache.get(relativePath);
+  if (text === undefined) {
+    text = readFileSync(SQL_DIR + relativePath, 'utf8');
+    cache.set(relativePath, text);
+  }
+  return text;
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export interface SqlIdentifiers {
+  schema: string;
+  state: string;
+}
+
+export function renderSql(text: string, ids: SqlIdentifiers): string {
+  return text.replace(/\{\{(schema|state)\}\}/g, (_m, which: 'schema' | 'state') => quoteIdent(ids[which]));
+}
+
+/** The text of query `name` with identifiers substituted. */
+export function sql(name: string, ids: SqlIdentifiers): string {
+  return renderSql(loadSqlFile(`queries/${name}.sql`), ids);
+}

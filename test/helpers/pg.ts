@@ -1,0 +1,111 @@
+// A schema per test in the run's database, built as the service builds it, and fixture data.
+import { randomBytes, randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { loadSqlFile, renderSql } from '../../src/postgres/sql.js';
+
+export interface TestSchema {
+  url: string;
+  schema: string;
+  /** The tool's own schema for this test (ledger, audit). */
+  stateSchema: string;
+  client: pg.Client;
+  /** Global CLI flags that point digest-doctor at this schema. */
+  cliArgs: string[];
+  cleanup(): Promise<void>;
+}
+
+export function databaseUrl(): string {
+  return inject('databaseUrl');
+}
+
+/** Creates schema t_<random> holding tenants, users and digest_history exactly as the service has them. */
+export async function createTestSchema(opts: { withTables?: boolean } = {}): Promise<TestSchema> {
+  const url = databaseUrl();
+  const schema = `t_${randomBytes(5).toString('hex')}`;
+  const stateSchema = `${schema}_dd`;
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  await client.query(`CREATE SCHEMA ${schema}`);
+  if (opts.withTables !== false) {
+    await client.query(renderSql(loadSqlFile('fixtures/service_schema.sql'), { schema, state: stateSchema }));
+  }
+  return {
+    url,
+    schema,
+    stateSchema,
+    client,
+    cliArgs: ['--database-url', url, '--schema', schema, '--state-schema', stateSchema],
+    async cleanup() {
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+      await client.query(`DROP SCHEMA IF EXISTS ${stateSchema} CASCADE`).catch(() => undefined);
+      await client.end().catch(() => undefined);
+    },
+  };
+}
+
+export interface RowSpec {
+  id?: string;
+  userId: string;
+  tenantId?: string | null;
+  digestDate: string;
+  status: string;
+  createdAt: string | Date;
+  sentAt?: string | Date | null;
+  content?: string;
+}
+
+export async function ensureUser(t: TestSchema, userId: string, tenantId: string): Promise<void> {
+  await t.client.query(`INSERT INTO ${t.schema}.tenants (id) VALUES ($1) ON CONFLICT DO NOTHING`, [tenantId]);
+  await t.client.query(`INSERT INTO ${t.schema}.users (id, tenant_id, telegram_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
+    userId,
+    tenantId,
+    Math.floor(Math.random() * 1e9),
+  ]);
+}
+
+export const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
+
+/** Inserts rows, creating their users and tenants first. Returns the ids. */
+export async function insertRows(t: TestSchema, rows: RowSpec[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const r of rows) {
+    const tenant = r.tenantId === undefined ? TENANT : r.tenantId;
+    await ensureUser(t, r.userId, tenant ?? TENANT);
+    const id = r.id ?? randomUUID();
+    await t.client.query(
+      `INSERT INTO ${t.schema}.digest_history (id, user_id, tenant_id, digest_date, content, status, created_at, sent_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [id, r.userId, tenant, r.digestDate, r.content ?? '', r.status, r.createdAt, r.sentAt ?? null],
+    );
+    ids.push(id);
+  }
+  return ids;
+}
+
+/** The incident of 2025-11-25 (incident.md) as rows: user 6af5e7d3... double-clicked; the table ended
+ * up with a failed row (the superseded one), a pending duplicate pair from the placeholder path,
+ * and another user's stuck row. */
+export const INCIDENT = {
+  user: '6af5e7d3-e736-46da-bfc1-42786f2ab1c0',
+  digestId: 'dac58a5d-522f-4e94-b803-caee803b53c6',
+  day: '2025-11-25',
+  stuckUser: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f',
+  cleanUser: '9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4',
+} as const;
+
+export async function seedIncident(t: TestSchema): Promise<{ failed: string; pendingOld: string; pendingNew: string; stuck: string; sent: string }> {
+  const [failed, pendingOld, pendingNew, stuck, sent] = await insertRows(t, [
+    // first click 18:36:57 MSK = 15:36:57 UTC; superseded by the manual path, then failed
+    { id: INCIDENT.digestId, userId: INCIDENT.user, digestDate: INCIDENT.day, status: 'failed', createdAt: '2025-11-25T15:36:57.291Z' },
+    // the second click 18:39:09 MSK inserted a new pending row; a worker placeholder added another
+    { id: 'a1111111-1111-4111-8111-111111111111', userId: INCIDENT.user, digestDate: INCIDENT.day, status: 'pending', createdAt: '2025-11-25T15:39:09.102Z' },
+    { id: 'a2222222-2222-4222-8222-222222222222', userId: INCIDENT.user, digestDate: INCIDENT.day, status: 'pending', createdAt: '2025-11-25T15:39:10.555Z' },
+    // a row pending for days: the publish failed after the commit
+    { id: 'b3333333-3333-4333-8333-333333333333', userId: INCIDENT.stuckUser, digestDate: '2025-11-20', status: 'pending', createdAt: '2025-11-20T06:00:00Z' },
+    // a healthy user
+    { id: 'c4444444-4444-4444-8444-444444444444', userId: INCIDENT.cleanUser, digestDate: INCIDENT.day, status: 'sent', createdAt: '2025-11-25T06:00:00Z', sentAt: '2025-11-25T06:01:30Z' },
+  ]);
+  return { failed: failed!, pendingOld: pendingOld!, pendingNew: pendingNew!, stuck: stuck!, sent: sent! };
+}
