@@ -73,6 +73,8 @@ export async function connectRedis(config: RedisConfig): Promise<RedisClient> {
     maxRetriesPerRequest: 1,
     tls: first.tls ? {} : undefined,
     connectionName: 'digest-doctor',
+    // quit()/disconnect() otherwise keep the process alive up to 2 s waiting for the socket to close
+    disconnectTimeout: 200,
   };
   const target = describeRedis(config.url);
   let client: RedisClient;
@@ -98,13 +100,15 @@ export async function connectRedis(config: RedisConfig): Promise<RedisClient> {
       retryStrategy: () => null,
     });
   }
-  client.on('error', () => undefined);
+  // The 'error' event carries the real cause (ECONNREFUSED...); connect() only says "Connection is closed".
+  let cause: unknown;
+  client.on('error', (e) => (cause ??= e));
   try {
     await client.connect();
     await client.ping();
   } catch (err) {
     client.disconnect();
-    throw classifyRedisError(err, target);
+    throw classifyRedisError(cause ?? err, target);
   }
   return client;
 }

@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorDocumentSchema } from '../../src/cli/output.js';
+import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect.js';
+import { runCli } from '../helpers/cli.js';
+import { createTestSchema, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
+import { createTestRedis, type TestRedis } from '../helpers/redis.js';
+
+let t: TestSchema;
+let r: TestRedis;
+beforeAll(async () => {
+  t = await createTestSchema();
+  await seedIncident(t);
+  r = await createTestRedis();
+});
+afterAll(async () => {
+  await t.cleanup();
+  await r.cleanup();
+});
+
+describe('digest-doctor inspect (the built binary)', () => {
+  it('exits 1 on the incident and prints tables without colour under NO_COLOR', async () => {
+    const res = await runCli([...t.cliArgs, 'inspect']);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toContain('In-flight duplicates');
+    expect(res.stdout).toContain(INCIDENT.user);
+    expect(res.stdout).not.toMatch(/\x1b\[/);
+  });
+
+  it('--json: one document the exported schema accepts', async () => {
+    const res = await runCli([...t.cliArgs, 'inspect', '--json']);
+    expect(res.code).toBe(1);
+    const doc = InspectSummarySchema.parse(JSON.parse(res.stdout));
+    expect(doc.schemaVersion).toBe(1);
+    expect(doc.duplicates.totalGroups).toBe(1);
+  });
+
+  it('takes DATABASE_URL with a +asyncpg suffix from the environment', async () => {
+    const url = t.url.replace('postgresql://', 'postgresql+asyncpg://');
+    const res = await runCli(['--schema', t.schema, 'inspect', '--json', '--date', '2025-11-20'], { env: { DATABASE_URL: url } });
+    expect(res.code).toBe(1);
+    expect(InspectSummarySchema.parse(JSON.parse(res.stdout)).statusCounts).toEqual({ pending: 1 });
+  });
+
+  it('--user with Redis: the timeline and the Redis part', async () => {
+    const res = await runCli([...t.cliArgs, ...r.cliArgs, 'inspect', '--user', INCIDENT.user, '--date', INCIDENT.day, '--json']);
+    expect(res.code).toBe(1);
+    const doc = InspectUserSchema.parse(JSON.parse(res.stdout));
+    expect(doc.rows).toHaveLength(3);
+    expect(doc.redis.skipped).toBe(false);
+  });
+
+  it('Redis from the environment but unreachable: the database part runs, the Redis part is skipped', async () => {
+    const res = await runCli([...t.cliArgs, 'inspect', '--user', INCIDENT.user, '--date', INCIDENT.day, '--json'], { env: { REDIS_URL: 'redis://127.0.0.1:1' } });
+    expect(res.code).toBe(1);
+    const doc = InspectUserSchema.parse(JSON.parse(res.stdout));
+    expect(doc.redis).toMatchObject({ skipped: true, reason: expect.stringContaining('unreachable') });
+  });
+
+  it('an unreachable --redis-url given on the command line is exit 3', async () => {
+    const res = await runCli([...t.cliArgs, '--redis-url', 'redis://127.0.0.1:1', 'inspect', '--user', INCIDENT.user]);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(/cannot reach Redis at 127.0.0.1:1/);
+  });
+
+  it('a clean day exits 0', async () => {
+    const res = await runCli([...t.cliArgs, 'inspect', '--user', INCIDENT.cleanUser, '--date', INCIDENT.day]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('[ok  ] nothing wrong');
+  });
+});
+
+describe('bad input: one line, exit 2, no stack trace', () => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ['a malformed UUID', ['inspect', '--user', 'not-a-uuid'], /--user "not-a-uuid" is not a UUID/],
+    ['a malformed date', ['inspect', '--date', '2025-02-30'], /--date "2025-02-30" is not a calendar date/],
+    ['an unknown option', ['inspect', '--frobnicate'], /unknown option '--frobnicate'/],
+    ['a bad duration', ['inspect', '--stuck-after', 'soon'], /--stuck-after "soon" is not a duration/],
+    ['a bad limit', ['inspect', '--limit', '0'], /--limit "0" is not a positive whole number/],
+    ['an unknown zone', ['--tz', 'Moon/Base', 'inspect'], /unknown time zone/],
+    ['an unknown command', ['inpsect'], /unknown command 'inpsect'/],
+  ];
+  for (const [what, args, message] of cases) {
+    it(what, async () => {
+      const res = await runCli([...t.cliArgs, ...args]);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(message);
+      expect(res.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
+      expect(res.stderr).not.toMatch(/\n\s+at /);
+    });
+  }
+
+  it('a schema without digest_history names the schemas that have it', async () => {
+    const res = await runCli(['--database-url', t.url, '--schema', 'nowhere', 'inspect']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(new RegExp(`schema "nowhere" has no table digest_history.*${t.schema}`));
+  });
+
+  it('a table whose columns differ from the contract', async () => {
+    const other = await createTestSchema();
+    try {
+      await other.client.query(`ALTER TABLE ${other.schema}.digest_history DROP COLUMN sent_at`);
+      const res = await runCli([...other.cliArgs, 'inspect']);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(/does not match the service contract: sent_at \(timestamptz\) is missing/);
+    } finally {
+      await other.cleanup();
+    }
+  });
+
+  it('a database URL that does not parse', async () => {
+    const res = await runCli(['--database-url', 'postgresql://u:pw@[::1', 'inspect']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/does not parse/);
+  });
+
+  it('no database configured', async () => {
+    const res = await runCli(['inspect']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/no database configured: pass --database-url or set DATABASE_URL/);
+  });
+
+  it('--json errors are a document too', async () => {
+    const res = await runCli([...t.cliArgs, 'inspect', '--json', '--user', 'x']);
+    expect(res.code).toBe(2);
+    const doc = ErrorDocumentSchema.parse(JSON.parse(res.stdout));
+    expect(doc.error).toMatchObject({ code: 'BAD_INPUT', exitCode: 2 });
+  });
+
+  it('DEBUG=1 adds the stack trace', async () => {
+    const res = await runCli([...t.cliArgs, 'inspect', '--user', 'x'], { env: { DEBUG: '1' } });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/\n\s+at /);
+  });
+});
+
+describe('connections', () => {
+  it('an unreachable database is exit 3, and the password never shows', async () => {
+    const res = await runCli(['--database-url', 'postgresql://app:hunter2@127.0.0.1:1/app', 'inspect', '--json']);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(/cannot reach Postgres at 127.0.0.1:1/);
+    expect(res.stdout + res.stderr).not.toContain('hunter2');
+    expect(ErrorDocumentSchema.parse(JSON.parse(res.stdout)).error.code).toBe('UNREACHABLE');
+  });
+
+  it('a refused login is exit 3 and masks the password the driver may echo', async () => {
+    const u = new URL(t.url);
+    u.username = 'no_such_role_dd';
+    u.password = 'Sup3rSecret';
+    const res = await runCli(['--database-url', u.toString(), '--schema', t.schema, 'inspect']);
+    expect(res.code).toBe(3);
+    expect(res.stdout + res.stderr).not.toContain('Sup3rSecret');
+  });
+
+  it('--help and --version exit 0 and list the exit codes', async () => {
+    const help = await runCli(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Exit codes:[\s\S]*70 {2}internal error/);
+    const v = await runCli(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
