@@ -140,20 +140,13 @@ export async function inspectSummary(db: Db, input: InspectSummaryInput): Promis
     );
     const statusRows = await tx.query<{ status: string; row_count: number }>('inspect_status_counts', [date, since]);
 
+    // Window aggregates run before LIMIT: these count every group, not just the ones listed.
     const totalGroups = groupsRows[0]?.total_groups ?? 0;
     const totalRows = groupsRows[0]?.total_rows ?? 0;
-    // total_* come from a window over the limited set only when every group fits; count exactly otherwise.
-    let exactGroups = totalGroups;
-    let exactRows = totalRows;
-    if (groupsRows.length === input.limit) {
-      const all = await tx.query<{ total_groups: number; total_rows: number }>('inspect_duplicate_groups', [inFlight, date, since, null, 1]);
-      exactGroups = all[0]?.total_groups ?? totalGroups;
-      exactRows = all[0]?.total_rows ?? totalRows;
-    }
     const a = ages!;
     const byAge = { '< 1 h': a.lt_1h, '1 h - 1 d': a.h1_d1, '1 - 7 d': a.d1_d7, '> 7 d': a.gt_7d };
     const findings: string[] = [];
-    if (exactGroups > 0) findings.push(`${exactGroups} (user, day) group(s) with more than one in-flight row (${exactRows - exactGroups} extra rows): run digest-doctor fix-duplicates`);
+    if (totalGroups > 0) findings.push(`${totalGroups} (user, day) group(s) with more than one in-flight row (${totalRows - totalGroups} extra rows): run digest-doctor fix-duplicates`);
     if (a.stuck > 0) findings.push(`${a.stuck} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min: run digest-doctor mark-stale --older-than <duration>`);
     return {
       schemaVersion: INSPECT_SCHEMA_VERSION,
@@ -162,9 +155,9 @@ export async function inspectSummary(db: Db, input: InspectSummaryInput): Promis
       now: now.toISOString(),
       filters: { user: null, date, since, limit: input.limit, stuckAfterMs: input.stuckAfterMs },
       duplicates: {
-        totalGroups: exactGroups,
-        totalRows: exactRows,
-        extraRows: exactRows - exactGroups,
+        totalGroups,
+        totalRows,
+        extraRows: totalRows - totalGroups,
         groups: groupsRows.map((g) => ({
           userId: g.user_id,
           digestDate: g.digest_date,

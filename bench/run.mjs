@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// Runs every bench/*.mjs (or those named with --only a,b) one after another and writes the figures
+// to BENCHMARKS.md and bench/results/latest.json. `--scale 0.1` for a quick run.
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ADMIN_DATABASE_URL, REDIS_URL } from './lib.mjs';
+
+const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' }, only: { type: 'string' }, out: { type: 'string', default: 'BENCHMARKS.md' } } });
+const scale = Number(values.scale);
+const dir = fileURLToPath(new URL('.', import.meta.url));
+const names = readdirSync(dir)
+  .filter((f) => f.endsWith('.mjs') && !['run.mjs', 'lib.mjs'].includes(f))
+  .map((f) => f.replace(/\.mjs$/, ''))
+  .filter((n) => !values.only || values.only.split(',').includes(n))
+  .sort();
+
+const reports = [];
+for (const name of names) {
+  process.stderr.write(`bench ${name} (scale ${scale})...\n`);
+  const mod = await import(pathToFileURL(`${dir}${name}.mjs`).href);
+  const started = Date.now();
+  try {
+    const report = await mod.default({ databaseUrl: ADMIN_DATABASE_URL, redisUrl: REDIS_URL, scale });
+    reports.push({ name, ...report, seconds: Math.round((Date.now() - started) / 100) / 10 });
+  } catch (err) {
+    reports.push({ name, title: name, error: String(err?.stack ?? err), results: [] });
+  }
+  process.stderr.write(`bench ${name}: done\n`);
+}
+
+const fmt = (v) => (v == null ? '' : typeof v === 'number' ? v.toLocaleString('en') : String(v));
+const lines = [
+  '# Benchmarks',
+  '',
+  `Written by \`npm run bench\` (bench/run.mjs) on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, scale ${scale}.`,
+  'Each figure is measured side by side with its baseline in the same run; the ratio is tool / baseline',
+  '(for throughputs, tool / baseline where higher is better). Timings are the best of a few runs on a',
+  'shared two-core machine: treat single figures as rough and ratios as the signal.',
+  '',
+];
+for (const r of reports) {
+  lines.push(`## ${r.title}`, '');
+  if (r.error) {
+    lines.push('Failed:', '', '```', r.error, '```', '');
+    continue;
+  }
+  lines.push('| measure | tool | baseline | unit | ratio | target | pass |', '|---|---|---|---|---|---|---|');
+  for (const x of r.results) {
+    lines.push(`| ${x.name} | ${fmt(x.value)} | ${fmt(x.baseline)} | ${x.unit} | ${fmt(x.ratio)} | ${fmt(x.target)} | ${x.pass == null ? '' : x.pass ? 'yes' : '**no**'} |`);
+  }
+  lines.push('');
+  if (r.notes) lines.push(r.notes, '');
+  lines.push(`(${r.seconds} s including set-up)`, '');
+}
+writeFileSync(values.out, lines.join('\n'));
+mkdirSync(`${dir}results`, { recursive: true });
+writeFileSync(`${dir}results/latest.json`, JSON.stringify({ scale, reports }, null, 2));
+const failed = reports.filter((r) => r.error || r.results.some((x) => x.pass === false));
+process.stderr.write(`wrote ${values.out}${failed.length ? `; not met or failed: ${failed.map((r) => r.name).join(', ')}` : ''}\n`);
