@@ -1,0 +1,414 @@
+// The pure half of `migrate`: migration files as data, checksums, the structural comparison of index
+// definitions, the plan for one index migration, status verdicts and the retry decision. No I/O.
+import { createHash } from 'node:crypto';
+import { TABLE, UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES } from './contract.js';
+
+// ---------------------------------------------------------------- migration files
+
+export interface MigrationSource {
+  version: number;
+  name: string;
+  /** File texts as stored (with {{schema}} tokens). */
+  up: string;
+  down: string;
+}
+
+export interface Migration extends MigrationSource {
+  checksum: string;
+  /** The file asks to be run CONCURRENTLY (header line `-- digest-doctor: concurrently`). */
+  concurrently: boolean;
+  /** The one statement of each file, comments and the final semicolon removed. */
+  upStatement: string;
+  downStatement: string;
+  /** The index the up statement creates. */
+  index: IndexShape;
+}
+
+const FILE_NAME = /^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$/;
+
+export function parseMigrationFileName(file: string): { version: number; name: string; direction: 'up' | 'down' } | null {
+  const m = FILE_NAME.exec(file);
+  return m ? { version: Number(m[1]), name: m[2]!, direction: m[3] as 'up' | 'down' } : null;
+}
+
+/** sha256 of both files (line endings normalised), so editing either is drift. */
+export function migrationChecksum(up: string, down: string): string {
+  const norm = (s: string) => s.replace(/\r\n/g, '\n');
+  return createHash('sha256').update(norm(up)).update('\0').update(norm(down)).digest('hex');
+}
+
+/** Masks string literals and quoted identifiers so scanners do not see `;`, `--` or parentheses inside them. */
+function maskLiterals(text: string): { masked: string; literals: string[] } {
+  const literals: string[] = [];
+  const masked = text.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"/g, (lit) => {
+    literals.push(lit);
+    return `\u0000${literals.length - 1}\u0000`;
+  });
+  return { masked, literals };
+}
+
+function unmask(text: string, literals: string[]): string {
+  return text.replace(/\u0000(\d+)\u0000/g, (_m, i: string) => literals[Number(i)]!);
+}
+
+/** The single statement of a migration file. Two statements in one file would run as one implicit transaction. */
+export function singleStatement(text: string, file: string): string {
+  const { masked, literals } = maskLiterals(text);
+  const body = masked
+    .split('\n')
+    .map((l) => l.replace(/--.*$/, ''))
+    .join('\n')
+    .trim()
+    .replace(/;\s*$/, '');
+  if (body.includes(';')) throw new Error(`${file}: holds more than one statement; a migration file holds exactly one`);
+  if (!body) throw new Error(`${file}: holds no statement`);
+  const stmt = unmask(body, literals).replace(/\s+/g, ' ').trim();
+  if (/\bIF\s+NOT\s+EXISTS\b/i.test(stmt)) {
+    throw new Error(`${file}: uses IF NOT EXISTS, which reports success over an INVALID index; the runner checks the catalog instead`);
+  }
+  return stmt;
+}
+
+export function buildMigration(src: MigrationSource): Migration {
+  const file = `${String(src.version).padStart(4, '0')}_${src.name}`;
+  const upStatement = singleStatement(src.up, `${file}.up.sql`);
+  const downStatement = singleStatement(src.down, `${file}.down.sql`);
+  const index = parseIndexDef(upStatement);
+  if (!index) throw new Error(`${file}.up.sql: is not a CREATE INDEX statement`);
+  return {
+    ...src,
+    checksum: migrationChecksum(src.up, src.down),
+    concurrently: /^--\s*digest-doctor:\s*concurrently\s*$/m.test(src.up),
+    upStatement,
+    downStatement,
+    index,
+  };
+}
+
+/**
+ * The statement as Postgres runs it: CONCURRENTLY added after CREATE [UNIQUE] INDEX / DROP INDEX.
+ * The file keeps the plain form so an embedded engine (PGlite, one connection) can run it as written.
+ */
+export function withConcurrently(statement: string): string {
+  const create = /^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\s+(?!CONCURRENTLY\b)/i;
+  const drop = /^(\s*DROP\s+INDEX)\s+(?!CONCURRENTLY\b)/i;
+  if (create.test(statement)) return statement.replace(create, '$1 CONCURRENTLY ');
+  if (drop.test(statement)) return statement.replace(drop, '$1 CONCURRENTLY ');
+  throw new Error(`cannot run concurrently: ${statement.slice(0, 60)}`);
+}
+
+/** What a runner executes for one direction: Postgres gets CONCURRENTLY, an embedded engine the file as written. */
+export function runnableStatement(m: Migration, direction: 'up' | 'down', engine: 'postgres' | 'embedded'): string {
+  const stmt = direction === 'up' ? m.upStatement : m.downStatement;
+  return engine === 'postgres' && m.concurrently ? withConcurrently(stmt) : stmt;
+}
+
+// ---------------------------------------------------------------- index definitions
+
+export interface IndexShape {
+  unique: boolean;
+  name: string;
+  /** Table name without its schema (the schema is chosen by --schema). */
+  table: string;
+  method: string;
+  columns: string[];
+  /** Canonical predicate (`status IN ('pending','processing')`), or null for a full index. */
+  predicate: string | null;
+}
+
+function bareName(ident: string): string {
+  const parts = ident.split('.');
+  return parts[parts.length - 1]!.replace(/^"|"$/g, '').replace(/""/g, '"');
+}
+
+/** Parses `CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON [ONLY] table [USING m] (cols) [WHERE pred]`, as written or as pg_get_indexdef prints it. */
+export function parseIndexDef(sql: string): IndexShape | null {
+  const { masked, literals } = maskLiterals(sql.replace(/\s+/g, ' ').trim().replace(/;$/, ''));
+  const head = /^CREATE (UNIQUE )?INDEX (?:CONCURRENTLY )?(?:IF NOT EXISTS )?(\S+) ON (?:ONLY )?(\S+) (?:USING (\w+) ?)?\(/i.exec(masked);
+  if (!head) return null;
+  const open = head[0].length - 1;
+  let depth = 0;
+  let close = -1;
+  for (let i = open; i < masked.length; i++) {
+    if (masked[i] === '(') depth++;
+    else if (masked[i] === ')' && --depth === 0) {
+      close = i;
+      break;
+    }
+  }
+  if (close < 0) return null;
+  const cols = splitTopLevel(masked.slice(open + 1, close)).map((c) => normaliseExpr(unmask(c, literals)));
+  const rest = masked.slice(close + 1).trim();
+  const where = /^WHERE (.*)$/i.exec(rest);
+  if (rest && !where) return null;
+  return {
+    unique: Boolean(head[1]),
+    name: bareName(unmask(head[2]!, literals)),
+    table: bareName(unmask(head[3]!, literals)),
+    method: (head[4] ?? 'btree').toLowerCase(),
+    columns: cols,
+    predicate: where ? canonicalPredicate(unmask(where[1]!, literals)) : null,
+  };
+}
+
+function splitTopLevel(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of text) {
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    if (ch === ',' && depth === 0) {
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out;
+}
+
+const CAST = /::\s*(?:character varying|double precision|timestamp with(?:out)? time zone|[a-z_][a-z0-9_]*)(?:\s*\(\s*\d+(?:\s*,\s*\d+)?\s*\))?(?:\[\])?/g;
+
+/** Lower-cases outside literals, drops quotes around identifiers, casts, parentheses and extra spaces. */
+function normaliseExpr(expr: string): string {
+  const { masked, literals } = maskLiterals(expr);
+  const quotedIdents = literals.map((l) => (l.startsWith('"') ? l.slice(1, -1).replace(/""/g, '"') : l));
+  const flat = masked
+    .toLowerCase()
+    .replace(CAST, '')
+    .replace(/[()]/g, ' ')
+    .replace(/\s*([=,[\]])\s*/g, ' $1 ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return unmask(flat, quotedIdents);
+}
+
+/**
+ * Postgres stores `status IN ('a','b')` as `(status)::text = ANY ((ARRAY['a'::character varying, ...])::text[])`;
+ * both, and `status = 'a' OR status = 'b'`, become `status IN ('a','b')` with the values sorted.
+ */
+export function canonicalPredicate(pred: string): string {
+  const flat = normaliseExpr(pred);
+  const lits = (s: string): string[] | null => {
+    const items = s.split(' , ').map((x) => x.trim());
+    return items.every((x) => /^'(?:[^']|'')*'$/.test(x)) ? items : null;
+  };
+  let col: string | undefined;
+  let values: string[] | null = null;
+  let m = /^([a-z_][a-z0-9_]*) in (.+)$/.exec(flat);
+  if (m) [col, values] = [m[1], lits(m[2]!)];
+  m = m ? m : /^([a-z_][a-z0-9_]*) = any array \[ (.+) \]$/.exec(flat);
+  if (m && !values) [col, values] = [m[1], lits(m[2]!)];
+  if (!values) {
+    const ors = flat.split(' or ').map((p) => /^([a-z_][a-z0-9_]*) = ('(?:[^']|'')*')$/.exec(p));
+    if (ors.every(Boolean) && new Set(ors.map((o) => o![1])).size === 1) [col, values] = [ors[0]![1], ors.map((o) => o![2]!)];
+  }
+  if (!col || !values) return flat;
+  return `${col} IN (${[...new Set(values)].sort().join(',')})`;
+}
+
+/** The index the service contract asks for, built from UNIQUE_INDEX_STATUSES. */
+export function expectedUniqueIndex(): IndexShape {
+  return {
+    unique: true,
+    name: UNIQUE_INDEX_NAME,
+    table: TABLE,
+    method: 'btree',
+    columns: ['user_id', 'digest_date'],
+    predicate: `status IN (${[...UNIQUE_INDEX_STATUSES].map((s) => `'${s}'`).sort().join(',')})`,
+  };
+}
+
+/** Differences that matter, in words; empty when the two definitions are the same index. */
+export function compareIndexShapes(expected: IndexShape, actual: IndexShape): string[] {
+  const out: string[] = [];
+  if (expected.unique !== actual.unique) out.push(expected.unique ? 'not UNIQUE' : 'UNIQUE');
+  if (expected.table !== actual.table) out.push(`on table ${actual.table}, expected ${expected.table}`);
+  if (expected.method !== actual.method) out.push(`USING ${actual.method}, expected ${expected.method}`);
+  if (expected.columns.join(', ') !== actual.columns.join(', ')) out.push(`columns (${actual.columns.join(', ')}), expected (${expected.columns.join(', ')})`);
+  if (expected.predicate !== actual.predicate) out.push(`predicate ${actual.predicate ?? 'none'}, expected ${expected.predicate ?? 'none'}`);
+  return out;
+}
+
+// ---------------------------------------------------------------- catalog state and the plan
+
+export interface CatalogIndex {
+  exists: boolean;
+  valid: boolean;
+  ready: boolean;
+  /** pg_get_indexdef, when the index exists. */
+  definition: string | null;
+  /** A CREATE INDEX in progress for this index (pg_stat_progress_create_index). */
+  building: { pid: number; phase: string; user: string | null; application: string | null } | null;
+}
+
+export type UpPlan =
+  | { kind: 'noop'; reason: string }
+  | { kind: 'build'; dropInvalidFirst: boolean; reason: string }
+  | { kind: 'building-elsewhere'; pid: number; reason: string }
+  | { kind: 'conflict'; differences: string[]; reason: string };
+
+export function indexDifferences(expected: IndexShape, catalog: CatalogIndex): string[] {
+  if (!catalog.exists || !catalog.definition) return [];
+  const actual = parseIndexDef(catalog.definition);
+  return actual ? compareIndexShapes(expected, actual) : [`definition not understood: ${catalog.definition}`];
+}
+
+/** What `migrate --apply` does about one index migration, given the catalog. */
+export function planUp(expected: IndexShape, catalog: CatalogIndex): UpPlan {
+  if (!catalog.exists) return { kind: 'build', dropInvalidFirst: false, reason: `index ${expected.name} does not exist` };
+  if (catalog.building) {
+    return { kind: 'building-elsewhere', pid: catalog.building.pid, reason: `index ${expected.name} is being built right now by pid ${catalog.building.pid} (${catalog.building.phase})` };
+  }
+  const diffs = indexDifferences(expected, catalog);
+  if (!catalog.valid || !catalog.ready) {
+    // A dead concurrent build: still maintained (and enforcing uniqueness on writes) but never used; rebuild it.
+    return { kind: 'build', dropInvalidFirst: true, reason: `index ${expected.name} exists but is INVALID (a failed earlier build): drop it concurrently and rebuild` };
+  }
+  if (diffs.length) return { kind: 'conflict', differences: diffs, reason: `index ${expected.name} exists with another definition: ${diffs.join('; ')}` };
+  return { kind: 'noop', reason: `index ${expected.name} is installed, valid and matching: nothing to do` };
+}
+
+// ---------------------------------------------------------------- status
+
+export interface LedgerEntry {
+  version: number;
+  name: string;
+  checksum: string;
+  status: 'running' | 'applied' | 'failed' | 'reverted';
+  attempts: number;
+  lastError: string | null;
+  lastSqlstate: string | null;
+  toolVersion: string;
+  appliedBy: string;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export type MigrationState = 'applied' | 'pending' | 'drift' | 'invalid' | 'building';
+
+/** The catalog is the truth; the ledger must agree with it and with the file. */
+export function migrationStatus(m: Pick<Migration, 'checksum' | 'index'>, ledger: LedgerEntry | null, catalog: CatalogIndex): { state: MigrationState; problems: string[] } {
+  const problems: string[] = [];
+  const diffs = indexDifferences(m.index, catalog);
+  const healthy = catalog.exists && catalog.valid && catalog.ready && diffs.length === 0;
+  const applied = ledger?.status === 'applied';
+  if (ledger && ledger.checksum !== m.checksum) problems.push(`the migration file changed since it was recorded (checksum ${ledger.checksum.slice(0, 12)}, file ${m.checksum.slice(0, 12)}): migrations are append-only, add a new one`);
+  if (applied && !catalog.exists) problems.push(`the ledger says applied but index ${m.index.name} is missing: run digest-doctor migrate --apply`);
+  if (catalog.exists && diffs.length) problems.push(`index ${m.index.name} differs from the migration: ${diffs.join('; ')}`);
+  if (catalog.building) return { state: 'building', problems: [`index ${m.index.name} is being built by pid ${catalog.building.pid} (${catalog.building.phase})`, ...problems] };
+  if (catalog.exists && (!catalog.valid || !catalog.ready)) {
+    problems.push(`index ${m.index.name} is INVALID (a failed concurrent build; it still slows and rejects writes): run digest-doctor migrate --apply to rebuild it`);
+    return { state: applied ? 'drift' : 'invalid', problems };
+  }
+  if (healthy && !applied) problems.push(`index ${m.index.name} is installed but the ledger does not record it: run digest-doctor migrate --apply to record it`);
+  if (problems.length) return { state: 'drift', problems };
+  return { state: healthy ? 'applied' : 'pending', problems };
+}
+
+// ---------------------------------------------------------------- retries and backoff
+
+/** SQLSTATEs after which a concurrent build is dropped and tried again. */
+export const RETRYABLE_SQLSTATES: Readonly<Record<string, string>> = {
+  '55P03': 'lock_timeout: a lock or an old transaction made the build wait too long',
+  '57014': 'statement_timeout or a cancel',
+  '40P01': 'deadlock detected',
+};
+
+export interface RetryDecision {
+  retry: boolean;
+  delayMs: number;
+  reason: string;
+}
+
+/** attempt counts from 1. A cancel the user asked for is never retried. */
+export function decideRetry(input: { sqlstate: string | undefined; attempt: number; maxAttempts: number; cancelledByUser: boolean; baseDelayMs?: number }): RetryDecision {
+  const why = input.sqlstate ? RETRYABLE_SQLSTATES[input.sqlstate] : undefined;
+  if (input.cancelledByUser) return { retry: false, delayMs: 0, reason: 'cancelled by the user' };
+  if (!why) return { retry: false, delayMs: 0, reason: `SQLSTATE ${input.sqlstate ?? 'none'} is not retryable` };
+  if (input.attempt >= input.maxAttempts) return { retry: false, delayMs: 0, reason: `${why}; gave up after ${input.attempt} attempt(s)` };
+  return { retry: true, delayMs: backoffMs(input.attempt, input.baseDelayMs ?? 1000), reason: why };
+}
+
+/** Exponential backoff, capped: base, 2*base, 4*base ... at most `capMs`. */
+export function backoffMs(attempt: number, baseMs: number, capMs = 30_000): number {
+  return Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
+}
+
+/** The delays between pg_try_advisory_lock polls that fit in `waitMs` (50 ms doubling to 2 s). */
+export function lockPollDelays(waitMs: number): number[] {
+  const out: number[] = [];
+  let total = 0;
+  for (let d = 50; total < waitMs; d = Math.min(d * 2, 2000)) {
+    const step = Math.min(d, waitMs - total);
+    out.push(step);
+    total += step;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- preflight verdicts
+
+export type CheckVerdict = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  name: string;
+  verdict: CheckVerdict;
+  detail: string;
+  fix: string | null;
+}
+
+export interface SessionFacts {
+  port: number | null;
+  /** The backend pid stayed the same across statements and a session setting survived. */
+  sessionKept: boolean;
+  sessionProblem: string | null;
+  inRecovery: boolean;
+  transactionReadOnly: boolean;
+  defaultReadOnly: boolean;
+  currentUser: string;
+  tableOwner: string;
+  canCreateIndex: boolean;
+  canWriteState: boolean;
+  stateSchema: string;
+}
+
+/** Transaction poolers hand each statement to any backend: session locks and SET do not hold there. */
+export const SUPABASE_TRANSACTION_POOLER_PORT = 6543;
+
+export function connectionChecks(f: SessionFacts): Check[] {
+  const checks: Check[] = [];
+  const pooler = f.port === SUPABASE_TRANSACTION_POOLER_PORT || !f.sessionKept;
+  checks.push(
+    pooler
+      ? {
+          name: 'session',
+          verdict: 'fail',
+          detail: f.port === SUPABASE_TRANSACTION_POOLER_PORT ? 'port 6543 is the Supabase transaction pooler' : `the connection does not keep a session (${f.sessionProblem ?? 'settings or backend changed between statements'}): a transaction pooler`,
+          fix: 'connect directly or through a session pooler (Supabase: port 5432): advisory locks and SET need one session',
+        }
+      : { name: 'session', verdict: 'ok', detail: 'a direct session (backend and settings stay between statements)', fix: null },
+  );
+  checks.push(
+    f.inRecovery
+      ? { name: 'primary', verdict: 'fail', detail: 'connected to a replica (pg_is_in_recovery)', fix: 'point --database-url at the primary' }
+      : { name: 'primary', verdict: 'ok', detail: 'connected to the primary', fix: null },
+  );
+  const ro = f.transactionReadOnly || f.defaultReadOnly;
+  checks.push(
+    ro
+      ? { name: 'writable', verdict: 'fail', detail: 'the session is read-only (default_transaction_read_only / transaction_read_only)', fix: 'use a read-write role or connection (target_session_attrs=read-write)' }
+      : { name: 'writable', verdict: 'ok', detail: 'the session may write', fix: null },
+  );
+  checks.push(
+    f.canCreateIndex
+      ? { name: 'privileges', verdict: 'ok', detail: `${f.currentUser} may create the index (table owner ${f.tableOwner})`, fix: null }
+      : { name: 'privileges', verdict: 'fail', detail: `${f.currentUser} does not own ${TABLE} (owner ${f.tableOwner}) and is not a superuser`, fix: `connect as ${f.tableOwner} or a member of that role` },
+  );
+  checks.push(
+    f.canWriteState
+      ? { name: 'ledger', verdict: 'ok', detail: `may write the ledger in schema ${f.stateSchema}`, fix: null }
+      : { name: 'ledger', verdict: 'fail', detail: `${f.currentUser} may not create the ledger in schema ${f.stateSchema}`, fix: `GRANT CREATE on the database or schema ${f.stateSchema} to ${f.currentUser}, or pass --state-schema` },
+  );
+  return checks;
+}

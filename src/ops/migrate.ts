@@ -1,0 +1,612 @@
+// `migrate`: install (or remove) the partial unique index on a live database, safely. The plan and
+// every verdict come from core/migration.ts; the statements and catalog reads from postgres/migrator.ts.
+import { z } from 'zod';
+import { UNIQUE_INDEX_NAME } from '../core/contract.js';
+import {
+  connectionChecks,
+  decideRetry,
+  indexDifferences,
+  migrationStatus,
+  planUp,
+  runnableStatement,
+  type CatalogIndex,
+  type Check,
+  type Migration,
+} from '../core/migration.js';
+import { DoctorError } from '../errors.js';
+import type { Db } from '../postgres/db.js';
+import {
+  acquireMigrateLock,
+  buildProgress,
+  cancelBackend,
+  indexDuplicates,
+  ledgerAttempt,
+  ledgerBegin,
+  ledgerFinish,
+  loadMigrations,
+  lockHolder,
+  longTransactions,
+  readIndex,
+  readLedger,
+  releaseMigrateLock,
+  renderStatement,
+  sessionFacts,
+  setTimeouts,
+  upsertArbiters,
+  type BuildProgress,
+  type LockHolder,
+} from '../postgres/migrator.js';
+
+export const MIGRATE_SCHEMA_VERSION = 1 as const;
+
+const CheckSchema = z.object({ name: z.string(), verdict: z.enum(['ok', 'warn', 'fail']), detail: z.string(), fix: z.string().nullable() });
+
+const IndexStateSchema = z.object({
+  name: z.string(),
+  exists: z.boolean(),
+  valid: z.boolean(),
+  ready: z.boolean(),
+  definition: z.string().nullable(),
+  matches: z.boolean().nullable(),
+  differences: z.array(z.string()),
+  building: z.object({ pid: z.number().int(), phase: z.string(), user: z.string().nullable(), application: z.string().nullable() }).nullable(),
+});
+export type IndexState = z.infer<typeof IndexStateSchema>;
+
+const LockHolderSchema = z.object({
+  pid: z.number().int(),
+  user: z.string().nullable(),
+  application: z.string().nullable(),
+  clientAddr: z.string().nullable(),
+  since: z.string().nullable(),
+  state: z.string().nullable(),
+  query: z.string().nullable(),
+});
+
+const LongTransactionSchema = z.object({
+  pid: z.number().int(),
+  user: z.string().nullable(),
+  application: z.string().nullable(),
+  state: z.string().nullable(),
+  xactStart: z.string(),
+  ageMs: z.number(),
+  query: z.string().nullable(),
+});
+
+const DuplicatesSchema = z.object({
+  checked: z.boolean(),
+  totalGroups: z.number().int(),
+  totalRows: z.number().int(),
+  groups: z.array(z.object({ userId: z.string(), digestDate: z.string(), rows: z.number().int(), ids: z.array(z.string()), statuses: z.array(z.string()) })),
+});
+
+const VerificationSchema = z.object({
+  valid: z.boolean(),
+  ready: z.boolean(),
+  matches: z.boolean(),
+  differences: z.array(z.string()),
+  /** Arbiter indexes of the service's upsert, from EXPLAIN (FORMAT JSON). */
+  arbiterIndexes: z.array(z.string()),
+  arbiterProven: z.boolean(),
+});
+
+export const MIGRATE_OUTCOMES = ['planned', 'applied', 'noop', 'removed', 'refused', 'busy', 'failed', 'cancelled'] as const;
+export type MigrateOutcome = (typeof MIGRATE_OUTCOMES)[number];
+
+const MigrationRunSchema = z.object({
+  version: z.number().int(),
+  name: z.string(),
+  checksum: z.string(),
+  before: IndexStateSchema,
+  /** Why the runner does (or would do) what it does. */
+  plan: z.string(),
+  outcome: z.enum(MIGRATE_OUTCOMES),
+  /** The SQL run (or, in a dry run, that would run), in order; each statement is its own query(). */
+  statements: z.array(z.string()),
+  actions: z.array(z.string()),
+  attempts: z.number().int(),
+  verification: VerificationSchema.nullable(),
+});
+export type MigrationRun = z.infer<typeof MigrationRunSchema>;
+
+export const MigrateResultSchema = z.object({
+  schemaVersion: z.literal(MIGRATE_SCHEMA_VERSION),
+  command: z.literal('migrate'),
+  mode: z.enum(['plan', 'apply', 'down-plan', 'down']),
+  ok: z.boolean(),
+  outcome: z.enum(MIGRATE_OUTCOMES),
+  message: z.string(),
+  target: z.object({ database: z.string(), schema: z.string(), stateSchema: z.string() }),
+  checks: z.array(CheckSchema),
+  duplicates: DuplicatesSchema,
+  longTransactions: z.array(LongTransactionSchema),
+  lockHolder: LockHolderSchema.nullable(),
+  migrations: z.array(MigrationRunSchema),
+});
+export type MigrateResult = z.infer<typeof MigrateResultSchema>;
+
+const LedgerEntrySchema = z.object({
+  version: z.number().int(),
+  name: z.string(),
+  checksum: z.string(),
+  status: z.enum(['running', 'applied', 'failed', 'reverted']),
+  attempts: z.number().int(),
+  lastError: z.string().nullable(),
+  lastSqlstate: z.string().nullable(),
+  toolVersion: z.string(),
+  appliedBy: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+});
+
+export const MigrateStatusSchema = z.object({
+  schemaVersion: z.literal(MIGRATE_SCHEMA_VERSION),
+  command: z.literal('migrate status'),
+  target: z.object({ database: z.string(), schema: z.string(), stateSchema: z.string() }),
+  migrations: z.array(
+    z.object({
+      version: z.number().int(),
+      name: z.string(),
+      checksum: z.string(),
+      state: z.enum(['applied', 'pending', 'drift', 'invalid', 'building']),
+      problems: z.array(z.string()),
+      index: IndexStateSchema,
+      ledger: LedgerEntrySchema.nullable(),
+    }),
+  ),
+  /** Ledger rows for versions with no file. */
+  unknownLedgerVersions: z.array(z.number().int()),
+  drift: z.boolean(),
+  findings: z.array(z.string()),
+});
+export type MigrateStatus = z.infer<typeof MigrateStatusSchema>;
+
+export interface MigrateOptions {
+  /** lock_timeout of every phase; it also bounds the build's waits for older transactions. */
+  lockTimeoutMs: number;
+  /** statement_timeout of CREATE INDEX CONCURRENTLY (0 = none). */
+  buildTimeoutMs: number;
+  /** statement_timeout of DROP INDEX CONCURRENTLY and the control statements. */
+  statementTimeoutMs: number;
+  /** Build attempts (the first included) before giving up on 55P03 / 57014 / 40P01. */
+  maxAttempts: number;
+  /** First retry delay; doubles each time. */
+  retryDelayMs: number;
+  /** How long to poll for the advisory lock before answering busy. */
+  lockWaitMs: number;
+  /** Transactions open longer than this are listed. */
+  longTransactionMs: number;
+  /** Duplicate groups to list. */
+  duplicateLimit: number;
+  /** Port of the server as configured (6543: the Supabase transaction pooler). */
+  port: number | null;
+}
+
+export interface MigrateHooks {
+  /** Opens the dedicated build connection (its own session, never inside a transaction). */
+  connectBuild(): Promise<Db>;
+  /** Build progress, polled from the control connection while the build runs. */
+  onProgress?(p: BuildProgress): void;
+  /** Aborting cancels the build on the server (pg_cancel_backend) and removes the invalid index. */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_MIGRATE_OPTIONS: MigrateOptions = {
+  lockTimeoutMs: 10_000,
+  buildTimeoutMs: 4 * 3_600_000,
+  statementTimeoutMs: 60_000,
+  maxAttempts: 3,
+  retryDelayMs: 1_000,
+  lockWaitMs: 10_000,
+  longTransactionMs: 60_000,
+  duplicateLimit: 10,
+  port: null,
+};
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const sqlstateOf = (err: unknown): string | null => (err as { code?: string })?.code ?? (((err as { cause?: { code?: string } })?.cause)?.code ?? null);
+const messageOf = (err: unknown): string => (err as Error)?.message ?? String(err);
+
+function indexState(m: Migration, c: CatalogIndex): IndexState {
+  const differences = indexDifferences(m.index, c);
+  return { name: m.index.name, exists: c.exists, valid: c.valid, ready: c.ready, definition: c.definition, matches: c.exists ? differences.length === 0 : null, differences, building: c.building };
+}
+
+function target(db: Db) {
+  return { database: db.target, schema: db.ids.schema, stateSchema: db.ids.state };
+}
+
+const NO_DUPLICATES: z.infer<typeof DuplicatesSchema> = { checked: false, totalGroups: 0, totalRows: 0, groups: [] };
+
+interface Preflight {
+  checks: Check[];
+  duplicates: z.infer<typeof DuplicatesSchema>;
+  longTransactions: z.infer<typeof LongTransactionSchema>[];
+  lockHolder: LockHolder | null;
+}
+
+/** Every check the dry run shows and --apply enforces, run together (doctor style). */
+async function preflight(db: Db, o: MigrateOptions, opts: { duplicates: boolean; lock: boolean }): Promise<Preflight> {
+  const checks = connectionChecks(await sessionFacts(db, o.port));
+  let duplicates = NO_DUPLICATES;
+  if (opts.duplicates) {
+    duplicates = { checked: true, ...(await indexDuplicates(db, o.duplicateLimit)) };
+    checks.push(
+      duplicates.totalGroups
+        ? {
+            name: 'duplicates',
+            verdict: 'fail',
+            detail: `${duplicates.totalGroups} (user, day) group(s) hold more than one pending/processing row (${duplicates.totalRows} rows): the unique build would fail`,
+            fix: 'run digest-doctor fix-duplicates --apply, then migrate again',
+          }
+        : { name: 'duplicates', verdict: 'ok', detail: 'no (user, day) holds two rows the index covers', fix: null },
+    );
+  }
+  const long = await longTransactions(db, o.longTransactionMs);
+  checks.push(
+    long.length
+      ? {
+          name: 'long transactions',
+          verdict: 'warn',
+          detail: `${long.length} transaction(s) open longer than ${Math.round(o.longTransactionMs / 1000)} s: a concurrent build waits for each (pids ${long.map((t) => t.pid).join(', ')})`,
+          fix: 'let them finish or end them (pg_terminate_backend) before the build; lock_timeout bounds the wait',
+        }
+      : { name: 'long transactions', verdict: 'ok', detail: `none open longer than ${Math.round(o.longTransactionMs / 1000)} s`, fix: null },
+  );
+  const holder = opts.lock ? await lockHolder(db) : null;
+  if (opts.lock) {
+    checks.push(
+      holder
+        ? { name: 'lock', verdict: 'fail', detail: `another migrate holds the lock: ${describeHolder(holder)}`, fix: 'wait for it to finish' }
+        : { name: 'lock', verdict: 'ok', detail: 'no other migrate is running', fix: null },
+    );
+  }
+  return { checks, duplicates, longTransactions: long, lockHolder: holder };
+}
+
+export function describeHolder(h: LockHolder): string {
+  return `pid ${h.pid}${h.user ? ` (${h.user}` : ' ('}${h.application ? `, ${h.application}` : ''}${h.clientAddr ? `, from ${h.clientAddr}` : ''}${h.since ? `, connected since ${h.since}` : ''})`;
+}
+
+function planStatements(db: Db, m: Migration, c: CatalogIndex, o: MigrateOptions): { plan: string; statements: string[]; outcome: MigrateOutcome } {
+  const p = planUp(m.index, c);
+  const timeouts = (stmtMs: number) => `SET lock_timeout = '${o.lockTimeoutMs}ms'; SET statement_timeout = '${stmtMs}ms'`;
+  if (p.kind !== 'build') return { plan: p.reason, statements: [], outcome: p.kind === 'noop' ? 'noop' : p.kind === 'conflict' ? 'refused' : 'busy' };
+  const statements: string[] = [];
+  if (p.dropInvalidFirst) statements.push(timeouts(o.statementTimeoutMs), renderStatement(db, runnableStatement(m, 'down', 'postgres')));
+  statements.push(timeouts(o.buildTimeoutMs), renderStatement(db, runnableStatement(m, 'up', 'postgres')));
+  return { plan: p.reason, statements, outcome: 'planned' };
+}
+
+/** `migrate` (dry run): the SQL it would run and the live preflight; writes nothing. */
+export async function migratePlan(db: Db, o: MigrateOptions): Promise<MigrateResult> {
+  const migrations = loadMigrations();
+  const pre = await preflight(db, o, { duplicates: true, lock: true });
+  const runs: MigrationRun[] = [];
+  for (const m of migrations) {
+    const c = await readIndex(db, m.index.name);
+    const p = planStatements(db, m, c, o);
+    runs.push({ version: m.version, name: m.name, checksum: m.checksum, before: indexState(m, c), plan: p.plan, outcome: p.outcome, statements: p.statements, actions: [], attempts: 0, verification: null });
+  }
+  const failing = pre.checks.filter((c) => c.verdict === 'fail');
+  const nothing = runs.every((r) => r.outcome === 'noop');
+  const blocked = runs.find((r) => r.outcome === 'refused' || r.outcome === 'busy');
+  return {
+    schemaVersion: MIGRATE_SCHEMA_VERSION,
+    command: 'migrate',
+    mode: 'plan',
+    ok: failing.length === 0 && !blocked,
+    outcome: nothing ? 'noop' : 'planned',
+    message: blocked
+      ? `--apply would not build: ${blocked.plan}`
+      : nothing
+        ? 'nothing to do: every migration is installed, valid and matching'
+        : failing.length
+          ? `--apply would refuse: ${failing.map((c) => c.name).join(', ')} failed`
+          : 'dry run: run with --apply to build',
+    target: target(db),
+    ...pre,
+    migrations: runs,
+  };
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly outcome: MigrateOutcome,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs `fn` holding the session-level advisory lock; busy (with who holds it) when it cannot be had. */
+async function withLock<T>(db: Db, o: MigrateOptions, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T | { busy: LockHolder | null }> {
+  const got = await acquireMigrateLock(db, o.lockWaitMs, signal);
+  if (!got.locked) return { busy: got.holder };
+  try {
+    return await fn();
+  } finally {
+    await releaseMigrateLock(db).catch(() => undefined);
+  }
+}
+
+/** DROP INDEX CONCURRENTLY of an index known to exist, retried on lock timeouts and deadlocks. */
+async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOptions, run: MigrationRun, why: string): Promise<void> {
+  const stmt = renderStatement(build, runnableStatement(m, 'down', 'postgres'));
+  for (let attempt = 1; ; attempt++) {
+    await setTimeouts(build, o.lockTimeoutMs, o.statementTimeoutMs);
+    run.statements.push(stmt);
+    try {
+      await build.raw(stmt);
+      run.actions.push(`dropped index ${m.index.name} (${why})`);
+      return;
+    } catch (err) {
+      const c = await readIndex(ctl, m.index.name);
+      if (!c.exists) return;
+      const d = decideRetry({ sqlstate: sqlstateOf(err) ?? undefined, attempt, maxAttempts: o.maxAttempts, cancelledByUser: false, baseDelayMs: o.retryDelayMs });
+      run.actions.push(`DROP INDEX CONCURRENTLY attempt ${attempt} failed (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})`);
+      if (!d.retry) throw new DoctorError('INTERNAL', `could not drop index ${m.index.name}: ${messageOf(err)}; drop it by hand: ${stmt}`, { cause: err });
+      await sleep(d.delayMs);
+    }
+  }
+}
+
+/** Drops the index if a failed build left it INVALID; never touches a valid one. */
+async function dropIfInvalid(ctl: Db, build: Db, m: Migration, o: MigrateOptions, run: MigrationRun, why: string): Promise<void> {
+  const c = await readIndex(ctl, m.index.name);
+  if (c.exists && !(c.valid && c.ready) && !c.building) await dropConcurrently(ctl, build, m, o, run, why);
+}
+
+function pollProgress(ctl: Db, pid: number, onProgress: ((p: BuildProgress) => void) | undefined): () => Promise<void> {
+  if (!onProgress) return async () => undefined;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const p = await buildProgress(ctl, pid).catch(() => null);
+      if (p && running) onProgress(p);
+      await sleep(500);
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+  };
+}
+
+async function verify(ctl: Db, m: Migration): Promise<z.infer<typeof VerificationSchema>> {
+  const c = await readIndex(ctl, m.index.name);
+  const differences = c.exists ? indexDifferences(m.index, c) : ['index missing'];
+  // The arbiter proof applies to the unique index the service's upsert names.
+  const arbiters = m.index.name === UNIQUE_INDEX_NAME ? await upsertArbiters(ctl) : [m.index.name];
+  return { valid: c.valid, ready: c.ready, matches: differences.length === 0, differences, arbiterIndexes: arbiters, arbiterProven: arbiters.includes(m.index.name) };
+}
+
+/** The build loop: CREATE ... CONCURRENTLY alone on the build connection, dropped and retried on 55P03 / 57014 / 40P01. */
+async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: MigrateHooks, run: MigrationRun): Promise<void> {
+  const stmt = renderStatement(b, runnableStatement(m, 'up', 'postgres'));
+  const pid = await b.backendPid();
+  let cancelled = false;
+  const onAbort = () => {
+    cancelled = true;
+    void cancelBackend(ctl, pid).catch(() => undefined);
+  };
+  hooks.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (let attempt = 1; ; attempt++) {
+      if (hooks.signal?.aborted) throw new Refusal('cancelled', 'interrupted before the build started; nothing was built');
+      await setTimeouts(b, o.lockTimeoutMs, o.buildTimeoutMs);
+      run.statements.push(stmt);
+      run.attempts = attempt;
+      const stop = pollProgress(ctl, pid, hooks.onProgress);
+      let error: unknown = null;
+      try {
+        await b.raw(stmt);
+      } catch (err) {
+        error = err;
+      } finally {
+        await stop();
+      }
+      const sqlstate = error ? sqlstateOf(error) : null;
+      await ledgerAttempt(ctl, m, error ? { message: messageOf(error), sqlstate } : null);
+      if (!error) {
+        run.actions.push(`built index ${m.index.name} concurrently (attempt ${attempt})`);
+        return;
+      }
+      run.actions.push(`attempt ${attempt} failed: ${sqlstate ?? '?'} ${messageOf(error)}`);
+      // 42P07: the name was taken by someone else's index; it is not ours to drop.
+      if (sqlstate !== '42P07') await dropIfInvalid(ctl, b, m, o, run, cancelled ? 'the cancelled build left it invalid' : 'the failed build left it invalid');
+      if (cancelled) throw new Refusal('cancelled', `interrupted: the build was cancelled on the server (pg_cancel_backend ${pid}) and its invalid index removed`);
+      if (sqlstate === '23505') throw new Refusal('refused', `a duplicate (user, day) appeared during the build (${messageOf(error)}); the invalid index was removed: run digest-doctor fix-duplicates --apply, then migrate again`);
+      const d = decideRetry({ sqlstate: sqlstate ?? undefined, attempt, maxAttempts: o.maxAttempts, cancelledByUser: false, baseDelayMs: o.retryDelayMs });
+      if (!d.retry) {
+        if (sqlstate && sqlstate in { '55P03': 1, '57014': 1, '40P01': 1 }) {
+          throw new Refusal('busy', `the build did not finish after ${attempt} attempt(s) (${d.reason}); nothing is left behind: rerun when the table is quieter, or raise --lock-timeout / --build-timeout`);
+        }
+        throw new Refusal('failed', `the build failed (${sqlstate ?? 'no SQLSTATE'}: ${messageOf(error)}); nothing is left behind`);
+      }
+      run.actions.push(`retrying in ${d.delayMs} ms (${d.reason})`);
+      await sleep(d.delayMs);
+    }
+  } finally {
+    hooks.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function emptyRun(m: Migration, c: CatalogIndex, plan: string, outcome: MigrateOutcome): MigrationRun {
+  return { version: m.version, name: m.name, checksum: m.checksum, before: indexState(m, c), plan, outcome, statements: [], actions: [], attempts: 0, verification: null };
+}
+
+function finish(db: Db, mode: MigrateResult['mode'], outcome: MigrateOutcome, message: string, pre: Preflight, runs: MigrationRun[]): MigrateResult {
+  const ok = outcome === 'applied' || outcome === 'noop' || outcome === 'removed' || outcome === 'planned';
+  return { schemaVersion: MIGRATE_SCHEMA_VERSION, command: 'migrate', mode, ok, outcome, message, target: target(db), ...pre, migrations: runs };
+}
+
+/** `migrate --apply`: preflight enforced, lock, build or rebuild each migration, verify, record. */
+export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHooks): Promise<MigrateResult> {
+  const migrations = loadMigrations();
+  const pre = await preflight(db, o, { duplicates: false, lock: false });
+  const failing = pre.checks.filter((c) => c.verdict === 'fail');
+  if (failing.length) return finish(db, 'apply', 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, pre, []);
+  const runs: MigrationRun[] = [];
+  const locked = await withLock(db, o, hooks.signal, async () => {
+    let b: Db | null = null;
+    try {
+      for (const m of migrations) {
+        const c = await readIndex(db, m.index.name);
+        const p = planUp(m.index, c);
+        const run = emptyRun(m, c, p.reason, 'noop');
+        runs.push(run);
+        if (p.kind === 'noop') {
+          const ledger = (await readLedger(db)).get(m.version);
+          if (ledger?.status !== 'applied' || ledger.checksum !== m.checksum) {
+            await ledgerBegin(db, m);
+            await ledgerFinish(db, m, 'applied');
+            run.actions.push('recorded the installed index in the ledger');
+          }
+          continue;
+        }
+        if (p.kind === 'building-elsewhere') throw new Refusal('busy', p.reason);
+        if (p.kind === 'conflict') throw new Refusal('refused', `${p.reason}: remove it (digest-doctor migrate --down --apply) or rename it, then migrate again`);
+        b ??= await hooks.connectBuild();
+        if (m.index.unique) {
+          const d = await indexDuplicates(db, o.duplicateLimit);
+          pre.duplicates = { checked: true, ...d };
+          if (d.totalGroups) {
+            // A dead invalid unique index still rejects duplicate writes: it must not outlive the refusal.
+            if (p.dropInvalidFirst) await dropIfInvalid(db, b, m, o, run, 'an earlier failed build left it invalid');
+            pre.checks.push({ name: 'duplicates', verdict: 'fail', detail: `${d.totalGroups} (user, day) group(s) hold more than one pending/processing row (${d.totalRows} rows)`, fix: 'run digest-doctor fix-duplicates --apply, then migrate again' });
+            throw new Refusal('refused', `refused: ${d.totalGroups} (user, day) group(s) hold more than one pending/processing row; the unique index cannot be built. Run digest-doctor fix-duplicates --apply, then migrate again`);
+          }
+          pre.checks.push({ name: 'duplicates', verdict: 'ok', detail: 'no (user, day) holds two rows the index covers', fix: null });
+        }
+        await ledgerBegin(db, m);
+        try {
+          if (p.dropInvalidFirst) await dropIfInvalid(db, b, m, o, run, 'an earlier failed build left it invalid');
+          await build(db, b, m, o, hooks, run);
+          run.verification = await verify(db, m);
+          const v = run.verification;
+          if (!(v.valid && v.ready && v.matches && v.arbiterProven)) {
+            throw new Refusal('failed', `built, but verification failed: ${[!v.valid && 'not valid', !v.ready && 'not ready', ...v.differences, !v.arbiterProven && `the upsert's arbiters are [${v.arbiterIndexes.join(', ')}]`].filter(Boolean).join('; ')}`);
+          }
+          await ledgerFinish(db, m, 'applied');
+          run.outcome = 'applied';
+        } catch (err) {
+          const failure = err instanceof Refusal ? { message: err.message, sqlstate: null } : { message: messageOf(err), sqlstate: sqlstateOf(err) };
+          await ledgerFinish(db, m, 'failed', failure).catch(() => undefined);
+          throw err;
+        }
+      }
+      return null;
+    } finally {
+      await b?.close();
+    }
+  }).catch((err: unknown) => {
+    if (err instanceof Refusal) {
+      const last = runs[runs.length - 1];
+      if (last) last.outcome = err.outcome;
+      return err;
+    }
+    throw err;
+  });
+  if (locked instanceof Refusal) return finish(db, 'apply', locked.outcome, locked.message, pre, runs);
+  if (locked && 'busy' in locked) {
+    pre.lockHolder = locked.busy;
+    pre.checks.push({ name: 'lock', verdict: 'fail', detail: `another migrate holds the lock: ${locked.busy ? describeHolder(locked.busy) : 'holder not visible to this role'}`, fix: 'wait for it to finish' });
+    return finish(db, 'apply', 'busy', `busy: another digest-doctor migrate holds the lock${locked.busy ? `: ${describeHolder(locked.busy)}` : ''}`, pre, runs);
+  }
+  const applied = runs.some((r) => r.outcome === 'applied');
+  return finish(
+    db,
+    'apply',
+    applied ? 'applied' : 'noop',
+    applied ? `applied: ${runs.filter((r) => r.outcome === 'applied').map((r) => `${r.name} built, valid, and the upsert's arbiter`).join('; ')}` : 'nothing to do: already applied (no-op)',
+    pre,
+    runs,
+  );
+}
+
+/** `migrate --down [--apply]`: DROP INDEX CONCURRENTLY, newest migration first; the ledger says reverted. */
+export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks, apply: boolean): Promise<MigrateResult> {
+  const migrations = loadMigrations().reverse();
+  const pre = await preflight(db, o, { duplicates: false, lock: !apply });
+  const runs: MigrationRun[] = [];
+  if (!apply) {
+    for (const m of migrations) {
+      const c = await readIndex(db, m.index.name);
+      const stmt = renderStatement(db, runnableStatement(m, 'down', 'postgres'));
+      runs.push(emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist: nothing to drop`, c.exists ? 'planned' : 'noop'));
+      if (c.exists) runs[runs.length - 1]!.statements.push(`SET lock_timeout = '${o.lockTimeoutMs}ms'; SET statement_timeout = '${o.statementTimeoutMs}ms'`, stmt);
+    }
+    const failing = pre.checks.filter((c) => c.verdict === 'fail');
+    const nothing = runs.every((r) => r.outcome === 'noop');
+    return {
+      ...finish(db, 'down-plan', nothing ? 'noop' : 'planned', nothing ? 'nothing to remove' : failing.length ? `--apply would refuse: ${failing.map((c) => c.name).join(', ')} failed` : 'dry run: run with --down --apply to remove', pre, runs),
+      ok: failing.length === 0,
+    };
+  }
+  const failing = pre.checks.filter((c) => c.verdict === 'fail');
+  if (failing.length) return finish(db, 'down', 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, pre, []);
+  const locked = await withLock(db, o, hooks.signal, async () => {
+    let b: Db | null = null;
+    try {
+      for (const m of migrations) {
+        const c = await readIndex(db, m.index.name);
+        const run = emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist`, 'noop');
+        runs.push(run);
+        if (c.building) throw new Refusal('busy', `index ${m.index.name} is being built right now by pid ${c.building.pid}: wait for it, then remove it`);
+        const ledger = (await readLedger(db)).get(m.version);
+        if (!c.exists) {
+          if (ledger && ledger.status !== 'reverted') {
+            await ledgerBegin(db, m);
+            await ledgerFinish(db, m, 'reverted');
+            run.actions.push('the index was already gone: ledger marked reverted');
+          }
+          continue;
+        }
+        b ??= await hooks.connectBuild();
+        await ledgerBegin(db, m);
+        await dropConcurrently(db, b, m, o, run, 'migrate --down');
+        await ledgerFinish(db, m, 'reverted');
+        run.outcome = 'removed';
+      }
+      return null;
+    } finally {
+      await b?.close();
+    }
+  }).catch((err: unknown) => {
+    if (err instanceof Refusal) return err;
+    throw err;
+  });
+  if (locked instanceof Refusal) return finish(db, 'down', locked.outcome, locked.message, pre, runs);
+  if (locked && 'busy' in locked) {
+    pre.lockHolder = locked.busy;
+    return finish(db, 'down', 'busy', `busy: another digest-doctor migrate holds the lock${locked.busy ? `: ${describeHolder(locked.busy)}` : ''}`, pre, runs);
+  }
+  const removed = runs.some((r) => r.outcome === 'removed');
+  return finish(db, 'down', removed ? 'removed' : 'noop', removed ? `removed ${runs.filter((r) => r.outcome === 'removed').map((r) => r.before.name).join(', ')}` : 'nothing to remove (no-op)', pre, runs);
+}
+
+/** `migrate status`: the catalog is the truth; the ledger and the files must agree with it. Reads only. */
+export async function migrateStatus(db: Db): Promise<MigrateStatus> {
+  const migrations = loadMigrations();
+  const ledger = await readLedger(db);
+  const out: MigrateStatus['migrations'] = [];
+  for (const m of migrations) {
+    const c = await readIndex(db, m.index.name);
+    const entry = ledger.get(m.version) ?? null;
+    const s = migrationStatus(m, entry, c);
+    out.push({ version: m.version, name: m.name, checksum: m.checksum, state: s.state, problems: s.problems, index: indexState(m, c), ledger: entry });
+  }
+  const known = new Set(migrations.map((m) => m.version));
+  const unknown = [...ledger.keys()].filter((v) => !known.has(v));
+  const findings = [...out.flatMap((m) => (m.state === 'drift' || m.state === 'invalid' ? m.problems.map((p) => `${m.name}: ${p}`) : [])), ...unknown.map((v) => `the ledger records migration ${v}, which has no file in sql/migrations`)];
+  return {
+    schemaVersion: MIGRATE_SCHEMA_VERSION,
+    command: 'migrate status',
+    target: target(db),
+    migrations: out,
+    unknownLedgerVersions: unknown,
+    drift: findings.length > 0,
+    findings,
+  };
+}

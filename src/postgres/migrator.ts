@@ -1,0 +1,264 @@
+// The Postgres half of `migrate`: reads migration files, the catalog, the session, the lock and the
+// ledger, and runs statements. Decisions live in core/migration.ts; orchestration in ops/migrate.ts.
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES, TABLE } from '../core/contract.js';
+import {
+  buildMigration,
+  compareIndexShapes,
+  expectedUniqueIndex,
+  lockPollDelays,
+  parseMigrationFileName,
+  type CatalogIndex,
+  type LedgerEntry,
+  type Migration,
+  type SessionFacts,
+} from '../core/migration.js';
+import { DoctorError } from '../errors.js';
+import type { Db } from './db.js';
+import { SQL_DIR, renderSql } from './sql.js';
+import { ensureState } from './state.js';
+
+export const TOOL_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+
+/** Every migration under sql/migrations, in version order, checked against the service contract. */
+export function loadMigrations(dir = `${SQL_DIR}migrations/`): Migration[] {
+  const byVersion = new Map<number, { name: string; up?: string; down?: string }>();
+  for (const file of readdirSync(dir).sort()) {
+    const p = parseMigrationFileName(file);
+    if (!p) continue;
+    const entry = byVersion.get(p.version) ?? { name: p.name };
+    if (entry.name !== p.name) throw new DoctorError('INTERNAL', `sql/migrations: version ${p.version} has two names (${entry.name}, ${p.name})`);
+    entry[p.direction] = readFileSync(dir + file, 'utf8');
+    byVersion.set(p.version, entry);
+  }
+  const out: Migration[] = [];
+  for (const [version, e] of [...byVersion].sort((a, b) => a[0] - b[0])) {
+    if (e.up === undefined || e.down === undefined) throw new DoctorError('INTERNAL', `sql/migrations: version ${version} needs both .up.sql and .down.sql`);
+    const m = buildMigration({ version, name: e.name, up: e.up, down: e.down });
+    // The unique index must be exactly the one the contract (UNIQUE_INDEX_STATUSES) describes.
+    if (m.index.name === UNIQUE_INDEX_NAME) {
+      const diffs = compareIndexShapes(expectedUniqueIndex(), m.index);
+      if (diffs.length) throw new DoctorError('INTERNAL', `sql/migrations/${version}: disagrees with the service contract: ${diffs.join('; ')}`);
+    }
+    out.push(m);
+  }
+  return out;
+}
+
+/** The statement with the service schema substituted. */
+export function renderStatement(db: Db, statement: string): string {
+  return renderSql(statement, db.ids);
+}
+
+export async function readIndex(db: Db, name: string): Promise<CatalogIndex> {
+  const [row] = await db.query<{
+    is_valid: boolean;
+    is_ready: boolean;
+    definition: string;
+    build_pid: number | null;
+    build_phase: string | null;
+    build_user: string | null;
+    build_application: string | null;
+  }>('migrate_index_state', [db.ids.schema, name]);
+  if (!row) return { exists: false, valid: false, ready: false, definition: null, building: null };
+  return {
+    exists: true,
+    valid: row.is_valid,
+    ready: row.is_ready,
+    definition: row.definition,
+    building: row.build_pid ? { pid: row.build_pid, phase: row.build_phase ?? 'unknown', user: row.build_user, application: row.build_application } : null,
+  };
+}
+
+/** Facts the connection checks need, including whether the session survives between statements. */
+export async function sessionFacts(db: Db, port: number | null): Promise<SessionFacts> {
+  const probe = randomUUID();
+  let sessionKept = true;
+  let sessionProblem: string | null = null;
+  try {
+    const [set] = await db.query<{ value: string; pid: number }>('migrate_session_probe_set', [probe]);
+    const [get] = await db.query<{ value: string | null; pid: number }>('migrate_session_probe_get');
+    if (get?.value !== probe) [sessionKept, sessionProblem] = [false, 'a session setting was lost between statements'];
+    else if (set?.pid !== get.pid) [sessionKept, sessionProblem] = [false, 'the server process changed between statements'];
+  } catch (err) {
+    [sessionKept, sessionProblem] = [false, `session settings are rejected (${(err as Error).message})`];
+  }
+  const [f] = await db.query<{ in_recovery: boolean; transaction_read_only: boolean; default_read_only: boolean; current_user: string; server_port: number | null }>(
+    'migrate_session_facts',
+  );
+  const [p] = await db.query<{ table_owner: string; can_create_index: boolean; can_write_state: boolean }>('migrate_table_privileges', [db.ids.schema, TABLE, db.ids.state]);
+  return {
+    port,
+    sessionKept,
+    sessionProblem,
+    inRecovery: f!.in_recovery,
+    transactionReadOnly: f!.transaction_read_only,
+    defaultReadOnly: f!.default_read_only,
+    currentUser: f!.current_user,
+    tableOwner: p?.table_owner ?? 'unknown',
+    canCreateIndex: p?.can_create_index ?? false,
+    canWriteState: p?.can_write_state ?? false,
+    stateSchema: db.ids.state,
+  };
+}
+
+export interface LockHolder {
+  pid: number;
+  user: string | null;
+  application: string | null;
+  clientAddr: string | null;
+  since: string | null;
+  state: string | null;
+  query: string | null;
+}
+
+export async function lockHolder(db: Db): Promise<LockHolder | null> {
+  const [r] = await db.query<{ pid: number; user_name: string | null; application_name: string | null; client_addr: string | null; backend_start: Date | null; state: string | null; query: string | null }>(
+    'migrate_lock_holder',
+    [db.ids.schema],
+  );
+  if (!r) return null;
+  return { pid: r.pid, user: r.user_name, application: r.application_name, clientAddr: r.client_addr, since: r.backend_start ? new Date(r.backend_start).toISOString() : null, state: r.state, query: r.query };
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls pg_try_advisory_lock (session-level, never blocking) with backoff for up to waitMs. */
+export async function acquireMigrateLock(db: Db, waitMs: number, signal?: AbortSignal): Promise<{ locked: true } | { locked: false; holder: LockHolder | null }> {
+  const delays = [0, ...lockPollDelays(waitMs)];
+  for (const d of delays) {
+    if (d) await sleep(d);
+    if (signal?.aborted) break;
+    const [r] = await db.query<{ locked: boolean }>('migrate_lock_try', [db.ids.schema]);
+    if (r?.locked) return { locked: true };
+  }
+  return { locked: false, holder: await lockHolder(db) };
+}
+
+export async function releaseMigrateLock(db: Db): Promise<void> {
+  await db.query('migrate_lock_release', [db.ids.schema]);
+}
+
+export interface LongTransaction {
+  pid: number;
+  user: string | null;
+  application: string | null;
+  state: string | null;
+  xactStart: string;
+  ageMs: number;
+  query: string | null;
+}
+
+export async function longTransactions(db: Db, olderThanMs: number, limit = 10): Promise<LongTransaction[]> {
+  const rows = await db.query<{ pid: number; user_name: string | null; application_name: string | null; state: string | null; xact_start: Date; age_ms: number; query: string | null }>(
+    'migrate_long_transactions',
+    [olderThanMs, limit],
+  );
+  return rows.map((r) => ({ pid: r.pid, user: r.user_name, application: r.application_name, state: r.state, xactStart: new Date(r.xact_start).toISOString(), ageMs: r.age_ms, query: r.query }));
+}
+
+export interface DuplicateSample {
+  userId: string;
+  digestDate: string;
+  rows: number;
+  ids: string[];
+  statuses: string[];
+}
+
+/** (user, day) groups with more than one row the unique index covers: the build would fail on them. */
+export async function indexDuplicates(db: Db, limit: number): Promise<{ totalGroups: number; totalRows: number; groups: DuplicateSample[] }> {
+  const rows = await db.query<{ user_id: string; digest_date: string; row_count: number; ids: string[]; statuses: string[]; total_groups: number; total_rows: number }>(
+    'inspect_duplicate_groups',
+    [[...UNIQUE_INDEX_STATUSES], null, null, null, limit],
+  );
+  return {
+    totalGroups: rows[0]?.total_groups ?? 0,
+    totalRows: rows[0]?.total_rows ?? 0,
+    groups: rows.map((r) => ({ userId: r.user_id, digestDate: r.digest_date, rows: r.row_count, ids: r.ids, statuses: r.statuses })),
+  };
+}
+
+function isMissingRelation(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === '42P01' || code === '3F000';
+}
+
+function ledgerEntry(r: Record<string, any>): LedgerEntry {
+  const iso = (d: unknown) => (d == null ? null : new Date(d as string).toISOString());
+  return {
+    version: r.version,
+    name: r.name,
+    checksum: r.checksum,
+    status: r.status,
+    attempts: r.attempts,
+    lastError: r.last_error,
+    lastSqlstate: r.last_sqlstate,
+    toolVersion: r.tool_version,
+    appliedBy: r.applied_by,
+    startedAt: iso(r.started_at)!,
+    finishedAt: iso(r.finished_at),
+  };
+}
+
+/** The ledger of this service schema; empty when the state schema or table does not exist (dry runs write nothing). */
+export async function readLedger(db: Db): Promise<Map<number, LedgerEntry>> {
+  try {
+    const rows = await db.query('migrate_ledger_list', [db.ids.schema]);
+    return new Map(rows.map((r) => [r.version as number, ledgerEntry(r)]));
+  } catch (err) {
+    if (isMissingRelation(err)) return new Map();
+    throw err;
+  }
+}
+
+export async function ledgerBegin(db: Db, m: Migration): Promise<void> {
+  await ensureState(db, 'ledger');
+  await db.query('migrate_ledger_begin', [db.ids.schema, m.version, m.name, m.checksum, TOOL_VERSION]);
+}
+
+export async function ledgerAttempt(db: Db, m: Migration, error: { message: string; sqlstate: string | null } | null): Promise<void> {
+  await db.query('migrate_ledger_attempt', [db.ids.schema, m.version, error?.message ?? null, error?.sqlstate ?? null]);
+}
+
+export async function ledgerFinish(db: Db, m: Migration, status: 'applied' | 'failed' | 'reverted', error: { message: string; sqlstate: string | null } | null = null): Promise<void> {
+  await db.query('migrate_ledger_finish', [db.ids.schema, m.version, status, error?.message ?? null, error?.sqlstate ?? null]);
+}
+
+/** Session-level timeouts for the next phase (0 = none). */
+export async function setTimeouts(db: Db, lockTimeoutMs: number, statementTimeoutMs: number): Promise<void> {
+  await db.query('migrate_set_timeouts', [String(lockTimeoutMs), String(statementTimeoutMs)]);
+}
+
+/** The arbiter indexes Postgres picks for the service's upsert (EXPLAIN only: nothing is inserted). */
+export async function upsertArbiters(db: Db): Promise<string[]> {
+  const [row] = await db.query<{ 'QUERY PLAN': unknown }>('migrate_explain_upsert', [randomUUID(), randomUUID(), '2000-01-01']);
+  const raw = row?.['QUERY PLAN'];
+  const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan?: { 'Conflict Arbiter Indexes'?: string[] } }>;
+  return plan?.[0]?.Plan?.['Conflict Arbiter Indexes'] ?? [];
+}
+
+export interface BuildProgress {
+  phase: string;
+  blocksTotal: number;
+  blocksDone: number;
+  tuplesTotal: number;
+  tuplesDone: number;
+  lockersTotal: number;
+  lockersDone: number;
+}
+
+export async function buildProgress(db: Db, pid: number): Promise<BuildProgress | null> {
+  const [r] = await db.query<{ phase: string; blocks_total: number; blocks_done: number; tuples_total: number; tuples_done: number; lockers_total: number; lockers_done: number }>(
+    'migrate_progress',
+    [pid],
+  );
+  if (!r) return null;
+  return { phase: r.phase, blocksTotal: r.blocks_total, blocksDone: r.blocks_done, tuplesTotal: r.tuples_total, tuplesDone: r.tuples_done, lockersTotal: r.lockers_total, lockersDone: r.lockers_done };
+}
+
+export async function cancelBackend(db: Db, pid: number): Promise<boolean> {
+  const [r] = await db.query<{ cancelled: boolean }>('migrate_cancel_backend', [pid]);
+  return Boolean(r?.cancelled);
+}
+
