@@ -12,3 +12,6 @@ export { connectPg, normalizePgUrl, Db, type PgConfig } from './postgres/db.js';
 export { connectRedis, type RedisClient, type RedisConfig } from './redis/connect.js';
 export { ErrorDocumentSchema, SCHEMA_VERSION } from './cli/output.js';
 export { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema, type InspectSummary, type InspectUser } from './ops/inspect.js';
+export { streamsReport, scanStream, StreamsReportSchema, STREAMS_SCHEMA_VERSION, type StreamsReport, type StreamsInput, type StreamScanResult } from './ops/streams.js';
+export * from './core/stream-health.js';
+export { ScanAccumulator, RowCheck, U128Index, parseEntryEvent, plainlyValidEvent, type ScanTotals, type ScanLimits } from './core/stream-scan.js';

@@ -11,6 +11,8 @@ export interface PageOptions {
   /** Inclusive end id, or '+' */
   end?: string;
   pageSize?: number;
+  /** Ask for the next page before yielding this one, so the server works while the caller does. */
+  prefetch?: boolean;
 }
 
 /** Yields pages of entries in id order; the next page starts after the last id seen (exclusive range). */
@@ -18,14 +20,23 @@ export async function* xrangePages(client: RedisClient, key: string, opts: PageO
   const end = opts.end ?? '+';
   const count = opts.pageSize ?? 1000;
   let start = opts.start ?? '-';
-  for (;;) {
-    const page = (await client.xrange(key, start, end, 'COUNT', count)) as RawEntry[];
+  const fetch = (from: string) => client.xrange(key, from, end, 'COUNT', count) as Promise<RawEntry[]>;
+  let next: Promise<RawEntry[]> | undefined = fetch(start);
+  while (next) {
+    const page = await next;
+    next = undefined;
     if (page.length === 0) return;
-    yield page;
-    if (page.length < count) return;
     const last = page[page.length - 1]![0];
-    if (end !== '+' && compareEntryIds(last, end) >= 0) return;
+    const more = page.length === count && (end === '+' || compareEntryIds(last, end) < 0);
     start = `(${last}`;
+    if (more && opts.prefetch) {
+      next = fetch(start);
+      // a caller that stops early never awaits it: don't let its failure go unhandled
+      next.catch(() => undefined);
+    }
+    yield page;
+    if (!more) return;
+    next ??= fetch(start);
   }
 }
 

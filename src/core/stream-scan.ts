@@ -1,0 +1,367 @@
+// `streams --scan`: the accumulator a whole-stream read feeds, one entry at a time. Pure. Memory is
+// a few dozen bytes per distinct history_id (typed arrays, no per-entry objects), so a
+// million-entry stream stays well under 100 MB; only the listed examples keep strings.
+import { EVENT_FIELD, TRIGGERS } from './contract.js';
+import { parseDlqEntry, parseEventJson, parseEventObject, type EventParseResult } from './event.js';
+import { isDay } from './validate.js';
+
+/** 128-bit keys -> dense ordinals 0..n-1: open addressing over an Int32Array of ordinals. */
+export class U128Index {
+  private keys: Uint32Array;
+  private slots: Int32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(initialCapacity = 1024) {
+    let cap = 16;
+    while (cap < initialCapacity * 2) cap *= 2;
+    this.slots = new Int32Array(cap).fill(-1);
+    this.mask = cap - 1;
+    this.keys = new Uint32Array(Math.max(16, initialCapacity) * 4);
+  }
+
+  private static hash(a: number, b: number, c: number, d: number): number {
+    let h = a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b) ^ Math.imul(d, 0xc2b2ae35);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x7feb352d);
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x846ca68b);
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+
+  /** The ordinal of the key, or -1. */
+  find(a: number, b: number, c: number, d: number): number {
+    for (let i = U128Index.hash(a, b, c, d) & this.mask; ; i = (i + 1) & this.mask) {
+      const o = this.slots[i]!;
+      if (o < 0) return -1;
+      const k = o * 4;
+      if (this.keys[k] === a && this.keys[k + 1] === b && this.keys[k + 2] === c && this.keys[k + 3] === d) return o;
+    }
+  }
+
+  /** The key's ordinal; a new key gets the next one (check `size` before and after to tell). */
+  intern(a: number, b: number, c: number, d: number): number {
+    let i = U128Index.hash(a, b, c, d) & this.mask;
+    for (; ; i = (i + 1) & this.mask) {
+      const o = this.slots[i]!;
+      if (o < 0) break;
+      const k = o * 4;
+      if (this.keys[k] === a && this.keys[k + 1] === b && this.keys[k + 2] === c && this.keys[k + 3] === d) return o;
+    }
+    const o = this.size++;
+    if (o * 4 + 4 > this.keys.length) this.keys = growU32(this.keys, this.keys.length * 2);
+    this.keys.set([a, b, c, d], o * 4);
+    this.slots[i] = o;
+    if (this.size * 4 > this.slots.length * 3) this.rehash();
+    return o;
+  }
+
+  /** The four words of the key with this ordinal. */
+  keyAt(o: number): [number, number, number, number] {
+    const k = o * 4;
+    return [this.keys[k]!, this.keys[k + 1]!, this.keys[k + 2]!, this.keys[k + 3]!];
+  }
+
+  private rehash(): void {
+    const cap = this.slots.length * 2;
+    this.slots = new Int32Array(cap).fill(-1);
+    this.mask = cap - 1;
+    for (let o = 0; o < this.size; o++) {
+      const k = o * 4;
+      let i = U128Index.hash(this.keys[k]!, this.keys[k + 1]!, this.keys[k + 2]!, this.keys[k + 3]!) & this.mask;
+      while (this.slots[i]! >= 0) i = (i + 1) & this.mask;
+      this.slots[i] = o;
+    }
+  }
+}
+
+function growU32(a: Uint32Array, n: number): Uint32Array<ArrayBuffer> {
+  const b = new Uint32Array(n);
+  b.set(a);
+  return b;
+}
+function growF64(a: Float64Array, n: number): Float64Array<ArrayBuffer> {
+  const b = new Float64Array(n);
+  b.set(a);
+  return b;
+}
+function growI32(a: Int32Array, n: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}
+
+const U = new Uint32Array(4);
+/** A UUID string as four 32-bit words (case does not matter). */
+export function uuidWords(uuid: string): Uint32Array {
+  U[0] = parseInt(uuid.slice(0, 8), 16);
+  U[1] = parseInt(uuid.slice(9, 13) + uuid.slice(14, 18), 16);
+  U[2] = parseInt(uuid.slice(19, 23) + uuid.slice(24, 28), 16);
+  U[3] = parseInt(uuid.slice(28, 36), 16);
+  return U;
+}
+
+const hex8 = (n: number) => n.toString(16).padStart(8, '0');
+/** The inverse of uuidWords: lower-case 8-4-4-4-12. */
+export function wordsToUuid(w: readonly number[]): string {
+  const [a, b, c, d] = w.map(hex8) as [string, string, string, string];
+  return `${a}-${b.slice(0, 4)}-${b.slice(4)}-${c.slice(0, 4)}-${c.slice(4)}${d}`;
+}
+
+/** A 128-bit hash of any string (four seeded multiply-xor lanes): a compact identity for idempotency keys. */
+export function hash128(s: string): Uint32Array {
+  let a = 0x811c9dc5, b = 0x01000193 ^ 0x5bd1e995, c = 0x27d4eb2f, d = 0x165667b1;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    a = Math.imul(a ^ ch, 0x01000193);
+    b = Math.imul(b ^ ch, 0x5bd1e995);
+    c = Math.imul(c ^ ch, 0x27d4eb2d);
+    d = Math.imul(d ^ ch, 0x85ebca77);
+  }
+  const fin = (h: number, x: number) => {
+    h ^= x;
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
+  };
+  U[0] = fin(a, s.length);
+  U[1] = fin(b, a);
+  U[2] = fin(c, b);
+  U[3] = fin(d, c);
+  return U;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const OPTIONAL_STRINGS = ['schema_version', 'trace_id', 'occurred_at', 'idempotency_key', 'requested_by', 'group_id', 'group_window_id', 'delivery_channel', 'delivery_format'] as const;
+const TRIGGER_SET = new Set<unknown>(TRIGGERS);
+const CONTEXTS = new Set<unknown>(['channels', 'group']);
+const WINDOWS = new Set<unknown>([4, 6, 12, 24]);
+
+/**
+ * True only when DigestGenerateEventSchema accepts `o` (nulls count as absent). A fast path for the
+ * scan (zod costs ~3 us an entry); anything it does not accept goes to the schema for the verdict.
+ */
+export function plainlyValidEvent(o: Record<string, unknown>): boolean {
+  if (typeof o.user_id !== 'string' || !UUID.test(o.user_id)) return false;
+  if (typeof o.tenant_id !== 'string' || !UUID.test(o.tenant_id)) return false;
+  if (typeof o.digest_date !== 'string' || !isDay(o.digest_date)) return false;
+  for (const k of OPTIONAL_STRINGS) if (o[k] != null && typeof o[k] !== 'string') return false;
+  if (o.history_id != null && (typeof o.history_id !== 'string' || !UUID.test(o.history_id))) return false;
+  if (o.trigger != null && !TRIGGER_SET.has(o.trigger)) return false;
+  if (o.context != null && !CONTEXTS.has(o.context)) return false;
+  if (o.window_size_hours != null && !WINDOWS.has(o.window_size_hours)) return false;
+  return true;
+}
+
+/** An entry's event: the fast path, else the schema's verdict. Never throws. */
+export function parseEntryEvent(flat: readonly string[], dlq: boolean): EventParseResult {
+  if (dlq) {
+    const fields: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+    return parseDlqEntry(fields).event;
+  }
+  let data: string | undefined;
+  for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i] === EVENT_FIELD) data = flat[i + 1];
+  if (data === undefined) return { ok: false, error: `entry has no ${EVENT_FIELD} field` };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(data);
+  } catch {
+    return parseEventJson(data);
+  }
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw) && plainlyValidEvent(raw as Record<string, unknown>)) {
+    return { ok: true, event: raw as never };
+  }
+  return parseEventObject(raw);
+}
+
+export interface ScanLimits {
+  /** Examples listed per kind of finding. */
+  examples: number;
+  /** Entry ids listed per duplicated history_id. */
+  idsPerExample: number;
+}
+
+export interface DuplicateExample {
+  historyId: string;
+  count: number;
+  entryIds: string[];
+}
+
+export interface ScanTotals {
+  entries: number;
+  valid: number;
+  withoutHistoryId: number;
+  distinctHistoryIds: number;
+  malformed: { count: number; examples: Array<{ id: string; error: string }> };
+  duplicates: { historyIds: number; extraEntries: number; examples: DuplicateExample[] };
+  idempotencyConflicts: { keys: number; extraHistoryIds: number; examples: Array<{ key: string; historyIds: string[] }> };
+}
+
+/** Feeds on entries in id order; keeps compact per-history_id state and capped examples. */
+export class ScanAccumulator {
+  private readonly history = new U128Index(1024);
+  private firstMs = new Float64Array(1024);
+  private firstSeq = new Float64Array(1024);
+  private counts = new Uint32Array(1024);
+  /** Entry ids too big for two doubles (explicit ids past 2^53), by history ordinal. */
+  private readonly oddIds = new Map<number, string>();
+  private readonly keys = new U128Index(1024);
+  private keyHistory = new Int32Array(1024);
+  private keyConflicted = new Uint8Array(1024);
+  private readonly dupExamples = new Map<number, DuplicateExample>();
+  private readonly conflictExamples = new Map<number, { key: string; historyIds: Set<string> }>();
+  /** History ids seen for the first time since the last drain (for the database lookup). */
+  private fresh: string[] = [];
+  readonly totals: ScanTotals = {
+    entries: 0,
+    valid: 0,
+    withoutHistoryId: 0,
+    distinctHistoryIds: 0,
+    malformed: { count: 0, examples: [] },
+    duplicates: { historyIds: 0, extraEntries: 0, examples: [] },
+    idempotencyConflicts: { keys: 0, extraHistoryIds: 0, examples: [] },
+  };
+
+  constructor(
+    readonly limits: ScanLimits,
+    private readonly collectFresh = false,
+  ) {}
+
+  add(id: string, flat: readonly string[], dlq: boolean): void {
+    this.totals.entries++;
+    const parsed = parseEntryEvent(flat, dlq);
+    if (!parsed.ok) {
+      this.totals.malformed.count++;
+      if (this.totals.malformed.examples.length < this.limits.examples) this.totals.malformed.examples.push({ id, error: parsed.error });
+      return;
+    }
+    this.totals.valid++;
+    const historyId = parsed.event.history_id;
+    if (!historyId) {
+      this.totals.withoutHistoryId++;
+      return;
+    }
+    const w = uuidWords(historyId);
+    const before = this.history.size;
+    const o = this.history.intern(w[0]!, w[1]!, w[2]!, w[3]!);
+    if (this.history.size > before) this.firstSeen(o, id, historyId, parsed.event.idempotency_key);
+    else this.seenAgain(o, id, historyId);
+  }
+
+  private firstSeen(o: number, id: string, historyId: string, key: string | undefined): void {
+    if (o >= this.counts.length) {
+      const n = this.counts.length * 2;
+      this.firstMs = growF64(this.firstMs, n);
+      this.firstSeq = growF64(this.firstSeq, n);
+      this.counts = growU32(this.counts, n);
+    }
+    const dash = id.indexOf('-');
+    const ms = Number(id.slice(0, dash));
+    const seq = Number(id.slice(dash + 1));
+    if (Number.isSafeInteger(ms) && Number.isSafeInteger(seq)) {
+      this.firstMs[o] = ms;
+      this.firstSeq[o] = seq;
+    } else this.oddIds.set(o, id);
+    this.counts[o] = 1;
+    this.totals.distinctHistoryIds++;
+    if (this.collectFresh) this.fresh.push(historyId);
+    if (key) this.trackKey(key, o, historyId);
+  }
+
+  private seenAgain(o: number, id: string, historyId: string): void {
+    const n = ++this.counts[o]!;
+    this.totals.duplicates.extraEntries++;
+    if (n === 2) this.totals.duplicates.historyIds++;
+    let ex = this.dupExamples.get(o);
+    if (!ex && n === 2 && this.dupExamples.size < this.limits.examples) {
+      ex = { historyId: historyId.toLowerCase(), count: 1, entryIds: [this.firstEntryId(o)] };
+      this.dupExamples.set(o, ex);
+    }
+    if (ex) {
+      ex.count = n;
+      if (ex.entryIds.length < this.limits.idsPerExample) ex.entryIds.push(id);
+    }
+  }
+
+  /** One idempotency key (one user and day) bound to several distinct history_ids. */
+  private trackKey(key: string, historyOrdinal: number, historyId: string): void {
+    const h = hash128(key);
+    const before = this.keys.size;
+    const k = this.keys.intern(h[0]!, h[1]!, h[2]!, h[3]!);
+    if (k >= this.keyHistory.length) {
+      this.keyHistory = growI32(this.keyHistory, this.keyHistory.length * 2);
+      const c = new Uint8Array(this.keyConflicted.length * 2);
+      c.set(this.keyConflicted);
+      this.keyConflicted = c;
+    }
+    if (this.keys.size > before) {
+      this.keyHistory[k] = historyOrdinal;
+      return;
+    }
+    const c = this.totals.idempotencyConflicts;
+    c.extraHistoryIds++;
+    if (!this.keyConflicted[k]) {
+      this.keyConflicted[k] = 1;
+      c.keys++;
+      if (this.conflictExamples.size < this.limits.examples) {
+        this.conflictExamples.set(k, { key, historyIds: new Set([this.historyIdOf(this.keyHistory[k]!)]) });
+      }
+    }
+    this.conflictExamples.get(k)?.historyIds.add(historyId.toLowerCase());
+  }
+
+  /** The history_id text of an ordinal, rebuilt from the 128 bits the index keeps. */
+  private historyIdOf(o: number): string {
+    return wordsToUuid(this.history.keyAt(o));
+  }
+
+  firstEntryId(o: number): string {
+    return this.oddIds.get(o) ?? `${this.firstMs[o]}-${this.firstSeq[o]}`;
+  }
+
+  /** The first entry id and entry count of a history_id seen in the scan. */
+  lookup(historyId: string): { firstEntryId: string; count: number } | undefined {
+    const w = uuidWords(historyId);
+    const o = this.history.find(w[0]!, w[1]!, w[2]!, w[3]!);
+    return o < 0 ? undefined : { firstEntryId: this.firstEntryId(o), count: this.counts[o]! };
+  }
+
+  /** History ids first seen since the last call. */
+  drainFresh(): string[] {
+    const out = this.fresh;
+    this.fresh = [];
+    return out;
+  }
+
+  result(): ScanTotals {
+    this.totals.duplicates.examples = [...this.dupExamples.values()];
+    this.totals.idempotencyConflicts.examples = [...this.conflictExamples.values()].map((e) => ({ key: e.key, historyIds: [...e.historyIds] }));
+    return this.totals;
+  }
+}
+
+/** Rows the database says about the scanned history ids: `sent` already, or no row at all. */
+export class RowCheck {
+  readonly sent = { count: 0, examples: [] as Array<{ historyId: string; firstEntryId: string; entries: number }> };
+  readonly missing = { count: 0, examples: [] as Array<{ historyId: string; firstEntryId: string; entries: number }> };
+  checked = 0;
+
+  constructor(private readonly examples: number) {}
+
+  record(historyIds: readonly string[], statusById: ReadonlyMap<string, string>, scan: ScanAccumulator): void {
+    for (const h of historyIds) {
+      this.checked++;
+      const status = statusById.get(h.toLowerCase());
+      const bucket = status === undefined ? this.missing : status === 'sent' ? this.sent : undefined;
+      if (!bucket) continue;
+      bucket.count++;
+      if (bucket.examples.length < this.examples) {
+        const seen = scan.lookup(h);
+        bucket.examples.push({ historyId: h.toLowerCase(), firstEntryId: seen?.firstEntryId ?? '', entries: seen?.count ?? 0 });
+      }
+    }
+  }
+}

@@ -1,0 +1,118 @@
+// The XINFO / XPENDING / XRANGE calls behind `streams`. Read-only: never XREADGROUP, never XINFO FULL.
+import {
+  nextEntryId,
+  parseXinfoConsumers,
+  parseXinfoGroups,
+  parseXinfoStream,
+  parseXpendingEntries,
+  parseXpendingSummary,
+  type GroupInfoData,
+  type GroupSnapshot,
+  type PendingEntryData,
+  type PendingScanData,
+  type StreamSnapshot,
+} from '../core/stream-health.js';
+import { masters, versionAtLeast, type RedisClient } from './connect.js';
+
+export interface SnapshotOptions {
+  /** Pending entries read per group with extended XPENDING (oldest first). */
+  pendingScanLimit: number;
+  /** Pending ids checked for a live entry with XRANGE id id. */
+  danglingCheckLimit: number;
+  maxDeliveries: number;
+  pageSize?: number;
+}
+
+/** Milliseconds from the server's clock (TIME), so ages do not depend on this host's clock. */
+export async function redisNowMs(client: RedisClient): Promise<number> {
+  const [sec, micro] = (await masters(client)[0]!.time()) as [string | number, string | number];
+  return Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
+}
+
+export async function streamSnapshot(client: RedisClient, key: string, opts: SnapshotOptions): Promise<StreamSnapshot> {
+  const type = await client.type(key);
+  if (type === 'none') return { key, state: 'missing' };
+  if (type !== 'stream') return { key, state: 'wrong-type', type };
+  const info = parseXinfoStream(await client.xinfo('STREAM', key));
+  const groups = parseXinfoGroups(await client.xinfo('GROUPS', key));
+  const snaps: GroupSnapshot[] = [];
+  for (const g of groups) snaps.push(await groupSnapshot(client, key, g, opts));
+  return { key, state: 'ok', info, groups: snaps };
+}
+
+async function groupSnapshot(client: RedisClient, key: string, info: GroupInfoData, opts: SnapshotOptions): Promise<GroupSnapshot> {
+  const consumers = parseXinfoConsumers(await client.xinfo('CONSUMERS', key, info.name));
+  const pendingSummary = parseXpendingSummary(await client.xpending(key, info.name));
+  const pending = await walkPending(client, key, info.name, pendingSummary.count, opts);
+  return { info, consumers, pendingSummary, pending };
+}
+
+/** Extended XPENDING in id order up to the limit: oldest, most delivered, poison, and dangling ids. */
+async function walkPending(client: RedisClient, key: string, group: string, total: number, opts: SnapshotOptions): Promise<PendingScanData> {
+  const page = opts.pageSize ?? 1000;
+  const out: PendingScanData = { scanned: 0, complete: true, oldest: null, mostDelivered: null, poison: [], dangling: [], danglingChecked: 0 };
+  const toCheck: string[] = [];
+  let start = '-';
+  while (total > 0 && out.scanned < opts.pendingScanLimit) {
+    const count = Math.min(page, opts.pendingScanLimit - out.scanned);
+    const rows: PendingEntryData[] = parseXpendingEntries(await client.xpending(key, group, start, '+', count));
+    for (const e of rows) {
+      out.oldest ??= e;
+      if (!out.mostDelivered || e.deliveries > out.mostDelivered.deliveries) out.mostDelivered = e;
+      if (e.deliveries >= opts.maxDeliveries) out.poison.push(e);
+      if (toCheck.length < opts.danglingCheckLimit) toCheck.push(e.id);
+    }
+    out.scanned += rows.length;
+    if (rows.length < count) break;
+    start = nextEntryId(rows[rows.length - 1]!.id);
+  }
+  out.complete = out.scanned >= total;
+  out.dangling = await missingEntries(client, key, toCheck);
+  out.danglingChecked = toCheck.length;
+  return out;
+}
+
+/** Ids with no entry in the stream: one XRANGE id id per id, pipelined in chunks. */
+export async function missingEntries(client: RedisClient, key: string, ids: readonly string[], chunk = 1000): Promise<string[]> {
+  const missing: string[] = [];
+  for (let i = 0; i < ids.length; i += chunk) {
+    const part = ids.slice(i, i + chunk);
+    const pipeline = client.pipeline();
+    for (const id of part) pipeline.xrange(key, id, id, 'COUNT', 1);
+    const results = (await pipeline.exec()) ?? [];
+    results.forEach(([err, reply], j) => {
+      if (err) throw err;
+      if ((reply as unknown[]).length === 0) missing.push(part[j]!);
+    });
+  }
+  return missing;
+}
+
+/**
+ * Stream keys matching `pattern` on every master. SCAN neither prefixes its MATCH pattern nor
+ * strips the prefix from what it returns, so the ioredis keyPrefix is added and removed here.
+ */
+export async function discoverStreams(client: RedisClient, pattern: string, keyPrefix = ''): Promise<string[]> {
+  const found = new Set<string>();
+  let untyped = false;
+  for (const node of masters(client)) {
+    const typed = versionAtLeast(await nodeVersion(node), 6);
+    untyped ||= !typed;
+    let cursor = '0';
+    do {
+      const args: Array<string | number> = ['MATCH', keyPrefix + pattern, 'COUNT', 1000];
+      if (typed) args.push('TYPE', 'stream');
+      const [next, keys] = (await node.call('SCAN', cursor, ...args)) as [string, string[]];
+      cursor = next;
+      for (const k of keys) if (k.startsWith(keyPrefix)) found.add(k.slice(keyPrefix.length));
+    } while (cursor !== '0');
+  }
+  // SCAN TYPE needs 6.0: older servers get a TYPE per key (through the client, which adds the prefix).
+  if (untyped) for (const k of [...found]) if ((await client.type(k)) !== 'stream') found.delete(k);
+  return [...found].sort();
+}
+
+async function nodeVersion(node: { info(section: string): Promise<string> }): Promise<[number, number, number]> {
+  const m = /redis_version:(\d+)\.(\d+)\.(\d+)/.exec(await node.info('server'));
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+}
