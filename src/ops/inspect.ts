@@ -8,6 +8,7 @@ import { dayBounds, formatInZone, userLockKey } from '../core/keys.js';
 import { entryIdTime, idAtOrAfter, idAtOrBefore } from '../core/stream-id.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
+import { findStaleLocks } from '../redis/locks.js';
 import { pendingForIds, xrangePages } from '../redis/stream-reader.js';
 
 export const INSPECT_SCHEMA_VERSION = 1 as const;
@@ -50,6 +51,14 @@ export const InspectSummarySchema = z.object({
   inFlightTotal: z.number().int(),
   stuck: z.object({ count: z.number().int(), olderThanMs: z.number(), oldestCreatedAt: z.string().nullable() }),
   statusCounts: z.record(z.string(), z.number().int()),
+  /** digest:lock:* keys with no TTL, or more TTL left than the lock allows (SCAN on every master). */
+  locks: z.union([
+    z.object({
+      skipped: z.literal(false),
+      stale: z.array(z.object({ key: z.string(), kind: z.enum(['user', 'group']), ttlMs: z.number().nullable(), maxTtlMs: z.number(), reason: z.string() })),
+    }),
+    z.object({ skipped: z.literal(true), reason: z.string() }),
+  ]),
   findings: z.array(z.string()),
 });
 export type InspectSummary = z.infer<typeof InspectSummarySchema>;
@@ -107,6 +116,9 @@ export const InspectUserSchema = z.object({
 });
 export type InspectUser = z.infer<typeof InspectUserSchema>;
 
+/** A Redis client, or why the Redis part is skipped. */
+export type RedisPart = { client: RedisClient } | { skipped: string };
+
 export interface InspectSummaryInput {
   date?: string;
   since?: string;
@@ -117,7 +129,9 @@ export interface InspectSummaryInput {
 const inFlight = [...IN_FLIGHT_STATUSES];
 const iso = (d: Date | string | null | undefined): string | null => (d == null ? null : new Date(d).toISOString());
 
-export async function inspectSummary(db: Db, input: InspectSummaryInput): Promise<InspectSummary> {
+export async function inspectSummary(db: Db, redis: RedisPart, input: InspectSummaryInput): Promise<InspectSummary> {
+  const locks: InspectSummary['locks'] =
+    'skipped' in redis ? { skipped: true, reason: redis.skipped } : { skipped: false, stale: await findStaleLocks(redis.client) };
   return db.readOnly(async (tx) => {
     const [{ now }] = (await tx.query<{ now: Date }>('db_now')) as [{ now: Date }];
     const date = input.date ?? null;
@@ -148,6 +162,9 @@ export async function inspectSummary(db: Db, input: InspectSummaryInput): Promis
     const findings: string[] = [];
     if (totalGroups > 0) findings.push(`${totalGroups} (user, day) group(s) with more than one in-flight row (${totalRows - totalGroups} extra rows): run digest-doctor fix-duplicates`);
     if (a.stuck > 0) findings.push(`${a.stuck} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min: run digest-doctor mark-stale --older-than <duration>`);
+    if (!locks.skipped && locks.stale.length) {
+      findings.push(`${locks.stale.length} stale lock(s) (no TTL, or more TTL than the lock allows) block requests: check no request is running, then delete them (first: ${locks.stale[0]!.key})`);
+    }
     return {
       schemaVersion: INSPECT_SCHEMA_VERSION,
       command: 'inspect',
@@ -173,6 +190,7 @@ export async function inspectSummary(db: Db, input: InspectSummaryInput): Promis
       inFlightTotal: a.lt_1h + a.h1_d1 + a.d1_d7 + a.gt_7d,
       stuck: { count: a.stuck, olderThanMs: input.stuckAfterMs, oldestCreatedAt: iso(a.oldest) },
       statusCounts: Object.fromEntries(statusRows.map((r) => [r.status, r.row_count])),
+      locks,
       findings,
     };
   });
@@ -192,7 +210,7 @@ type UserRow = { id: string; status: string; created_at: Date; sent_at: Date | n
 
 export async function inspectUser(
   db: Db,
-  redis: { client: RedisClient } | { skipped: string },
+  redis: RedisPart,
   input: InspectUserInput,
 ): Promise<InspectUser> {
   const { now, rows } = await db.readOnly(async (tx) => {

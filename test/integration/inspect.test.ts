@@ -19,11 +19,12 @@ afterEach(async () => {
 });
 
 const base = { limit: 20, stuckAfterMs: 3_600_000 };
+const noRedis = { skipped: 'Redis not configured' };
 
 describe('inspect summary', () => {
   it('finds the incident: one duplicate group, stuck rows, counts by status', async () => {
     const ids = await seedIncident(t);
-    const r = InspectSummarySchema.parse(await inspectSummary(db, base));
+    const r = InspectSummarySchema.parse(await inspectSummary(db, noRedis, base));
     expect(r.duplicates.totalGroups).toBe(1);
     expect(r.duplicates.totalRows).toBe(2);
     expect(r.duplicates.extraRows).toBe(1);
@@ -36,10 +37,10 @@ describe('inspect summary', () => {
   });
 
   it('an empty or healthy table has no findings', async () => {
-    expect((await inspectSummary(db, base)).findings).toEqual([]);
+    expect((await inspectSummary(db, noRedis, base)).findings).toEqual([]);
     await insertRows(t, [{ userId: INCIDENT.cleanUser, digestDate: '2025-11-25', status: 'sent', createdAt: new Date() }]);
     await insertRows(t, [{ userId: INCIDENT.user, digestDate: '2025-11-25', status: 'pending', createdAt: new Date() }]);
-    const r = await inspectSummary(db, base);
+    const r = await inspectSummary(db, noRedis, base);
     expect(r.findings).toEqual([]);
     expect(r.inFlightByAge['< 1 h']).toBe(1);
   });
@@ -48,7 +49,7 @@ describe('inspect summary', () => {
     const users = ['11111111-1111-4111-8111-000000000001', '11111111-1111-4111-8111-000000000002', '11111111-1111-4111-8111-000000000003'];
     const rows = users.flatMap((u, i) => Array.from({ length: i + 2 }, (_, k) => ({ userId: u, digestDate: '2025-11-25', status: 'pending', createdAt: `2025-11-25T10:0${k}:00Z` })));
     await insertRows(t, rows);
-    const r = await inspectSummary(db, { ...base, limit: 2 });
+    const r = await inspectSummary(db, noRedis, { ...base, limit: 2 });
     expect(r.duplicates.groups.map((g) => g.rows)).toEqual([4, 3]);
     expect(r.duplicates.totalGroups).toBe(3);
     expect(r.duplicates.totalRows).toBe(9);
@@ -57,9 +58,9 @@ describe('inspect summary', () => {
 
   it('filters by --date and --since', async () => {
     await seedIncident(t);
-    expect((await inspectSummary(db, { ...base, date: '2025-11-20' })).duplicates.totalGroups).toBe(0);
-    expect((await inspectSummary(db, { ...base, date: '2025-11-20' })).statusCounts).toEqual({ pending: 1 });
-    expect((await inspectSummary(db, { ...base, since: '2025-11-21' })).inFlightTotal).toBe(2);
+    expect((await inspectSummary(db, noRedis, { ...base, date: '2025-11-20' })).duplicates.totalGroups).toBe(0);
+    expect((await inspectSummary(db, noRedis, { ...base, date: '2025-11-20' })).statusCounts).toEqual({ pending: 1 });
+    expect((await inspectSummary(db, noRedis, { ...base, since: '2025-11-21' })).inFlightTotal).toBe(2);
   });
 
   it('runs read-only: it writes nothing even by mistake', async () => {
@@ -140,6 +141,20 @@ describe('inspect --user', () => {
     expect(out.redis.entries).toEqual([]);
     expect(out.redis.window.from < '2025-11-25').toBe(true);
     expect(out.redis.groupsMissing).toEqual([]);
+  });
+
+  it('the summary lists stale locks: no TTL, or more TTL than the lock allows', async () => {
+    await seedIncident(t);
+    await r.client.set(r.key(`digest:lock:${INCIDENT.user}`), '1');
+    await r.client.set(r.key(`digest:lock:${INCIDENT.cleanUser}`), '1', 'PX', 60_000);
+    await r.client.set(r.key('digest:lock:tenant-1:group-9:w-12'), 'tok', 'PX', 3_600_000);
+    const out = InspectSummarySchema.parse(await inspectSummary(db, { client: redis }, base));
+    if (out.locks.skipped) throw new Error('redis skipped');
+    expect(out.locks.stale).toEqual([
+      { key: `digest:lock:${INCIDENT.user}`, kind: 'user', ttlMs: null, maxTtlMs: 300_000, reason: 'no TTL' },
+      { key: 'digest:lock:tenant-1:group-9:w-12', kind: 'group', ttlMs: expect.any(Number), maxTtlMs: 900_000, reason: 'TTL longer than the lock allows' },
+    ]);
+    expect(out.findings.some((f) => f.includes('2 stale lock(s)'))).toBe(true);
   });
 
   it('reports a missing consumer group', async () => {

@@ -4,6 +4,7 @@ import { serviceDay } from '../../core/keys.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt, parseSince } from '../../core/validate.js';
 import { ExitCode } from '../../errors.js';
 import { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema, type InspectSummary, type InspectUser } from '../../ops/inspect.js';
+import { closeRedis } from '../../redis/connect.js';
 import { openDb, openOptionalRedis } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
@@ -37,10 +38,11 @@ export function register(program: Command): void {
         const since = o.since === undefined ? undefined : parseSince(o.since, new Date(), (d) => serviceDay(d, g.timeZone));
         const db = await openDb(g);
         ctx.defer(() => db.close());
+        const redis = await openOptionalRedis(g);
+        if (redis.client) ctx.defer(() => closeRedis(redis.client));
+        const redisPart = redis.client ? { client: redis.client } : { skipped: redis.skipped! };
         if (user) {
-          const redis = await openOptionalRedis(g);
-          if (redis.client) ctx.defer(() => redis.client.quit().then(() => undefined));
-          const result = await inspectUser(db, redis.client ? { client: redis.client } : { skipped: redis.skipped! }, {
+          const result = await inspectUser(db, redisPart, {
             userId: user,
             digestDate: date ?? serviceDay(new Date(), g.timeZone),
             timeZone: g.timeZone,
@@ -50,7 +52,7 @@ export function register(program: Command): void {
           else ctx.print(renderUser(result, ctx.style));
           return result.findings.length ? ExitCode.FINDINGS : ExitCode.OK;
         }
-        const result = await inspectSummary(db, { date, since, limit, stuckAfterMs });
+        const result = await inspectSummary(db, redisPart, { date, since, limit, stuckAfterMs });
         if (g.json) printJson(InspectSummarySchema, result);
         else ctx.print(renderSummary(result, ctx.style));
         return result.findings.length ? ExitCode.FINDINGS : ExitCode.OK;
@@ -83,6 +85,10 @@ export function renderSummary(r: InspectSummary, s: Style): string {
   out.push('', s.heading('Rows by status'));
   const statuses = Object.entries(r.statusCounts);
   out.push(statuses.length ? s.table(['status', 'rows'], statuses) : s.dim('table is empty'));
+  out.push('', s.heading('Locks'));
+  if (r.locks.skipped) out.push(`${s.verdict('skip')} Redis part skipped: ${r.locks.reason}`);
+  else if (!r.locks.stale.length) out.push(`${s.verdict('ok')} no stale digest:lock:* keys`);
+  else out.push(s.table(['key', 'kind', 'TTL left', 'allowed', 'problem'], r.locks.stale.map((l) => [l.key, l.kind, l.ttlMs == null ? 'none' : formatAge(l.ttlMs), formatAge(l.maxTtlMs), s.fail(l.reason)])));
   out.push('', findingsBlock(r.findings, s));
   return out.join('\n');
 }
