@@ -51,15 +51,32 @@ function unmask(text: string, literals: string[]): string {
   return text.replace(/\u0000(\d+)\u0000/g, (_m, i: string) => literals[Number(i)]!);
 }
 
+/** Removes `--` and block comments, leaving string literals and quoted identifiers intact. */
+export function stripComments(text: string): string {
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (ch === "'" || ch === '"') {
+      let j = i + 1;
+      while (j < text.length && !(text[j] === ch && text[j + 1] !== ch)) j += text[j] === ch ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j;
+    } else if (ch === '-' && text[i + 1] === '-') {
+      while (i < text.length && text[i] !== '\n') i++;
+      out += '\n';
+    } else if (ch === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? text.length : end + 1;
+      out += ' ';
+    } else out += ch;
+  }
+  return out;
+}
+
 /** The single statement of a migration file. Two statements in one file would run as one implicit transaction. */
 export function singleStatement(text: string, file: string): string {
-  const { masked, literals } = maskLiterals(text);
-  const body = masked
-    .split('\n')
-    .map((l) => l.replace(/--.*$/, ''))
-    .join('\n')
-    .trim()
-    .replace(/;\s*$/, '');
+  const { masked, literals } = maskLiterals(stripComments(text));
+  const body = masked.trim().replace(/;\s*$/, '');
   if (body.includes(';')) throw new Error(`${file}: holds more than one statement; a migration file holds exactly one`);
   if (!body) throw new Error(`${file}: holds no statement`);
   const stmt = unmask(body, literals).replace(/\s+/g, ' ').trim();
@@ -92,6 +109,7 @@ export function buildMigration(src: MigrationSource): Migration {
 export function withConcurrently(statement: string): string {
   const create = /^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\s+(?!CONCURRENTLY\b)/i;
   const drop = /^(\s*DROP\s+INDEX)\s+(?!CONCURRENTLY\b)/i;
+  if (/^\s*(?:CREATE\s+(?:UNIQUE\s+)?|DROP\s+)INDEX\s+CONCURRENTLY\b/i.test(statement)) return statement;
   if (create.test(statement)) return statement.replace(create, '$1 CONCURRENTLY ');
   if (drop.test(statement)) return statement.replace(drop, '$1 CONCURRENTLY ');
   throw new Error(`cannot run concurrently: ${statement.slice(0, 60)}`);
