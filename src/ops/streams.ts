@@ -245,7 +245,7 @@ export async function scanStream(
     const previous = inFlight;
     inFlight = previous.then(async () => {
       const found = await db.query<{ id: string; status: string }>('streams_history_status', [ids]);
-      rows.record(ids, new Map(found.map((r) => [r.id, r.status])), acc);
+      rows.record(ids, new Map(found.map((r) => [r.id, r.status])));
     });
     // awaited after the read; until then a failure must not count as unhandled
     inFlight.catch(() => undefined);
@@ -273,7 +273,7 @@ export async function scanStream(
     exists,
     durationMs: Math.round(performance.now() - started),
     ...t,
-    rows: rows ? { checked: rows.checked, sent: rows.sent, missing: rows.missing } : null,
+    rows: rows ? rows.result(acc) : null,
   };
 }
 
