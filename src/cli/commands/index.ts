@@ -3,9 +3,17 @@ import type { Command } from 'commander';
 import { register as inspect } from './inspect.js';
 import { register as migrate } from './migrate.js';
 import { register as streams } from './streams.js';
+import { register as fixDuplicates } from './fix-duplicates.js';
+import { register as markStale } from './mark-stale.js';
+import { register as undo } from './undo.js';
+import { register as runs } from './runs.js';
 
 export function registerCommands(program: Command): void {
   inspect(program);
   migrate(program);
   streams(program);
+  fixDuplicates(program);
+  markStale(program);
+  undo(program);
+  runs(program);
 }

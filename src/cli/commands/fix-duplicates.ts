@@ -1,0 +1,130 @@
+import { Option, type Command } from 'commander';
+import { KEEP_POLICIES, formatAge, type KeepPolicy } from '../../core/duplicates.js';
+import { serviceDay } from '../../core/keys.js';
+import { DEFAULT_BATCH_LOCK_TIMEOUT_MS, DEFAULT_BATCH_SIZE, DEFAULT_LOCK_WAIT_MS, MAX_BATCH_SIZE } from '../../core/repair.js';
+import { assertDay, assertUuid, parseDuration, parsePositiveInt, parseSince } from '../../core/validate.js';
+import { ExitCode, badInput, type ExitCodeValue } from '../../errors.js';
+import { fixDuplicates, FixDuplicatesResultSchema, type FixDuplicatesResult } from '../../ops/fix-duplicates.js';
+import type { BatchOptions } from '../../ops/repair.js';
+import { openDb } from '../options.js';
+import { printJson } from '../output.js';
+import type { Style } from '../render.js';
+import { act, type CommandContext } from '../run.js';
+
+export interface BatchFlags {
+  apply?: boolean;
+  batchSize: string;
+  lockTimeout: string;
+  lockWait: string;
+  show: string;
+}
+
+/** The flags every repair shares: --apply, batch size and timeouts, rows shown. */
+export function addRepairFlags(cmd: Command): Command {
+  return cmd
+    .option('--apply', 'write the changes (without it: a dry run that writes nothing)')
+    .addOption(new Option('--batch-size <n>', `rows per batch transaction (at most ${MAX_BATCH_SIZE})`).default(String(DEFAULT_BATCH_SIZE)))
+    .addOption(new Option('--lock-timeout <duration>', 'lock_timeout of each batch transaction').default(`${DEFAULT_BATCH_LOCK_TIMEOUT_MS / 1000}s`))
+    .addOption(new Option('--lock-wait <duration>', 'how long to wait for another run of the same repair before exiting busy (4)').default(`${DEFAULT_LOCK_WAIT_MS / 1000}s`))
+    .addOption(new Option('--show <n>', 'rows or groups listed in the tables').default('50'));
+}
+
+/** Parses the shared flags; wires Ctrl-C to stop after the current batch and progress to stderr. */
+export function readRepairFlags(ctx: CommandContext, o: BatchFlags): BatchOptions & { apply: boolean; show: number; controller: AbortController } {
+  const batchSize = parsePositiveInt(o.batchSize, '--batch-size');
+  if (batchSize > MAX_BATCH_SIZE) throw badInput(`--batch-size ${batchSize} is too large: at most ${MAX_BATCH_SIZE}, so each batch holds its locks briefly`);
+  const controller = new AbortController();
+  return {
+    apply: Boolean(o.apply),
+    batchSize,
+    lockTimeoutMs: parseDuration(o.lockTimeout, '--lock-timeout'),
+    lockWaitMs: o.lockWait.trim() === '0' ? 0 : parseDuration(o.lockWait, '--lock-wait'),
+    show: parsePositiveInt(o.show, '--show'),
+    signal: controller.signal,
+    controller,
+    onProgress: (done, total) => ctx.progress.update(`${done}/${total} rows`),
+  };
+}
+
+/** Ctrl-C: stop after the batch in flight (it commits or rolls back whole), record the run as interrupted. */
+export function stopOnInterrupt<T>(ctx: CommandContext, controller: AbortController, work: Promise<T>): Promise<T> {
+  ctx.onInterrupt(async () => {
+    controller.abort();
+    await work.catch(() => undefined);
+  });
+  return work.finally(() => ctx.progress.done());
+}
+
+/** Exit code of a repair: a dry run with work to do is 1; applied with nothing left is 0. */
+export function repairExit(planned: number, applied: { status: string; skipped: unknown[] } | null): ExitCodeValue {
+  if (!applied) return planned > 0 ? ExitCode.FINDINGS : ExitCode.OK;
+  return applied.status === 'interrupted' || applied.skipped.length ? ExitCode.FINDINGS : ExitCode.OK;
+}
+
+export function appliedLine(a: { runId: string | null; status: string; rowsChanged: number; batches: number; longestBatchMs: number }, what: string, s: Style): string {
+  if (!a.runId) return `${s.verdict('ok')} nothing to ${what}: no changes made`;
+  const head = a.status === 'interrupted' ? `${s.verdict('warn')} interrupted: run ${s.bold(a.runId)} changed` : `${s.verdict('ok')} run ${s.bold(a.runId)}:`;
+  return `${head} ${a.rowsChanged} row(s) in ${a.batches} batch(es), longest lock hold ${a.longestBatchMs} ms\n       undo with: digest-doctor undo ${a.runId}`;
+}
+
+interface FixOptions extends BatchFlags {
+  user?: string;
+  date?: string;
+  since?: string;
+  keep: string;
+}
+
+export function register(program: Command): void {
+  addRepairFlags(
+    program
+      .command('fix-duplicates')
+      .description("keep one in-flight row per (user, day) and mark the other in-flight rows 'failed', in audited batches (dry run unless --apply)")
+      .option('--user <uuid>', 'only this user')
+      .option('--date <YYYY-MM-DD>', 'only this digest date')
+      .option('--since <date|duration>', 'digest dates from this day on (YYYY-MM-DD, or e.g. 7d back)')
+      .addOption(new Option('--keep <policy>', 'which in-flight row to keep').choices(KEEP_POLICIES).default('newest')),
+  )
+    .addHelpText('after', '\nExamples:\n  digest-doctor fix-duplicates --since 7d\n  digest-doctor fix-duplicates --date 2025-11-25 --apply\n  digest-doctor undo <run-id>')
+    .action(
+      act<FixOptions>(async (ctx, o) => {
+        const { g } = ctx;
+        const flags = readRepairFlags(ctx, o);
+        const userId = o.user === undefined ? undefined : assertUuid(o.user, '--user');
+        const date = o.date === undefined ? undefined : assertDay(o.date, '--date');
+        const since = o.since === undefined ? undefined : parseSince(o.since, new Date(), (d) => serviceDay(d, g.timeZone));
+        const db = await openDb(g);
+        ctx.defer(() => db.close());
+        const result = await stopOnInterrupt(ctx, flags.controller, fixDuplicates(db, { ...flags, userId, date, since, keep: o.keep as KeepPolicy }));
+        if (g.json) printJson(FixDuplicatesResultSchema, result);
+        else ctx.print(render(result, flags.show, ctx.style));
+        return repairExit(result.plan.rows, result.applied);
+      }),
+    );
+}
+
+export function render(r: FixDuplicatesResult, show: number, s: Style): string {
+  const out: string[] = [];
+  const now = Date.parse(r.now);
+  const age = (at: string) => formatAge(now - Date.parse(at));
+  out.push(s.heading(`Duplicate in-flight rows: keep the ${r.filters.keep}, mark the rest '${r.repairStatus.status}'`));
+  if (!r.plan.groups) out.push(s.ok('none'));
+  else {
+    out.push(
+      s.table(
+        ['user', 'day', 'keep', `mark '${r.repairStatus.status}'`],
+        r.plan.items.slice(0, show).map((p) => [p.userId, p.digestDate, `${p.keep.id} (${p.keep.status}, ${age(p.keep.createdAt)})`, p.fail.map((f) => `${f.id} (${f.status}, ${age(f.createdAt)})`).join('\n')]),
+      ),
+    );
+    const more = r.plan.groups > show ? ` (showing ${show}; --show for more, --json for all)` : '';
+    out.push(`${s.bold(String(r.plan.groups))} group(s), ${s.fail(String(r.plan.rows))} row(s) to mark${more}`);
+  }
+  out.push('');
+  const a = r.applied;
+  if (!a) out.push(r.plan.rows ? `${s.verdict('info')} dry run: nothing written; rerun with --apply to write` : `${s.verdict('ok')} nothing to fix`);
+  else {
+    out.push(appliedLine(a, 'fix', s));
+    if (a.runId) out.push(`       ${a.groupsFixed} group(s) fixed, ${a.resolvedMeanwhile} resolved meanwhile by the service`);
+    for (const k of a.skipped) out.push(`${s.verdict('warn')} skipped ${k.userId} ${k.digestDate}: ${k.reason}; rerun to finish`);
+  }
+  return out.join('\n');
+}

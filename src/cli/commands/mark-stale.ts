@@ -1,0 +1,90 @@
+import { Option, type Command } from 'commander';
+import { formatAge } from '../../core/duplicates.js';
+import { DEFAULT_LIVE_IDLE_MS } from '../../core/repair.js';
+import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
+import { badInput } from '../../errors.js';
+import { markStale, MarkStaleResultSchema, type MarkStaleResult } from '../../ops/mark-stale.js';
+import { openDb, openOptionalRedis } from '../options.js';
+import { printJson } from '../output.js';
+import type { Style } from '../render.js';
+import { act } from '../run.js';
+import { addRepairFlags, appliedLine, readRepairFlags, repairExit, stopOnInterrupt, type BatchFlags } from './fix-duplicates.js';
+
+interface StaleOptions extends BatchFlags {
+  olderThan?: string;
+  user?: string;
+  date?: string;
+  limit?: string;
+  includeLive?: boolean;
+  liveIdle: string;
+}
+
+export function register(program: Command): void {
+  addRepairFlags(
+    program
+      .command('mark-stale')
+      .description("mark in-flight rows older than --older-than 'failed' (and clear sent_at), in audited batches (dry run unless --apply)")
+      .option('--older-than <duration>', 'rows created before now() minus this (database clock), e.g. 30m, 6h, 7d')
+      .option('--user <uuid>', 'only this user')
+      .option('--date <YYYY-MM-DD>', 'only this digest date')
+      .option('--limit <n>', 'at most this many rows, oldest first')
+      .option('--include-live', 'also mark rows whose event a worker holds right now')
+      .addOption(new Option('--live-idle <duration>', 'with Redis: a pending event delivered less than this long ago is live').default(`${DEFAULT_LIVE_IDLE_MS / 60_000}m`)),
+  )
+    .addHelpText('after', '\nWith Redis configured, a row whose event is pending in digest-workers and was delivered less than\n--live-idle ago (the worker reclaims after 60 s) is live: skipped and listed unless --include-live.\n\nExamples:\n  digest-doctor mark-stale --older-than 6h\n  digest-doctor mark-stale --older-than 7d --apply')
+    .action(
+      act<StaleOptions>(async (ctx, o) => {
+        const { g } = ctx;
+        if (o.olderThan === undefined) throw badInput('mark-stale needs --older-than <duration>: e.g. --older-than 6h (rows created more than 6 hours ago by the database clock)');
+        const olderThanMs = parseDuration(o.olderThan, '--older-than');
+        const flags = readRepairFlags(ctx, o);
+        const userId = o.user === undefined ? undefined : assertUuid(o.user, '--user');
+        const date = o.date === undefined ? undefined : assertDay(o.date, '--date');
+        const limit = o.limit === undefined ? undefined : parsePositiveInt(o.limit, '--limit');
+        const liveIdleMs = parseDuration(o.liveIdle, '--live-idle');
+        const db = await openDb(g);
+        ctx.defer(() => db.close());
+        const redis = await openOptionalRedis(g);
+        if (redis.client) ctx.defer(() => redis.client.quit().then(() => undefined));
+        const work = markStale(db, redis.client ? { client: redis.client } : { skipped: redis.skipped! }, {
+          ...flags,
+          olderThanMs,
+          userId,
+          date,
+          limit,
+          includeLive: Boolean(o.includeLive),
+          liveIdleMs,
+        });
+        const result = await stopOnInterrupt(ctx, flags.controller, work);
+        if (g.json) printJson(MarkStaleResultSchema, result);
+        else ctx.print(render(result, flags.show, ctx.style));
+        return repairExit(result.plan.rows, result.applied);
+      }),
+    );
+}
+
+export function render(r: MarkStaleResult, show: number, s: Style): string {
+  const out: string[] = [];
+  out.push(s.heading(`In-flight rows created before ${r.cutoff} (older than ${formatAge(r.filters.olderThanMs)}): mark '${r.repairStatus.status}'`));
+  if (!r.plan.rows) out.push(s.ok('none'));
+  else {
+    out.push(s.table(['id', 'user', 'day', 'status', 'age'], r.plan.items.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.status, formatAge(x.ageMs)])));
+    const more = r.plan.rows > show ? ` (showing ${show}; --show for more, --json for all)` : '';
+    out.push(`${s.bold(String(r.plan.rows))} row(s) to mark${more}`);
+  }
+  if (!r.redis.checked) out.push(`${s.verdict('skip')} live check skipped: ${r.redis.reason}`);
+  else if (r.redis.groupMissing) out.push(`${s.verdict('warn')} consumer group digest-workers is missing: no event can be live`);
+  if (r.live.length) {
+    out.push('', s.heading(r.filters.includeLive ? 'Live (marked anyway: --include-live)' : 'Live: event pending and delivered recently, left alone'));
+    out.push(s.table(['id', 'user', 'day', 'entry', 'consumer', 'idle', 'deliveries'], r.live.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.entryId, x.consumer, formatAge(x.idleMs), x.deliveries])));
+  }
+  out.push('');
+  const a = r.applied;
+  if (!a) out.push(r.plan.rows ? `${s.verdict('info')} dry run: nothing written; rerun with --apply to write` : `${s.verdict('ok')} nothing stale`);
+  else {
+    out.push(appliedLine(a, 'mark', s));
+    if (a.changedMeanwhile) out.push(`       ${a.changedMeanwhile} row(s) moved on by the service meanwhile: left as they are`);
+    if (a.skipped.length) out.push(`${s.verdict('warn')} ${a.skipped.length} row(s) held by another session were skipped: rerun to finish`);
+  }
+  return out.join('\n');
+}

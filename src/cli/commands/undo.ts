@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { assertUuid } from '../../core/validate.js';
+import { undoRun, UndoResultSchema, type UndoResult } from '../../ops/undo.js';
+import { openDb } from '../options.js';
+import { printJson } from '../output.js';
+import type { Style } from '../render.js';
+import { act } from '../run.js';
+import { addRepairFlags, appliedLine, readRepairFlags, repairExit, stopOnInterrupt, type BatchFlags } from './fix-duplicates.js';
+
+export function register(program: Command): void {
+  addRepairFlags(
+    program
+      .command('undo')
+      .argument('<run-id>', 'the run to undo (digest-doctor runs lists them)')
+      .description('put back the rows a repair run changed, where they are still as it left them; never a second in-flight row (dry run unless --apply)'),
+  )
+    .addHelpText('after', '\nExamples:\n  digest-doctor runs\n  digest-doctor undo 5b1c3f0e-8d2a-4c61-9e7f-2a3b4c5d6e7f --apply')
+    .action(
+      act<BatchFlags>(async (ctx, o, args) => {
+        const runId = assertUuid(args[0] ?? '', 'run id');
+        const flags = readRepairFlags(ctx, o);
+        const db = await openDb(ctx.g);
+        ctx.defer(() => db.close());
+        const result = await stopOnInterrupt(ctx, flags.controller, undoRun(db, { ...flags, runId }));
+        if (ctx.g.json) printJson(UndoResultSchema, result);
+        else ctx.print(render(result, flags.show, ctx.style));
+        return repairExit(result.plan.restore.length, result.applied);
+      }),
+    );
+}
+
+export function render(r: UndoResult, show: number, s: Style): string {
+  const t = r.target;
+  const out = [s.heading(`Undo run ${t.runId} (${t.command}, ${t.startedAt}, by ${t.by}, ${t.rowsChanged} row(s) changed)`)];
+  if (!r.plan.restore.length) out.push(s.ok('nothing to put back'));
+  else {
+    out.push(s.table(['id', 'user', 'day', 'now', 'back to'], r.plan.restore.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.from, x.to])));
+    out.push(`${s.bold(String(r.plan.restore.length))} row(s) to put back${r.plan.restore.length > show ? ` (showing ${show})` : ''}`);
+  }
+  const skipped = r.applied?.skipped ?? r.plan.skipped;
+  if (skipped.length) {
+    out.push('', s.heading('Left as they are'));
+    out.push(s.table(['id', 'why'], skipped.slice(0, show).map((x) => [x.id, x.detail])));
+  }
+  out.push('');
+  if (!r.applied) out.push(r.plan.restore.length ? `${s.verdict('info')} dry run: nothing written; rerun with --apply to write` : `${s.verdict('ok')} nothing to undo`);
+  else out.push(appliedLine(r.applied, 'undo', s));
+  return out.join('\n');
+}

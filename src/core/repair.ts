@@ -1,0 +1,321 @@
+// Repairs, the pure part: which status a repair may write (from the live CHECK constraint), how a
+// plan is cut into batches, what a batch does once it has re-read its rows under lock, and which
+// rows an undo may restore. No I/O, no clock.
+import { IN_FLIGHT_STATUSES, isInFlight } from './contract.js';
+import { classifyGroup, type KeepPolicy } from './duplicates.js';
+
+/** Statuses a repair may write, best first. Only a terminal, not-sent status fits. */
+export const REPAIR_TARGET_STATUSES = ['failed'] as const;
+
+export const DEFAULT_BATCH_SIZE = 500;
+export const MAX_BATCH_SIZE = 10_000;
+/** Per batch: how long to wait for a table-level lock before giving the batch up (and retrying). */
+export const DEFAULT_BATCH_LOCK_TIMEOUT_MS = 2_000;
+/** How long a second repair waits for the first before exiting busy. */
+export const DEFAULT_LOCK_WAIT_MS = 5_000;
+/**
+ * mark-stale: a pending entry delivered less than this long ago is live. The worker reclaims entries
+ * idle 60 s (XAUTOCLAIM), so a worked-on entry never idles much beyond that; 5 min leaves margin
+ * for a slow reclaim loop without keeping an abandoned entry live.
+ */
+export const DEFAULT_LIVE_IDLE_MS = 5 * 60_000;
+
+export type RepairCommand = 'fix-duplicates' | 'mark-stale' | 'undo';
+
+/** The advisory-lock key of a repair: one run per command and service schema at a time. */
+export function repairLockKey(command: RepairCommand, schema: string): [string, string] {
+  return [`digest-doctor:repair:${command}`, schema];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CHECK constraint on digest_history.status
+
+export interface CheckConstraint {
+  name: string;
+  /** As pg_get_constraintdef prints it. */
+  definition: string;
+}
+
+const LITERAL = /'((?:[^']|'')*)'(?:::[a-z][a-z ]*(?:\(\d+\))?)?/gi;
+// `status`, `"status"`, `(status)::text`, `((status)::text)`
+const COLUMN = String.raw`\(*"?status"?\)*(?:::[a-z][a-z ]*(?:\(\d+\))?)?\)*`;
+const ANY_ARRAY = new RegExp(String.raw`^${COLUMN}\s*=\s*ANY\s*\(+\s*ARRAY\s*\[(.*?)\]\s*(?:\)?::[a-z][a-z ]*\[\])?\)*$`, 'i');
+const IN_LIST = new RegExp(String.raw`^${COLUMN}\s+IN\s*\((.*)\)$`, 'i');
+const EQUALS = new RegExp(String.raw`^${COLUMN}\s*=\s*('(?:[^']|'')*'(?:::[a-z][a-z ]*)?)\)*$`, 'i');
+
+function literals(list: string): string[] | undefined {
+  const out: string[] = [];
+  const rest = list.replace(LITERAL, (_m, v: string) => {
+    out.push(v.replace(/''/g, "'"));
+    return '';
+  });
+  // Anything but commas and spaces left over (NULL, an expression) means we cannot be sure.
+  return /^[\s,]*$/.test(rest) ? out : undefined;
+}
+
+/** Strips balanced outer parentheses: `((x))` -> `x`. */
+function unwrap(expr: string): string {
+  let s = expr.trim();
+  for (;;) {
+    if (!s.startsWith('(') || !s.endsWith(')')) return s;
+    let depth = 0;
+    for (let i = 0; i < s.length; i++) {
+      if (s[i] === '(') depth++;
+      else if (s[i] === ')') depth--;
+      if (depth === 0 && i < s.length - 1) return s;
+    }
+    s = s.slice(1, -1).trim();
+  }
+}
+
+/** Splits on OR at the top level (outside parentheses and quotes). */
+function splitOr(expr: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < expr.length; i++) {
+    const ch = expr[i];
+    if (ch === "'") quoted = !quoted;
+    else if (!quoted && ch === '(') depth++;
+    else if (!quoted && ch === ')') depth--;
+    else if (!quoted && depth === 0 && /^\sOR\s/i.test(expr.slice(i, i + 4))) {
+      parts.push(expr.slice(start, i));
+      start = i + 4;
+      i += 3;
+    }
+  }
+  parts.push(expr.slice(start));
+  return parts.map((p) => p.trim());
+}
+
+/**
+ * The statuses a CHECK on `status` allows, from its pg_get_constraintdef text, or undefined when
+ * the expression is not a plain list (an inequality, a function call...) and so cannot be read.
+ */
+export function parseStatusCheck(definition: string): string[] | undefined {
+  const m = /^\s*CHECK\s*\((.*)\)\s*(?:NOT VALID\s*)?$/is.exec(definition);
+  if (!m) return undefined;
+  const allowed: string[] = [];
+  for (const alt of splitOr(unwrap(m[1]!))) {
+    const e = unwrap(alt);
+    const hit = ANY_ARRAY.exec(e) ?? IN_LIST.exec(e) ?? EQUALS.exec(e);
+    const values = hit ? literals(hit[1]!) : undefined;
+    if (!values) return undefined;
+    allowed.push(...values);
+  }
+  return [...new Set(allowed)];
+}
+
+export type RepairStatusChoice =
+  | { ok: true; status: string; allowed: string[] | null }
+  | { ok: false; reason: string; allowed: string[] | null };
+
+/** The status a repair writes: the first of REPAIR_TARGET_STATUSES every CHECK on status allows. */
+export function chooseRepairStatus(constraints: readonly CheckConstraint[]): RepairStatusChoice {
+  let allowed: string[] | null = null;
+  for (const c of constraints) {
+    const values = parseStatusCheck(c.definition);
+    if (!values) {
+      return { ok: false, allowed, reason: `cannot tell which statuses CHECK ${c.name} allows (${c.definition}); nothing was written: mark the rows by hand or simplify the constraint` };
+    }
+    allowed = allowed === null ? values : allowed.filter((v) => values.includes(v));
+  }
+  const status = REPAIR_TARGET_STATUSES.find((s) => allowed === null || allowed.includes(s));
+  if (!status) {
+    const names = constraints.map((c) => c.name).join(', ');
+    return {
+      ok: false,
+      allowed,
+      reason: `the CHECK constraint (${names}) allows only ${allowed!.map((s) => `'${s}'`).join(', ') || 'no status'}, none of ${REPAIR_TARGET_STATUSES.map((s) => `'${s}'`).join(', ')}; nothing was written: allow 'failed' in the constraint first`,
+    };
+  }
+  return { ok: true, status, allowed };
+}
+
+// ---------------------------------------------------------------------------------------------
+// fix-duplicates
+
+export interface RepairRow {
+  id: string;
+  userId: string;
+  digestDate: string;
+  status: string;
+  createdAt: Date;
+}
+
+export interface GroupPlan {
+  userId: string;
+  digestDate: string;
+  kept: RepairRow;
+  extras: RepairRow[];
+}
+
+export const groupKey = (userId: string, digestDate: string): string => `${userId}|${digestDate}`;
+
+/** Groups the rows of many (user, day) and plans each group with more than one in-flight row. */
+export function planDuplicateGroups(rows: readonly RepairRow[], keep: KeepPolicy): GroupPlan[] {
+  const byGroup = new Map<string, RepairRow[]>();
+  for (const r of rows) {
+    const k = groupKey(r.userId, r.digestDate);
+    const list = byGroup.get(k);
+    if (list) list.push(r);
+    else byGroup.set(k, [r]);
+  }
+  const plans: GroupPlan[] = [];
+  for (const list of byGroup.values()) {
+    const cls = classifyGroup(list, keep);
+    if (cls.kept && cls.extras.length) plans.push({ userId: cls.kept.userId, digestDate: cls.kept.digestDate, kept: cls.kept, extras: cls.extras });
+  }
+  return plans.sort((a, b) => cmp(a.userId, b.userId) || cmp(a.digestDate, b.digestDate));
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Cuts items into consecutive batches of at most `size` rows; an item is never split. */
+export function chunkByRows<T>(items: readonly T[], size: number, rowsOf: (item: T) => number): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
+  let rows = 0;
+  for (const item of items) {
+    const n = rowsOf(item);
+    if (current.length && rows + n > size) {
+      batches.push(current);
+      current = [];
+      rows = 0;
+    }
+    current.push(item);
+    rows += n;
+  }
+  if (current.length) batches.push(current);
+  return batches;
+}
+
+/** A row as a batch re-reads it under lock, with the number of in-flight rows its group has now. */
+export interface LockedRow extends RepairRow {
+  /** In-flight rows of this (user, day) visible now, locked by us or not. */
+  groupInFlight: number;
+}
+
+export interface BatchDecision {
+  /** Rows to fail, each with the kept row that guards it. */
+  updates: Array<{ id: string; keptId: string }>;
+  groups: Array<{ userId: string; digestDate: string; keptId: string; failed: string[] }>;
+  /** Another session holds some of the group's rows: left for the retry pass. */
+  deferred: Array<{ userId: string; digestDate: string }>;
+  /** Down to one in-flight row (or none) since the plan: nothing to do. */
+  resolved: Array<{ userId: string; digestDate: string }>;
+}
+
+/**
+ * Given the in-flight rows a batch locked (SKIP LOCKED) for its planned groups, decides again
+ * (the plan may be stale): a group is fixed only when every in-flight row it has is locked by us.
+ */
+export function decideDuplicateBatch(planned: ReadonlyArray<{ userId: string; digestDate: string }>, locked: readonly LockedRow[], keep: KeepPolicy): BatchDecision {
+  const byGroup = new Map<string, LockedRow[]>();
+  for (const r of locked) {
+    const k = groupKey(r.userId, r.digestDate);
+    byGroup.set(k, [...(byGroup.get(k) ?? []), r]);
+  }
+  const out: BatchDecision = { updates: [], groups: [], deferred: [], resolved: [] };
+  for (const g of planned) {
+    const rows = (byGroup.get(groupKey(g.userId, g.digestDate)) ?? []).filter((r) => isInFlight(r.status));
+    const visible = Math.max(0, ...rows.map((r) => r.groupInFlight));
+    if (rows.length < visible) out.deferred.push(g);
+    else if (rows.length < 2) out.resolved.push(g);
+    else {
+      const cls = classifyGroup(rows, keep);
+      const keptId = cls.kept!.id;
+      out.updates.push(...cls.extras.map((r) => ({ id: r.id, keptId })));
+      out.groups.push({ ...g, keptId, failed: cls.extras.map((r) => r.id) });
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// undo
+
+/** The part of a row image undo needs (the audit keeps the whole row as jsonb). */
+export interface RowImage {
+  id: string;
+  user_id: string;
+  digest_date: string;
+  status: string;
+  created_at: string;
+  sent_at: string | null;
+}
+
+export interface AuditEntry {
+  rowId: string;
+  before: RowImage;
+  after: RowImage;
+}
+
+export interface CurrentRow {
+  id: string;
+  status: string;
+}
+
+export type UndoSkipReason = 'row-deleted' | 'status-changed' | 'would-duplicate';
+
+export interface UndoDecision {
+  restore: AuditEntry[];
+  skipped: Array<{ entry: AuditEntry; reason: UndoSkipReason; detail: string }>;
+}
+
+/**
+ * Which audited rows an undo restores. A row is restored only while its status is still what the
+ * run set; a row that goes back in flight must be the only in-flight row of its (user, day), so of
+ * several candidates in one group only the newest is restored and none where another row is already
+ * in flight.
+ *
+ * @param current every audited row as it is now (absent: deleted)
+ * @param inFlightByGroup the in-flight row ids of each (user, day) now (groupKey -> ids)
+ */
+export function decideUndo(entries: readonly AuditEntry[], current: ReadonlyMap<string, CurrentRow>, inFlightByGroup: ReadonlyMap<string, readonly string[]>): UndoDecision {
+  const out: UndoDecision = { restore: [], skipped: [] };
+  const candidates: AuditEntry[] = [];
+  for (const e of entries) {
+    const now = current.get(e.rowId);
+    if (!now) out.skipped.push({ entry: e, reason: 'row-deleted', detail: 'the row no longer exists' });
+    else if (now.status !== e.after.status) out.skipped.push({ entry: e, reason: 'status-changed', detail: `status is now '${now.status}', the run set '${e.after.status}'` });
+    else if (!isInFlight(e.before.status)) out.restore.push(e);
+    else candidates.push(e);
+  }
+  // Newest first, as the service orders a day's rows: that is the row it would pick up.
+  candidates.sort((a, b) => Date.parse(b.before.created_at) - Date.parse(a.before.created_at) || cmp(b.rowId, a.rowId));
+  const claimed = new Map<string, string>();
+  for (const e of candidates) {
+    const k = groupKey(e.before.user_id, e.before.digest_date);
+    const other = (inFlightByGroup.get(k) ?? []).find((id) => id !== e.rowId) ?? claimed.get(k);
+    if (other) out.skipped.push({ entry: e, reason: 'would-duplicate', detail: `row ${other} of the same user and day is in flight` });
+    else {
+      claimed.set(k, e.rowId);
+      out.restore.push(e);
+    }
+  }
+  return out;
+}
+
+/** In-flight statuses as the SQL parameter (text[]) every repair statement takes. */
+export const inFlightParam = (): string[] => [...IN_FLIGHT_STATUSES];
+
+// ---------------------------------------------------------------------------------------------
+// mark-stale
+
+export interface PendingDelivery {
+  consumer: string;
+  idleMs: number;
+  deliveries: number;
+}
+
+/** A row's event is live when it is pending in the group and was delivered less than `liveIdleMs` ago. */
+export function isLiveDelivery(p: PendingDelivery | undefined, liveIdleMs: number): boolean {
+  return p !== undefined && p.idleMs < liveIdleMs;
+}
+
+/** Status of a run as `runs` shows it: a `running` run whose session is gone was interrupted. */
+export function effectiveRunStatus(recorded: string, sessionAlive: boolean): string {
+  return recorded === 'running' && !sessionAlive ? 'interrupted' : recorded;
+}

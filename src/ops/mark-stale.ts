@@ -1,0 +1,182 @@
+// `mark-stale`: in-flight rows older than a cut-off (computed once, from the database clock) get the
+// repair status and lose sent_at. With Redis, rows whose event a worker holds right now are live and
+// left alone unless --include-live. Applied in short audited batches, like fix-duplicates.
+import { z } from 'zod';
+import { inFlightParam, type RepairRow } from '../core/repair.js';
+import { CLIENT_HOST } from '../postgres/audit.js';
+import type { Db } from '../postgres/db.js';
+import type { RedisClient } from '../redis/connect.js';
+import { BatchStatsSchema, RepairStatusSchema, batchLoop, inBatch, iso, recordedRun, repairStatus, withRepairLock, type BatchOptions, type BatchStats } from './repair.js';
+import { findLiveRows, type LiveDelivery } from './repair-live.js';
+
+export const MARK_STALE_SCHEMA_VERSION = 1 as const;
+const COMMAND = 'mark-stale' as const;
+
+const StaleRowSchema = z.object({
+  id: z.string(),
+  userId: z.string(),
+  digestDate: z.string(),
+  status: z.string(),
+  createdAt: z.string(),
+  ageMs: z.number(),
+});
+
+const LiveRowSchema = StaleRowSchema.extend({ entryId: z.string(), consumer: z.string(), idleMs: z.number(), deliveries: z.number().int() });
+
+export const MarkStaleAppliedSchema = BatchStatsSchema.extend({
+  runId: z.string().nullable(),
+  status: z.enum(['done', 'interrupted', 'nothing-to-do']),
+  rowsChanged: z.number().int(),
+  /** Rows no longer stale by the time their batch ran (the service moved them on). */
+  changedMeanwhile: z.number().int(),
+  /** Rows another session held through both passes. */
+  skipped: z.array(z.object({ id: z.string(), reason: z.string() })),
+});
+
+export const MarkStaleResultSchema = z.object({
+  schemaVersion: z.literal(MARK_STALE_SCHEMA_VERSION),
+  command: z.literal(COMMAND),
+  mode: z.enum(['dry-run', 'apply']),
+  now: z.string(),
+  /** now() minus --older-than, read once from the database. */
+  cutoff: z.string(),
+  filters: z.object({
+    olderThanMs: z.number(),
+    user: z.string().nullable(),
+    date: z.string().nullable(),
+    limit: z.number().int().nullable(),
+    includeLive: z.boolean(),
+    liveIdleMs: z.number(),
+  }),
+  repairStatus: RepairStatusSchema,
+  redis: z.union([
+    z.object({ checked: z.literal(true), groupMissing: z.boolean(), pendingSeen: z.number().int() }),
+    z.object({ checked: z.literal(false), reason: z.string() }),
+  ]),
+  /** Rows to mark (live ones excluded unless --include-live). */
+  plan: z.object({ rows: z.number().int(), items: z.array(StaleRowSchema) }),
+  /** Stale by age but their event is pending and was delivered recently. */
+  live: z.array(LiveRowSchema),
+  applied: MarkStaleAppliedSchema.nullable(),
+});
+export type MarkStaleResult = z.infer<typeof MarkStaleResultSchema>;
+
+export interface MarkStaleInput extends BatchOptions {
+  olderThanMs: number;
+  userId?: string;
+  date?: string;
+  /** At most this many rows, oldest first. */
+  limit?: number;
+  includeLive: boolean;
+  liveIdleMs: number;
+  apply: boolean;
+  pageSize?: number;
+}
+
+export type RedisForRepair = { client: RedisClient } | { skipped: string };
+
+interface PlanRow {
+  id: string;
+  user_id: string;
+  digest_date: string;
+  status: string;
+  created_at: Date;
+}
+
+async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<RepairRow[]> {
+  return db.readOnly(async (tx) => {
+    const out: RepairRow[] = [];
+    const want = input.limit ?? Infinity;
+    const pageSize = input.pageSize ?? 10_000;
+    let last: PlanRow | undefined;
+    while (out.length < want) {
+      const size = Math.min(pageSize, want - out.length);
+      const page: PlanRow[] = await tx.query<PlanRow>('stale_rows', [inFlightParam(), cutoff, input.userId ?? null, input.date ?? null, last?.created_at ?? null, last?.id ?? null, size]);
+      out.push(...page.map((r) => ({ id: r.id, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: new Date(r.created_at) })));
+      if (page.length < size) break;
+      last = page[page.length - 1];
+    }
+    return out;
+  });
+}
+
+export async function markStale(db: Db, redis: RedisForRepair, input: MarkStaleInput): Promise<MarkStaleResult> {
+  const target = await repairStatus(db);
+  const [clock] = await db.query<{ now: Date; cutoff: Date }>('stale_cutoff', [input.olderThanMs]);
+  const { now, cutoff } = clock!;
+
+  const plan = async () => {
+    const stale = await readStale(db, cutoff, input);
+    let redisPart: MarkStaleResult['redis'];
+    let live = new Map<string, LiveDelivery>();
+    if ('skipped' in redis) redisPart = { checked: false, reason: redis.skipped };
+    else {
+      const check = await findLiveRows(redis.client, stale, input.liveIdleMs);
+      live = check.live;
+      redisPart = { checked: true, groupMissing: check.groupMissing, pendingSeen: check.pendingSeen };
+    }
+    const row = (r: RepairRow) => ({ id: r.id, userId: r.userId, digestDate: r.digestDate, status: r.status, createdAt: iso(r.createdAt), ageMs: now.getTime() - r.createdAt.getTime() });
+    const liveRows = stale.filter((r) => live.has(r.id)).map((r) => ({ ...row(r), ...live.get(r.id)! }));
+    const rows = input.includeLive ? stale : stale.filter((r) => !live.has(r.id));
+    return { rows, redisPart, liveRows, items: rows.map(row) };
+  };
+
+  const base = (p: Awaited<ReturnType<typeof plan>>) => ({
+    schemaVersion: MARK_STALE_SCHEMA_VERSION,
+    command: COMMAND,
+    mode: input.apply ? ('apply' as const) : ('dry-run' as const),
+    now: iso(now),
+    cutoff: iso(cutoff),
+    filters: {
+      olderThanMs: input.olderThanMs,
+      user: input.userId ?? null,
+      date: input.date ?? null,
+      limit: input.limit ?? null,
+      includeLive: input.includeLive,
+      liveIdleMs: input.liveIdleMs,
+    },
+    repairStatus: target,
+    redis: p.redisPart,
+    plan: { rows: p.items.length, items: p.items },
+    live: p.liveRows,
+  });
+
+  if (!input.apply) return { ...base(await plan()), applied: null };
+  return withRepairLock(db, COMMAND, input.lockWaitMs, async () => {
+    const p = await plan();
+    if (!p.rows.length) {
+      return { ...base(p), applied: { runId: null, status: 'nothing-to-do' as const, rowsChanged: 0, changedMeanwhile: 0, skipped: [], batches: 0, longestBatchMs: 0 } };
+    }
+    const args = { olderThanMs: input.olderThanMs, cutoff: iso(cutoff), user: input.userId ?? null, date: input.date ?? null, limit: input.limit ?? null, includeLive: input.includeLive, batchSize: input.batchSize };
+    const run = await recordedRun(db, { command: COMMAND, args }, (runId) => applyStale(db, runId, target.status, cutoff, p.rows, input));
+    const { stats, rowsChanged, changedMeanwhile, loop } = run.body;
+    return {
+      ...base(p),
+      applied: { runId: run.runId, status: run.status, rowsChanged, changedMeanwhile, skipped: loop.deferred.map((r) => ({ id: r.id, reason: 'held by another session' })), ...stats },
+    };
+  });
+}
+
+async function applyStale(db: Db, runId: string, status: string, cutoff: Date, rows: RepairRow[], input: MarkStaleInput) {
+  const stats: BatchStats = { batches: 0, longestBatchMs: 0 };
+  let rowsChanged = 0;
+  let changedMeanwhile = 0;
+  const loop = await batchLoop(rows, () => 1, input, async (batch) => {
+    const ids = batch.map((r) => r.id);
+    const { locked, changed } = await inBatch(db, input.lockTimeoutMs, stats, async (tx) => {
+      const locked = (await tx.query<{ id: string }>('stale_lock', [ids, inFlightParam(), cutoff])).map((r) => r.id);
+      if (!locked.length) return { locked, changed: 0 };
+      const done = await tx.query<{ id: string }>('stale_apply', [locked, status, inFlightParam(), runId, COMMAND, db.ids.schema, CLIENT_HOST]);
+      return { locked, changed: done.length };
+    });
+    rowsChanged += changed;
+    const lockedSet = new Set(locked);
+    const missed = ids.filter((id) => !lockedSet.has(id));
+    if (!missed.length) return [];
+    // Not locked: either another session holds it (retry) or it is no longer stale (leave it).
+    const still = new Set((await db.query<{ id: string }>('stale_still', [missed, inFlightParam(), cutoff])).map((r) => r.id));
+    changedMeanwhile += missed.length - still.size;
+    return batch.filter((r) => still.has(r.id));
+  });
+  return { stats, rowsChanged, changedMeanwhile, loop, interrupted: loop.interrupted };
+}

@@ -1,0 +1,160 @@
+// What every repair shares: the status it may write (from the live CHECK), the one-run-at-a-time
+// lock, the run record, and batches (short transactions with a lock_timeout, timed for how long
+// they hold their row locks, retried once when another session holds rows).
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { TABLE } from '../core/contract.js';
+import { chooseRepairStatus, chunkByRows, repairLockKey, type CheckConstraint, type RepairCommand } from '../core/repair.js';
+import { DoctorError } from '../errors.js';
+import { finishRun, startRun } from '../postgres/audit.js';
+import type { Db } from '../postgres/db.js';
+
+export interface BatchOptions {
+  /** Rows per batch transaction. */
+  batchSize: number;
+  /** lock_timeout of each batch transaction. */
+  lockTimeoutMs: number;
+  /** How long to wait for another run of the same repair before exiting busy. */
+  lockWaitMs: number;
+  /** Aborting stops after the current batch; the run is recorded as interrupted. */
+  signal?: AbortSignal;
+  onProgress?: (doneRows: number, totalRows: number) => void;
+}
+
+export const RepairStatusSchema = z.object({
+  /** The status written to repaired rows. */
+  status: z.string(),
+  /** What the live CHECK constraint allows (null: no constraint on status). */
+  allowed: z.array(z.string()).nullable(),
+});
+
+/** Reads the CHECK constraints on status from the catalog; REFUSED (exit 4) when none allows a fitting status. */
+export async function repairStatus(db: Db): Promise<z.infer<typeof RepairStatusSchema>> {
+  const checks = await db.query<CheckConstraint>('repair_status_checks', [db.ids.schema, TABLE]);
+  const choice = chooseRepairStatus(checks);
+  if (!choice.ok) throw new DoctorError('REFUSED', choice.reason, { details: { allowed: choice.allowed } });
+  return { status: choice.status, allowed: choice.allowed };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs `fn` holding the session advisory lock of this repair and schema. Polls for up to `waitMs`,
+ * then BUSY (exit 4). Session-level, so it also covers the run's many short transactions and is
+ * released by the server if the process dies.
+ */
+export async function withRepairLock<T>(db: Db, command: RepairCommand, waitMs: number, fn: () => Promise<T>): Promise<T> {
+  const key = repairLockKey(command, db.ids.schema);
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const [row] = await db.query<{ locked: boolean }>('repair_try_lock', key);
+    if (row?.locked) break;
+    if (Date.now() >= deadline) {
+      throw new DoctorError('BUSY', `another ${command} is running on schema ${db.ids.schema} (it holds the repair lock): wait for it to finish (digest-doctor runs shows it) or raise --lock-wait`);
+    }
+    await sleep(Math.min(100, Math.max(10, deadline - Date.now())));
+  }
+  try {
+    return await fn();
+  } finally {
+    await db.query('repair_unlock', key).catch(() => undefined);
+  }
+}
+
+export const BatchStatsSchema = z.object({
+  batches: z.number().int(),
+  /** The longest time one batch held row locks: from its first locking statement to its commit. */
+  longestBatchMs: z.number(),
+});
+export type BatchStats = z.infer<typeof BatchStatsSchema>;
+
+// lock timeout, deadlock; and a unique violation: an undo racing a service insert that the partial
+// unique index caught; the retry sees the new row and skips.
+const RETRYABLE = new Set(['55P03', '40P01', '23505']);
+const BATCH_ATTEMPTS = 3;
+
+/**
+ * One batch: a transaction with its own lock_timeout. `fn` must take its row locks first; the time
+ * from then to the commit is recorded. A lock timeout or deadlock is retried, then BUSY.
+ */
+export async function inBatch<T>(db: Db, lockTimeoutMs: number, stats: BatchStats, fn: (tx: Db) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    let started = 0;
+    try {
+      const out = await db.transaction(async (tx) => {
+        await tx.query('repair_lock_timeout', [String(lockTimeoutMs)]);
+        started = performance.now();
+        return fn(tx);
+      });
+      stats.batches++;
+      stats.longestBatchMs = Math.max(stats.longestBatchMs, Math.round((performance.now() - started) * 10) / 10);
+      return out;
+    } catch (err) {
+      const code = (err as { code?: string })?.code;
+      if (!code || !RETRYABLE.has(code)) throw err;
+      if (attempt >= BATCH_ATTEMPTS) {
+        throw new DoctorError('BUSY', `a batch could not get its locks ${BATCH_ATTEMPTS} times (${code}: ${(err as Error).message}): digest_history is locked by another session; rerun when it is free`, { cause: err });
+      }
+      await sleep(100 * attempt);
+    }
+  }
+}
+
+export interface BatchLoopResult<I> {
+  /** Items another session held through both passes. */
+  deferred: I[];
+  interrupted: boolean;
+}
+
+/**
+ * Applies `items` in batches of about `batchSize` rows; `apply` returns the items it had to defer
+ * (rows held elsewhere). Deferred items get one more pass after a pause.
+ */
+export async function batchLoop<I>(items: readonly I[], rowsOf: (item: I) => number, opts: BatchOptions, apply: (batch: I[]) => Promise<I[]>): Promise<BatchLoopResult<I>> {
+  const total = items.reduce((n, i) => n + rowsOf(i), 0);
+  let done = 0;
+  let pending: readonly I[] = items;
+  for (let pass = 1; pass <= 2 && pending.length; pass++) {
+    if (pass === 2) await sleep(250);
+    const deferred: I[] = [];
+    for (const batch of chunkByRows(pending, opts.batchSize, rowsOf)) {
+      if (opts.signal?.aborted) return { deferred: [...deferred], interrupted: true };
+      const left = await apply(batch);
+      deferred.push(...left);
+      if (pass === 1) done += batch.reduce((n, i) => n + rowsOf(i), 0);
+      opts.onProgress?.(done, total);
+    }
+    pending = deferred;
+  }
+  return { deferred: [...pending], interrupted: false };
+}
+
+export interface RunOutcome<T> {
+  runId: string;
+  status: 'done' | 'interrupted';
+  body: T;
+}
+
+/**
+ * Records a run around `body`: started before the first batch, finished after the last; a failure
+ * is recorded as failed (best effort: the session may be gone) and rethrown.
+ */
+export async function recordedRun<T extends { interrupted: boolean }>(
+  db: Db,
+  meta: { command: RepairCommand; args: Record<string, unknown>; undoes?: string },
+  body: (runId: string) => Promise<T>,
+): Promise<RunOutcome<T>> {
+  const runId = randomUUID();
+  await startRun(db, { id: runId, ...meta });
+  try {
+    const out = await body(runId);
+    const status = out.interrupted ? 'interrupted' : 'done';
+    await finishRun(db, runId, status);
+    return { runId, status, body: out };
+  } catch (err) {
+    await finishRun(db, runId, 'failed', (err as Error)?.message ?? String(err)).catch(() => undefined);
+    throw err;
+  }
+}
+
+export const iso = (d: Date | string): string => new Date(d).toISOString();

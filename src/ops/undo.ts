@@ -1,0 +1,143 @@
+// `undo <run-id>`: puts back the before-images a repair run audited, only for rows whose status is
+// still what the run set, and never a second in-flight row for a (user, day). Audited as its own run.
+import { z } from 'zod';
+import { decideUndo, groupKey, inFlightParam, type AuditEntry, type CurrentRow, type UndoDecision } from '../core/repair.js';
+import { DoctorError, badInput } from '../errors.js';
+import { CLIENT_HOST, getRun, readRunAudit, type AuditRecord, type RunRecord } from '../postgres/audit.js';
+import type { Db } from '../postgres/db.js';
+import { BatchStatsSchema, batchLoop, inBatch, iso, recordedRun, withRepairLock, type BatchOptions, type BatchStats } from './repair.js';
+
+export const UNDO_SCHEMA_VERSION = 1 as const;
+const COMMAND = 'undo' as const;
+
+const RestoreSchema = z.object({ id: z.string(), userId: z.string(), digestDate: z.string(), from: z.string(), to: z.string() });
+const UndoSkipSchema = z.object({ id: z.string(), reason: z.enum(['row-deleted', 'status-changed', 'would-duplicate', 'held-by-another-session']), detail: z.string() });
+
+export const UndoAppliedSchema = BatchStatsSchema.extend({
+  runId: z.string().nullable(),
+  status: z.enum(['done', 'interrupted', 'nothing-to-do']),
+  rowsChanged: z.number().int(),
+  skipped: z.array(UndoSkipSchema),
+});
+
+export const UndoResultSchema = z.object({
+  schemaVersion: z.literal(UNDO_SCHEMA_VERSION),
+  command: z.literal(COMMAND),
+  mode: z.enum(['dry-run', 'apply']),
+  /** The run being undone. */
+  target: z.object({
+    runId: z.string(),
+    command: z.string(),
+    startedAt: z.string(),
+    by: z.string(),
+    rowsChanged: z.number().int(),
+    audited: z.number().int(),
+  }),
+  plan: z.object({ restore: z.array(RestoreSchema), skipped: z.array(UndoSkipSchema) }),
+  applied: UndoAppliedSchema.nullable(),
+});
+export type UndoResult = z.infer<typeof UndoResultSchema>;
+
+export interface UndoInput extends BatchOptions {
+  runId: string;
+  apply: boolean;
+}
+
+/** One entry per row: the first before-image and the last after-image the run wrote. */
+function collapse(records: readonly AuditRecord[]): AuditEntry[] {
+  const byRow = new Map<string, AuditEntry>();
+  for (const r of records) {
+    const seen = byRow.get(r.rowId);
+    byRow.set(r.rowId, seen ? { ...seen, after: r.after } : { rowId: r.rowId, before: r.before, after: r.after });
+  }
+  return [...byRow.values()];
+}
+
+async function currentState(db: Db, entries: readonly AuditEntry[], lockSql: 'undo_lock_rows' | 'undo_present_rows') {
+  const rows = await db.query<{ id: string; status: string }>(lockSql, [entries.map((e) => e.rowId)]);
+  const current = new Map<string, CurrentRow>(rows.map((r) => [r.id, r]));
+  const groups = [...new Map(entries.map((e) => [groupKey(e.before.user_id, e.before.digest_date), e.before])).values()];
+  const inFlight = await db.query<{ id: string; user_id: string; digest_date: string }>('undo_group_in_flight', [groups.map((g) => g.user_id), groups.map((g) => g.digest_date), inFlightParam()]);
+  const byGroup = new Map<string, string[]>();
+  for (const r of inFlight) {
+    const k = groupKey(r.user_id, r.digest_date);
+    byGroup.set(k, [...(byGroup.get(k) ?? []), r.id]);
+  }
+  return { current, byGroup };
+}
+
+const restoreOf = (e: AuditEntry) => ({ id: e.rowId, userId: e.before.user_id, digestDate: e.before.digest_date, from: e.after.status, to: e.before.status });
+const skipOf = (s: UndoDecision['skipped'][number]) => ({ id: s.entry.rowId, reason: s.reason, detail: s.detail });
+
+async function targetRun(db: Db, runId: string): Promise<RunRecord> {
+  const run = await getRun(db, runId);
+  if (!run) throw badInput(`no repair run ${runId} in schema ${db.ids.state}: digest-doctor runs lists the recorded runs (check --state-schema)`);
+  if (run.tableSchema !== db.ids.schema) throw badInput(`run ${runId} repaired schema ${run.tableSchema}, not ${db.ids.schema}: pass --schema ${run.tableSchema}`);
+  if (run.status === 'running' && run.sessionAlive) throw new DoctorError('REFUSED', `run ${runId} is still in progress: wait for it to finish, then undo it`);
+  return run;
+}
+
+export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
+  const run = await targetRun(db, input.runId);
+  const entries = collapse(await readRunAudit(db, input.runId));
+  const plan = async () => {
+    const { current, byGroup } = await db.readOnly((tx) => currentState(tx, entries, 'undo_present_rows'));
+    return decideUndo(entries, current, byGroup);
+  };
+  const base = (d: UndoDecision) => ({
+    schemaVersion: UNDO_SCHEMA_VERSION,
+    command: COMMAND,
+    mode: input.apply ? ('apply' as const) : ('dry-run' as const),
+    target: { runId: run.id, command: run.command, startedAt: iso(run.startedAt), by: run.dbUser, rowsChanged: run.rowsChanged, audited: entries.length },
+    plan: { restore: d.restore.map(restoreOf), skipped: d.skipped.map(skipOf) },
+  });
+  if (!input.apply) return { ...base(await plan()), applied: null };
+
+  return withRepairLock(db, COMMAND, input.lockWaitMs, async () => {
+    const decision = await plan();
+    if (!decision.restore.length) {
+      return { ...base(decision), applied: { runId: null, status: 'nothing-to-do' as const, rowsChanged: 0, skipped: decision.skipped.map(skipOf), batches: 0, longestBatchMs: 0 } };
+    }
+    // Whole (user, day) groups per batch, so "at most one back in flight" is decided in one place.
+    const byGroup = new Map<string, AuditEntry[]>();
+    for (const e of entries) {
+      const k = groupKey(e.before.user_id, e.before.digest_date);
+      byGroup.set(k, [...(byGroup.get(k) ?? []), e]);
+    }
+    const groups = [...byGroup.values()];
+    const outcome = await recordedRun(db, { command: COMMAND, args: { runId: input.runId, batchSize: input.batchSize }, undoes: input.runId }, (runId) =>
+      applyUndo(db, runId, groups, input),
+    );
+    const { stats, rowsChanged, skipped, loop } = outcome.body;
+    const held = loop.deferred.flat().map((e) => ({ id: e.rowId, reason: 'held-by-another-session' as const, detail: 'another session held the row through both passes' }));
+    return { ...base(decision), applied: { runId: outcome.runId, status: outcome.status, rowsChanged, skipped: [...skipped, ...held], batches: stats.batches, longestBatchMs: stats.longestBatchMs } };
+  });
+}
+
+async function applyUndo(db: Db, runId: string, groups: AuditEntry[][], input: UndoInput) {
+  const stats: BatchStats = { batches: 0, longestBatchMs: 0 };
+  let rowsChanged = 0;
+  const skipped: Array<z.infer<typeof UndoSkipSchema>> = [];
+  const loop = await batchLoop(groups, (g) => g.length, input, async (batch) => {
+    const entries = batch.flat();
+    const out = await inBatch(db, input.lockTimeoutMs, stats, async (tx) => {
+      const { current, byGroup } = await currentState(tx, entries, 'undo_lock_rows');
+      // A row we could not lock but that exists is held elsewhere: its whole group waits for the retry.
+      const present = new Set((await tx.query<{ id: string }>('undo_present_rows', [entries.filter((e) => !current.has(e.rowId)).map((e) => e.rowId)])).map((r) => r.id));
+      const heldGroups = new Set(entries.filter((e) => present.has(e.rowId)).map((e) => groupKey(e.before.user_id, e.before.digest_date)));
+      const ready = entries.filter((e) => !heldGroups.has(groupKey(e.before.user_id, e.before.digest_date)));
+      const d = decideUndo(ready, current, byGroup);
+      const changed = d.restore.length
+        ? (await tx.query<{ id: string }>('undo_apply', [d.restore.map((e) => e.rowId), d.restore.map((e) => JSON.stringify(e.before)), d.restore.map((e) => e.after.status), inFlightParam(), runId, COMMAND, db.ids.schema, CLIENT_HOST])).map((r) => r.id)
+        : [];
+      return { d, changed, heldGroups };
+    });
+    rowsChanged += out.changed.length;
+    skipped.push(...out.d.skipped.map(skipOf));
+    // The guard in undo_apply saw a row go in flight since the decision: skipped, not retried.
+    const changedSet = new Set(out.changed);
+    skipped.push(...out.d.restore.filter((e) => !changedSet.has(e.rowId)).map((e) => ({ id: e.rowId, reason: 'would-duplicate' as const, detail: 'another row of the same user and day went in flight meanwhile' })));
+    return batch.filter((g) => out.heldGroups.has(groupKey(g[0]!.before.user_id, g[0]!.before.digest_date)));
+  });
+  return { stats, rowsChanged, skipped, loop, interrupted: loop.interrupted };
+}
