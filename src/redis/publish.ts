@@ -84,6 +84,13 @@ export interface PublishPlan {
   args: Array<string | number>;
 }
 
+/** Native IDMP from Redis 8.6 on, the script before; asking for IDMP on an older server is bad input. */
+export function choosePublishMode(version: readonly [number, number, number], requested: PublishMode | 'auto' = 'auto'): PublishMode {
+  const native = versionAtLeast(version, 8, 6);
+  if (requested === 'idmp' && !native) throw badInput(`XADD IDMP needs Redis 8.6 or later; this server is ${version.join('.')}: use the script (mode lua)`);
+  return requested === 'auto' ? (native ? 'idmp' : 'lua') : requested;
+}
+
 /** Pure: what to send for one publish, given the server's version. */
 export function planPublish(opts: PublishOptions, version: readonly [number, number, number], keyPrefix = ''): PublishPlan {
   const id = opts.idempotencyId ?? opts.event.history_id;
@@ -93,10 +100,8 @@ export function planPublish(opts: PublishOptions, version: readonly [number, num
   const maxlen = opts.maxlen ?? STREAM_MAXLEN;
   const json = serializeEvent(opts.event);
   const markerKey = opts.markerKey ?? markerKeyFor(opts.stream, id!, { keyPrefix, markerPrefix: opts.markerPrefix });
-  const requested = opts.mode ?? 'auto';
-  const mode: PublishMode = requested === 'auto' ? (versionAtLeast(version, 8, 6) ? 'idmp' : 'lua') : requested;
+  const mode = choosePublishMode(version, opts.mode);
   if (mode === 'idmp') {
-    if (!versionAtLeast(version, 8, 6)) throw badInput(`XADD IDMP needs Redis 8.6 or later; this server is ${version.join('.')}: use the script (mode lua)`);
     // IDMP keys on (producer, iid); the marker key names the iid so both modes dedupe on the same thing.
     return { mode, markerKey, script: 'publishIdmp', args: [opts.stream, opts.producer ?? DEFAULT_PRODUCER, markerKey, maxlen, json] };
   }
