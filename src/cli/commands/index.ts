@@ -7,6 +7,7 @@ import { register as fixDuplicates } from './fix-duplicates.js';
 import { register as markStale } from './mark-stale.js';
 import { register as undo } from './undo.js';
 import { register as runs } from './runs.js';
+import { register as replay } from './replay.js';
 
 export function registerCommands(program: Command): void {
   inspect(program);
@@ -16,4 +17,5 @@ export function registerCommands(program: Command): void {
   markStale(program);
   undo(program);
   runs(program);
+  replay(program);
 }
