@@ -18,7 +18,8 @@ export interface BatchOptions {
   lockWaitMs: number;
   /** Aborting stops after the current batch; the run is recorded as interrupted. */
   signal?: AbortSignal;
-  onProgress?: (doneRows: number, totalRows: number) => void;
+  /** Called between batches (awaited: a library caller may log somewhere slow). */
+  onProgress?: (doneRows: number, totalRows: number) => void | Promise<void>;
 }
 
 export const RepairStatusSchema = z.object({
@@ -122,7 +123,7 @@ export async function batchLoop<I>(items: readonly I[], rowsOf: (item: I) => num
       const left = await apply(batch);
       deferred.push(...left);
       if (pass === 1) done += batch.reduce((n, i) => n + rowsOf(i), 0);
-      opts.onProgress?.(done, total);
+      await opts.onProgress?.(done, total);
     }
     pending = deferred;
   }

@@ -24,7 +24,9 @@ export function register(program: Command): void {
         const result = await stopOnInterrupt(ctx, flags.controller, undoRun(db, { ...flags, runId }));
         if (ctx.g.json) printJson(UndoResultSchema, result);
         else ctx.print(render(result, flags.show, ctx.style));
-        return repairExit(result.plan.restore.length, result.applied);
+        // Rows left because they changed or would duplicate are the undo working as meant; only rows held elsewhere remain to do.
+        const a = result.applied;
+        return repairExit(result.plan.restore.length, a ? { ...a, skipped: a.skipped.filter((k) => k.reason === 'held-by-another-session') } : null);
       }),
     );
 }

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DIGEST_GROUP, DIGEST_STREAM } from '../../src/core/contract.js';
+import { buildEvent, serializeEvent } from '../../src/core/event.js';
+import { markStale, type MarkStaleInput } from '../../src/ops/mark-stale.js';
+import type { Db } from '../../src/postgres/db.js';
+import { connectRedis, type RedisClient } from '../../src/redis/connect.js';
+import { createTestSchema, INCIDENT, insertRows, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';
+import { createTestRedis, type TestRedis } from '../helpers/redis.js';
+import { batchDefaults, checksumExcept, openRepairDb } from '../helpers/repair.js';
+
+let t: TestSchema;
+let db: Db;
+
+beforeEach(async () => {
+  t = await createTestSchema();
+  db = await openRepairDb(t);
+});
+afterEach(async () => {
+  await db.close();
+  await t.cleanup();
+});
+
+const NO_REDIS = { skipped: 'Redis not configured' };
+const input = (over: Partial<MarkStaleInput> = {}): MarkStaleInput => ({ ...batchDefaults(), olderThanMs: 86_400_000, includeLive: false, liveIdleMs: 300_000, apply: false, ...over });
+const rowOf = async (id: string) => (await t.client.query(`SELECT status, sent_at FROM ${t.schema}.digest_history WHERE id = $1`, [id])).rows[0];
+
+describe('mark-stale', () => {
+  it('plans in-flight rows older than the cut-off from the database clock, and a dry run writes nothing', async () => {
+    const s = await seedIncident(t);
+    const [fresh] = await insertRows(t, [{ userId: INCIDENT.cleanUser, digestDate: '2026-01-01', status: 'pending', createdAt: new Date() }]);
+    const sum = await checksumExcept(t.client, t.schema, 'false');
+    const r = await markStale(db, NO_REDIS, input());
+    const [{ now }] = (await t.client.query('SELECT now() AS now')).rows;
+    expect(Math.abs(Date.parse(r.cutoff) + 86_400_000 - Date.parse(r.now))).toBeLessThan(2);
+    expect(Date.parse(r.now)).toBeLessThanOrEqual(new Date(now).getTime());
+    // Oldest first; the fresh row and the failed and sent rows are not stale.
+    expect(r.plan.items.map((x) => x.id)).toEqual([s.stuck, s.pendingOld, s.pendingNew]);
+    expect(r.plan.items.map((x) => x.id)).not.toContain(fresh);
+    expect(r.redis).toEqual({ checked: false, reason: 'Redis not configured' });
+    expect(r.applied).toBeNull();
+    expect(await checksumExcept(t.client, t.schema, 'false')).toBe(sum);
+  });
+
+  it('--apply marks them failed, clears sent_at, audits each, and leaves the rest untouched; a second run is a no-op', async () => {
+    const s = await seedIncident(t);
+    // An in-flight row that somehow carries a sent_at: cleared with the status.
+    const [odd] = await insertRows(t, [{ userId: INCIDENT.stuckUser, digestDate: '2025-11-19', status: 'pending', createdAt: '2025-11-19T06:00:00Z', sentAt: '2025-11-19T06:05:00Z' }]);
+    const changed = [s.stuck, s.pendingOld, s.pendingNew, odd!];
+    const untouched = await checksumExcept(t.client, t.schema, 'd.id = ANY ($1::uuid[])', [changed]);
+    const r = await markStale(db, NO_REDIS, input({ apply: true, batchSize: 2 }));
+    expect(r.applied).toMatchObject({ status: 'done', rowsChanged: 4, changedMeanwhile: 0, skipped: [], batches: 2 });
+    for (const id of changed) expect(await rowOf(id)).toEqual({ status: 'failed', sent_at: null });
+    expect(await checksumExcept(t.client, t.schema, 'd.id = ANY ($1::uuid[])', [changed])).toBe(untouched);
+    const audit = await t.client.query(`SELECT row_id::text AS id, before->>'status' AS b, before->>'sent_at' AS sent, after->>'status' AS a, after->'sent_at' AS after_sent FROM ${t.stateSchema}.audit ORDER BY id`);
+    expect(audit.rows.map((x) => x.id).sort()).toEqual([...changed].sort());
+    expect(audit.rows.find((x) => x.id === odd)).toMatchObject({ b: 'pending', sent: '2025-11-19T06:05:00+00:00', a: 'failed', after_sent: null });
+    const runs = await t.client.query(`SELECT command, rows_changed, args->>'cutoff' AS cutoff FROM ${t.stateSchema}.runs`);
+    expect(runs.rows).toEqual([{ command: 'mark-stale', rows_changed: 4, cutoff: r.cutoff }]);
+
+    const sum = await checksumExcept(t.client, t.schema, 'false');
+    const again = await markStale(db, NO_REDIS, input({ apply: true }));
+    expect(again.applied).toMatchObject({ runId: null, status: 'nothing-to-do', rowsChanged: 0 });
+    expect(await checksumExcept(t.client, t.schema, 'false')).toBe(sum);
+  });
+
+  it('--user, --date and --limit narrow it', async () => {
+    const s = await seedIncident(t);
+    expect((await markStale(db, NO_REDIS, input({ userId: INCIDENT.stuckUser }))).plan.items.map((x) => x.id)).toEqual([s.stuck]);
+    expect((await markStale(db, NO_REDIS, input({ date: INCIDENT.day }))).plan.items.map((x) => x.id)).toEqual([s.pendingOld, s.pendingNew]);
+    const limited = await markStale(db, NO_REDIS, input({ limit: 2, apply: true, pageSize: 1 }));
+    expect(limited.plan.items.map((x) => x.id)).toEqual([s.stuck, s.pendingOld]);
+    expect(limited.applied!.rowsChanged).toBe(2);
+    expect((await rowOf(s.pendingNew)).status).toBe('pending');
+  });
+
+  it('a row the service moved on since the plan is left alone and counted', async () => {
+    const s = await seedIncident(t);
+    // The plan goes stale: batches of one row, and the service sends the last planned row after the
+    // first batch (the progress callback runs between batches).
+    let flipped = false;
+    const r = await markStale(db, NO_REDIS, {
+      ...input({ apply: true, batchSize: 1 }),
+      onProgress: async () => {
+        if (flipped) return;
+        flipped = true;
+        await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'sent', sent_at = now() WHERE id = $1`, [s.pendingNew]);
+      },
+    });
+    expect(r.applied).toMatchObject({ rowsChanged: 2, changedMeanwhile: 1 });
+    expect((await rowOf(s.pendingNew)).status).toBe('sent');
+  });
+});
+
+describe('mark-stale with Redis', () => {
+  let redis: TestRedis;
+  let client: RedisClient;
+  beforeEach(async () => {
+    redis = await createTestRedis();
+    client = await connectRedis({ url: redis.url, keyPrefix: redis.prefix });
+  });
+  afterEach(async () => {
+    client.disconnect();
+    await redis.cleanup();
+  });
+
+  /** Publishes an event for `historyId` and has a worker take it; `idleMs` ages the delivery. */
+  async function deliver(historyId: string, userId: string, day: string, idleMs: number): Promise<string> {
+    const key = redis.key(DIGEST_STREAM);
+    const event = buildEvent({ userId, tenantId: TENANT, digestDate: day, trigger: 'manual', historyId }, new Date(), randomUUID());
+    const id = (await redis.client.xadd(key, '*', 'data', serializeEvent(event)))!;
+    await redis.client.xreadgroup('GROUP', DIGEST_GROUP, 'digest-worker-7', 'COUNT', 100, 'STREAMS', key, '>');
+    if (idleMs) await redis.client.xclaim(key, DIGEST_GROUP, 'digest-worker-7', 0, id, 'IDLE', idleMs);
+    return id;
+  }
+
+  it('skips and lists a row whose event was delivered recently, unless --include-live', async () => {
+    const s = await seedIncident(t);
+    await redis.client.xgroup('CREATE', redis.key(DIGEST_STREAM), DIGEST_GROUP, '$', 'MKSTREAM');
+    const liveEntry = await deliver(s.pendingNew, INCIDENT.user, INCIDENT.day, 0);
+    await deliver(s.stuck, INCIDENT.stuckUser, '2025-11-20', 3_600_000); // pending but abandoned an hour ago
+    const r = await markStale(db, { client }, input());
+    expect(r.redis).toEqual({ checked: true, groupMissing: false, pendingSeen: 2 });
+    expect(r.live).toEqual([expect.objectContaining({ id: s.pendingNew, entryId: liveEntry, consumer: 'digest-worker-7', deliveries: 1 })]);
+    expect(r.plan.items.map((x) => x.id)).toEqual([s.stuck, s.pendingOld]);
+
+    const applied = await markStale(db, { client }, input({ apply: true }));
+    expect(applied.applied!.rowsChanged).toBe(2);
+    expect((await rowOf(s.pendingNew)).status).toBe('pending');
+
+    const forced = await markStale(db, { client }, input({ apply: true, includeLive: true }));
+    expect(forced.live.map((x) => x.id)).toEqual([s.pendingNew]);
+    expect(forced.applied!.rowsChanged).toBe(1);
+    expect((await rowOf(s.pendingNew)).status).toBe('failed');
+  });
+
+  it('--live-idle sets what "recently" means, and a missing group means nothing is live', async () => {
+    const s = await seedIncident(t);
+    const before = await markStale(db, { client }, input());
+    expect(before.redis).toEqual({ checked: true, groupMissing: true, pendingSeen: 0 });
+    await redis.client.xgroup('CREATE', redis.key(DIGEST_STREAM), DIGEST_GROUP, '$', 'MKSTREAM');
+    await deliver(s.pendingNew, INCIDENT.user, INCIDENT.day, 120_000);
+    expect((await markStale(db, { client }, input({ liveIdleMs: 300_000 }))).live.map((x) => x.id)).toEqual([s.pendingNew]);
+    expect((await markStale(db, { client }, input({ liveIdleMs: 60_000 }))).live).toEqual([]);
+  });
+});

@@ -1,0 +1,116 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { fixDuplicates } from '../../src/ops/fix-duplicates.js';
+import { markStale } from '../../src/ops/mark-stale.js';
+import { recentRuns } from '../../src/ops/runs.js';
+import { undoRun } from '../../src/ops/undo.js';
+import type { Db } from '../../src/postgres/db.js';
+import { createTestSchema, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
+import { batchDefaults, checksumExcept, inFlightPerGroup, openRepairDb, seedGroups } from '../helpers/repair.js';
+
+let t: TestSchema;
+let db: Db;
+
+beforeEach(async () => {
+  t = await createTestSchema();
+  db = await openRepairDb(t);
+});
+afterEach(async () => {
+  await db.close();
+  await t.cleanup();
+});
+
+const NO_REDIS = { skipped: 'Redis not configured' };
+const stale = (apply: boolean) => markStale(db, NO_REDIS, { ...batchDefaults(), olderThanMs: 86_400_000, includeLive: false, liveIdleMs: 300_000, apply });
+const setStatus = (id: string, status: string) => t.client.query(`UPDATE ${t.schema}.digest_history SET status = $2 WHERE id = $1`, [id, status]);
+
+describe('undo', () => {
+  it('puts a mark-stale run back exactly (a dry run first), audited as a run of its own', async () => {
+    const s = await seedIncident(t);
+    // pendingNew is sent meanwhile so the day has no in-flight row left to collide with.
+    await setStatus(s.pendingNew, 'sent');
+    const original = await checksumExcept(t.client, t.schema, 'false');
+    const run = await stale(true);
+    expect(run.applied!.rowsChanged).toBe(2);
+    const runId = run.applied!.runId!;
+
+    const dry = await undoRun(db, { ...batchDefaults(), runId, apply: false });
+    expect(dry.target).toMatchObject({ runId, command: 'mark-stale', rowsChanged: 2, audited: 2, by: 'postgres' });
+    expect(dry.plan.restore.map((x) => [x.id, x.from, x.to]).sort()).toEqual([
+      [s.pendingOld, 'failed', 'pending'],
+      [s.stuck, 'failed', 'pending'],
+    ].sort());
+    expect(dry.applied).toBeNull();
+
+    const undone = await undoRun(db, { ...batchDefaults(), runId, apply: true });
+    expect(undone.applied).toMatchObject({ status: 'done', rowsChanged: 2, skipped: [] });
+    expect(await checksumExcept(t.client, t.schema, 'false')).toBe(original);
+
+    const runs = await recentRuns(db, { limit: 10 });
+    expect(runs.runs.map((r) => [r.command, r.status, r.rowsChanged, r.undoes])).toEqual([
+      ['undo', 'done', 2, runId],
+      ['mark-stale', 'done', 2, null],
+    ]);
+    const audit = await t.client.query(`SELECT count(*)::int AS n FROM ${t.stateSchema}.audit WHERE run_id = $1 AND command = 'undo'`, [undone.applied!.runId]);
+    expect(audit.rows[0].n).toBe(2);
+
+    // Undone twice: nothing left to put back.
+    const again = await undoRun(db, { ...batchDefaults(), runId, apply: true });
+    expect(again.applied).toMatchObject({ runId: null, status: 'nothing-to-do', rowsChanged: 0 });
+    expect(again.plan.skipped.map((x) => x.reason)).toEqual(['status-changed', 'status-changed']);
+    // And the undo can itself be undone.
+    const redo = await undoRun(db, { ...batchDefaults(), runId: undone.applied!.runId!, apply: true });
+    expect(redo.applied!.rowsChanged).toBe(2);
+  });
+
+  it('skips rows whose status changed since the run', async () => {
+    const s = await seedIncident(t);
+    await setStatus(s.pendingNew, 'sent');
+    const run = await stale(true);
+    await setStatus(s.stuck, 'sent');
+    const r = await undoRun(db, { ...batchDefaults(), runId: run.applied!.runId!, apply: true });
+    expect(r.applied!.rowsChanged).toBe(1);
+    expect(r.applied!.skipped).toEqual([{ id: s.stuck, reason: 'status-changed', detail: "status is now 'sent', the run set 'failed'" }]);
+  });
+
+  it('never recreates an in-flight duplicate: undoing fix-duplicates restores nothing while the kept row is in flight', async () => {
+    await seedGroups(t, { tag: 'u', groups: 12, perGroup: 3, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
+    const fixed = await fixDuplicates(db, { ...batchDefaults({ batchSize: 5 }), keep: 'newest', apply: true });
+    expect(fixed.applied!.rowsChanged).toBe(24);
+    const after = await checksumExcept(t.client, t.schema, 'false');
+    const r = await undoRun(db, { ...batchDefaults({ batchSize: 5 }), runId: fixed.applied!.runId!, apply: true });
+    expect(r.applied).toMatchObject({ runId: null, rowsChanged: 0 });
+    expect(r.plan.skipped).toHaveLength(24);
+    expect(new Set(r.plan.skipped.map((x) => x.reason))).toEqual(new Set(['would-duplicate']));
+    expect(await checksumExcept(t.client, t.schema, 'false')).toBe(after);
+  });
+
+  it('once the kept row is done, puts back only the newest of the failed rows of each day', async () => {
+    const s = await seedIncident(t);
+    const other = await seedGroups(t, { tag: 'k', groups: 1, perGroup: 3, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
+    const fixed = await fixDuplicates(db, { ...batchDefaults(), keep: 'newest', apply: true });
+    expect(fixed.applied!.rowsChanged).toBe(3);
+    // The kept rows are sent by the service.
+    await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'sent' WHERE status = 'pending'`);
+    const r = await undoRun(db, { ...batchDefaults({ batchSize: 1 }), runId: fixed.applied!.runId!, apply: true });
+    // Incident: one failed duplicate, put back. Seeded group: two failed rows, only the newer goes back.
+    expect(r.applied!.rowsChanged).toBe(2);
+    expect(r.applied!.skipped.map((x) => x.reason)).toEqual(['would-duplicate']);
+    expect((await t.client.query(`SELECT status FROM ${t.schema}.digest_history WHERE id = $1`, [s.pendingOld])).rows[0].status).toBe('pending');
+    const counts = await inFlightPerGroup(t.client, t.schema);
+    expect(counts.get(`${INCIDENT.user}|${INCIDENT.day}`)).toBe(1);
+    expect(counts.get(`${other[0]}|2025-11-25`)).toBe(1);
+  });
+
+  it('rejects an unknown run and a run of another schema as bad input', async () => {
+    await expect(undoRun(db, { ...batchDefaults(), runId: '00000000-0000-4000-8000-000000000000', apply: false })).rejects.toMatchObject({ code: 'BAD_INPUT', exitCode: 2 });
+    await seedIncident(t);
+    const run = await stale(true);
+    const elsewhere = await createTestSchema();
+    try {
+      await t.client.query(`UPDATE ${t.stateSchema}.runs SET table_schema = $1`, [elsewhere.schema]);
+      await expect(undoRun(db, { ...batchDefaults(), runId: run.applied!.runId!, apply: false })).rejects.toThrow(/pass --schema/);
+    } finally {
+      await elsewhere.cleanup();
+    }
+  });
+});
