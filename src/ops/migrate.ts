@@ -13,7 +13,6 @@ import {
   type Check,
   type Migration,
 } from '../core/migration.js';
-import { DoctorError } from '../errors.js';
 import type { Db } from '../postgres/db.js';
 import {
   acquireMigrateLock,
@@ -268,13 +267,18 @@ export function describeHolder(h: LockHolder): string {
   return `pid ${h.pid}${h.user ? ` (${h.user}` : ' ('}${h.application ? `, ${h.application}` : ''}${h.clientAddr ? `, from ${h.clientAddr}` : ''}${h.since ? `, connected since ${h.since}` : ''})`;
 }
 
+/** The per-phase timeouts as SQL (they run as set_config(..., false): session-level, parameterised). */
+function setStatements(lockMs: number, statementMs: number): string[] {
+  return [`SET lock_timeout = '${lockMs}ms'`, `SET statement_timeout = '${statementMs}ms'`];
+}
+
 function planStatements(db: Db, m: Migration, c: CatalogIndex, o: MigrateOptions): { plan: string; statements: string[]; outcome: MigrateOutcome } {
   const p = planUp(m.index, c);
-  const timeouts = (stmtMs: number) => `SET lock_timeout = '${o.lockTimeoutMs}ms'; SET statement_timeout = '${stmtMs}ms'`;
+  const timeouts = (stmtMs: number) => setStatements(o.lockTimeoutMs, stmtMs);
   if (p.kind !== 'build') return { plan: p.reason, statements: [], outcome: p.kind === 'noop' ? 'noop' : p.kind === 'conflict' ? 'refused' : 'busy' };
   const statements: string[] = [];
-  if (p.dropInvalidFirst) statements.push(timeouts(o.statementTimeoutMs), renderStatement(db, runnableStatement(m, 'down', 'postgres')));
-  statements.push(timeouts(o.buildTimeoutMs), renderStatement(db, runnableStatement(m, 'up', 'postgres')));
+  if (p.dropInvalidFirst) statements.push(...timeouts(o.statementTimeoutMs), renderStatement(db, runnableStatement(m, 'down', 'postgres')));
+  statements.push(...timeouts(o.buildTimeoutMs), renderStatement(db, runnableStatement(m, 'up', 'postgres')));
   return { plan: p.reason, statements, outcome: 'planned' };
 }
 
@@ -335,7 +339,7 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
   const stmt = renderStatement(build, runnableStatement(m, 'down', 'postgres'));
   for (let attempt = 1; ; attempt++) {
     await setTimeouts(build, o.lockTimeoutMs, o.statementTimeoutMs);
-    run.statements.push(stmt);
+    run.statements.push(...setStatements(o.lockTimeoutMs, o.statementTimeoutMs), stmt);
     try {
       await build.raw(stmt);
       run.actions.push(`dropped index ${m.index.name} (${why})`);
@@ -345,7 +349,12 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
       if (!c.exists) return;
       const d = decideRetry({ sqlstate: sqlstateOf(err) ?? undefined, attempt, maxAttempts: o.maxAttempts, cancelledByUser: false, baseDelayMs: o.retryDelayMs });
       run.actions.push(`DROP INDEX CONCURRENTLY attempt ${attempt} failed (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})`);
-      if (!d.retry) throw new DoctorError('INTERNAL', `could not drop index ${m.index.name}: ${messageOf(err)}; drop it by hand: ${stmt}`, { cause: err });
+      if (!d.retry) {
+        // DROP INDEX CONCURRENTLY waits for the same old transactions a build does: name them and leave it for the next run.
+        const blockers = await longTransactions(ctl, 0, 5).catch(() => []);
+        const who = blockers.length ? `; open transactions it waits for: ${blockers.map((t) => `pid ${t.pid} (${t.application || t.user || '?'}, open ${Math.round(t.ageMs / 1000)} s)`).join(', ')}` : '';
+        throw new Refusal('busy', `${why}, but index ${m.index.name} could not be dropped yet (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})${who}: the next digest-doctor migrate --apply drops it (it is found INVALID), or run: ${stmt}`);
+      }
       await sleep(d.delayMs);
     }
   }
@@ -395,7 +404,7 @@ async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: Mig
     for (let attempt = 1; ; attempt++) {
       if (hooks.signal?.aborted) throw new Refusal('cancelled', 'interrupted before the build started; nothing was built');
       await setTimeouts(b, o.lockTimeoutMs, o.buildTimeoutMs);
-      run.statements.push(stmt);
+      run.statements.push(...setStatements(o.lockTimeoutMs, o.buildTimeoutMs), stmt);
       run.attempts = attempt;
       const stop = pollProgress(ctl, pid, hooks.onProgress);
       let error: unknown = null;
@@ -535,7 +544,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
       const c = await readIndex(db, m.index.name);
       const stmt = renderStatement(db, runnableStatement(m, 'down', 'postgres'));
       runs.push(emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist: nothing to drop`, c.exists ? 'planned' : 'noop'));
-      if (c.exists) runs[runs.length - 1]!.statements.push(`SET lock_timeout = '${o.lockTimeoutMs}ms'; SET statement_timeout = '${o.statementTimeoutMs}ms'`, stmt);
+      if (c.exists) runs[runs.length - 1]!.statements.push(...setStatements(o.lockTimeoutMs, o.statementTimeoutMs), stmt);
     }
     const failing = pre.checks.filter((c) => c.verdict === 'fail');
     const nothing = runs.every((r) => r.outcome === 'noop');
