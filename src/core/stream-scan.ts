@@ -31,6 +31,11 @@ export class U128Index {
 
   /** The ordinal of the key, or -1. */
   find(a: number, b: number, c: number, d: number): number {
+    // compared with Uint32Array cells: signed inputs (results of ^, |) must be made unsigned
+    a >>>= 0;
+    b >>>= 0;
+    c >>>= 0;
+    d >>>= 0;
     for (let i = U128Index.hash(a, b, c, d) & this.mask; ; i = (i + 1) & this.mask) {
       const o = this.slots[i]!;
       if (o < 0) return -1;
@@ -41,6 +46,10 @@ export class U128Index {
 
   /** The key's ordinal; a new key gets the next one (check `size` before and after to tell). */
   intern(a: number, b: number, c: number, d: number): number {
+    a >>>= 0;
+    b >>>= 0;
+    c >>>= 0;
+    d >>>= 0;
     let i = U128Index.hash(a, b, c, d) & this.mask;
     for (; ; i = (i + 1) & this.mask) {
       const o = this.slots[i]!;
@@ -50,7 +59,11 @@ export class U128Index {
     }
     const o = this.size++;
     if (o * 4 + 4 > this.keys.length) this.keys = growU32(this.keys, this.keys.length * 2);
-    this.keys.set([a, b, c, d], o * 4);
+    const k = o * 4;
+    this.keys[k] = a;
+    this.keys[k + 1] = b;
+    this.keys[k + 2] = c;
+    this.keys[k + 3] = d;
     this.slots[i] = o;
     if (this.size * 4 > this.slots.length * 3) this.rehash();
     return o;
@@ -92,12 +105,22 @@ function growI32(a: Int32Array, n: number): Int32Array<ArrayBuffer> {
 }
 
 const U = new Uint32Array(4);
-/** A UUID string as four 32-bit words (case does not matter). */
+const HEX = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) HEX['0123456789abcdef'.charCodeAt(i)] = HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
+
+/** A UUID string as four 32-bit words (case does not matter); charCode arithmetic, no substrings. */
 export function uuidWords(uuid: string): Uint32Array {
-  U[0] = parseInt(uuid.slice(0, 8), 16);
-  U[1] = parseInt(uuid.slice(9, 13) + uuid.slice(14, 18), 16);
-  U[2] = parseInt(uuid.slice(19, 23) + uuid.slice(24, 28), 16);
-  U[3] = parseInt(uuid.slice(28, 36), 16);
+  let w = 0;
+  let nibbles = 0;
+  for (let i = 0; i < uuid.length && nibbles < 32; i++) {
+    const v = HEX[uuid.charCodeAt(i)] ?? -1;
+    if (v < 0) continue;
+    w = (w << 4) | v;
+    if ((++nibbles & 7) === 0) {
+      U[(nibbles >> 3) - 1] = w;
+      w = 0;
+    }
+  }
   return U;
 }
 
@@ -108,47 +131,72 @@ export function wordsToUuid(w: readonly number[]): string {
   return `${a}-${b.slice(0, 4)}-${b.slice(4)}-${c.slice(0, 4)}-${c.slice(4)}${d}`;
 }
 
-/** A 128-bit hash of any string (four seeded multiply-xor lanes): a compact identity for idempotency keys. */
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** A 128-bit hash of any string (two independent 32-bit lanes, each finalised twice): a compact identity for idempotency keys. */
 export function hash128(s: string): Uint32Array {
-  let a = 0x811c9dc5, b = 0x01000193 ^ 0x5bd1e995, c = 0x27d4eb2f, d = 0x165667b1;
+  let a = 0x811c9dc5;
+  let b = 0x5bd1e995;
   for (let i = 0; i < s.length; i++) {
     const ch = s.charCodeAt(i);
     a = Math.imul(a ^ ch, 0x01000193);
-    b = Math.imul(b ^ ch, 0x5bd1e995);
-    c = Math.imul(c ^ ch, 0x27d4eb2d);
-    d = Math.imul(d ^ ch, 0x85ebca77);
+    b = Math.imul(b ^ ch, 0x27d4eb2d) ^ (b >>> 15);
   }
-  const fin = (h: number, x: number) => {
-    h ^= x;
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    return (h ^ (h >>> 16)) >>> 0;
-  };
-  U[0] = fin(a, s.length);
-  U[1] = fin(b, a);
-  U[2] = fin(c, b);
-  U[3] = fin(d, c);
+  U[0] = fmix(a ^ s.length);
+  U[1] = fmix(b);
+  U[2] = fmix(a ^ U[1]!);
+  U[3] = fmix(b ^ U[0]!);
   return U;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The UUID shape validate.ts's isUuid accepts (8-4-4-4-12 hex, any case), by charCode: hot in the scan. */
+function plainUuid(s: unknown): boolean {
+  if (typeof s !== 'string' || s.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const c = s.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return false;
+    } else if (c > 127 || HEX[c]! < 0) return false;
+  }
+  return true;
+}
 const OPTIONAL_STRINGS = ['schema_version', 'trace_id', 'occurred_at', 'idempotency_key', 'requested_by', 'group_id', 'group_window_id', 'delivery_channel', 'delivery_format'] as const;
 const TRIGGER_SET = new Set<unknown>(TRIGGERS);
 const CONTEXTS = new Set<unknown>(['channels', 'group']);
 const WINDOWS = new Set<unknown>([4, 6, 12, 24]);
+
+const DAYS_IN_MONTH = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const digit = (s: string, i: number) => {
+  const c = s.charCodeAt(i) - 48;
+  return c >= 0 && c <= 9 ? c : -100;
+};
+
+/** isDay without building a Date (hot in the scan); anything unusual is left to isDay. */
+function plainDay(s: string): boolean {
+  if (s.length !== 10 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return false;
+  const y = digit(s, 0) * 1000 + digit(s, 1) * 100 + digit(s, 2) * 10 + digit(s, 3);
+  const m = digit(s, 5) * 10 + digit(s, 6);
+  const d = digit(s, 8) * 10 + digit(s, 9);
+  if (y < 1000 || m < 1 || m > 12 || d < 1) return y >= 0 && m >= 0 && d >= 0 && isDay(s);
+  if (m === 2 && d === 29) return isDay(s);
+  return d <= DAYS_IN_MONTH[m]!;
+}
 
 /**
  * True only when DigestGenerateEventSchema accepts `o` (nulls count as absent). A fast path for the
  * scan (zod costs ~3 us an entry); anything it does not accept goes to the schema for the verdict.
  */
 export function plainlyValidEvent(o: Record<string, unknown>): boolean {
-  if (typeof o.user_id !== 'string' || !UUID.test(o.user_id)) return false;
-  if (typeof o.tenant_id !== 'string' || !UUID.test(o.tenant_id)) return false;
-  if (typeof o.digest_date !== 'string' || !isDay(o.digest_date)) return false;
+  if (!plainUuid(o.user_id) || !plainUuid(o.tenant_id)) return false;
+  if (typeof o.digest_date !== 'string' || !plainDay(o.digest_date)) return false;
   for (const k of OPTIONAL_STRINGS) if (o[k] != null && typeof o[k] !== 'string') return false;
-  if (o.history_id != null && (typeof o.history_id !== 'string' || !UUID.test(o.history_id))) return false;
+  if (o.history_id != null && !plainUuid(o.history_id)) return false;
   if (o.trigger != null && !TRIGGER_SET.has(o.trigger)) return false;
   if (o.context != null && !CONTEXTS.has(o.context)) return false;
   if (o.window_size_hours != null && !WINDOWS.has(o.window_size_hours)) return false;

@@ -1,0 +1,196 @@
+import { describe, expect, it } from 'vitest';
+import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, CONTEXT_STREAM } from '../../src/core/contract.js';
+import {
+  DEFAULT_THRESHOLDS,
+  evaluateStream,
+  idAgeMs,
+  nextEntryId,
+  parseXinfoConsumers,
+  parseXinfoGroups,
+  parseXinfoStream,
+  parseXpendingEntries,
+  parseXpendingSummary,
+  summarize,
+  trimmedBeforeDelivery,
+  type GroupSnapshot,
+  type StreamInfoData,
+  type StreamSnapshot,
+} from '../../src/core/stream-health.js';
+
+const NOW = 1_764_085_000_000;
+const id = (msAgo: number, seq = 0) => `${NOW - msAgo}-${seq}`;
+
+describe('XINFO / XPENDING reply parsing', () => {
+  it('reads the 7.0 XINFO STREAM shape (flat list)', () => {
+    const reply = ['length', 2, 'radix-tree-keys', 1, 'radix-tree-nodes', 2, 'last-generated-id', '1795875395034-0', 'max-deleted-entry-id', '0-0',
+      'entries-added', 2, 'recorded-first-entry-id', '1795875395031-0', 'groups', 1,
+      'first-entry', ['1795875395031-0', ['data', '{"a":1}']], 'last-entry', ['1795875395034-0', ['data', '{"a":2}']]];
+    expect(parseXinfoStream(reply)).toEqual({
+      length: 2,
+      lastGeneratedId: '1795875395034-0',
+      maxDeletedEntryId: '0-0',
+      entriesAdded: 2,
+      recordedFirstEntryId: '1795875395031-0',
+      groups: 1,
+      firstEntry: { id: '1795875395031-0', fields: { data: '{"a":1}' } },
+      lastEntry: { id: '1795875395034-0', fields: { data: '{"a":2}' } },
+    });
+  });
+
+  it('reads a 6.2 reply without the 7.0 counters, an empty stream, and a RESP3 map', () => {
+    const old = parseXinfoStream(['length', 0, 'last-generated-id', '5-1', 'groups', 0, 'first-entry', null, 'last-entry', null]);
+    expect(old).toMatchObject({ length: 0, maxDeletedEntryId: null, entriesAdded: null, recordedFirstEntryId: null, firstEntry: null, lastEntry: null });
+    const map = parseXinfoStream(new Map<string, unknown>([['length', 3], ['last-generated-id', '9-0'], ['entries-added', 4]]));
+    expect(map).toMatchObject({ length: 3, lastGeneratedId: '9-0', entriesAdded: 4 });
+  });
+
+  it('reads groups: a null lag stays null; 6.2 groups have no entries-read or lag', () => {
+    const groups = parseXinfoGroups([
+      ['name', 'g', 'consumers', 1, 'pending', 1, 'last-delivered-id', '1-0', 'entries-read', 1, 'lag', null],
+      ['name', 'old', 'consumers', 0, 'pending', 0, 'last-delivered-id', '0-0'],
+    ]);
+    expect(groups).toEqual([
+      { name: 'g', consumers: 1, pending: 1, lastDeliveredId: '1-0', entriesRead: 1, lag: null },
+      { name: 'old', consumers: 0, pending: 0, lastDeliveredId: '0-0', entriesRead: null, lag: null },
+    ]);
+  });
+
+  it('reads consumers with and without 7.2 inactive', () => {
+    expect(parseXinfoConsumers([['name', 'c1', 'pending', 1, 'idle', 2], ['name', 'c2', 'pending', 0, 'idle', 50, 'inactive', 40]])).toEqual([
+      { name: 'c1', pending: 1, idleMs: 2, inactiveMs: null },
+      { name: 'c2', pending: 0, idleMs: 50, inactiveMs: 40 },
+    ]);
+  });
+
+  it('reads XPENDING summaries (empty too) and extended rows', () => {
+    expect(parseXpendingSummary([0, null, null, null])).toEqual({ count: 0, minId: null, maxId: null, consumers: [] });
+    expect(parseXpendingSummary([3, '1-0', '3-0', [['a', '2'], ['b', '1']]])).toEqual({
+      count: 3, minId: '1-0', maxId: '3-0', consumers: [{ name: 'a', pending: 2 }, { name: 'b', pending: 1 }],
+    });
+    expect(parseXpendingEntries([['1-0', 'a', 20, 3]])).toEqual([{ id: '1-0', consumer: 'a', idleMs: 20, deliveries: 3 }]);
+  });
+
+  it('nextEntryId steps the sequence, and the millisecond at the sequence limit', () => {
+    expect(nextEntryId('5-0')).toBe('5-1');
+    expect(nextEntryId('5-18446744073709551615')).toBe('6-0');
+    expect(() => nextEntryId('x')).toThrow();
+  });
+
+  it('idAgeMs is measured against the given clock', () => {
+    expect(idAgeMs(id(5000), NOW)).toBe(5000);
+    expect(idAgeMs(null, NOW)).toBeNull();
+  });
+});
+
+const info = (over: Partial<StreamInfoData> = {}): StreamInfoData => ({
+  length: 5,
+  lastGeneratedId: id(0, 9),
+  maxDeletedEntryId: '0-0',
+  entriesAdded: 5,
+  recordedFirstEntryId: id(1000),
+  groups: 1,
+  firstEntry: { id: id(1000), fields: {} },
+  lastEntry: { id: id(0, 9), fields: {} },
+  ...over,
+});
+
+const group = (over: Partial<GroupSnapshot['info']> = {}, rest: Partial<GroupSnapshot> = {}): GroupSnapshot => ({
+  info: { name: DIGEST_GROUP, consumers: 1, pending: 0, lastDeliveredId: id(0, 9), entriesRead: 5, lag: 0, ...over },
+  consumers: [{ name: 'digest-worker-1', pending: 0, idleMs: 10, inactiveMs: null }],
+  pendingSummary: { count: 0, minId: null, maxId: null, consumers: [] },
+  pending: { scanned: 0, complete: true, oldest: null, mostDelivered: null, poison: [], dangling: [], danglingChecked: 0 },
+  ...rest,
+});
+
+const ok = (g: GroupSnapshot[] = [group()], i = info(), key = DIGEST_STREAM): StreamSnapshot => ({ key, state: 'ok', info: i, groups: g });
+const checks = (s: StreamSnapshot, t = DEFAULT_THRESHOLDS) => Object.fromEntries(evaluateStream(s, t, NOW).map((f) => [`${f.group ?? ''}/${f.check}`, f]));
+
+describe('trimmedBeforeDelivery', () => {
+  it('is false for a group that read everything, and for a fresh group at 0 on an untrimmed stream', () => {
+    expect(trimmedBeforeDelivery(info(), group().info).lost).toBe(false);
+    expect(trimmedBeforeDelivery(info(), group({ lastDeliveredId: '0-0', entriesRead: 0, lag: 5 }).info).lost).toBe(false);
+  });
+  it('counts entries-read + length < entries-added', () => {
+    const r = trimmedBeforeDelivery(info({ entriesAdded: 10 }), group({ entriesRead: 4, lag: null, lastDeliveredId: id(2000) }).info);
+    expect(r).toMatchObject({ lost: true, count: 1 });
+  });
+  it('uses lag > length when entries-read is missing', () => {
+    expect(trimmedBeforeDelivery(info({ entriesAdded: null }), group({ entriesRead: null, lag: 7 }).info)).toMatchObject({ lost: true, count: 2 });
+  });
+  it('falls back to last-delivered-id older than the first entry on servers without counters', () => {
+    const old = info({ entriesAdded: null, maxDeletedEntryId: null });
+    expect(trimmedBeforeDelivery(old, group({ entriesRead: null, lag: null, lastDeliveredId: id(5000) }).info)).toMatchObject({ lost: true, count: null });
+  });
+});
+
+describe('evaluateStream', () => {
+  it('a healthy stream passes every check, with no fix', () => {
+    const c = checks(ok());
+    expect(Object.keys(c).sort()).toEqual(['/exists', `${DIGEST_GROUP}/dangling`, `${DIGEST_GROUP}/group`, `${DIGEST_GROUP}/idle-consumers`, `${DIGEST_GROUP}/lag`, `${DIGEST_GROUP}/pending`, `${DIGEST_GROUP}/poison`, `${DIGEST_GROUP}/stray-consumers`, `${DIGEST_GROUP}/trimmed`].sort());
+    expect(Object.values(c).every((f) => f.verdict === 'ok' && f.fix === null)).toBe(true);
+    expect(summarize(Object.values(c))).toMatchObject({ healthy: true, warn: 0, fail: 0 });
+  });
+
+  it('missing: a warning for the digest stream, fine for a DLQ; a non-stream key fails', () => {
+    expect(checks({ key: DIGEST_STREAM, state: 'missing' })['/exists']!.verdict).toBe('warn');
+    expect(checks({ key: DIGEST_DLQ_STREAM, state: 'missing' })['/dlq-empty']!.verdict).toBe('ok');
+    expect(checks({ key: CONTEXT_STREAM, state: 'wrong-type', type: 'hash' })['/exists']).toMatchObject({ verdict: 'fail' });
+  });
+
+  it('expected group missing: fail on the digest stream, warn on its DLQ; a DLQ with entries warns', () => {
+    expect(checks(ok([]))[`${DIGEST_GROUP}/group`]!.verdict).toBe('fail');
+    const dlq = checks(ok([], info({ length: 2 }), DIGEST_DLQ_STREAM));
+    expect(dlq[`${DIGEST_DLQ_GROUP}/group`]!.verdict).toBe('warn');
+    expect(dlq['/dlq-empty']).toMatchObject({ verdict: 'warn', items: [info().firstEntry!.id] });
+  });
+
+  it('lag: over the threshold warns; null is "unknown", never 0', () => {
+    expect(checks(ok([group({ lag: 5000 })]))[`${DIGEST_GROUP}/lag`]!.verdict).toBe('warn');
+    const unknown = checks(ok([group({ lag: null })]))[`${DIGEST_GROUP}/lag`]!;
+    expect(unknown.verdict).toBe('ok');
+    expect(unknown.message).toContain('unknown');
+  });
+
+  it('pending over the threshold, dead and stray consumers', () => {
+    const g = group({ pending: 150 }, {
+      pendingSummary: { count: 150, minId: id(60_000), maxId: id(1000), consumers: [] },
+      consumers: [
+        { name: 'digest-worker-1', pending: 100, idleMs: 3_600_000, inactiveMs: null },
+        { name: 'digest-worker-2', pending: 0, idleMs: 3_600_000, inactiveMs: null },
+        { name: 'bob', pending: 50, idleMs: 5, inactiveMs: null },
+      ],
+    });
+    const c = checks(ok([g]));
+    expect(c[`${DIGEST_GROUP}/pending`]!.verdict).toBe('warn');
+    expect(c[`${DIGEST_GROUP}/idle-consumers`]).toMatchObject({ verdict: 'warn', items: ['digest-worker-1'] });
+    expect(c[`${DIGEST_GROUP}/stray-consumers`]).toMatchObject({ verdict: 'fail', items: ['bob'] });
+    // a stray consumer holding nothing is only a warning
+    const idleStray = group({}, { consumers: [{ name: 'bob', pending: 0, idleMs: 1, inactiveMs: null }] });
+    expect(checks(ok([idleStray]))[`${DIGEST_GROUP}/stray-consumers`]!.verdict).toBe('warn');
+  });
+
+  it('stray consumer names are only checked on the digest workers group', () => {
+    const other = group({ name: 'context-workers' }, { consumers: [{ name: 'whatever', pending: 1, idleMs: 1, inactiveMs: null }] });
+    expect(checks(ok([other], info(), CONTEXT_STREAM))['context-workers/stray-consumers']).toBeUndefined();
+  });
+
+  it('dangling and poison entries are listed up to the list limit', () => {
+    const poison = Array.from({ length: 12 }, (_, i) => ({ id: id(9000, i), consumer: 'digest-worker-1', idleMs: 1, deliveries: 3 + (i % 2) }));
+    const g = group({}, {
+      pending: { scanned: 12, complete: false, oldest: poison[0]!, mostDelivered: poison[1]!, poison, dangling: poison.map((p) => p.id), danglingChecked: 12 },
+      pendingSummary: { count: 40, minId: poison[0]!.id, maxId: poison[11]!.id, consumers: [] },
+    });
+    const c = checks(ok([g]), { ...DEFAULT_THRESHOLDS, listLimit: 5 });
+    expect(c[`${DIGEST_GROUP}/poison`]!.verdict).toBe('fail');
+    expect(c[`${DIGEST_GROUP}/poison`]!.items).toHaveLength(5);
+    expect(c[`${DIGEST_GROUP}/poison`]!.message).toContain('max 4');
+    expect(c[`${DIGEST_GROUP}/dangling`]!.verdict).toBe('warn');
+    expect(c[`${DIGEST_GROUP}/dangling`]!.message).toContain('first 12 of 40');
+  });
+
+  it('trimmed before delivery fails with the count', () => {
+    const c = checks(ok([group({ entriesRead: 2, lag: null, lastDeliveredId: id(3000) })], info({ entriesAdded: 10 })));
+    expect(c[`${DIGEST_GROUP}/trimmed`]).toMatchObject({ verdict: 'fail' });
+    expect(c[`${DIGEST_GROUP}/trimmed`]!.message).toContain('(3)');
+  });
+});
