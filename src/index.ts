@@ -20,3 +20,35 @@ export { publishIdempotent, planPublish, choosePublishMode, markerKeyFor, hashTa
 export { requestDigest, type RequestDigestInput, type RequestDigestResult, type RequestDb, type DigestRow } from './service/request-digest.js';
 export { replay, ReplayResultSchema, REPLAY_SCHEMA_VERSION, DEFAULT_REPLAY_MARKER_PREFIX, type ReplayResult, type ReplayOptions, type ReplayEvent } from './ops/replay.js';
 export { planReplay, replayIdempotencyId, type ReplayCandidate, type PlannedEvent, type ReplaySource, type SkipReason } from './core/replay.js';
+export {
+  migratePlan,
+  migrateApply,
+  migrateDown,
+  migrateStatus,
+  MigrateResultSchema,
+  MigrateStatusSchema,
+  MIGRATE_SCHEMA_VERSION,
+  DEFAULT_MIGRATE_OPTIONS,
+  type MigrateResult,
+  type MigrateStatus,
+  type MigrateOptions,
+  type MigrateHooks,
+} from './ops/migrate.js';
+export {
+  parseIndexDef,
+  canonicalPredicate,
+  compareIndexShapes,
+  expectedUniqueIndex,
+  planUp,
+  migrationStatus,
+  migrationChecksum,
+  runnableStatement,
+  withConcurrently,
+  decideRetry,
+  RETRYABLE_SQLSTATES,
+  type Migration,
+  type IndexShape,
+  type CatalogIndex,
+  type LedgerEntry,
+} from './core/migration.js';
+export { loadMigrations } from './postgres/migrator.js';
