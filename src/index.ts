@@ -20,6 +20,12 @@ export { publishIdempotent, planPublish, choosePublishMode, markerKeyFor, hashTa
 export { requestDigest, type RequestDigestInput, type RequestDigestResult, type RequestDb, type DigestRow } from './service/request-digest.js';
 export { replay, ReplayResultSchema, REPLAY_SCHEMA_VERSION, DEFAULT_REPLAY_MARKER_PREFIX, type ReplayResult, type ReplayOptions, type ReplayEvent } from './ops/replay.js';
 export { planReplay, replayIdempotencyId, type ReplayCandidate, type PlannedEvent, type ReplaySource, type SkipReason } from './core/replay.js';
+export * from './core/repair.js';
+export { fixDuplicates, FixDuplicatesResultSchema, FIX_DUPLICATES_SCHEMA_VERSION, type FixDuplicatesResult, type FixDuplicatesInput } from './ops/fix-duplicates.js';
+export { markStale, MarkStaleResultSchema, MARK_STALE_SCHEMA_VERSION, type MarkStaleResult, type MarkStaleInput, type RedisForRepair } from './ops/mark-stale.js';
+export { undoRun, UndoResultSchema, UNDO_SCHEMA_VERSION, type UndoResult, type UndoInput } from './ops/undo.js';
+export { recentRuns, RunsResultSchema, RunSummarySchema, RUNS_SCHEMA_VERSION, type RunsResult, type RunSummary } from './ops/runs.js';
+export { type BatchOptions } from './ops/repair.js';
 export {
   migratePlan,
   migrateApply,
