@@ -369,15 +369,24 @@ async function dropIfInvalid(ctl: Db, build: Db, m: Migration, o: MigrateOptions
 function pollProgress(ctl: Db, pid: number, onProgress: ((p: BuildProgress) => void) | undefined): () => Promise<void> {
   if (!onProgress) return async () => undefined;
   let running = true;
+  // The wait between polls ends early on stop, so a finished build is not held up by the poller.
+  let wake = () => undefined as void;
   const loop = (async () => {
     while (running) {
       const p = await buildProgress(ctl, pid).catch(() => null);
       if (p && running) onProgress(p);
-      await sleep(500);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 500);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
   })();
   return async () => {
     running = false;
+    wake();
     await loop;
   };
 }
