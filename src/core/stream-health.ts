@@ -263,18 +263,33 @@ export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: nu
       add(expected, 'group', dlq ? 'warn' : 'fail', `expected group ${expected} is missing`,
         `create it: XGROUP CREATE ${s.key} ${expected} $ MKSTREAM (or 0 to deliver the backlog)`);
   }
-  for (const g of s.groups) evaluateGroup(s.key, s.info, g, t, nowMs, add);
+  for (const g of s.groups) evaluateGroup(s.key, s.info, g, t, nowMs, add, dlq);
   return out;
 }
 
 type Add = (group: string | null, check: string, verdict: FindingVerdict, message: string, fix?: string | null, items?: string[]) => void;
 
-function evaluateGroup(key: string, info: StreamInfoData, g: GroupSnapshot, t: HealthThresholds, nowMs: number, add: Add): void {
+function evaluateGroup(key: string, info: StreamInfoData, g: GroupSnapshot, t: HealthThresholds, nowMs: number, add: Add, dlq: boolean): void {
+  // A DLQ's group is never read by design: its backlog is the dlq-empty check, not lag or trimming.
+  if (!dlq) lagAndTrim(info, g, t, add);
+  pendingChecks(key, g, t, nowMs, add);
+}
+
+function lagAndTrim(info: StreamInfoData, g: GroupSnapshot, t: HealthThresholds, add: Add): void {
   const name = g.info.name;
   if (g.info.lag === null) add(name, 'lag', 'ok', 'lag unknown (Redis cannot tell after deletions, or the server is older than 7.0)');
   else if (g.info.lag > t.maxLag)
     add(name, 'lag', 'warn', `lag ${g.info.lag} > ${t.maxLag}: workers are behind`, 'start more workers or find why they are slow; raise --max-lag if this is normal');
   else add(name, 'lag', 'ok', `lag ${g.info.lag}`);
+  const trimmed = trimmedBeforeDelivery(info, g.info);
+  if (trimmed.lost)
+    add(name, 'trimmed', 'fail', `entries trimmed before delivery${trimmed.count !== null ? ` (${trimmed.count})` : ''}: ${trimmed.reason}`,
+      'MAXLEN trimmed entries no worker had read: raise MAXLEN or add workers; find the lost events with digest-doctor inspect and replay them');
+  else add(name, 'trimmed', 'ok', 'no entry trimmed before delivery');
+}
+
+function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs: number, add: Add): void {
+  const name = g.info.name;
 
   const pendingText = `${g.pendingSummary.count} pending` + (g.pending.oldest ? `, oldest ${formatAge(idAgeMs(g.pending.oldest.id, nowMs) ?? 0)} old` : '');
   if (g.pendingSummary.count > t.maxPending)
@@ -298,12 +313,6 @@ function evaluateGroup(key: string, info: StreamInfoData, g: GroupSnapshot, t: H
         stray.map((c) => c.name));
     else add(name, 'stray-consumers', 'ok', 'every consumer is a digest-worker-<pid>');
   }
-
-  const trimmed = trimmedBeforeDelivery(info, g.info);
-  if (trimmed.lost)
-    add(name, 'trimmed', 'fail', `entries trimmed before delivery${trimmed.count !== null ? ` (${trimmed.count})` : ''}: ${trimmed.reason}`,
-      'MAXLEN trimmed entries no worker had read: raise MAXLEN or add workers; find the lost events with digest-doctor inspect and replay them');
-  else add(name, 'trimmed', 'ok', 'no entry trimmed before delivery');
 
   const p = g.pending;
   const partial = p.complete ? '' : ` (first ${p.scanned} of ${g.pendingSummary.count} pending checked)`;

@@ -188,6 +188,15 @@ describe('evaluateStream', () => {
     expect(c[`${DIGEST_GROUP}/dangling`]!.message).toContain('first 12 of 40');
   });
 
+  it("a DLQ's group is never read by design: no lag or trimming checks on it", () => {
+    const dlqGroup = group({ name: DIGEST_DLQ_GROUP, lag: 5000, entriesRead: 0, lastDeliveredId: '0-0' }, { consumers: [] });
+    const c = checks(ok([dlqGroup], info({ length: 5000, entriesAdded: 9000 }), DIGEST_DLQ_STREAM));
+    expect(c[`${DIGEST_DLQ_GROUP}/lag`]).toBeUndefined();
+    expect(c[`${DIGEST_DLQ_GROUP}/trimmed`]).toBeUndefined();
+    expect(c[`${DIGEST_DLQ_GROUP}/pending`]!.verdict).toBe('ok');
+    expect(c['/dlq-empty']!.verdict).toBe('warn');
+  });
+
   it('trimmed before delivery fails with the count', () => {
     const c = checks(ok([group({ entriesRead: 2, lag: null, lastDeliveredId: id(3000) })], info({ entriesAdded: 10 })));
     expect(c[`${DIGEST_GROUP}/trimmed`]).toMatchObject({ verdict: 'fail' });
