@@ -30,7 +30,7 @@ export function register(program: Command): void {
   program
     .command('streams')
     .description('health of the digest streams (groups, lag, pending, dead and stray consumers, trimming, poison, DLQ); --scan reads every entry')
-    .addOption(new Option('--stream <name|key>', 'a stream by logical name or key (repeatable; default: the digest stream, its DLQ, the context stream and any stream:digests:* found)').default([]).argParser(collect))
+    .addOption(new Option('--stream <name|key>', 'a stream by logical name or key (repeatable)').default([], 'the digest stream, its DLQ, the context stream and any stream:digests:* found').argParser(collect))
     .option('--discover', 'also SCAN every master for stream:digests:* streams when --stream is given')
     .option('--scan', 'read every entry: duplicate history_ids, idempotency keys with several history_ids, malformed events, and (with a database) events for rows already sent or missing')
     .addOption(new Option('--max-lag <n>', 'group lag above this is a warning').default('1000'))
