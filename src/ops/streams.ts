@@ -1,7 +1,7 @@
 // `streams`: health of the digest streams (XINFO / XPENDING, never XREADGROUP) and, with scan, a
 // whole-stream read for duplicate, conflicting, malformed and already-sent events. Read-only.
 import { z } from 'zod';
-import { DEFAULT_STREAMS, isDlqStream } from '../core/contract.js';
+import { DEFAULT_STREAMS, DIGEST_DLQ_STREAM, DIGEST_STREAM, isDlqStream } from '../core/contract.js';
 import { formatAge } from '../core/duplicates.js';
 import {
   DEFAULT_THRESHOLDS,
@@ -19,6 +19,8 @@ import { discoverStreams, redisNowMs, streamSnapshot } from '../redis/stream-inf
 import { xrangePages } from '../redis/stream-reader.js';
 
 export const STREAMS_SCHEMA_VERSION = 1 as const;
+/** What --scan reads when no stream is named: the streams of DigestGenerateEvent. */
+export const SCANNED_BY_DEFAULT: readonly string[] = [DIGEST_STREAM, DIGEST_DLQ_STREAM];
 /** Where discovery looks (SCAN MATCH, before the key prefix). */
 export const DISCOVERY_PATTERN = 'stream:digests:*';
 
@@ -173,7 +175,10 @@ export async function streamsReport(client: RedisClient, db: Db | undefined, inp
   let scan: StreamsReport['scan'] = null;
   if (input.scan) {
     const results: StreamScanResult[] = [];
-    for (const s of streams) {
+    // Only streams that carry DigestGenerateEvent are read whole, unless named: the context stream's
+    // events have another shape and would all look malformed.
+    const targets = input.streams.length ? streams : streams.filter((s) => SCANNED_BY_DEFAULT.includes(s.key));
+    for (const s of targets) {
       const r = await scanStream(client, db, s.key, s.state === 'ok', input.scan, input.onProgress);
       results.push(r);
       findings.push(...scanFindings(r, input.scan.examples));

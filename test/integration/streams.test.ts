@@ -176,8 +176,11 @@ describe.each(REDIS_TARGETS)('streams on $name Redis', (target) => {
     expect(find(r, DIGEST_STREAM, 'scan-duplicates')).toMatchObject({ verdict: 'warn', items: [dup] });
     expect(find(r, DIGEST_STREAM, 'scan-idempotency')).toMatchObject({ verdict: 'warn', items: [`digest:${user}:${DAY}`] });
     expect(find(r, DIGEST_STREAM, 'scan-malformed')).toMatchObject({ verdict: 'fail' });
-    // the context stream does not exist: scanned as empty, no crash
-    expect(r.scan!.streams.find((s) => s.key === CONTEXT_STREAM)).toMatchObject({ exists: false, entries: 0 });
+    // by default only the streams of DigestGenerateEvent are read whole
+    expect(r.scan!.streams.map((s) => s.key)).toEqual([DIGEST_STREAM, DIGEST_DLQ_STREAM]);
+    // a named stream that does not exist is scanned as empty, no crash
+    const none = await report({ streams: [CONTEXT_STREAM], scan: { pageSize: 3, examples: 10, idsPerExample: 10, batchSize: 2 } });
+    expect(none.scan!.streams).toMatchObject([{ key: CONTEXT_STREAM, exists: false, entries: 0 }]);
   });
 
   it('scan caps the listed examples but counts every case', async () => {
