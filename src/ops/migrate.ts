@@ -527,6 +527,7 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
     throw err;
   });
   if (locked instanceof Refusal) return finish(db, 'apply', locked.outcome, locked.message, pre, runs);
+  if (locked && 'busy' in locked && hooks.signal?.aborted) return finish(db, 'apply', 'cancelled', 'interrupted while waiting for the migrate lock; nothing was done', pre, runs);
   if (locked && 'busy' in locked) {
     pre.lockHolder = locked.busy;
     pre.checks.push({ name: 'lock', verdict: 'fail', detail: `another migrate holds the lock: ${locked.busy ? describeHolder(locked.busy) : 'holder not visible to this role'}`, fix: 'wait for it to finish' });

@@ -169,8 +169,8 @@ export interface DuplicateSample {
 /** (user, day) groups with more than one row the unique index covers: the build would fail on them. */
 export async function indexDuplicates(db: Db, limit: number): Promise<{ totalGroups: number; totalRows: number; groups: DuplicateSample[] }> {
   const rows = await db.query<{ user_id: string; digest_date: string; row_count: number; ids: string[]; statuses: string[]; total_groups: number; total_rows: number }>(
-    'inspect_duplicate_groups',
-    [[...UNIQUE_INDEX_STATUSES], null, null, null, limit],
+    'migrate_duplicates',
+    [[...UNIQUE_INDEX_STATUSES], limit],
   );
   return {
     totalGroups: rows[0]?.total_groups ?? 0,

@@ -128,12 +128,14 @@ describe('migrate (dry run)', () => {
   });
 
   it('shows the duplicates it would refuse on, and who holds the lock', async () => {
-    await seedDuplicates();
+    for (let i = 0; i < 3; i++) await seedDuplicates();
     const holder = await client();
     const [{ pid }] = (await holder.query(`SELECT pg_backend_pid() AS pid, pg_advisory_lock(hashtext('digest-doctor:migrate'), hashtext($1::text))`, [t.schema])).rows;
-    const r = await migratePlan(await open(), OPTS);
+    const r = await migratePlan(await open(), { ...OPTS, duplicateLimit: 2 });
     expect(r.ok).toBe(false);
-    expect(r.duplicates.totalGroups).toBe(1);
+    expect(r.duplicates).toMatchObject({ checked: true, totalGroups: 3, totalRows: 6 });
+    expect(r.duplicates.groups).toHaveLength(2);
+    expect(r.duplicates.groups[0]!.statuses).toEqual(['pending', 'pending']);
     expect(r.checks.find((c) => c.name === 'duplicates')!.fix).toMatch(/digest-doctor fix-duplicates/);
     expect(r.lockHolder?.pid).toBe(pid);
   });
