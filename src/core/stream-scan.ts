@@ -1,6 +1,6 @@
 // `streams --scan`: the accumulator a whole-stream read feeds, one entry at a time. Pure. Memory is
-// a few dozen bytes per distinct history_id (typed arrays, no per-entry objects), so a
-// million-entry stream stays well under 100 MB; only the listed examples keep strings.
+// about 60 bytes per distinct history_id (typed arrays, no per-entry objects): a million-entry
+// stream needs some 55 MB of tables; only the listed examples keep strings.
 import { EVENT_FIELD, TRIGGERS } from './contract.js';
 import { parseDlqEntry, parseEventJson, parseEventObject, type EventParseResult } from './event.js';
 import { isDay } from './validate.js';
@@ -14,7 +14,7 @@ export class U128Index {
 
   constructor(initialCapacity = 1024) {
     let cap = 16;
-    while (cap < initialCapacity * 2) cap *= 2;
+    while (cap * 3 < initialCapacity * 4) cap *= 2;
     this.slots = new Int32Array(cap).fill(-1);
     this.mask = cap - 1;
     this.keys = new Uint32Array(Math.max(16, initialCapacity) * 4);
@@ -88,8 +88,63 @@ export class U128Index {
   }
 }
 
+/** 64-bit keys (hashes) -> dense ordinals: the same table as U128Index at half the key size. */
+export class U64Index {
+  private keys: Uint32Array;
+  private slots: Int32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(initialCapacity = 1024) {
+    let cap = 16;
+    while (cap * 3 < initialCapacity * 4) cap *= 2;
+    this.slots = new Int32Array(cap).fill(-1);
+    this.mask = cap - 1;
+    this.keys = new Uint32Array(Math.max(16, initialCapacity) * 2);
+  }
+
+  private static hash(a: number, b: number): number {
+    let h = a ^ Math.imul(b, 0x9e3779b1);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x7feb352d);
+    h ^= h >>> 15;
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+
+  intern(a: number, b: number): number {
+    a >>>= 0;
+    b >>>= 0;
+    let i = U64Index.hash(a, b) & this.mask;
+    for (; ; i = (i + 1) & this.mask) {
+      const o = this.slots[i]!;
+      if (o < 0) break;
+      if (this.keys[o * 2] === a && this.keys[o * 2 + 1] === b) return o;
+    }
+    const o = this.size++;
+    if (o * 2 + 2 > this.keys.length) this.keys = growU32(this.keys, this.keys.length * 2);
+    this.keys[o * 2] = a;
+    this.keys[o * 2 + 1] = b;
+    this.slots[i] = o;
+    if (this.size * 4 > this.slots.length * 3) {
+      this.slots = new Int32Array(this.slots.length * 2).fill(-1);
+      this.mask = this.slots.length - 1;
+      for (let k = 0; k < this.size; k++) {
+        let j = U64Index.hash(this.keys[k * 2]!, this.keys[k * 2 + 1]!) & this.mask;
+        while (this.slots[j]! >= 0) j = (j + 1) & this.mask;
+        this.slots[j] = k;
+      }
+    }
+    return o;
+  }
+}
+
 function growU32(a: Uint32Array, n: number): Uint32Array<ArrayBuffer> {
   const b = new Uint32Array(n);
+  b.set(a);
+  return b;
+}
+function growU16(a: Uint16Array, n: number): Uint16Array<ArrayBuffer> {
+  const b = new Uint16Array(n);
   b.set(a);
   return b;
 }
@@ -139,8 +194,8 @@ function fmix(h: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** A 128-bit hash of any string (two independent 32-bit lanes, each finalised twice): a compact identity for idempotency keys. */
-export function hash128(s: string): Uint32Array {
+/** A 64-bit hash of any string (two independent 32-bit lanes): a compact identity for idempotency keys. */
+export function hash64(s: string): Uint32Array {
   let a = 0x811c9dc5;
   let b = 0x5bd1e995;
   for (let i = 0; i < s.length; i++) {
@@ -150,10 +205,9 @@ export function hash128(s: string): Uint32Array {
   }
   U[0] = fmix(a ^ s.length);
   U[1] = fmix(b);
-  U[2] = fmix(a ^ U[1]!);
-  U[3] = fmix(b ^ U[0]!);
   return U;
 }
+
 
 /** The UUID shape validate.ts's isUuid accepts (8-4-4-4-12 hex, any case), by charCode: hot in the scan. */
 function plainUuid(s: unknown): boolean {
@@ -250,15 +304,17 @@ export interface ScanTotals {
 
 /** Feeds on entries in id order; keeps compact per-history_id state and capped examples. */
 export class ScanAccumulator {
-  private readonly history = new U128Index(1024);
-  private firstMs = new Float64Array(1024);
-  private firstSeq = new Float64Array(1024);
-  private counts = new Uint32Array(1024);
-  /** Entry ids too big for two doubles (explicit ids past 2^53), by history ordinal. */
+  private readonly history: U128Index;
+  /** First entry id per history ordinal, packed ms * 2048 + seq; -1: see oddIds. */
+  private firstIds: Float64Array<ArrayBuffer>;
+  /** Entries per history ordinal, saturating at 65535 (the totals count exactly). */
+  private counts: Uint16Array<ArrayBuffer>;
+  /** First entry ids that do not pack (sequence >= 2048, or explicit huge ids), by history ordinal. */
   private readonly oddIds = new Map<number, string>();
-  private readonly keys = new U128Index(1024);
-  private keyHistory = new Int32Array(1024);
-  private keyConflicted = new Uint8Array(1024);
+  /** Idempotency keys as 64-bit hashes -> the first history ordinal seen with each. */
+  private readonly keys: U64Index;
+  private keyHistory: Int32Array<ArrayBuffer>;
+  private keyConflicted: Uint8Array<ArrayBuffer>;
   private readonly dupExamples = new Map<number, DuplicateExample>();
   private readonly conflictExamples = new Map<number, { key: string; historyIds: Set<string> }>();
   /** History ids seen for the first time since the last drain (for the database lookup). */
@@ -273,10 +329,20 @@ export class ScanAccumulator {
     idempotencyConflicts: { keys: 0, extraHistoryIds: 0, examples: [] },
   };
 
+  /** `expectedEntries` (the stream's length) sizes the tables once, so they never grow by copying. */
   constructor(
     readonly limits: ScanLimits,
     private readonly collectFresh = false,
-  ) {}
+    expectedEntries = 1024,
+  ) {
+    const cap = Math.min(Math.max(expectedEntries, 1024), 4_000_000);
+    this.history = new U128Index(cap);
+    this.firstIds = new Float64Array(cap);
+    this.counts = new Uint16Array(cap);
+    this.keys = new U64Index(cap);
+    this.keyHistory = new Int32Array(cap);
+    this.keyConflicted = new Uint8Array(cap);
+  }
 
   add(id: string, flat: readonly string[], dlq: boolean): void {
     this.totals.entries++;
@@ -302,17 +368,18 @@ export class ScanAccumulator {
   private firstSeen(o: number, id: string, historyId: string, key: string | undefined): void {
     if (o >= this.counts.length) {
       const n = this.counts.length * 2;
-      this.firstMs = growF64(this.firstMs, n);
-      this.firstSeq = growF64(this.firstSeq, n);
-      this.counts = growU32(this.counts, n);
+      this.firstIds = growF64(this.firstIds, n);
+      this.counts = growU16(this.counts, n);
     }
     const dash = id.indexOf('-');
     const ms = Number(id.slice(0, dash));
     const seq = Number(id.slice(dash + 1));
-    if (Number.isSafeInteger(ms) && Number.isSafeInteger(seq)) {
-      this.firstMs[o] = ms;
-      this.firstSeq[o] = seq;
-    } else this.oddIds.set(o, id);
+    // 42 bits of ms (until year 2109) and 11 of sequence fit a double exactly
+    if (ms < 2 ** 42 && seq < 2048) this.firstIds[o] = ms * 2048 + seq;
+    else {
+      this.firstIds[o] = -1;
+      this.oddIds.set(o, id);
+    }
     this.counts[o] = 1;
     this.totals.distinctHistoryIds++;
     if (this.collectFresh) this.fresh.push(historyId);
@@ -320,7 +387,7 @@ export class ScanAccumulator {
   }
 
   private seenAgain(o: number, id: string, historyId: string): void {
-    const n = ++this.counts[o]!;
+    const n = this.counts[o]! < 65535 ? ++this.counts[o]! : 65535;
     this.totals.duplicates.extraEntries++;
     if (n === 2) this.totals.duplicates.historyIds++;
     let ex = this.dupExamples.get(o);
@@ -336,9 +403,9 @@ export class ScanAccumulator {
 
   /** One idempotency key (one user and day) bound to several distinct history_ids. */
   private trackKey(key: string, historyOrdinal: number, historyId: string): void {
-    const h = hash128(key);
+    const h = hash64(key);
     const before = this.keys.size;
-    const k = this.keys.intern(h[0]!, h[1]!, h[2]!, h[3]!);
+    const k = this.keys.intern(h[0]!, h[1]!);
     if (k >= this.keyHistory.length) {
       this.keyHistory = growI32(this.keyHistory, this.keyHistory.length * 2);
       const c = new Uint8Array(this.keyConflicted.length * 2);
@@ -367,7 +434,10 @@ export class ScanAccumulator {
   }
 
   firstEntryId(o: number): string {
-    return this.oddIds.get(o) ?? `${this.firstMs[o]}-${this.firstSeq[o]}`;
+    const v = this.firstIds[o]!;
+    if (v < 0) return this.oddIds.get(o)!;
+    const ms = Math.floor(v / 2048);
+    return `${ms}-${v - ms * 2048}`;
   }
 
   /** The first entry id and entry count of a history_id seen in the scan. */

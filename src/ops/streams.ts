@@ -242,7 +242,8 @@ export async function scanStream(
 ): Promise<StreamScanResult> {
   const started = performance.now();
   const dlq = isDlqStream(key);
-  const acc = new ScanAccumulator({ examples: opts.examples, idsPerExample: opts.idsPerExample }, db !== undefined);
+  const length = exists ? await client.xlen(key) : 0;
+  const acc = new ScanAccumulator({ examples: opts.examples, idsPerExample: opts.idsPerExample }, db !== undefined, length);
   const rows = db ? new RowCheck(opts.examples) : undefined;
   let inFlight: Promise<void> = Promise.resolve();
   const lookup = (ids: string[]) => {

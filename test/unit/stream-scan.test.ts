@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseEventObject, serializeEvent } from '../../src/core/event.js';
-import { hash128, parseEntryEvent, plainlyValidEvent, RowCheck, ScanAccumulator, U128Index, uuidWords, wordsToUuid } from '../../src/core/stream-scan.js';
+import { hash64, parseEntryEvent, plainlyValidEvent, RowCheck, ScanAccumulator, U128Index, uuidWords, wordsToUuid } from '../../src/core/stream-scan.js';
 
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
 const USER = '6af5e7d3-e736-46da-bfc1-42786f2ab1c0';
@@ -39,7 +39,7 @@ describe('U128Index', () => {
   });
 });
 
-describe('uuidWords / wordsToUuid / hash128', () => {
+describe('uuidWords / wordsToUuid / hash64', () => {
   it('round-trips a UUID, ignoring case', () => {
     const u = randomUUID();
     expect(wordsToUuid([...uuidWords(u)])).toBe(u);
@@ -48,9 +48,9 @@ describe('uuidWords / wordsToUuid / hash128', () => {
   });
   it('hashes near-identical keys apart', () => {
     const seen = new Set<string>();
-    for (let d = 1; d <= 28; d++) for (const u of [USER, TENANT]) seen.add([...hash128(`digest:${u}:2025-11-${String(d).padStart(2, '0')}`)].join(','));
+    for (let d = 1; d <= 28; d++) for (const u of [USER, TENANT]) seen.add([...hash64(`digest:${u}:2025-11-${String(d).padStart(2, '0')}`)].join(','));
     expect(seen.size).toBe(56);
-    expect([...hash128('ab')]).not.toEqual([...hash128('ba')]);
+    expect([...hash64('ab')]).not.toEqual([...hash64('ba')]);
   });
 });
 
