@@ -159,6 +159,17 @@ describe('ScanAccumulator', () => {
     expect(acc.lookup(h)?.firstEntryId).toBe('18446744073709551615-18446744073709551615');
   });
 
+  it('packs ordinary first ids and keeps odd ones (sequence >= 2048) exactly, past the initial table size', () => {
+    const acc = new ScanAccumulator(limits, false, 10);
+    const hs = Array.from({ length: 5000 }, () => randomUUID());
+    hs.forEach((h, i) => acc.add(`1764085000000-${i}`, entry(base({ history_id: h, idempotency_key: `k${i}` })), false));
+    expect(acc.lookup(hs[7]!)).toEqual({ firstEntryId: '1764085000000-7', count: 1 });
+    expect(acc.lookup(hs[4999]!)).toEqual({ firstEntryId: '1764085000000-4999', count: 1 });
+    acc.add('1764085000001-0', entry(base({ history_id: hs[4999], idempotency_key: 'k4999' })), false);
+    expect(acc.result()).toMatchObject({ distinctHistoryIds: 5000, duplicates: { historyIds: 1, extraEntries: 1 }, idempotencyConflicts: { keys: 0 } });
+    expect(acc.result().duplicates.examples[0]!.entryIds).toEqual(['1764085000000-4999', '1764085000001-0']);
+  });
+
   it('hands out each new history_id once for the database lookup', () => {
     const acc = new ScanAccumulator(limits, true);
     const h = randomUUID();
