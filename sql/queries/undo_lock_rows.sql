@@ -3,5 +3,4 @@
 SELECT d.id::text AS id, d.status::text AS status
 FROM {{schema}}.digest_history d
 WHERE d.id = ANY ($1::uuid[])
-ORDER BY d.id
 FOR UPDATE SKIP LOCKED

@@ -20,9 +20,11 @@ CREATE TABLE IF NOT EXISTS {{state}}.runs (
 );
 CREATE INDEX IF NOT EXISTS runs_started_at_idx ON {{state}}.runs (started_at DESC);
 
+-- One row per changed row per run (the primary key): a batch that tried to audit a row twice fails whole.
 CREATE TABLE IF NOT EXISTS {{state}}.audit (
-  id bigserial PRIMARY KEY,
-  run_id uuid NOT NULL REFERENCES {{state}}.runs (id),
+  -- No foreign key to runs: the run row is written first, and a per-row FK check would cost each
+  -- batch a trigger call per changed row for nothing the code does not already guarantee.
+  run_id uuid NOT NULL,
   command text NOT NULL,
   table_schema text NOT NULL,
   row_id uuid NOT NULL,
@@ -32,7 +34,6 @@ CREATE TABLE IF NOT EXISTS {{state}}.audit (
   client_addr inet NULL DEFAULT inet_client_addr(),
   client_host text NULL,
   application_name text NOT NULL DEFAULT current_setting('application_name'),
-  at timestamptz NOT NULL DEFAULT now()
+  at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, row_id)
 );
-CREATE INDEX IF NOT EXISTS audit_run_idx ON {{state}}.audit (run_id, id);
-CREATE INDEX IF NOT EXISTS audit_row_idx ON {{state}}.audit (row_id);

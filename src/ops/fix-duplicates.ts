@@ -71,7 +71,8 @@ const toRepairRow = (r: PlanRow): RepairRow => ({ id: r.id, userId: r.user_id, d
 async function readPlan(db: Db, input: FixDuplicatesInput): Promise<{ now: Date; groups: GroupPlan[] }> {
   return db.readOnly(async (tx) => {
     const [{ now }] = (await tx.query<{ now: Date }>('db_now')) as [{ now: Date }];
-    const pageSize = input.pageSize ?? 5000;
+    // Each page re-aggregates the in-flight rows: few, large pages.
+    const pageSize = input.pageSize ?? 20_000;
     const groups: GroupPlan[] = [];
     let last: { user: string; day: string } | null = null;
     for (;;) {

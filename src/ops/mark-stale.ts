@@ -87,7 +87,8 @@ async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<R
   return db.readOnly(async (tx) => {
     const out: RepairRow[] = [];
     const want = input.limit ?? Infinity;
-    const pageSize = input.pageSize ?? 10_000;
+    // Each page re-reads the in-flight rows through the status index: few, large pages.
+    const pageSize = input.pageSize ?? 50_000;
     let last: PlanRow | undefined;
     while (out.length < want) {
       const size = Math.min(pageSize, want - out.length);
@@ -163,15 +164,12 @@ async function applyStale(db: Db, runId: string, status: string, cutoff: Date, r
   let changedMeanwhile = 0;
   const loop = await batchLoop(rows, () => 1, input, async (batch) => {
     const ids = batch.map((r) => r.id);
-    const { locked, changed } = await inBatch(db, input.lockTimeoutMs, stats, async (tx) => {
-      const locked = (await tx.query<{ id: string }>('stale_lock', [ids, inFlightParam(), cutoff])).map((r) => r.id);
-      if (!locked.length) return { locked, changed: 0 };
-      const done = await tx.query<{ id: string }>('stale_apply', [locked, status, inFlightParam(), runId, COMMAND, db.ids.schema, CLIENT_HOST]);
-      return { locked, changed: done.length };
-    });
-    rowsChanged += changed;
-    const lockedSet = new Set(locked);
-    const missed = ids.filter((id) => !lockedSet.has(id));
+    const changed = await inBatch(db, input.lockTimeoutMs, stats, async (tx) =>
+      (await tx.query<{ id: string }>('stale_apply', [ids, status, inFlightParam(), cutoff, runId, COMMAND, db.ids.schema, CLIENT_HOST])).map((r) => r.id),
+    );
+    rowsChanged += changed.length;
+    const changedSet = new Set(changed);
+    const missed = ids.filter((id) => !changedSet.has(id));
     if (!missed.length) return [];
     // Not locked: either another session holds it (retry) or it is no longer stale (leave it).
     const still = new Set((await db.query<{ id: string }>('stale_still', [missed, inFlightParam(), cutoff])).map((r) => r.id));

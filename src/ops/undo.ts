@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { decideUndo, groupKey, inFlightParam, type AuditEntry, type CurrentRow, type UndoDecision } from '../core/repair.js';
 import { DoctorError, badInput } from '../errors.js';
-import { CLIENT_HOST, getRun, readRunAudit, type AuditRecord, type RunRecord } from '../postgres/audit.js';
+import { CLIENT_HOST, getRun, readRunAudit, type RunRecord } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
 import { BatchStatsSchema, batchLoop, inBatch, iso, recordedRun, withRepairLock, type BatchOptions, type BatchStats } from './repair.js';
 
@@ -43,16 +43,6 @@ export interface UndoInput extends BatchOptions {
   apply: boolean;
 }
 
-/** One entry per row: the first before-image and the last after-image the run wrote. */
-function collapse(records: readonly AuditRecord[]): AuditEntry[] {
-  const byRow = new Map<string, AuditEntry>();
-  for (const r of records) {
-    const seen = byRow.get(r.rowId);
-    byRow.set(r.rowId, seen ? { ...seen, after: r.after } : { rowId: r.rowId, before: r.before, after: r.after });
-  }
-  return [...byRow.values()];
-}
-
 async function currentState(db: Db, entries: readonly AuditEntry[], lockSql: 'undo_lock_rows' | 'undo_present_rows') {
   const rows = await db.query<{ id: string; status: string }>(lockSql, [entries.map((e) => e.rowId)]);
   const current = new Map<string, CurrentRow>(rows.map((r) => [r.id, r]));
@@ -79,7 +69,7 @@ async function targetRun(db: Db, runId: string): Promise<RunRecord> {
 
 export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
   const run = await targetRun(db, input.runId);
-  const entries = collapse(await readRunAudit(db, input.runId));
+  const entries: AuditEntry[] = await readRunAudit(db, input.runId);
   const plan = async () => {
     const { current, byGroup } = await db.readOnly((tx) => currentState(tx, entries, 'undo_present_rows'));
     return decideUndo(entries, current, byGroup);

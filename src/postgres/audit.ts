@@ -102,20 +102,21 @@ export async function getRun(db: Db, id: string): Promise<RunRecord | undefined>
 }
 
 export interface AuditRecord {
-  seq: number;
   rowId: string;
   before: RowImage;
   after: RowImage;
 }
 
-/** Every audit row of a run, in write order, read a page at a time. */
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
+/** Every audit row of a run (one per changed row), read a page at a time. */
 export async function readRunAudit(db: Db, runId: string, pageSize = 5000): Promise<AuditRecord[]> {
   const out: AuditRecord[] = [];
-  let last = 0;
+  let last = NIL_UUID;
   for (;;) {
-    const page = await db.query<{ id: number; row_id: string; before: RowImage; after: RowImage }>('audit_run_page', [runId, last, pageSize]);
-    for (const r of page) out.push({ seq: r.id, rowId: r.row_id, before: r.before, after: r.after });
+    const page = await db.query<{ row_id: string; before: RowImage; after: RowImage }>('audit_run_page', [runId, last, pageSize]);
+    for (const r of page) out.push({ rowId: r.row_id, before: r.before, after: r.after });
     if (page.length < pageSize) return out;
-    last = page[page.length - 1]!.id;
+    last = page[page.length - 1]!.row_id;
   }
 }
