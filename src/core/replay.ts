@@ -32,23 +32,27 @@ export interface PlannedEvent extends ReplayCandidate {
  */
 export function planReplay(candidates: readonly ReplayCandidate[], rows: ReadonlyMap<string, ReplayRowState>, opts: { force?: boolean } = {}): PlannedEvent[] {
   const seen = new Set<string>();
-  return candidates.map((c) => {
-    const skip = (reason: SkipReason, forcible = true): PlannedEvent => ({
-      ...c,
-      action: opts.force && forcible && c.input ? 'publish' : 'skip',
-      reason,
-    });
-    if (c.historyId) {
-      if (seen.has(c.historyId)) return { ...c, action: 'skip', reason: 'repeat in the source' };
-      seen.add(c.historyId);
-    }
-    if (!c.input) return skip('row missing', false);
-    if (!c.historyId) return skip('no history_id');
-    const row = rows.get(c.historyId);
-    if (!row) return skip('row missing');
-    if (row.status === 'sent') return skip('row already sent');
-    return { ...c, action: 'publish', reason: null };
-  });
+  const out: PlannedEvent[] = new Array(candidates.length);
+  for (let i = 0; i < candidates.length; i++) {
+    const c = candidates[i]!;
+    const reason = skipReason(c, rows, seen);
+    // --force overrides a skip, except a repeat and an event with nothing to rebuild it from
+    const forced = opts.force === true && reason !== null && reason !== 'repeat in the source' && c.input !== null;
+    // an object literal, not a spread: a spread per event costs microseconds at 100,000 events
+    out[i] = { source: c.source, sourceId: c.sourceId, historyId: c.historyId, input: c.input, action: reason === null || forced ? 'publish' : 'skip', reason };
+  }
+  return out;
+}
+
+function skipReason(c: ReplayCandidate, rows: ReadonlyMap<string, ReplayRowState>, seen: Set<string>): SkipReason | null {
+  if (c.historyId) {
+    if (seen.has(c.historyId)) return 'repeat in the source';
+    seen.add(c.historyId);
+  }
+  if (!c.input || !c.historyId) return c.input ? 'no history_id' : 'row missing';
+  const row = rows.get(c.historyId);
+  if (!row) return 'row missing';
+  return row.status === 'sent' ? 'row already sent' : null;
 }
 
 /** The id a replayed event is deduplicated on: its history_id, or the DLQ entry when it has none. */

@@ -8,15 +8,19 @@ import { buildEvent, fieldsToRecord, parseDlqEntry, type BuildEventInput, type D
 import { planReplay, rateDelayMs, replayIdempotencyId, type PlannedEvent, type ReplayCandidate, type ReplayRowState } from '../core/replay.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
-import { cachedVersion, choosePublishMode, clientKeyPrefix, DEFAULT_MARKER_TTL_MS, planPublish, queuePublish, readPublishReply, type PublishMode, type PublishPlan } from '../redis/publish.js';
+import { cachedVersion, choosePublishMode, clientKeyPrefix, DEFAULT_MARKER_TTL_MS, planPublish, publishBatch, type PublishMode, type PublishPlan, type PublishResult } from '../redis/publish.js';
 import { xrangePages } from '../redis/stream-reader.js';
-import { withScripts } from '../redis/scripts.js';
 
 export const REPLAY_SCHEMA_VERSION = 1 as const;
 /** Replay markers are kept apart from the service's own (`idem:`): a replay of a job the service
  * published once must still add, and a second replay of it must not. */
 export const DEFAULT_REPLAY_MARKER_PREFIX = 'idem:replay:';
-const BATCH = 1000;
+/** Events per script call: one round of script overhead for many events. */
+const SCRIPT_BATCH = 100;
+/** Events prepared (built, validated, serialised) and sent between waits. */
+const CHUNK = 1000;
+/** Chunks in flight: the next one is prepared while Redis runs the previous ones. */
+const IN_FLIGHT = 4;
 
 const ReplayEventSchema = z.object({
   source: z.enum(['dlq', 'failed', 'history-id']),
@@ -140,6 +144,16 @@ async function gather(db: Db, redis: RedisClient, o: ReplayOptions): Promise<Gat
   return { candidates, rows, invalid };
 }
 
+/** Sends one chunk as script calls of SCRIPT_BATCH events, without waiting between them. */
+async function sendChunk(redis: RedisClient, ready: ReadonlyArray<[number, PublishPlan]>): Promise<Array<[number, PublishResult]>> {
+  const calls: Array<Promise<Array<[number, PublishResult]>>> = [];
+  for (let i = 0; i < ready.length; i += SCRIPT_BATCH) {
+    const part = ready.slice(i, i + SCRIPT_BATCH);
+    calls.push(publishBatch(redis, part.map(([, plan]) => plan)).then((rs) => rs.map((r, k) => [part[k]![0], r] as [number, PublishResult])));
+  }
+  return (await Promise.all(calls)).flat();
+}
+
 function toEvent(p: PlannedEvent): ReplayEvent {
   return {
     source: p.source,
@@ -165,48 +179,60 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
 
   const [{ now }] = (await db.query<{ now: Date }>('db_now')) as [{ now: Date }];
   const version = await cachedVersion(redis);
+  const mode = choosePublishMode(version, o.mode);
   const keyPrefix = clientKeyPrefix(redis);
   const events = planned.map(toEvent);
-  const plans: Array<{ index: number; plan: PublishPlan }> = [];
-  planned.forEach((p, index) => {
-    if (p.action !== 'publish') return;
-    let event: DigestGenerateEvent;
+
+  /** The event rebuilt as the service builds it, checked by the schema (in buildEvent), planned. */
+  const prepare = (index: number): PublishPlan | null => {
+    const p = planned[index]!;
     try {
-      event = buildEvent(p.input!, now, randomUUID());
+      const event = buildEvent(p.input!, now, randomUUID());
+      return planPublish({ stream, event, idempotencyId: replayIdempotencyId(p), markerPrefix, markerTtlMs, mode }, version, keyPrefix);
     } catch (err) {
       invalid.push({ source: p.source, sourceId: p.sourceId, error: (err as Error).message });
       events[index] = { ...events[index]!, action: 'skip', reason: 'invalid event' };
-      return;
+      return null;
     }
-    const plan = planPublish({ stream, event, idempotencyId: replayIdempotencyId(p), markerPrefix, markerTtlMs, mode: o.mode }, version, keyPrefix);
-    plans.push({ index, plan });
-  });
-  const mode = choosePublishMode(version, o.mode);
+  };
+  const toPublish = planned.flatMap((p, i) => (p.action === 'publish' ? [i] : []));
 
   let added = 0;
   let duplicates = 0;
-  if (o.apply && plans.length) {
-    const scripted = withScripts(redis);
-    const started = Date.now();
-    const batch = o.ratePerSec ? Math.max(1, Math.min(BATCH, Math.floor(o.ratePerSec / 10) || 1)) : BATCH;
-    for (let i = 0; i < plans.length; i += batch) {
-      const chunk = plans.slice(i, i + batch);
-      const pipeline = scripted.pipeline();
-      for (const { plan } of chunk) queuePublish(pipeline, plan);
-      const replies = (await pipeline.exec()) ?? [];
-      chunk.forEach(({ index, plan }, k) => {
-        const [err, reply] = replies[k]!;
-        if (err) throw err;
-        const r = readPublishReply(reply, plan);
+  let published = 0;
+  if (!o.apply) {
+    for (const i of toPublish) prepare(i);
+  } else {
+    const record = async (pending: Promise<Array<[number, PublishResult]>>) => {
+      for (const [index, r] of await pending) {
         if (r.duplicate) duplicates++;
         else added++;
-        events[index] = { ...events[index]!, entryId: r.id, duplicate: r.duplicate };
-      });
-      o.onProgress?.(i + chunk.length, plans.length);
-      const wait = rateDelayMs(i + chunk.length, Date.now() - started, o.ratePerSec);
+        const e = events[index]!;
+        e.entryId = r.id;
+        e.duplicate = r.duplicate;
+      }
+      o.onProgress?.(added + duplicates, toPublish.length);
+    };
+    const window: Array<Promise<Array<[number, PublishResult]>>> = [];
+    const started = Date.now();
+    const chunk = o.ratePerSec ? Math.max(1, Math.min(CHUNK, Math.floor(o.ratePerSec / 10))) : CHUNK;
+    for (let c = 0; c < toPublish.length; c += chunk) {
+      const ready: Array<[number, PublishPlan]> = [];
+      for (const i of toPublish.slice(c, c + chunk)) {
+        const plan = prepare(i);
+        if (plan) ready.push([i, plan]);
+      }
+      published += ready.length;
+      const sent = sendChunk(redis, ready);
+      sent.catch(() => undefined); // awaited in order below; this only keeps an early failure from being "unhandled"
+      window.push(sent);
+      if (window.length >= IN_FLIGHT) await record(window.shift()!);
+      const wait = rateDelayMs(published, Date.now() - started, o.ratePerSec);
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
+    while (window.length) await record(window.shift()!);
   }
+  const prepared = o.apply ? published : events.filter((e) => e.action === 'publish').length;
 
   return {
     schemaVersion: REPLAY_SCHEMA_VERSION,
@@ -220,7 +246,7 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
     ratePerSec: o.ratePerSec ?? null,
     counts: {
       candidates: candidates.length + unparsable,
-      toPublish: plans.length,
+      toPublish: prepared,
       skipped: events.filter((e) => e.action === 'skip').length,
       invalid: invalid.length,
       added,

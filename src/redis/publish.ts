@@ -1,7 +1,6 @@
 // Idempotent, atomic publish of a DigestGenerateEvent: one script checks a marker key, XADDs with
 // the service's MAXLEN ~, and stores the new entry id in the marker with a TTL. A repeat gets the
 // first entry id back and adds nothing. Redis 8.6+ has this natively (XADD ... IDMP): used there.
-import type { ChainableCommander } from 'ioredis';
 import { STREAM_MAXLEN } from '../core/contract.js';
 import { serializeEvent, type DigestGenerateEvent } from '../core/event.js';
 import { DoctorError, badInput } from '../errors.js';
@@ -78,10 +77,13 @@ export function markerKeyFor(stream: string, id: string, opts: { keyPrefix?: str
 
 export interface PublishPlan {
   mode: PublishMode;
+  stream: string;
   markerKey: string;
-  /** The script (method name) and its KEYS then ARGV. */
-  script: 'publishIdempotent' | 'publishIdmp';
-  args: Array<string | number>;
+  /** The `data` field: the event as the service serialises it. */
+  json: string;
+  markerTtlMs: number;
+  maxlen: number;
+  producer: string;
 }
 
 /** Native IDMP from Redis 8.6 on, the script before; asking for IDMP on an older server is bad input. */
@@ -91,28 +93,58 @@ export function choosePublishMode(version: readonly [number, number, number], re
   return requested === 'auto' ? (native ? 'idmp' : 'lua') : requested;
 }
 
-/** Pure: what to send for one publish, given the server's version. */
+/** Pure: what one publish sends, given the server's version. */
 export function planPublish(opts: PublishOptions, version: readonly [number, number, number], keyPrefix = ''): PublishPlan {
   const id = opts.idempotencyId ?? opts.event.history_id;
   if (!id && !opts.markerKey) throw badInput('publishIdempotent needs an idempotency id: the event has no history_id and no idempotencyId or markerKey was given');
-  const ttl = opts.markerTtlMs ?? DEFAULT_MARKER_TTL_MS;
-  if (!Number.isSafeInteger(ttl) || ttl <= 0) throw badInput(`marker TTL ${ttl} ms must be a positive whole number`);
-  const maxlen = opts.maxlen ?? STREAM_MAXLEN;
-  const json = serializeEvent(opts.event);
-  const markerKey = opts.markerKey ?? markerKeyFor(opts.stream, id!, { keyPrefix, markerPrefix: opts.markerPrefix });
-  const mode = choosePublishMode(version, opts.mode);
-  if (mode === 'idmp') {
-    // IDMP keys on (producer, iid); the marker key names the iid so both modes dedupe on the same thing.
-    return { mode, markerKey, script: 'publishIdmp', args: [opts.stream, opts.producer ?? DEFAULT_PRODUCER, markerKey, maxlen, json] };
-  }
-  return { mode, markerKey, script: 'publishIdempotent', args: [markerKey, opts.stream, ttl, maxlen, json] };
+  const markerTtlMs = opts.markerTtlMs ?? DEFAULT_MARKER_TTL_MS;
+  if (!Number.isSafeInteger(markerTtlMs) || markerTtlMs <= 0) throw badInput(`marker TTL ${markerTtlMs} ms must be a positive whole number`);
+  return {
+    mode: choosePublishMode(version, opts.mode),
+    stream: opts.stream,
+    markerKey: opts.markerKey ?? markerKeyFor(opts.stream, id!, { keyPrefix, markerPrefix: opts.markerPrefix }),
+    json: serializeEvent(opts.event),
+    markerTtlMs,
+    maxlen: opts.maxlen ?? STREAM_MAXLEN,
+    producer: opts.producer ?? DEFAULT_PRODUCER,
+  };
 }
 
-/** Reads one script reply: { id, duplicate } or the mapped error of a negative code. */
-export function readPublishReply(reply: unknown, plan: PublishPlan): PublishResult {
-  if (typeof reply === 'number') throw scriptError(reply, reply === -2 ? plan.markerKey : String(plan.args[plan.mode === 'lua' ? 1 : 0]));
-  if (!Array.isArray(reply) || typeof reply[0] !== 'string') throw new DoctorError('INTERNAL', `unexpected publish reply ${JSON.stringify(reply)}`);
-  return { id: reply[0], duplicate: Number(reply[1]) === 1, markerKey: plan.markerKey, mode: plan.mode };
+export interface ScriptCall {
+  script: 'publishIdempotent' | 'publishIdmp';
+  args: Array<string | number>;
+}
+
+/**
+ * One script call publishing every plan (same stream, mode, TTL, MAXLEN and producer): a batch
+ * costs one round of script overhead, and each event in it is still checked and added atomically.
+ * Script: numkeys, the stream, the markers, then TTL, MAXLEN and the JSONs.
+ * IDMP (8.6+): XADD key IDMP <producer> <iid> MAXLEN ~ n * data <json> per event, the marker key
+ * as the iid, so both modes dedupe on the same thing.
+ */
+export function batchCall(plans: readonly PublishPlan[]): ScriptCall {
+  const first = plans[0];
+  if (!first) throw new Error('batchCall needs at least one publish');
+  for (const p of plans) {
+    if (p.stream !== first.stream || p.mode !== first.mode || p.markerTtlMs !== first.markerTtlMs || p.maxlen !== first.maxlen || p.producer !== first.producer) {
+      throw new Error('a publish batch must share stream, mode, marker TTL, MAXLEN and producer');
+    }
+  }
+  if (first.mode === 'idmp') {
+    return { script: 'publishIdmp', args: [first.stream, first.producer, first.maxlen, ...plans.flatMap((p) => [p.markerKey, p.json])] };
+  }
+  return { script: 'publishIdempotent', args: [1 + plans.length, first.stream, ...plans.map((p) => p.markerKey), first.markerTtlMs, first.maxlen, ...plans.map((p) => p.json)] };
+}
+
+/** Reads a batch reply: one result per plan, or the mapped error of a negative code. */
+export function readBatchReply(reply: unknown, plans: readonly PublishPlan[]): PublishResult[] {
+  if (typeof reply === 'number') throw scriptError(reply, plans[0]!.stream);
+  if (!Array.isArray(reply) || reply.length !== plans.length * 2) throw new DoctorError('INTERNAL', `unexpected publish reply ${JSON.stringify(reply).slice(0, 200)}`);
+  return plans.map((p, i) => {
+    const code = Number(reply[2 * i + 1]);
+    if (code < 0) throw scriptError(code, p.markerKey);
+    return { id: String(reply[2 * i]), duplicate: code === 1, markerKey: p.markerKey, mode: p.mode };
+  });
 }
 
 const versions = new WeakMap<object, Promise<[number, number, number]>>();
@@ -134,11 +166,11 @@ export function clientKeyPrefix(client: RedisClient): string {
 /** Publishes `event` once: a repeat (same idempotency id within the marker TTL) returns the first id. */
 export async function publishIdempotent(client: RedisClient, opts: PublishOptions): Promise<PublishResult> {
   const plan = planPublish(opts, await cachedVersion(client), clientKeyPrefix(client));
-  const scripted = withScripts(client);
-  return readPublishReply(await scripted[plan.script](...plan.args), plan);
+  return (await publishBatch(client, [plan]))[0]!;
 }
 
-/** Queues one publish on a pipeline (the script must be registered: withScripts(client) first). */
-export function queuePublish(pipeline: ChainableCommander, plan: PublishPlan): void {
-  (pipeline as unknown as Record<string, (...a: Array<string | number>) => unknown>)[plan.script]!(...plan.args);
+/** Publishes a batch of plans in one script call (see batchCall). */
+export async function publishBatch(client: RedisClient, plans: readonly PublishPlan[]): Promise<PublishResult[]> {
+  const call = batchCall(plans);
+  return readBatchReply(await withScripts(client)[call.script](...call.args), plans);
 }

@@ -1,4 +1,5 @@
-// Lua scripts as files (src/redis/lua/<name>-<numberOfKeys>.lua), read once and registered on each
+// Lua scripts as files (src/redis/lua/<name>-<numberOfKeys>.lua, `-n` when the caller passes the
+// count), read once and registered on each
 // client with ioredis defineCommand: callers get a method, EVALSHA (with a NOSCRIPT fallback) is
 // automatic, and ioredis applies keyPrefix to every KEYS entry.
 import { readFileSync } from 'node:fs';
@@ -12,16 +13,16 @@ export const LUA_DIR = fileURLToPath(new URL('../../src/redis/lua/', import.meta
 export const SCRIPTS = {
   releaseLock: 'release-lock-1',
   extendLock: 'extend-lock-1',
-  publishIdempotent: 'publish-idempotent-2',
+  publishIdempotent: 'publish-idempotent-n',
   publishIdmp: 'publish-idmp-1',
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 
-/** `name-N.lua` -> N keys. */
-export function keyCount(file: string): number {
-  const m = /-(\d+)$/.exec(file);
-  if (!m) throw new Error(`script file ${file} does not end in -<numberOfKeys>`);
-  return Number(m[1]);
+/** `name-N.lua` -> N keys; `name-n.lua` -> undefined: the caller passes numkeys first. */
+export function keyCount(file: string): number | undefined {
+  const m = /-(\d+|n)$/.exec(file);
+  if (!m) throw new Error(`script file ${file} does not end in -<numberOfKeys> or -n`);
+  return m[1] === 'n' ? undefined : Number(m[1]);
 }
 
 const sources = new Map<string, string>();
@@ -44,7 +45,8 @@ const registered = new WeakSet<object>();
 export function withScripts(client: RedisClient): ScriptedClient {
   if (!registered.has(client)) {
     for (const [name, file] of Object.entries(SCRIPTS)) {
-      client.defineCommand(name, { numberOfKeys: keyCount(file), lua: scriptSource(file) });
+      const numberOfKeys = keyCount(file);
+      client.defineCommand(name, numberOfKeys === undefined ? { lua: scriptSource(file) } : { numberOfKeys, lua: scriptSource(file) });
     }
     registered.add(client);
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildEvent } from '../../src/core/event.js';
-import { hashTagOf, markerKeyFor, planPublish, readPublishReply } from '../../src/redis/publish.js';
+import { batchCall, choosePublishMode, hashTagOf, markerKeyFor, planPublish, readBatchReply } from '../../src/redis/publish.js';
 import { keyCount, scriptSource, SCRIPTS } from '../../src/redis/scripts.js';
 
 const HISTORY = 'dac58a5d-522f-4e94-b803-caee803b53c6';
@@ -31,22 +31,25 @@ describe('hash tags and marker keys', () => {
   });
 });
 
-describe('planPublish', () => {
-  it('uses the script before Redis 8.6: marker and stream as KEYS, TTL, MAXLEN and JSON as ARGV', () => {
+describe('planPublish and batchCall', () => {
+  it('uses the script before Redis 8.6: numkeys, stream and markers as KEYS; TTL, MAXLEN and the JSONs as ARGV', () => {
     const plan = planPublish({ stream: 'stream:digests:generate', event }, [7, 0, 15]);
-    expect(plan.mode).toBe('lua');
-    expect(plan.script).toBe('publishIdempotent');
-    expect(plan.args.slice(0, 4)).toEqual([`{stream:digests:generate}:idem:${HISTORY}`, 'stream:digests:generate', 86_400_000, 10_000]);
-    expect(JSON.parse(String(plan.args[4]))).toMatchObject({ history_id: HISTORY, schema_version: 'v1' });
+    expect(plan).toMatchObject({ mode: 'lua', stream: 'stream:digests:generate', markerKey: `{stream:digests:generate}:idem:${HISTORY}`, markerTtlMs: 86_400_000, maxlen: 10_000 });
+    expect(JSON.parse(plan.json)).toMatchObject({ history_id: HISTORY, schema_version: 'v1' });
+    const other = planPublish({ stream: 'stream:digests:generate', event, idempotencyId: 'other' }, [7, 0, 15]);
+    expect(batchCall([plan, other])).toEqual({
+      script: 'publishIdempotent',
+      args: [3, 'stream:digests:generate', plan.markerKey, '{stream:digests:generate}:idem:other', 86_400_000, 10_000, plan.json, other.json],
+    });
   });
 
-  it('uses native XADD IDMP on Redis 8.6 and later', () => {
+  it('uses native XADD IDMP on Redis 8.6 and later: producer, MAXLEN, then iid and JSON per event', () => {
     const plan = planPublish({ stream: 'stream:digests:generate', event, producer: 'svc' }, [8, 6, 0]);
     expect(plan.mode).toBe('idmp');
-    expect(plan.script).toBe('publishIdmp');
-    expect(plan.args.slice(0, 4)).toEqual(['stream:digests:generate', 'svc', `{stream:digests:generate}:idem:${HISTORY}`, 10_000]);
+    expect(batchCall([plan])).toEqual({ script: 'publishIdmp', args: ['stream:digests:generate', 'svc', 10_000, `{stream:digests:generate}:idem:${HISTORY}`, plan.json] });
     expect(planPublish({ stream: 's', event }, [9, 0, 0]).mode).toBe('idmp');
     expect(planPublish({ stream: 's', event, mode: 'lua' }, [8, 6, 1]).mode).toBe('lua');
+    expect(choosePublishMode([8, 5, 9])).toBe('lua');
   });
 
   it('gates IDMP on the version and needs an idempotency id', () => {
@@ -57,18 +60,27 @@ describe('planPublish', () => {
     expect(() => planPublish({ stream: 's', event, markerTtlMs: 0 }, [7, 0, 0])).toThrow(/TTL/);
   });
 
+  it('a batch shares one stream and one set of options', () => {
+    const a = planPublish({ stream: 's', event }, [7, 0, 0]);
+    const b = planPublish({ stream: 't', event }, [7, 0, 0]);
+    expect(() => batchCall([a, b])).toThrow(/share stream/);
+    expect(() => batchCall([])).toThrow(/at least one/);
+  });
+
   it('the IDMP script sends XADD key IDMP <producer> <iid> MAXLEN ~ n * data json', () => {
-    expect(scriptSource(SCRIPTS.publishIdmp)).toContain("redis.call('XADD', KEYS[1], 'IDMP', ARGV[1], ARGV[2], 'MAXLEN', '~', ARGV[3], '*', 'data', ARGV[4])");
+    expect(scriptSource(SCRIPTS.publishIdmp)).toContain("redis.call('XADD', KEYS[1], 'IDMP', ARGV[1], ARGV[i], 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[i + 1])");
   });
 });
 
 describe('script files and replies', () => {
-  it('every script names its key count and documents KEYS, ARGV and returns', () => {
+  it('every script names its key count (or -n) and documents KEYS, ARGV and returns', () => {
     for (const file of Object.values(SCRIPTS)) {
       const text = scriptSource(file);
       expect(text).toMatch(/-- KEYS\[1\]/);
       expect(text).toMatch(/-- Returns/);
-      expect(keyCount(file)).toBe((text.match(/-- KEYS\[\d\]/g) ?? []).length);
+      const n = keyCount(file);
+      if (n !== undefined) expect((text.match(/-- KEYS\[\d\]/g) ?? []).length).toBe(n);
+      else expect(text).toMatch(/-- KEYS\[2\.\.\]/);
       // every key through KEYS: no key is built inside a script
       expect(text).not.toMatch(/\.\.\s*['"]:/);
     }
@@ -76,10 +88,11 @@ describe('script files and replies', () => {
 
   it('maps negative codes to named errors', () => {
     const plan = planPublish({ stream: 's', event }, [7, 0, 0]);
-    expect(readPublishReply(['1-0', 0], plan)).toEqual({ id: '1-0', duplicate: false, markerKey: plan.markerKey, mode: 'lua' });
-    expect(readPublishReply(['1-0', 1], plan).duplicate).toBe(true);
-    expect(() => readPublishReply(-1, plan)).toThrow(/s is not a stream/);
-    expect(() => readPublishReply(-2, plan)).toThrow(/marker .* not a string/);
-    expect(() => readPublishReply(-9, plan)).toThrow(/unknown code -9/);
+    expect(readBatchReply(['1-0', 0], [plan])).toEqual([{ id: '1-0', duplicate: false, markerKey: plan.markerKey, mode: 'lua' }]);
+    expect(readBatchReply(['1-0', 1], [plan])[0]!.duplicate).toBe(true);
+    expect(() => readBatchReply(-1, [plan])).toThrow(/s is not a stream/);
+    expect(() => readBatchReply(['', -2], [plan])).toThrow(/marker .* not a string/);
+    expect(() => readBatchReply(['', -9], [plan])).toThrow(/unknown code -9/);
+    expect(() => readBatchReply(['1-0'], [plan])).toThrow(/unexpected publish reply/);
   });
 });
