@@ -25,6 +25,7 @@ export const EVENT_FIELDS = [
   'delivery_channel',
   'delivery_format',
 ] as const;
+const EVENT_FIELD_SET: ReadonlySet<string> = new Set(EVENT_FIELDS);
 
 /**
  * The worker requires user_id, tenant_id and digest_date; everything else may be missing.
@@ -54,7 +55,12 @@ export type DigestGenerateEvent = z.infer<typeof DigestGenerateEventSchema>;
 
 function dropNulls(value: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = v;
+  // for-in over own keys: no [k, v] array per field (replay builds 100,000 events in a run)
+  for (const k in value) {
+    if (!Object.hasOwn(value, k)) continue;
+    const v = value[k];
+    if (v !== null && v !== undefined) out[k] = v;
+  }
   return out;
 }
 
@@ -85,10 +91,17 @@ export function parseEventObject(raw: unknown): EventParseResult {
 
 /** JSON exactly as the publisher writes it: UTF-8, nulls dropped, the model's field order. */
 export function serializeEvent(event: Record<string, unknown>): string {
-  const clean = dropNulls(event);
+  // one pass, no intermediate copy: the model's fields in order, then the others, nulls dropped
   const ordered: Record<string, unknown> = {};
-  for (const k of EVENT_FIELDS) if (k in clean) ordered[k] = clean[k];
-  for (const [k, v] of Object.entries(clean)) if (!(k in ordered)) ordered[k] = v;
+  for (const k of EVENT_FIELDS) {
+    const v = Object.hasOwn(event, k) ? event[k] : undefined;
+    if (v !== null && v !== undefined) ordered[k] = v;
+  }
+  for (const k in event) {
+    if (!Object.hasOwn(event, k) || EVENT_FIELD_SET.has(k)) continue;
+    const v = event[k];
+    if (v !== null && v !== undefined) ordered[k] = v;
+  }
   return JSON.stringify(ordered);
 }
 
@@ -99,8 +112,12 @@ export function eventFields(event: Record<string, unknown>): [typeof EVENT_FIELD
 
 /** ISO-8601 UTC with microseconds and `+00:00`, as Python's `datetime.isoformat()` prints it. */
 export function isoUtc(at: Date): string {
-  return at.toISOString().replace(/\.(\d{3})Z$/, '.$1000+00:00');
+  // a replay stamps many events with one instant: format it once
+  const ms = at.getTime();
+  if (ms !== lastIso.ms) lastIso = { ms, text: at.toISOString().replace(/\.(\d{3})Z$/, '.$1000+00:00') };
+  return lastIso.text;
 }
+let lastIso = { ms: NaN, text: '' };
 
 export interface BuildEventInput {
   userId: string;
@@ -115,8 +132,7 @@ export interface BuildEventInput {
 
 /** A fresh event as the service builds it: new trace_id and occurred_at, the given history_id. */
 export function buildEvent(input: BuildEventInput, now: Date, traceId: string): DigestGenerateEvent {
-  const event = {
-    ...input.extra,
+  const own = {
     schema_version: 'v1',
     trace_id: traceId,
     occurred_at: isoUtc(now),
@@ -131,6 +147,8 @@ export function buildEvent(input: BuildEventInput, now: Date, traceId: string): 
     delivery_channel: (input.extra?.delivery_channel as string | undefined) ?? 'telegram',
     delivery_format: (input.extra?.delivery_format as string | undefined) ?? 'markdown',
   };
+  // carried-over fields first, ours win; no spread when there are none (a spread is slow per event)
+  const event = input.extra ? Object.assign({}, input.extra, own) : own;
   const parsed = parseEventObject(event);
   if (!parsed.ok) throw new Error(`built an invalid event: ${parsed.error}`);
   return parsed.event;
