@@ -82,6 +82,15 @@ describe.each(REDIS_TARGETS)('publishIdempotent on $name Redis', (target) => {
     }
   });
 
+  it('refuses a marker key that holds another type, naming it, and adds nothing for it', async () => {
+    const stream = `s6:${DIGEST_STREAM}`;
+    const historyId = randomUUID();
+    const marker = markerKeyFor(stream, historyId, { keyPrefix: clientKeyPrefix(client) });
+    await client.sadd(marker, 'x');
+    await expect(publishIdempotent(client, { stream, event: event(historyId) })).rejects.toMatchObject({ code: 'REFUSED', message: expect.stringContaining(marker) });
+    expect(await client.exists(stream)).toBe(0);
+  });
+
   it('refuses to publish into a key that is not a stream, with a named error', async () => {
     const stream = `s5:${DIGEST_STREAM}`;
     await client.set(stream, 'oops');
