@@ -140,7 +140,8 @@ async function applyPlan(db: Db, runId: string, status: string, groups: GroupPla
   let rowsChanged = 0;
   let groupsFixed = 0;
   let resolved = 0;
-  const loop = await batchLoop(groups, (g) => g.extras.length + 1, input, async (batch) => {
+  // A batch counts the rows it changes; each group's kept row is locked along with them.
+  const loop = await batchLoop(groups, (g) => g.extras.length, input, async (batch) => {
     const { decision, changed } = await inBatch(db, input.lockTimeoutMs, stats, async (tx) => {
       const locked = await tx.query<LockedDbRow>('fix_lock_groups', [batch.map((g) => g.userId), batch.map((g) => g.digestDate), inFlightParam()]);
       const rows: LockedRow[] = locked.map((r) => ({ ...toRepairRow(r), groupInFlight: r.group_in_flight }));

@@ -23,7 +23,7 @@ export interface BatchFlags {
 export function addRepairFlags(cmd: Command): Command {
   return cmd
     .option('--apply', 'write the changes (without it: a dry run that writes nothing)')
-    .addOption(new Option('--batch-size <n>', `rows per batch transaction (at most ${MAX_BATCH_SIZE})`).default(String(DEFAULT_BATCH_SIZE)))
+    .addOption(new Option('--batch-size <n>', `rows changed per batch transaction (at most ${MAX_BATCH_SIZE})`).default(String(DEFAULT_BATCH_SIZE)))
     .addOption(new Option('--lock-timeout <duration>', 'lock_timeout of each batch transaction').default(`${DEFAULT_BATCH_LOCK_TIMEOUT_MS / 1000}s`))
     .addOption(new Option('--lock-wait <duration>', 'how long to wait for another run of the same repair before exiting busy (4)').default(`${DEFAULT_LOCK_WAIT_MS / 1000}s`))
     .addOption(new Option('--show <n>', 'rows or groups listed in the tables').default('50'));
