@@ -145,12 +145,9 @@ async function gather(db: Db, redis: RedisClient, o: ReplayOptions): Promise<Gat
 }
 
 /** Sends one chunk as script calls of SCRIPT_BATCH events, without waiting between them. */
-async function sendChunk(redis: RedisClient, ready: ReadonlyArray<[number, PublishPlan]>): Promise<Array<[number, PublishResult]>> {
-  const calls: Array<Promise<Array<[number, PublishResult]>>> = [];
-  for (let i = 0; i < ready.length; i += SCRIPT_BATCH) {
-    const part = ready.slice(i, i + SCRIPT_BATCH);
-    calls.push(publishBatch(redis, part.map(([, plan]) => plan)).then((rs) => rs.map((r, k) => [part[k]![0], r] as [number, PublishResult])));
-  }
+async function sendChunk(redis: RedisClient, plans: readonly PublishPlan[]): Promise<PublishResult[]> {
+  const calls: Array<Promise<PublishResult[]>> = [];
+  for (let i = 0; i < plans.length; i += SCRIPT_BATCH) calls.push(publishBatch(redis, plans.slice(i, i + SCRIPT_BATCH)));
   return (await Promise.all(calls)).flat();
 }
 
@@ -203,29 +200,39 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
   if (!o.apply) {
     for (const i of toPublish) prepare(i);
   } else {
-    const record = async (pending: Promise<Array<[number, PublishResult]>>) => {
-      for (const [index, r] of await pending) {
+    interface Sent {
+      indices: number[];
+      results: Promise<PublishResult[]>;
+    }
+    const record = async (sent: Sent) => {
+      const results = await sent.results;
+      for (let k = 0; k < results.length; k++) {
+        const r = results[k]!;
         if (r.duplicate) duplicates++;
         else added++;
-        const e = events[index]!;
+        const e = events[sent.indices[k]!]!;
         e.entryId = r.id;
         e.duplicate = r.duplicate;
       }
       o.onProgress?.(added + duplicates, toPublish.length);
     };
-    const window: Array<Promise<Array<[number, PublishResult]>>> = [];
+    const window: Sent[] = [];
     const started = Date.now();
     const chunk = o.ratePerSec ? Math.max(1, Math.min(CHUNK, Math.floor(o.ratePerSec / 10))) : CHUNK;
     for (let c = 0; c < toPublish.length; c += chunk) {
-      const ready: Array<[number, PublishPlan]> = [];
-      for (const i of toPublish.slice(c, c + chunk)) {
-        const plan = prepare(i);
-        if (plan) ready.push([i, plan]);
+      const indices: number[] = [];
+      const plans: PublishPlan[] = [];
+      for (let i = c; i < Math.min(c + chunk, toPublish.length); i++) {
+        const plan = prepare(toPublish[i]!);
+        if (plan) {
+          indices.push(toPublish[i]!);
+          plans.push(plan);
+        }
       }
-      published += ready.length;
-      const sent = sendChunk(redis, ready);
-      sent.catch(() => undefined); // awaited in order below; this only keeps an early failure from being "unhandled"
-      window.push(sent);
+      published += plans.length;
+      const results = sendChunk(redis, plans);
+      results.catch(() => undefined); // awaited in order below; this only keeps an early failure from being "unhandled"
+      window.push({ indices, results });
       if (window.length >= IN_FLIGHT) await record(window.shift()!);
       const wait = rateDelayMs(published, Date.now() - started, o.ratePerSec);
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
