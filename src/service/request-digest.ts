@@ -102,7 +102,9 @@ async function insertOrExisting(db: RequestDb, input: RequestDigestInput, day: s
 
 /**
  * One digest request for (user, today): at most one in-flight row and one stream entry however many
- * requests race. Needs the partial unique index ux_digest_history_user_date.
+ * requests race. Needs the partial unique index ux_digest_history_user_date. When the publish of a
+ * new row fails, the row is marked failed (it would otherwise sit pending with no event) and the
+ * error is rethrown.
  */
 export async function requestDigest(db: RequestDb, redis: RedisClient, input: RequestDigestInput): Promise<RequestDigestResult> {
   const userId = assertUuid(input.userId, 'user id');
@@ -139,6 +141,13 @@ async function decideAndWrite(db: RequestDb, redis: RedisClient, input: RequestD
     new Date(row.createdAt),
     randomUUID(),
   );
-  const published = await publishIdempotent(redis, { ...input.publish, stream: input.stream ?? DIGEST_STREAM, event });
+  let published: PublishResult;
+  try {
+    published = await publishIdempotent(redis, { ...input.publish, stream: input.stream ?? DIGEST_STREAM, event });
+  } catch (err) {
+    // a pending row with no event is stuck (the scheduler skips pending rows): fail it, so the next request starts afresh
+    await db.query('request_fail_row', [row.id]).catch(() => undefined);
+    throw err;
+  }
   return { action: 'insert', row, published, reason: decision.reason };
 }

@@ -131,6 +131,18 @@ describe('requestDigest decisions', () => {
     expect(r.row.digestDate).toBe('2025-11-26'); // 00:30 in Moscow
   });
 
+  it('a failed publish leaves no pending row behind: the new row is marked failed, the lock released', async () => {
+    await redis.set(DIGEST_STREAM, 'not a stream');
+    await expect(requestDigest(db, redis, { userId: USER, tenantId: TENANT, trigger: 'manual' })).rejects.toMatchObject({ code: 'REFUSED' });
+    const { rows } = await t.client.query(`SELECT status FROM ${t.schema}.digest_history`);
+    expect(rows).toEqual([{ status: 'failed' }]);
+    expect(await redis.exists(userLockKey(USER))).toBe(0);
+    await redis.del(DIGEST_STREAM);
+    const retry = await requestDigest(db, redis, { userId: USER, tenantId: TENANT, trigger: 'manual' });
+    expect(retry.action).toBe('insert');
+    expect(await redis.xlen(DIGEST_STREAM)).toBe(1);
+  });
+
   it('a lock held by someone else makes the request BUSY after the wait', async () => {
     await redis.set(userLockKey(USER), '1', 'PX', 60_000);
     await expect(requestDigest(db, redis, { userId: USER, tenantId: TENANT, trigger: 'manual', lockWaitMs: 50 })).rejects.toMatchObject({ code: 'BUSY' });
