@@ -5,6 +5,7 @@ import { buildEvent, parseEventJson } from '../../src/core/event.js';
 import { connectRedis, closeRedis, isCluster, masters, type RedisClient } from '../../src/redis/connect.js';
 import { clientKeyPrefix, markerKeyFor, publishIdempotent } from '../../src/redis/publish.js';
 import { REDIS_TARGETS } from '../helpers/redis-targets.js';
+import { SCRIPTS, scriptSource } from '../../src/redis/scripts.js';
 
 const USER = '6af5e7d3-e736-46da-bfc1-42786f2ab1c0';
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
@@ -24,6 +25,12 @@ describe.each(REDIS_TARGETS)('publishIdempotent on $name Redis', (target) => {
     ({ client, prefix, cliArgs, cleanup } = await target.client());
   });
   afterAll(() => cleanup());
+
+  it('every script file compiles on the server (SCRIPT LOAD), the 8.6 IDMP one included', async () => {
+    for (const file of Object.values(SCRIPTS)) {
+      for (const node of masters(client)) expect(await node.script('LOAD', scriptSource(file))).toMatch(/^[0-9a-f]{40}$/);
+    }
+  });
 
   it('adds once; a repeat returns the first id and adds nothing', async () => {
     const stream = `s1:${DIGEST_STREAM}`;
