@@ -1,8 +1,9 @@
 -- (user, day) groups holding more than one row the unique index covers: the build would fail on
--- them. Keys first (one hash aggregate over the covered rows), details only for the groups listed.
+-- them. Keys first (one hash aggregate over the covered rows, materialised so the LIMIT cannot
+-- turn it into a walk of another index), details only for the groups listed.
 -- $1 covered statuses text[], $2 limit. Returns user_id, digest_date, row_count, ids (newest
 -- first), statuses, total_groups, total_rows (over all groups).
-WITH covered AS MATERIALIZED (
+WITH covered AS (
   SELECT user_id, digest_date FROM {{schema}}.digest_history WHERE status = ANY ($1::text[])
 ), dup AS MATERIALIZED (
   SELECT user_id, digest_date, count(*)::int AS row_count FROM covered GROUP BY user_id, digest_date HAVING count(*) > 1

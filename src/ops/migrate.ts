@@ -22,6 +22,7 @@ import {
   ledgerAttempt,
   ledgerBegin,
   ledgerFinish,
+  ledgerWritesAsync,
   loadMigrations,
   lockHolder,
   longTransactions,
@@ -31,6 +32,7 @@ import {
   renderStatement,
   sessionFacts,
   setTimeouts,
+  tableLockers,
   upsertArbiters,
   type BuildProgress,
   type LockHolder,
@@ -351,7 +353,7 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
       run.actions.push(`DROP INDEX CONCURRENTLY attempt ${attempt} failed (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})`);
       if (!d.retry) {
         // DROP INDEX CONCURRENTLY waits for the same old transactions a build does: name them and leave it for the next run.
-        const blockers = await longTransactions(ctl, 0, 5).catch(() => []);
+        const blockers = await tableLockers(ctl).catch(() => []);
         const who = blockers.length ? `; open transactions it waits for: ${blockers.map((t) => `pid ${t.pid} (${t.application || t.user || '?'}, open ${Math.round(t.ageMs / 1000)} s)`).join(', ')}` : '';
         throw new Refusal('busy', `${why}, but index ${m.index.name} could not be dropped yet (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})${who}: the next digest-doctor migrate --apply drops it (it is found INVALID), or run: ${stmt}`);
       }
@@ -466,6 +468,7 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
   const failing = pre.checks.filter((c) => c.verdict === 'fail');
   if (failing.length) return finish(db, 'apply', 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, pre, []);
   const runs: MigrationRun[] = [];
+  await ledgerWritesAsync(db);
   const locked = await withLock(db, o, hooks.signal, async () => {
     let b: Db | null = null;
     try {
@@ -565,6 +568,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
   }
   const failing = pre.checks.filter((c) => c.verdict === 'fail');
   if (failing.length) return finish(db, 'down', 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, pre, []);
+  await ledgerWritesAsync(db);
   const locked = await withLock(db, o, hooks.signal, async () => {
     let b: Db | null = null;
     try {

@@ -158,6 +158,15 @@ export async function longTransactions(db: Db, olderThanMs: number, limit = 10):
   return rows.map((r) => ({ pid: r.pid, user: r.user_name, application: r.application_name, state: r.state, xactStart: new Date(r.xact_start).toISOString(), ageMs: r.age_ms, query: r.query }));
 }
 
+/** Open transactions holding a lock on digest_history: what a concurrent drop or build waits for. */
+export async function tableLockers(db: Db, limit = 5): Promise<LongTransaction[]> {
+  const rows = await db.query<{ pid: number; user_name: string | null; application_name: string | null; state: string | null; xact_start: Date; age_ms: number; query: string | null }>(
+    'migrate_table_lockers',
+    [db.ids.schema, TABLE, limit],
+  );
+  return rows.map((r) => ({ pid: r.pid, user: r.user_name, application: r.application_name, state: r.state, xactStart: new Date(r.xact_start).toISOString(), ageMs: r.age_ms, query: r.query }));
+}
+
 export interface DuplicateSample {
   userId: string;
   digestDate: string;
@@ -210,6 +219,11 @@ export async function readLedger(db: Db): Promise<Map<number, LedgerEntry>> {
     if (isMissingRelation(err)) return new Map();
     throw err;
   }
+}
+
+/** The control session's ledger writes need not wait for the WAL flush (see the query's header). */
+export async function ledgerWritesAsync(db: Db): Promise<void> {
+  await db.query('migrate_ledger_async');
 }
 
 export async function ledgerBegin(db: Db, m: Migration): Promise<void> {

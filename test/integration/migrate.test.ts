@@ -322,10 +322,10 @@ describe('migrate --apply', () => {
     const run = migrateApply(await open(), OPTS, hooks({ onProgress: (p) => phases.push(p.phase) }));
     await waitForBuild();
     // the build waits for the blocker: let a progress poll see it, then release
-    while (!phases.length) await new Promise((res) => setTimeout(res, 50));
+    while (!phases.some((p) => /waiting for writers/.test(p))) await new Promise((res) => setTimeout(res, 50));
     await blocker.query('COMMIT');
     expect((await run).outcome).toBe('applied');
-    expect(phases[0]).toMatch(/waiting for writers/);
+    expect(phases.find((p) => p !== 'initializing')).toMatch(/waiting for writers before build/);
   });
 });
 

@@ -41,7 +41,7 @@ build on the server and removes the half-built index.
 
 Exit codes: 0 applied / nothing to do, 1 a check failed (dry run) or drift (status) or the build
 failed verification, 2 bad input, 3 unreachable, 4 refused (duplicates, replica, pooler, ...) or
-busy (another migrate holds the lock).
+busy (another migrate holds the lock), 130 interrupted.
 
 Examples:
   digest-doctor migrate
