@@ -16,9 +16,11 @@ export interface ReplayCandidate {
 export interface ReplayRowState {
   id: string;
   status: string;
+  /** Another row of the same (user, day) that is sent or in flight: replaying would send twice. */
+  other_id?: string | null;
 }
 
-export type SkipReason = 'row already sent' | 'row missing' | 'no history_id' | 'repeat in the source';
+export type SkipReason = 'row already sent' | 'row missing' | 'no history_id' | 'repeat in the source' | 'another row of the day is sent or in flight';
 
 export interface PlannedEvent extends ReplayCandidate {
   action: 'publish' | 'skip';
@@ -26,8 +28,9 @@ export interface PlannedEvent extends ReplayCandidate {
 }
 
 /**
- * Publishes each distinct job once. Skips (and lists) events whose row is already sent or gone, and
- * events with no history_id to check; `force` publishes those too, except where there is nothing
+ * Publishes each distinct job once. Skips (and lists) events whose row is already sent or gone,
+ * whose (user, day) has another row sent or in flight (the digest would go out twice), and events
+ * with no history_id to check; `force` publishes those too, except where there is nothing
  * to rebuild the event from (a --history-id whose row is missing).
  */
 export function planReplay(candidates: readonly ReplayCandidate[], rows: ReadonlyMap<string, ReplayRowState>, opts: { force?: boolean } = {}): PlannedEvent[] {
@@ -52,7 +55,8 @@ function skipReason(c: ReplayCandidate, rows: ReadonlyMap<string, ReplayRowState
   if (!c.input || !c.historyId) return c.input ? 'no history_id' : 'row missing';
   const row = rows.get(c.historyId);
   if (!row) return 'row missing';
-  return row.status === 'sent' ? 'row already sent' : null;
+  if (row.status === 'sent') return 'row already sent';
+  return row.other_id ? 'another row of the day is sent or in flight' : null;
 }
 
 /** The id a replayed event is deduplicated on: its history_id, or the DLQ entry when it has none. */

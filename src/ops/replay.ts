@@ -3,7 +3,7 @@
 // idempotently (a marker per history_id), pipelined in batches so throughput stays near raw XADD.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { DIGEST_DLQ_STREAM, DIGEST_STREAM, TRIGGERS, type Trigger } from '../core/contract.js';
+import { DIGEST_DLQ_STREAM, DIGEST_STREAM, IN_FLIGHT_STATUSES, TRIGGERS, type Trigger } from '../core/contract.js';
 import { buildEvent, fieldsToRecord, parseDlqEntry, type BuildEventInput, type DigestGenerateEvent } from '../core/event.js';
 import { planReplay, rateDelayMs, replayIdempotencyId, type PlannedEvent, type ReplayCandidate, type ReplayRowState } from '../core/replay.js';
 import type { Db } from '../postgres/db.js';
@@ -83,7 +83,11 @@ interface RowRecord {
   tenant_id: string | null;
   digest_date: string;
   status: string;
+  other_id: string | null;
 }
+
+/** Another row of the (user, day) in one of these makes a replay a second send. */
+const BLOCKING_STATUSES = ['sent', ...IN_FLIGHT_STATUSES];
 
 function rowInput(r: RowRecord): BuildEventInput | null {
   if (!r.tenant_id) return null;
@@ -100,7 +104,7 @@ function dlqInput(e: DigestGenerateEvent): BuildEventInput {
 async function rowsById(db: Db, ids: readonly string[]): Promise<Map<string, RowRecord>> {
   const out = new Map<string, RowRecord>();
   for (let i = 0; i < ids.length; i += 10_000) {
-    for (const r of await db.query<RowRecord>('replay_rows_by_id', [ids.slice(i, i + 10_000)])) out.set(r.id, r);
+    for (const r of await db.query<RowRecord>('replay_rows_by_id', [ids.slice(i, i + 10_000), BLOCKING_STATUSES])) out.set(r.id, r);
   }
   return out;
 }
@@ -128,7 +132,7 @@ async function gather(db: Db, redis: RedisClient, o: ReplayOptions): Promise<Gat
     for (const r of (await rowsById(db, ids)).values()) rows.set(r.id, r);
   }
   if (o.failedDate) {
-    for (const r of await db.query<RowRecord>('replay_failed_rows', [o.failedDate])) {
+    for (const r of await db.query<RowRecord>('replay_failed_rows', [o.failedDate, BLOCKING_STATUSES])) {
       rows.set(r.id, r);
       candidates.push({ source: 'failed', sourceId: r.id, historyId: r.id, input: rowInput(r) });
     }

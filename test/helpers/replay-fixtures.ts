@@ -6,7 +6,13 @@ import type { RedisClient } from '../../src/redis/connect.js';
 import { insertRows, TENANT, type TestSchema } from './pg.js';
 
 export const DAY = '2025-11-25';
-export const USERS = ['6af5e7d3-e736-46da-bfc1-42786f2ab1c0', '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', '9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4'] as const;
+export const USERS = [
+  '6af5e7d3-e736-46da-bfc1-42786f2ab1c0',
+  '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f',
+  '9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4',
+  '3d3d3d3d-aaaa-4bbb-8ccc-dddddddddddd',
+  '4e4e4e4e-aaaa-4bbb-8ccc-eeeeeeeeeeee',
+] as const;
 export const OTHER_TENANT = '5f5f5f5f-1111-4222-8333-444444444444';
 
 export interface ReplayScene {
@@ -42,17 +48,17 @@ export async function seedReplayScene(t: TestSchema, redis: RedisClient): Promis
     { userId: USERS[0], digestDate: DAY, status: 'failed', createdAt: '2025-11-25T15:36:57Z' },
     { userId: USERS[1], digestDate: DAY, status: 'failed', createdAt: '2025-11-25T06:00:00Z' },
     { userId: USERS[2], digestDate: DAY, status: 'failed', createdAt: '2025-11-25T07:00:00Z', tenantId: null },
-    { userId: USERS[2], digestDate: DAY, status: 'sent', createdAt: '2025-11-25T08:00:00Z', sentAt: '2025-11-25T08:01:00Z' },
-    { userId: USERS[1], digestDate: DAY, status: 'pending', createdAt: '2025-11-25T09:00:00Z' },
+    { userId: USERS[3], digestDate: DAY, status: 'sent', createdAt: '2025-11-25T08:00:00Z', sentAt: '2025-11-25T08:01:00Z' },
+    { userId: USERS[4], digestDate: DAY, status: 'pending', createdAt: '2025-11-25T09:00:00Z' },
     // another day: --failed --date must not pick it up
     { userId: USERS[0], digestDate: '2025-11-24', status: 'failed', createdAt: '2025-11-24T09:00:00Z' },
   ]);
   const missing = randomUUID();
   const flat = (await redis.xadd(DIGEST_DLQ_STREAM, '*', 'original_stream', DIGEST_STREAM, 'original_message_id', '1764085017291-0', 'error', 'LLM timeout',
-    'retry_count', '3', 'failed_at', '2025-11-25T15:40:00+00:00', 'data', serializeEvent(originalEvent(USERS[1], pending!))))!;
+    'retry_count', '3', 'failed_at', '2025-11-25T15:40:00+00:00', 'data', serializeEvent(originalEvent(USERS[4], pending!))))!;
   const embedded = (await redis.xadd(DIGEST_DLQ_STREAM, '*', 'data',
     JSON.stringify({ ...originalEvent(USERS[0], f1!), dlq_reason: 'max_retries', dlq_reason_details: 'boom', dlq_timestamp: '2025-11-25T15:41:00+00:00', retry_count: 3, origin_stream: DIGEST_STREAM })))!;
-  const sentDlq = (await redis.xadd(DIGEST_DLQ_STREAM, '*', 'data', serializeEvent(originalEvent(USERS[2], sent!))))!;
+  const sentDlq = (await redis.xadd(DIGEST_DLQ_STREAM, '*', 'data', serializeEvent(originalEvent(USERS[3], sent!))))!;
   const missingDlq = (await redis.xadd(DIGEST_DLQ_STREAM, '*', 'data', serializeEvent(originalEvent(USERS[0], missing))))!;
   const malformed = (await redis.xadd(DIGEST_DLQ_STREAM, '*', 'data', '{"user_id": "not json'))!;
   return {

@@ -4,7 +4,7 @@ import { fieldsToRecord, parseEventJson } from '../../src/core/event.js';
 import { connectPg, type Db } from '../../src/postgres/db.js';
 import { connectRedis, closeRedis, masters, type RedisClient } from '../../src/redis/connect.js';
 import { replay } from '../../src/ops/replay.js';
-import { createTestSchema, TENANT, type TestSchema } from '../helpers/pg.js';
+import { createTestSchema, insertRows, TENANT, type TestSchema } from '../helpers/pg.js';
 import { REDIS_TARGETS } from '../helpers/redis-targets.js';
 import { DAY, OTHER_TENANT, USERS, seedReplayScene, type ReplayScene } from '../helpers/replay-fixtures.js';
 
@@ -130,6 +130,22 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
     const forced = await replay(db, redis, { historyIds: [scene.pending, scene.sent, scene.missing], force: true, apply: true });
     expect(forced.events.map((e) => e.action)).toEqual(['publish', 'publish', 'skip']);
     expect(forced.counts.added).toBe(2);
+  });
+
+  it('a failed row whose (user, day) has another row sent or in flight is skipped: it would send twice', async () => {
+    const [sentLater, pendingLater] = await insertRows(t, [
+      { userId: USERS[0], digestDate: DAY, status: 'sent', createdAt: '2025-11-25T16:00:00Z', sentAt: '2025-11-25T16:01:00Z' },
+      { userId: USERS[1], digestDate: DAY, status: 'pending', createdAt: '2025-11-25T16:00:00Z' },
+    ]);
+    expect(sentLater && pendingLater).toBeTruthy();
+    const r = await replay(db, redis, { failedDate: DAY });
+    expect(Object.fromEntries(r.events.map((e) => [e.historyId, e.reason]))).toEqual({
+      [scene.failed[0]!]: 'another row of the day is sent or in flight',
+      [scene.failed[1]!]: 'another row of the day is sent or in flight',
+      [scene.failedNoTenant]: null,
+    });
+    const forced = await replay(db, redis, { failedDate: DAY, force: true, apply: true });
+    expect(forced.counts.added).toBe(3);
   });
 
   it('--force replays DLQ events whose row is sent or missing; --rate still adds each once', async () => {

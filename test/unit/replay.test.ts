@@ -47,3 +47,12 @@ describe('replay helpers', () => {
     expect(rateDelayMs(100, 2000, 100)).toBe(0);
   });
 });
+
+describe('planReplay and the rest of the day', () => {
+  it('skips a row whose (user, day) has another row sent or in flight; --force includes it', () => {
+    const rows = new Map([[H(1), { id: H(1), status: 'failed', other_id: H(2) }]]);
+    const c: ReplayCandidate = { source: 'failed', sourceId: H(1), historyId: H(1), input: input(H(1)) };
+    expect(planReplay([c], rows)[0]).toMatchObject({ action: 'skip', reason: 'another row of the day is sent or in flight' });
+    expect(planReplay([c], rows, { force: true })[0]!.action).toBe('publish');
+  });
+});
