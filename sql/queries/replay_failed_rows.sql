@@ -1,13 +1,15 @@
 -- replay --failed --date: the rows of one digest_date that are `failed`, with the tenant the event
 -- needs (the row's, or its user's when the row has none) and another row of the same (user, day)
--- that is sent or in flight, if any (replaying would then send the digest twice). In table order
--- (no sort: a replay of 100,000 rows should not spill a sort to disk).
+-- that is sent or in flight, if any (replaying would then send the digest twice). One hash join for
+-- the day instead of a lookup per row; in table order (no sort to spill at 100,000 rows).
 -- $1 digest_date, $2 statuses that make another row count (sent and in flight, text[]).
 -- Returns id, user_id, tenant_id, digest_date, status, other_id (null when none).
-SELECT h.id, h.user_id, COALESCE(h.tenant_id, u.tenant_id) AS tenant_id, h.digest_date, h.status,
-       (SELECT o.id FROM {{schema}}.digest_history o
-        WHERE o.user_id = h.user_id AND o.digest_date = h.digest_date AND o.id <> h.id AND o.status = ANY ($2::text[])
-        LIMIT 1) AS other_id
+SELECT h.id, h.user_id, COALESCE(h.tenant_id, u.tenant_id) AS tenant_id, h.digest_date, h.status, b.id AS other_id
 FROM {{schema}}.digest_history h
 LEFT JOIN {{schema}}.users u ON u.id = h.user_id
+LEFT JOIN (
+  SELECT DISTINCT ON (o.user_id) o.user_id, o.id
+  FROM {{schema}}.digest_history o
+  WHERE o.digest_date = $1::date AND o.status = ANY ($2::text[])
+) b ON b.user_id = h.user_id
 WHERE h.status = 'failed' AND h.digest_date = $1::date
