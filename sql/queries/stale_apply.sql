@@ -1,5 +1,5 @@
--- One mark-stale batch in one statement: locks those of the given rows that are still in flight and
--- older than the cut-off (skipping rows another session holds), marks them with the repair status and
+-- One mark-stale batch in one statement: locks the given rows (skipping rows another session holds)
+-- and those still in flight and older than the cut-off it marks with the repair status and
 -- clears sent_at, writes each changed row's before- and after-image to the audit, and counts them on
 -- the run. The before-image is the row as locked (FOR UPDATE returns the latest committed version,
 -- which the UPDATE then changes), so the audit is exact even if the row changed since the snapshot.
@@ -7,15 +7,17 @@
 -- $7 service schema name, $8 client host.
 -- Returns id of each changed row.
 WITH locked AS (
-  SELECT d.id, to_jsonb(d) AS before
+  -- By primary key only: a row no longer in flight is locked for the batch but not changed (the
+  -- status test is left to the UPDATE, so Postgres does not scan the status index every batch).
+  SELECT d.id, d.status, to_jsonb(d) AS before
   FROM {{schema}}.digest_history d
-  WHERE d.id = ANY ($1::uuid[]) AND d.status = ANY ($3::text[]) AND d.created_at < $4::timestamptz
+  WHERE d.id = ANY ($1::uuid[]) AND d.created_at < $4::timestamptz
   FOR UPDATE SKIP LOCKED
 ), changed AS (
   UPDATE {{schema}}.digest_history d
   SET status = $2, sent_at = NULL
   FROM locked l
-  WHERE d.id = l.id
+  WHERE d.id = l.id AND l.status = ANY ($3::text[])
   RETURNING d.id, l.before, to_jsonb(d) AS after
 ), audited AS (
   INSERT INTO {{state}}.audit (run_id, command, table_schema, row_id, before, after, client_host)
