@@ -34,6 +34,7 @@ export async function findLiveRows(client: RedisClient, rows: ReadonlyArray<{ id
   const oldest = Math.min(...rows.map((r) => r.createdAt.getTime()));
   const recent: LiveDelivery[] = [];
   let start = idAtOrAfter(new Date(oldest - CLOCK_SLACK_MS));
+  let skip: string | undefined;
   for (;;) {
     let page: PendingRow[];
     try {
@@ -42,13 +43,15 @@ export async function findLiveRows(client: RedisClient, rows: ReadonlyArray<{ id
       if (/NOGROUP/i.test((err as Error).message)) return { ...out, groupMissing: true };
       throw err;
     }
-    out.pendingSeen += page.length;
-    for (const [entryId, consumer, idle, deliveries] of page) {
+    // Pages overlap by one entry (inclusive starts work before Redis 6.2's exclusive ranges).
+    const fresh = page.filter(([id]) => id !== skip);
+    out.pendingSeen += fresh.length;
+    for (const [entryId, consumer, idle, deliveries] of fresh) {
       const p = { entryId, consumer, idleMs: Number(idle), deliveries: Number(deliveries) };
       if (isLiveDelivery(p, liveIdleMs)) recent.push(p);
     }
     if (page.length < PAGE) break;
-    start = `(${page[page.length - 1]![0]}`;
+    start = skip = page[page.length - 1]![0];
   }
   if (!recent.length) return out;
   const pipeline = client.pipeline();

@@ -134,6 +134,22 @@ describe('mark-stale with Redis', () => {
     expect((await rowOf(s.pendingNew)).status).toBe('failed');
   });
 
+  it('pages through a long pending list and still finds the live entry at its end', async () => {
+    const s = await seedIncident(t);
+    const key = redis.key(DIGEST_STREAM);
+    await redis.client.xgroup('CREATE', key, DIGEST_GROUP, '$', 'MKSTREAM');
+    const p = redis.client.pipeline();
+    for (let i = 0; i < 2_100; i++) {
+      p.xadd(key, '*', 'data', serializeEvent(buildEvent({ userId: INCIDENT.cleanUser, tenantId: TENANT, digestDate: INCIDENT.day, trigger: 'scheduler', historyId: randomUUID() }, new Date(), randomUUID())));
+    }
+    await p.exec();
+    await redis.client.xreadgroup('GROUP', DIGEST_GROUP, 'digest-worker-8', 'COUNT', 5_000, 'STREAMS', key, '>');
+    const liveEntry = await deliver(s.stuck, INCIDENT.stuckUser, '2025-11-20', 0);
+    const r = await markStale(db, { client }, input());
+    expect(r.redis).toEqual({ checked: true, groupMissing: false, pendingSeen: 2_101 });
+    expect(r.live.map((x) => [x.id, x.entryId])).toEqual([[s.stuck, liveEntry]]);
+  });
+
   it('--live-idle sets what "recently" means, and a missing group means nothing is live', async () => {
     const s = await seedIncident(t);
     const before = await markStale(db, { client }, input());
