@@ -267,6 +267,11 @@ export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: nu
   return out;
 }
 
+/** How long a consumer has done nothing useful: 7.2's `inactive` (last successful read) when given, else `idle`. */
+export function quietMs(c: ConsumerInfoData): number {
+  return c.inactiveMs !== null && c.inactiveMs >= 0 ? c.inactiveMs : c.idleMs;
+}
+
 type Add = (group: string | null, check: string, verdict: FindingVerdict, message: string, fix?: string | null, items?: string[]) => void;
 
 function evaluateGroup(key: string, info: StreamInfoData, g: GroupSnapshot, t: HealthThresholds, nowMs: number, add: Add, dlq: boolean): void {
@@ -296,10 +301,10 @@ function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs
     add(name, 'pending', 'warn', `${pendingText} (> ${t.maxPending})`, 'workers are not acking: check their logs; entries idle 60 s are reclaimed by XAUTOCLAIM');
   else add(name, 'pending', 'ok', pendingText);
 
-  const dead = g.consumers.filter((c) => c.pending > 0 && c.idleMs > t.idleMs);
+  const dead = g.consumers.filter((c) => c.pending > 0 && quietMs(c) > t.idleMs);
   if (dead.length)
     add(name, 'idle-consumers', 'warn',
-      `${dead.length} consumer(s) idle over ${formatAge(t.idleMs)} hold ${dead.reduce((n, c) => n + c.pending, 0)} pending: ${dead.map((c) => `${c.name} (${c.pending}, idle ${formatAge(c.idleMs)})`).join(', ')}`,
+      `${dead.length} consumer(s) idle over ${formatAge(t.idleMs)} hold ${dead.reduce((n, c) => n + c.pending, 0)} pending: ${dead.map((c) => `${c.name} (${c.pending}, idle ${formatAge(quietMs(c))})`).join(', ')}`,
       `claim their entries for a live worker (XAUTOCLAIM ${key} ${name} <worker> 60000 0), then XGROUP DELCONSUMER ${key} ${name} <consumer>`,
       dead.map((c) => c.name));
   else add(name, 'idle-consumers', 'ok', `no consumer idle over ${formatAge(t.idleMs)} holds entries`);

@@ -169,6 +169,15 @@ describe('evaluateStream', () => {
     expect(checks(ok([idleStray]))[`${DIGEST_GROUP}/stray-consumers`]!.verdict).toBe('warn');
   });
 
+  it("on 7.2+ a consumer's inactive time decides, not its idle time (a failing XCLAIM loop resets idle)", () => {
+    const g = group({}, { consumers: [
+      { name: 'digest-worker-1', pending: 3, idleMs: 5, inactiveMs: 3_600_000 },
+      { name: 'digest-worker-2', pending: 3, idleMs: 3_600_000, inactiveMs: 5 },
+      { name: 'digest-worker-3', pending: 3, idleMs: 3_600_000, inactiveMs: -1 },
+    ] });
+    expect(checks(ok([g]))[`${DIGEST_GROUP}/idle-consumers`]!.items).toEqual(['digest-worker-1', 'digest-worker-3']);
+  });
+
   it('stray consumer names are only checked on the digest workers group', () => {
     const other = group({ name: 'context-workers' }, { consumers: [{ name: 'whatever', pending: 1, idleMs: 1, inactiveMs: null }] });
     expect(checks(ok([other], info(), CONTEXT_STREAM))['context-workers/stray-consumers']).toBeUndefined();
