@@ -36,6 +36,13 @@ async function freePorts(n: number): Promise<number[]> {
   throw new Error('no free ports for a test cluster');
 }
 
+/** A one-shot probe client; its connection errors are expected while a node starts. */
+function probe(port: number): Redis {
+  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  r.on('error', () => undefined);
+  return r;
+}
+
 async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
@@ -67,7 +74,7 @@ export async function startRedisCluster(masters = 3): Promise<TestCluster> {
   try {
     for (const port of ports) {
       await waitFor(async () => {
-        const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        const r = probe(port);
         try {
           await r.connect();
           return (await r.ping()) === 'PONG';
@@ -79,7 +86,7 @@ export async function startRedisCluster(masters = 3): Promise<TestCluster> {
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
     for (const port of ports) {
       await waitFor(async () => {
-        const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        const r = probe(port);
         try {
           await r.connect();
           const info = (await r.call('CLUSTER', 'INFO')) as string;
