@@ -135,6 +135,27 @@ interface LockedDbRow extends PlanRow {
   group_in_flight: number;
 }
 
+/**
+ * Locks the in-flight rows of the batch's groups. Fast path: all of them, NOWAIT (nothing skipped,
+ * so each group's count is what was locked). If another session holds one, back to the savepoint
+ * and lock what is free (SKIP LOCKED) with an unlocked count that shows which groups are short.
+ */
+async function lockGroups(tx: Db, batch: readonly GroupPlan[]): Promise<LockedRow[]> {
+  const params = [batch.map((g) => g.userId), batch.map((g) => g.digestDate), inFlightParam()];
+  await tx.query('repair_savepoint');
+  try {
+    const rows = (await tx.query<PlanRow>('fix_lock_groups_nowait', params)).map(toRepairRow);
+    const perGroup = new Map<string, number>();
+    for (const r of rows) perGroup.set(groupKey(r.userId, r.digestDate), (perGroup.get(groupKey(r.userId, r.digestDate)) ?? 0) + 1);
+    return rows.map((r) => ({ ...r, groupInFlight: perGroup.get(groupKey(r.userId, r.digestDate))! }));
+  } catch (err) {
+    if ((err as { code?: string })?.code !== '55P03') throw err;
+    await tx.query('repair_rollback_savepoint');
+    const locked = await tx.query<LockedDbRow>('fix_lock_groups', params);
+    return locked.map((r) => ({ ...toRepairRow(r), groupInFlight: r.group_in_flight }));
+  }
+}
+
 async function applyPlan(db: Db, runId: string, status: string, groups: GroupPlan[], input: FixDuplicatesInput) {
   const stats: BatchStats = { batches: 0, longestBatchMs: 0 };
   let rowsChanged = 0;
@@ -143,8 +164,7 @@ async function applyPlan(db: Db, runId: string, status: string, groups: GroupPla
   // A batch counts the rows it changes; each group's kept row is locked along with them.
   const loop = await batchLoop(groups, (g) => g.extras.length, input, async (batch) => {
     const { decision, changed } = await inBatch(db, input.lockTimeoutMs, stats, async (tx) => {
-      const locked = await tx.query<LockedDbRow>('fix_lock_groups', [batch.map((g) => g.userId), batch.map((g) => g.digestDate), inFlightParam()]);
-      const rows: LockedRow[] = locked.map((r) => ({ ...toRepairRow(r), groupInFlight: r.group_in_flight }));
+      const rows = await lockGroups(tx, batch);
       const decision = decideDuplicateBatch(batch, rows, input.keep);
       if (!decision.updates.length) return { decision, changed: 0 };
       const ids = await tx.query<{ id: string }>('fix_apply', [
