@@ -145,9 +145,10 @@ async function lockGroups(tx: Db, batch: readonly GroupPlan[]): Promise<LockedRo
   await tx.query('repair_savepoint');
   try {
     const rows = (await tx.query<PlanRow>('fix_lock_groups_nowait', params)).map(toRepairRow);
+    const keyOf = (r: RepairRow) => groupKey(r.userId, r.digestDate);
     const perGroup = new Map<string, number>();
-    for (const r of rows) perGroup.set(groupKey(r.userId, r.digestDate), (perGroup.get(groupKey(r.userId, r.digestDate)) ?? 0) + 1);
-    return rows.map((r) => ({ ...r, groupInFlight: perGroup.get(groupKey(r.userId, r.digestDate))! }));
+    for (const r of rows) perGroup.set(keyOf(r), (perGroup.get(keyOf(r)) ?? 0) + 1);
+    return rows.map((r) => ({ ...r, groupInFlight: perGroup.get(keyOf(r))! }));
   } catch (err) {
     if ((err as { code?: string })?.code !== '55P03') throw err;
     await tx.query('repair_rollback_savepoint');
