@@ -226,17 +226,23 @@ const CONTEXTS = new Set<unknown>(['channels', 'group']);
 const WINDOWS = new Set<unknown>([4, 6, 12, 24]);
 
 const DAYS_IN_MONTH = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-const digit = (s: string, i: number) => {
-  const c = s.charCodeAt(i) - 48;
-  return c >= 0 && c <= 9 ? c : -100;
-};
+/** The n decimal digits at s[at, at + n) as a number, or -1 if any is not a digit. */
+function digits(s: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(at + i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
 
 /** isDay without building a Date (hot in the scan); anything unusual is left to isDay. */
 function plainDay(s: string): boolean {
   if (s.length !== 10 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return false;
-  const y = digit(s, 0) * 1000 + digit(s, 1) * 100 + digit(s, 2) * 10 + digit(s, 3);
-  const m = digit(s, 5) * 10 + digit(s, 6);
-  const d = digit(s, 8) * 10 + digit(s, 9);
+  const y = digits(s, 0, 4);
+  const m = digits(s, 5, 2);
+  const d = digits(s, 8, 2);
   if (y < 1000 || m < 1 || m > 12 || d < 1) return y >= 0 && m >= 0 && d >= 0 && isDay(s);
   if (m === 2 && d === 29) return isDay(s);
   return d <= DAYS_IN_MONTH[m]!;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseEventObject, serializeEvent } from '../../src/core/event.js';
+import { parseEventJson, parseEventObject, serializeEvent } from '../../src/core/event.js';
 import { hash64, parseEntryEvent, plainlyValidEvent, RowCheck, ScanAccumulator, U128Index, uuidWords, wordsToUuid } from '../../src/core/stream-scan.js';
 
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
@@ -58,7 +58,7 @@ describe('plainlyValidEvent never accepts what the schema rejects', () => {
   const variants: Record<string, unknown[]> = {
     user_id: [USER, USER.toUpperCase(), 'nope', '', 42, null, undefined, `${USER}x`, USER.replace(/-/g, '_')],
     tenant_id: [TENANT, 'x', null, 7],
-    digest_date: ['2025-11-25', '2024-02-29', '2025-02-29', '2025-13-01', '2025-11-31', '0000-01-01', '0099-05-05', '2025-1-25', '25-11-2025', 20251125, null],
+    digest_date: ['2025-11-25', '202+-11-25', '2x25-11-25', '2025-1+-25', '2024-02-29', '2025-02-29', '2025-13-01', '2025-11-31', '0000-01-01', '0099-05-05', '2025-1-25', '25-11-2025', 20251125, null],
     history_id: [randomUUID(), null, undefined, 'h', 5],
     trigger: ['manual', 'scheduler', 'scheduler_retry', 'cron', null, 1],
     context: ['channels', 'group', 'dm', null],
@@ -80,6 +80,37 @@ describe('plainlyValidEvent never accepts what the schema rejects', () => {
       }
     });
   }
+});
+
+describe('parseEntryEvent agrees with JSON.parse + the schema', () => {
+  it('on thousands of random corruptions of a valid event', () => {
+    const text = serializeEvent(base({ window_size_hours: 24 }));
+    const alphabet = ['"', '\\', '{', '}', '[', ']', ',', ':', ' ', '0', '1', '9', '-', '+', '.', 'e', 'n', 'u', 'l', 'x', 'A', 'é'];
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    let valid = 0;
+    for (let k = 0; k < 5000; k++) {
+      let t = text;
+      for (let m = 0; m <= rnd(2); m++) {
+        const at = rnd(t.length);
+        const ch = alphabet[rnd(alphabet.length)]!;
+        const op = rnd(3);
+        t = op === 0 ? t.slice(0, at) + ch + t.slice(at) : op === 1 ? t.slice(0, at) + t.slice(at + 1) : t.slice(0, at) + ch + t.slice(at + 1);
+      }
+      const fast = parseEntryEvent(['data', t], false);
+      const slow = parseEventJson(t);
+      expect(fast.ok, t).toBe(slow.ok);
+      if (fast.ok && slow.ok) {
+        valid++;
+        expect(fast.event.history_id).toBe(slow.event.history_id);
+        expect(fast.event.idempotency_key).toBe(slow.event.idempotency_key);
+      }
+    }
+    expect(valid).toBeGreaterThan(0);
+  });
 });
 
 describe('parseEntryEvent', () => {
