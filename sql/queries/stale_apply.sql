@@ -9,7 +9,10 @@
 WITH locked AS (
   -- By primary key only: a row no longer in flight is locked for the batch but not changed (the
   -- status test is left to the UPDATE, so Postgres does not scan the status index every batch).
-  SELECT d.id, d.status, to_jsonb(d) AS before
+  -- The row's ctid is stable while this transaction holds its lock, so the UPDATE finds it without a
+  -- second index probe; a row the UPDATE's snapshot cannot see at that ctid (changed in between) is
+  -- simply not updated, and left to the retry pass.
+  SELECT d.ctid AS tid, d.id, d.status, to_jsonb(d) AS before
   FROM {{schema}}.digest_history d
   WHERE d.id = ANY ($1::uuid[]) AND d.created_at < $4::timestamptz
   FOR UPDATE SKIP LOCKED
@@ -17,7 +20,7 @@ WITH locked AS (
   UPDATE {{schema}}.digest_history d
   SET status = $2, sent_at = NULL
   FROM locked l
-  WHERE d.id = l.id AND l.status = ANY ($3::text[])
+  WHERE d.ctid = l.tid AND d.id = l.id AND l.status = ANY ($3::text[])
   RETURNING d.id, l.before, to_jsonb(d) AS after
 ), audited AS (
   INSERT INTO {{state}}.audit (run_id, command, table_schema, row_id, before, after, client_host)

@@ -132,6 +132,8 @@ export async function fixDuplicates(db: Db, input: FixDuplicatesInput): Promise<
 }
 
 interface LockedDbRow extends PlanRow {
+  /** ctid, as text: where the locked row is, for the UPDATE to reach it without an index probe. */
+  tid: string;
   group_in_flight: number;
 }
 
@@ -140,21 +142,22 @@ interface LockedDbRow extends PlanRow {
  * so each group's count is what was locked). If another session holds one, back to the savepoint
  * and lock what is free (SKIP LOCKED) with an unlocked count that shows which groups are short.
  */
-async function lockGroups(tx: Db, batch: readonly GroupPlan[]): Promise<LockedRow[]> {
+async function lockGroups(tx: Db, batch: readonly GroupPlan[]): Promise<{ rows: LockedRow[]; tids: Map<string, string> }> {
   const params = [batch.map((g) => g.userId), batch.map((g) => g.digestDate), inFlightParam()];
   await tx.query('repair_savepoint');
+  let locked: LockedDbRow[];
   try {
-    const rows = (await tx.query<PlanRow>('fix_lock_groups_nowait', params)).map(toRepairRow);
-    const keyOf = (r: RepairRow) => groupKey(r.userId, r.digestDate);
+    const rows = await tx.query<LockedDbRow>('fix_lock_groups_nowait', params);
+    const keyOf = (r: LockedDbRow) => groupKey(r.user_id, r.digest_date);
     const perGroup = new Map<string, number>();
     for (const r of rows) perGroup.set(keyOf(r), (perGroup.get(keyOf(r)) ?? 0) + 1);
-    return rows.map((r) => ({ ...r, groupInFlight: perGroup.get(keyOf(r))! }));
+    locked = rows.map((r) => ({ ...r, group_in_flight: perGroup.get(keyOf(r))! }));
   } catch (err) {
     if ((err as { code?: string })?.code !== '55P03') throw err;
     await tx.query('repair_rollback_savepoint');
-    const locked = await tx.query<LockedDbRow>('fix_lock_groups', params);
-    return locked.map((r) => ({ ...toRepairRow(r), groupInFlight: r.group_in_flight }));
+    locked = await tx.query<LockedDbRow>('fix_lock_groups', params);
   }
+  return { rows: locked.map((r) => ({ ...toRepairRow(r), groupInFlight: r.group_in_flight })), tids: new Map(locked.map((r) => [r.id, r.tid])) };
 }
 
 async function applyPlan(db: Db, runId: string, status: string, groups: GroupPlan[], input: FixDuplicatesInput) {
@@ -165,12 +168,14 @@ async function applyPlan(db: Db, runId: string, status: string, groups: GroupPla
   // A batch counts the rows it changes; each group's kept row is locked along with them.
   const loop = await batchLoop(groups, (g) => g.extras.length, input, async (batch) => {
     const { decision, changed } = await inBatch(db, input.lockTimeoutMs, stats, async (tx) => {
-      const rows = await lockGroups(tx, batch);
+      const { rows, tids } = await lockGroups(tx, batch);
       const decision = decideDuplicateBatch(batch, rows, input.keep);
       if (!decision.updates.length) return { decision, changed: 0 };
       const ids = await tx.query<{ id: string }>('fix_apply', [
         decision.updates.map((u) => u.id),
+        decision.updates.map((u) => tids.get(u.id)),
         decision.updates.map((u) => u.keptId),
+        decision.updates.map((u) => tids.get(u.keptId)),
         status,
         inFlightParam(),
         runId,
