@@ -148,7 +148,7 @@ export interface StreamsInput {
   onProgress?: (text: string) => void;
 }
 
-export const DEFAULT_SCAN_OPTIONS: ScanOptions = { pageSize: 1000, examples: 10, idsPerExample: 10, batchSize: 5000 };
+export const DEFAULT_SCAN_OPTIONS: ScanOptions = { pageSize: 250, examples: 10, idsPerExample: 10, batchSize: 5000 };
 
 export async function resolveStreams(client: RedisClient, input: Pick<StreamsInput, 'streams' | 'discover' | 'keyPrefix'>): Promise<string[]> {
   const named = input.streams.length ? input.streams : [...DEFAULT_STREAMS];

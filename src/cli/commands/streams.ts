@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .addOption(new Option('--pending-limit <n>', 'pending entries read per group (oldest first) for poison and dangling checks').default('10000'))
     .addOption(new Option('--dangling-limit <n>', 'pending ids checked for a missing entry per group').default('1000'))
     .addOption(new Option('--examples <n>', 'ids listed per finding').default('10'))
-    .addOption(new Option('--page-size <n>', 'entries per XRANGE page when scanning').default('1000'))
+    .addOption(new Option('--page-size <n>', 'entries per XRANGE page when scanning (small pages keep peak memory low; the next is prefetched)').default('250'))
     .addHelpText(
       'after',
       `
