@@ -111,19 +111,29 @@ export type RepairStatusChoice =
   | { ok: true; status: string; allowed: string[] | null }
   | { ok: false; reason: string; allowed: string[] | null };
 
-/** The status a repair writes: the first of REPAIR_TARGET_STATUSES every CHECK on status allows. */
-export function chooseRepairStatus(constraints: readonly CheckConstraint[]): RepairStatusChoice {
+/**
+ * What every CHECK on status allows together: a list, null when there is no such constraint, or the
+ * first constraint that cannot be read.
+ */
+export function allowedStatuses(constraints: readonly CheckConstraint[]): { allowed: string[] | null; unreadable?: CheckConstraint } {
   let allowed: string[] | null = null;
   for (const c of constraints) {
     const values = parseStatusCheck(c.definition);
-    if (!values) {
-      return { ok: false, allowed, reason: `cannot tell which statuses CHECK ${c.name} allows (${c.definition}); nothing was written: mark the rows by hand or simplify the constraint` };
-    }
+    if (!values) return { allowed, unreadable: c };
     allowed = allowed === null ? values : allowed.filter((v) => values.includes(v));
+  }
+  return { allowed };
+}
+
+/** The status a repair writes: the first of REPAIR_TARGET_STATUSES every CHECK on status allows. */
+export function chooseRepairStatus(constraints: readonly CheckConstraint[]): RepairStatusChoice {
+  const { allowed, unreadable: c } = allowedStatuses(constraints);
+  if (c) {
+    return { ok: false, allowed, reason: `cannot tell which statuses CHECK ${c.name} allows (${c.definition}); nothing was written: mark the rows by hand or simplify the constraint` };
   }
   const status = REPAIR_TARGET_STATUSES.find((s) => allowed === null || allowed.includes(s));
   if (!status) {
-    const names = constraints.map((c) => c.name).join(', ');
+    const names = constraints.map((k) => k.name).join(', ');
     return {
       ok: false,
       allowed,
@@ -257,7 +267,7 @@ export interface CurrentRow {
   status: string;
 }
 
-export type UndoSkipReason = 'row-deleted' | 'status-changed' | 'would-duplicate';
+export type UndoSkipReason = 'row-deleted' | 'status-changed' | 'would-duplicate' | 'status-not-allowed';
 
 export interface UndoDecision {
   restore: AuditEntry[];
@@ -272,14 +282,21 @@ export interface UndoDecision {
  *
  * @param current every audited row as it is now (absent: deleted)
  * @param inFlightByGroup the in-flight row ids of each (user, day) now (groupKey -> ids)
+ * @param allowed what the live CHECK on status allows (null: anything); other before-images stay out
  */
-export function decideUndo(entries: readonly AuditEntry[], current: ReadonlyMap<string, CurrentRow>, inFlightByGroup: ReadonlyMap<string, readonly string[]>): UndoDecision {
+export function decideUndo(
+  entries: readonly AuditEntry[],
+  current: ReadonlyMap<string, CurrentRow>,
+  inFlightByGroup: ReadonlyMap<string, readonly string[]>,
+  allowed: readonly string[] | null = null,
+): UndoDecision {
   const out: UndoDecision = { restore: [], skipped: [] };
   const candidates: AuditEntry[] = [];
   for (const e of entries) {
     const now = current.get(e.rowId);
     if (!now) out.skipped.push({ entry: e, reason: 'row-deleted', detail: 'the row no longer exists' });
     else if (now.status !== e.after.status) out.skipped.push({ entry: e, reason: 'status-changed', detail: `status is now '${now.status}', the run set '${e.after.status}'` });
+    else if (allowed && !allowed.includes(e.before.status)) out.skipped.push({ entry: e, reason: 'status-not-allowed', detail: `the CHECK constraint no longer allows '${e.before.status}'` });
     else if (!isInFlight(e.before.status)) out.restore.push(e);
     else candidates.push(e);
   }

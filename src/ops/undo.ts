@@ -1,7 +1,8 @@
 // `undo <run-id>`: puts back the before-images a repair run audited, only for rows whose status is
 // still what the run set, and never a second in-flight row for a (user, day). Audited as its own run.
 import { z } from 'zod';
-import { decideUndo, groupKey, inFlightParam, type AuditEntry, type CurrentRow, type UndoDecision } from '../core/repair.js';
+import { TABLE } from '../core/contract.js';
+import { allowedStatuses, decideUndo, groupKey, inFlightParam, type AuditEntry, type CheckConstraint, type CurrentRow, type UndoDecision } from '../core/repair.js';
 import { DoctorError, badInput } from '../errors.js';
 import { CLIENT_HOST, getRun, readRunAudit, type RunRecord } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
@@ -11,7 +12,7 @@ export const UNDO_SCHEMA_VERSION = 1 as const;
 const COMMAND = 'undo' as const;
 
 const RestoreSchema = z.object({ id: z.string(), userId: z.string(), digestDate: z.string(), from: z.string(), to: z.string() });
-const UndoSkipSchema = z.object({ id: z.string(), reason: z.enum(['row-deleted', 'status-changed', 'would-duplicate', 'held-by-another-session']), detail: z.string() });
+const UndoSkipSchema = z.object({ id: z.string(), reason: z.enum(['row-deleted', 'status-changed', 'would-duplicate', 'status-not-allowed', 'held-by-another-session']), detail: z.string() });
 
 export const UndoAppliedSchema = BatchStatsSchema.extend({
   runId: z.string().nullable(),
@@ -70,9 +71,11 @@ async function targetRun(db: Db, runId: string): Promise<RunRecord> {
 export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
   const run = await targetRun(db, input.runId);
   const entries: AuditEntry[] = await readRunAudit(db, input.runId);
+  // Only statuses the live CHECK allows go back (an unreadable constraint is left to the database).
+  const { allowed } = allowedStatuses(await db.query<CheckConstraint>('repair_status_checks', [db.ids.schema, TABLE]));
   const plan = async () => {
     const { current, byGroup } = await db.readOnly((tx) => currentState(tx, entries, 'undo_present_rows'));
-    return decideUndo(entries, current, byGroup);
+    return decideUndo(entries, current, byGroup, allowed);
   };
   const base = (d: UndoDecision) => ({
     schemaVersion: UNDO_SCHEMA_VERSION,
@@ -96,7 +99,7 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
     }
     const groups = [...byGroup.values()];
     const outcome = await recordedRun(db, { command: COMMAND, args: { runId: input.runId, batchSize: input.batchSize }, undoes: input.runId }, (runId) =>
-      applyUndo(db, runId, groups, input),
+      applyUndo(db, runId, groups, allowed, input),
     );
     const { stats, rowsChanged, skipped, loop } = outcome.body;
     const held = loop.deferred.flat().map((e) => ({ id: e.rowId, reason: 'held-by-another-session' as const, detail: 'another session held the row through both passes' }));
@@ -104,7 +107,7 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
   });
 }
 
-async function applyUndo(db: Db, runId: string, groups: AuditEntry[][], input: UndoInput) {
+async function applyUndo(db: Db, runId: string, groups: AuditEntry[][], allowed: string[] | null, input: UndoInput) {
   const stats: BatchStats = { batches: 0, longestBatchMs: 0 };
   let rowsChanged = 0;
   const skipped: Array<z.infer<typeof UndoSkipSchema>> = [];
@@ -116,7 +119,7 @@ async function applyUndo(db: Db, runId: string, groups: AuditEntry[][], input: U
       const present = new Set((await tx.query<{ id: string }>('undo_present_rows', [entries.filter((e) => !current.has(e.rowId)).map((e) => e.rowId)])).map((r) => r.id));
       const heldGroups = new Set(entries.filter((e) => present.has(e.rowId)).map((e) => groupKey(e.before.user_id, e.before.digest_date)));
       const ready = entries.filter((e) => !heldGroups.has(groupKey(e.before.user_id, e.before.digest_date)));
-      const d = decideUndo(ready, current, byGroup);
+      const d = decideUndo(ready, current, byGroup, allowed);
       const changed = d.restore.length
         ? (await tx.query<{ id: string }>('undo_apply', [d.restore.map((e) => e.rowId), d.restore.map((e) => JSON.stringify(e.before)), d.restore.map((e) => e.after.status), inFlightParam(), runId, COMMAND, db.ids.schema, CLIENT_HOST])).map((r) => r.id)
         : [];

@@ -101,6 +101,17 @@ describe('undo', () => {
     expect(counts.get(`${other[0]}|2025-11-25`)).toBe(1);
   });
 
+  it('puts back only statuses the live CHECK constraint allows', async () => {
+    const s = await seedIncident(t);
+    await setStatus(s.pendingNew, 'sent');
+    const run = await stale(true);
+    await t.client.query(`ALTER TABLE ${t.schema}.digest_history DROP CONSTRAINT chk_digest_status`);
+    await t.client.query(`ALTER TABLE ${t.schema}.digest_history ADD CONSTRAINT chk_digest_status CHECK (status IN ('sent', 'failed'))`);
+    const r = await undoRun(db, { ...batchDefaults(), runId: run.applied!.runId!, apply: true });
+    expect(r.applied).toMatchObject({ runId: null, rowsChanged: 0 });
+    expect(r.plan.skipped.map((x) => x.reason)).toEqual(['status-not-allowed', 'status-not-allowed']);
+  });
+
   it('rejects an unknown run and a run of another schema as bad input', async () => {
     await expect(undoRun(db, { ...batchDefaults(), runId: '00000000-0000-4000-8000-000000000000', apply: false })).rejects.toMatchObject({ code: 'BAD_INPUT', exitCode: 2 });
     await seedIncident(t);

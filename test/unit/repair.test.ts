@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  allowedStatuses,
   chooseRepairStatus,
   chunkByRows,
   decideDuplicateBatch,
@@ -41,6 +42,15 @@ describe('parseStatusCheck', () => {
     expect(parseStatusCheck("CHECK ((length((status)::text) < 10))")).toBeUndefined();
     expect(parseStatusCheck("CHECK (((status)::text = ANY ((ARRAY['a'::character varying, NULL::character varying])::text[])))")).toBeUndefined();
     expect(parseStatusCheck('not a check')).toBeUndefined();
+  });
+});
+
+describe('allowedStatuses', () => {
+  it('intersects readable constraints and names the first unreadable one', () => {
+    expect(allowedStatuses([])).toEqual({ allowed: null });
+    expect(allowedStatuses([{ name: 'a', definition: STOCK }])).toEqual({ allowed: ['pending', 'sent', 'failed'] });
+    const weird = { name: 'w', definition: "CHECK (((status)::text <> 'x'::text))" };
+    expect(allowedStatuses([{ name: 'a', definition: STOCK }, weird])).toEqual({ allowed: ['pending', 'sent', 'failed'], unreadable: weird });
   });
 });
 
