@@ -16,6 +16,7 @@ Exit codes:
   3   a database or Redis is unreachable or refused us
   4   refused for safety, or busy (another run holds the lock)
   70  internal error (set DEBUG=1 for the stack trace)
+  130 interrupted (Ctrl-C), after cleaning up
 
 Writes happen only with --apply; without it every command is a dry run.`;
 
