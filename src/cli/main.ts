@@ -4,7 +4,6 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_TIME_ZONE } from '../core/contract.js';
 import { ExitCode } from '../errors.js';
 import { registerCommands } from './commands/index.js';
-import { reportError } from './run.js';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
@@ -20,7 +19,8 @@ Exit codes:
 
 Writes happen only with --apply; without it every command is a dry run.`;
 
-export function buildProgram(): Command {
+/** The program with the commands `args` (argv after node and the script) needs registered. */
+export async function buildProgram(args: readonly string[] = []): Promise<Command> {
   const program = new Command();
   program
     .name('digest-doctor')
@@ -39,13 +39,13 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .addHelpText('after', EXIT_CODE_HELP);
-  registerCommands(program);
+  await registerCommands(program, args);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv.slice(2));
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -53,6 +53,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
       return;
     }
+    const { reportError } = await import('./run.js');
     process.exitCode = reportError(err, 'digest-doctor', argv.includes('--json'), []);
   }
 }

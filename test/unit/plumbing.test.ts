@@ -87,3 +87,24 @@ describe('colour', () => {
     expect(makeStyle(true).verdict('fail')).toMatch(/\x1b\[/);
   });
 });
+
+describe('lazy command loading', () => {
+  it('finds the command operand, skipping the values of the global options', async () => {
+    const { buildProgram } = await import('../../src/cli/main.js');
+    const { commandOperand } = await import('../../src/cli/commands/index.js');
+    const program = await buildProgram(['--version']);
+    expect(commandOperand(program, ['--schema', 'runs', 'inspect', '--user', 'x'])).toBe('inspect');
+    expect(commandOperand(program, ['--schema=runs', '--json', 'migrate', 'status'])).toBe('migrate');
+    expect(commandOperand(program, ['--tz', 'UTC', '--no-color'])).toBeUndefined();
+    expect(commandOperand(program, ['--', 'undo'])).toBe('undo');
+  });
+
+  it('registers only the command being run, and every command for help', async () => {
+    const { buildProgram } = await import('../../src/cli/main.js');
+    const names = async (args: string[]) => (await buildProgram(args)).commands.map((c) => c.name());
+    expect(await names(['--schema', 'x', 'streams', '--scan'])).toEqual(['streams']);
+    expect(await names(['--help'])).toEqual(['inspect', 'streams', 'migrate', 'fix-duplicates', 'mark-stale', 'undo', 'runs', 'replay']);
+    expect(await names(['inpsect'])).toHaveLength(8);
+    expect(await names(['--version'])).toEqual([]);
+  });
+});
