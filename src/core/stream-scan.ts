@@ -285,6 +285,219 @@ export function parseEntryEvent(flat: readonly string[], dlq: boolean): EventPar
   return parseEventObject(raw);
 }
 
+// ---- The byte-level fast path: an entry's `data` read straight from the reply bytes ----
+// Accepts only a narrow subset of JSON (a flat object of plain ASCII strings without escapes, nulls,
+// and 4/6/12/24 for window_size_hours; no repeated known field) whose every member the schema
+// accepts; anything else returns false and goes to JSON.parse + the schema for the verdict.
+
+const FIELD_BYTES: Array<[number, Uint8Array]> = [];
+const KNOWN = [
+  'user_id', 'tenant_id', 'digest_date', 'history_id', 'idempotency_key', 'trigger', 'context', 'window_size_hours',
+  ...OPTIONAL_STRINGS.filter((k) => k !== 'idempotency_key'),
+] as const;
+KNOWN.forEach((k, i) => {
+  FIELD_BYTES.push([i, Uint8Array.from(k, (c) => c.charCodeAt(0))]);
+});
+const F_USER = 0, F_TENANT = 1, F_DAY = 2, F_HISTORY = 3, F_KEY = 4, F_TRIGGER = 5, F_CONTEXT = 6, F_WINDOW = 7;
+const REQUIRED = (1 << F_USER) | (1 << F_TENANT) | (1 << F_DAY);
+const ascii = (xs: readonly string[]) => xs.map((x) => Uint8Array.from(x, (c) => c.charCodeAt(0)));
+const TRIGGER_BYTES = ascii(TRIGGERS);
+const CONTEXT_BYTES = ascii(['channels', 'group']);
+
+/** Where the fast path found the fields the accumulator needs (offsets into the bytes, -1: absent). */
+export interface PlainEventAt {
+  historyAt: number;
+  keyStart: number;
+  keyEnd: number;
+}
+
+function bytesEqual(b: Uint8Array, s: number, e: number, lit: Uint8Array): boolean {
+  if (e - s !== lit.length) return false;
+  for (let i = 0; i < lit.length; i++) if (b[s + i] !== lit[i]) return false;
+  return true;
+}
+
+/** The known field at b[s, e), or -1 for any other name. */
+function fieldAt(b: Uint8Array, s: number, e: number): number {
+  for (const [i, name] of FIELD_BYTES) if (bytesEqual(b, s, e, name)) return i;
+  return -1;
+}
+
+/** End of a plain string starting after its opening quote: printable ASCII, no backslash; -1 otherwise. */
+function plainStringEnd(b: Uint8Array, p: number, end: number): number {
+  for (; p < end; p++) {
+    const c = b[p]!;
+    if (c === 34) return p;
+    if (c === 92 || c < 0x20 || c > 0x7e) return -1;
+  }
+  return -1;
+}
+
+function skipWs(b: Uint8Array, p: number, end: number): number {
+  while (p < end) {
+    const c = b[p]!;
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 13) break;
+    p++;
+  }
+  return p;
+}
+
+function uuidBytes(b: Uint8Array, s: number, e: number): boolean {
+  if (e - s !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const c = b[s + i]!;
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return false;
+    } else if (c > 127 || HEX[c]! < 0) return false;
+  }
+  return true;
+}
+
+function digitsAt(b: Uint8Array, at: number, n: number): number {
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const c = b[at + i]! - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+/** A day isDay certainly accepts; the unusual ones (29 February, years before 1000) go to the slow path. */
+function dayBytes(b: Uint8Array, s: number, e: number): boolean {
+  if (e - s !== 10 || b[s + 4] !== 45 || b[s + 7] !== 45) return false;
+  const y = digitsAt(b, s, 4);
+  const m = digitsAt(b, s + 5, 2);
+  const d = digitsAt(b, s + 8, 2);
+  return y >= 1000 && m >= 1 && m <= 12 && d >= 1 && d <= DAYS_IN_MONTH[m]! && !(m === 2 && d === 29);
+}
+
+function plainValue(f: number, b: Uint8Array, s: number, e: number, at: PlainEventAt): boolean {
+  switch (f) {
+    case F_USER:
+    case F_TENANT:
+      return uuidBytes(b, s, e);
+    case F_HISTORY:
+      at.historyAt = s;
+      return uuidBytes(b, s, e);
+    case F_DAY:
+      return dayBytes(b, s, e);
+    case F_KEY:
+      at.keyStart = s;
+      at.keyEnd = e;
+      return true;
+    case F_TRIGGER:
+      return TRIGGER_BYTES.some((t) => bytesEqual(b, s, e, t));
+    case F_CONTEXT:
+      return CONTEXT_BYTES.some((t) => bytesEqual(b, s, e, t));
+    case F_WINDOW:
+      return false;
+    default:
+      return true;
+  }
+}
+
+/** 4, 6, 12 or 24 at b[p]: the end of the number, or -1 (any other number goes to the slow path). */
+function windowNumberEnd(b: Uint8Array, p: number, end: number): number {
+  let q = p;
+  while (q < end && b[q]! >= 48 && b[q]! <= 57) q++;
+  const v = q - p <= 2 ? digitsAt(b, p, q - p) : -1;
+  if (b[p] === 48 || !(v === 4 || v === 6 || v === 12 || v === 24)) return -1;
+  return q;
+}
+
+/**
+ * True only when JSON.parse + DigestGenerateEventSchema accept b[start, end) as an event; fills `at`
+ * with where history_id and idempotency_key are. False means "ask the slow path", not "invalid".
+ */
+export function matchPlainEvent(b: Uint8Array, start: number, end: number, at: PlainEventAt): boolean {
+  at.historyAt = at.keyStart = at.keyEnd = -1;
+  let p = skipWs(b, start, end);
+  if (b[p] !== 123 || p >= end) return false;
+  p = skipWs(b, p + 1, end);
+  let seen = 0;
+  for (;;) {
+    if (p >= end || b[p] !== 34) return false;
+    const nameEnd = plainStringEnd(b, p + 1, end);
+    if (nameEnd < 0) return false;
+    const f = fieldAt(b, p + 1, nameEnd);
+    p = skipWs(b, nameEnd + 1, end);
+    if (p >= end || b[p] !== 58) return false;
+    p = skipWs(b, p + 1, end);
+    if (p >= end) return false;
+    if (f >= 0) {
+      // a repeated field: JSON.parse keeps the last one; not worth following here
+      if (seen & (1 << f)) return false;
+      seen |= 1 << f;
+    }
+    const c = b[p]!;
+    if (c === 34) {
+      const vEnd = plainStringEnd(b, p + 1, end);
+      if (vEnd < 0 || !plainValue(f, b, p + 1, vEnd, at)) return false;
+      p = vEnd + 1;
+    } else if (c === 110) {
+      // null is absent: fine for an optional field, the required ones go to the slow path for the error
+      if (p + 4 > end || b[p + 1] !== 117 || b[p + 2] !== 108 || b[p + 3] !== 108) return false;
+      if (f >= 0 && REQUIRED & (1 << f)) return false;
+      p += 4;
+    } else if (f === F_WINDOW) {
+      p = windowNumberEnd(b, p, end);
+      if (p < 0) return false;
+    } else return false;
+    p = skipWs(b, p, end);
+    if (p >= end) return false;
+    if (b[p] === 44) {
+      p = skipWs(b, p + 1, end);
+      continue;
+    }
+    if (b[p] !== 125) return false;
+    p = skipWs(b, p + 1, end);
+    break;
+  }
+  if (p !== end) return false;
+  // unknown fields and null optional ones never change the verdict: only the required three matter
+  return (seen & REQUIRED) === REQUIRED;
+}
+
+/** hash64 of the ASCII text at b[s, e): the same words as hash64 of that string. */
+export function hash64Bytes(b: Uint8Array, s: number, e: number): Uint32Array {
+  let a = 0x811c9dc5;
+  let h = 0x5bd1e995;
+  for (let i = s; i < e; i++) {
+    const ch = b[i]!;
+    a = Math.imul(a ^ ch, 0x01000193);
+    h = Math.imul(h ^ ch, 0x27d4eb2d) ^ (h >>> 15);
+  }
+  U[0] = fmix(a ^ (e - s));
+  U[1] = fmix(h);
+  return U;
+}
+
+/** uuidWords of the 36 ASCII bytes at b[s]. */
+export function uuidWordsAt(b: Uint8Array, s: number): Uint32Array {
+  let w = 0;
+  let nibbles = 0;
+  for (let i = s; i < s + 36; i++) {
+    const v = HEX[b[i]!] ?? -1;
+    if (v < 0) continue;
+    w = (w << 4) | v;
+    if ((++nibbles & 7) === 0) {
+      U[(nibbles >> 3) - 1] = w;
+      w = 0;
+    }
+  }
+  return U;
+}
+
+/** ASCII bytes as a string (entry ids, UUIDs, keys the fast path accepted). */
+export function asciiText(b: Uint8Array, s: number, e: number): string {
+  return String.fromCharCode.apply(null, b.subarray(s, e) as unknown as number[]);
+}
+
+// as Buffer#toString decodes (a BOM kept, bad sequences replaced), so the slow path sees the same text
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+const AT: PlainEventAt = { historyAt: -1, keyStart: -1, keyEnd: -1 };
+
 export interface ScanLimits {
   /** Examples listed per kind of finding. */
   examples: number;
@@ -367,29 +580,72 @@ export class ScanAccumulator {
     const w = uuidWords(historyId);
     const before = this.history.size;
     const o = this.history.intern(w[0]!, w[1]!, w[2]!, w[3]!);
-    if (this.history.size > before) this.firstSeen(o, id, historyId, parsed.event.idempotency_key);
-    else this.seenAgain(o, id, historyId);
+    if (this.history.size === before) {
+      this.seenAgain(o, id, historyId);
+      return;
+    }
+    const dash = id.indexOf('-');
+    this.firstSeen(o, Number(id.slice(0, dash)), Number(id.slice(dash + 1)), id, historyId);
+    const key = parsed.event.idempotency_key;
+    if (!key) return;
+    const h = hash64(key);
+    const k = this.keyConflict(h[0]!, h[1]!, o);
+    if (k >= 0) this.conflictExample(k, key, historyId);
   }
 
-  private firstSeen(o: number, id: string, historyId: string, key: string | undefined): void {
+  /**
+   * One non-DLQ entry straight from the reply bytes: its id at b[idStart, idEnd), its `data` value at
+   * b[dataStart, dataEnd) (dataStart < 0: no such field). The same verdicts as add(), without a
+   * string or an object per entry when the event takes the fast path.
+   */
+  addRaw(b: Uint8Array, idStart: number, idEnd: number, dataStart: number, dataEnd: number): void {
+    if (dataStart < 0 || !matchPlainEvent(b, dataStart, dataEnd, AT)) {
+      this.add(asciiText(b, idStart, idEnd), dataStart < 0 ? [] : [EVENT_FIELD, utf8.decode(b.subarray(dataStart, dataEnd))], false);
+      return;
+    }
+    this.totals.entries++;
+    this.totals.valid++;
+    const h = AT.historyAt;
+    if (h < 0) {
+      this.totals.withoutHistoryId++;
+      return;
+    }
+    const w = uuidWordsAt(b, h);
+    const before = this.history.size;
+    const o = this.history.intern(w[0]!, w[1]!, w[2]!, w[3]!);
+    if (this.history.size === before) {
+      this.seenAgain(o, asciiText(b, idStart, idEnd), asciiText(b, h, h + 36));
+      return;
+    }
+    let ms = 0;
+    let p = idStart;
+    for (; p < idEnd && b[p] !== 45; p++) ms = ms * 10 + b[p]! - 48;
+    let seq = 0;
+    for (p++; p < idEnd; p++) seq = seq * 10 + b[p]! - 48;
+    const packs = ms < 2 ** 42 && seq < 2048;
+    this.firstSeen(o, ms, seq, packs ? undefined : asciiText(b, idStart, idEnd), this.collectFresh ? asciiText(b, h, h + 36) : undefined);
+    if (AT.keyStart < 0 || AT.keyEnd === AT.keyStart) return;
+    const kh = hash64Bytes(b, AT.keyStart, AT.keyEnd);
+    const k = this.keyConflict(kh[0]!, kh[1]!, o);
+    if (k >= 0) this.conflictExample(k, asciiText(b, AT.keyStart, AT.keyEnd), asciiText(b, h, h + 36));
+  }
+
+  /** A history ordinal's first entry (ms-seq; `id` is the text, needed only when it does not pack). */
+  private firstSeen(o: number, ms: number, seq: number, id: string | undefined, historyId: string | undefined): void {
     if (o >= this.counts.length) {
       const n = this.counts.length * 2;
       this.firstIds = growF64(this.firstIds, n);
       this.counts = growU16(this.counts, n);
     }
-    const dash = id.indexOf('-');
-    const ms = Number(id.slice(0, dash));
-    const seq = Number(id.slice(dash + 1));
     // 42 bits of ms (until year 2109) and 11 of sequence fit a double exactly
     if (ms < 2 ** 42 && seq < 2048) this.firstIds[o] = ms * 2048 + seq;
     else {
       this.firstIds[o] = -1;
-      this.oddIds.set(o, id);
+      this.oddIds.set(o, id ?? `${ms}-${seq}`);
     }
     this.counts[o] = 1;
     this.totals.distinctHistoryIds++;
-    if (this.collectFresh) this.fresh.push(historyId);
-    if (key) this.trackKey(key, o, historyId);
+    if (this.collectFresh && historyId !== undefined) this.fresh.push(historyId);
   }
 
   private seenAgain(o: number, id: string, historyId: string): void {
@@ -407,11 +663,13 @@ export class ScanAccumulator {
     }
   }
 
-  /** One idempotency key (one user and day) bound to several distinct history_ids. */
-  private trackKey(key: string, historyOrdinal: number, historyId: string): void {
-    const h = hash64(key);
+  /**
+   * One idempotency key (one user and day) bound to several distinct history_ids: interns the key's
+   * hash for this new history ordinal; returns the key's ordinal when that makes a conflict, else -1.
+   */
+  private keyConflict(h0: number, h1: number, historyOrdinal: number): number {
     const before = this.keys.size;
-    const k = this.keys.intern(h[0]!, h[1]!);
+    const k = this.keys.intern(h0, h1);
     if (k >= this.keyHistory.length) {
       this.keyHistory = growI32(this.keyHistory, this.keyHistory.length * 2);
       const c = new Uint8Array(this.keyConflicted.length * 2);
@@ -420,8 +678,13 @@ export class ScanAccumulator {
     }
     if (this.keys.size > before) {
       this.keyHistory[k] = historyOrdinal;
-      return;
+      return -1;
     }
+    return k;
+  }
+
+  /** Counts a conflict found by keyConflict and keeps capped examples. */
+  private conflictExample(k: number, key: string, historyId: string): void {
     const c = this.totals.idempotencyConflicts;
     c.extraHistoryIds++;
     if (!this.keyConflicted[k]) {

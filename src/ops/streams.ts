@@ -16,7 +16,7 @@ import { RowCheck, ScanAccumulator, type ScanTotals } from '../core/stream-scan.
 import type { Db } from '../postgres/db.js';
 import { isCluster, serverVersion, type RedisClient } from '../redis/connect.js';
 import { discoverStreams, redisNowMs, streamSnapshot } from '../redis/stream-info.js';
-import { xrangePages } from '../redis/stream-reader.js';
+import { canReadRaw, xrangePages, xrangeRawPages } from '../redis/stream-reader.js';
 
 export const STREAMS_SCHEMA_VERSION = 1 as const;
 /** What --scan reads when no stream is named: the streams of DigestGenerateEvent. */
@@ -257,17 +257,28 @@ export async function scanStream(
     inFlight.catch(() => undefined);
   };
   let pending: string[] = [];
-  if (exists) {
+  const afterPage = () => {
+    if (db) {
+      pending = pending.concat(acc.drainFresh());
+      if (pending.length >= opts.batchSize) {
+        lookup(pending);
+        pending = [];
+      }
+    }
+    onProgress?.(`scanning ${key}: ${acc.totals.entries.toLocaleString('en-US')} entries`);
+  };
+  // The digest stream is read as raw reply bytes (the event checked in place, no string or object per
+  // entry); the DLQ, small and of two shapes, and servers we cannot open a socket to, through ioredis.
+  if (exists && !dlq && canReadRaw(client)) {
+    for await (const page of xrangeRawPages(client, key, { pageSize: opts.pageSize })) {
+      const { bytes, at } = page;
+      for (let k = 0; k < page.count * 4; k += 4) acc.addRaw(bytes, at[k]!, at[k + 1]!, at[k + 2]!, at[k + 3]!);
+      afterPage();
+    }
+  } else if (exists) {
     for await (const page of xrangePages(client, key, { pageSize: opts.pageSize, prefetch: true })) {
       for (const [id, flat] of page) acc.add(id, flat, dlq);
-      if (db) {
-        pending = pending.concat(acc.drainFresh());
-        if (pending.length >= opts.batchSize) {
-          lookup(pending);
-          pending = [];
-        }
-      }
-      onProgress?.(`scanning ${key}: ${acc.totals.entries.toLocaleString('en-US')} entries`);
+      afterPage();
     }
   }
   lookup(pending);

@@ -1,7 +1,10 @@
 // Read-only stream access: paged XRANGE (bounded memory however long the stream), pending lookups.
 // Never XREADGROUP: reading through a group creates consumers and takes ownership of entries.
+import net from 'node:net';
+import tls from 'node:tls';
+import { EVENT_FIELD } from '../core/contract.js';
 import { compareEntryIds } from '../core/stream-id.js';
-import type { RedisClient } from './connect.js';
+import { classifyRedisError, masters, type RedisClient } from './connect.js';
 
 export type RawEntry = [id: string, fields: string[]];
 
@@ -71,4 +74,309 @@ export async function pendingForIds(
     if (row) byId.set(row[0], { consumer: row[1], idleMs: Number(row[2]), deliveries: Number(row[3]) });
   }
   return { groupMissing: false, byId };
+}
+
+// ---- Raw pages: XRANGE over a socket of our own, replies left as bytes ----
+// ioredis decodes each reply into nested arrays of strings, which costs more than the scan itself;
+// the scan reads ids and `data` values straight from the reply bytes. The socket is opened with the
+// client's own settings (host, port, user, password, database, TLS; a cluster node found by MOVED).
+
+/** One page of entries: per entry, four offsets into `bytes`: id start, id end, data start (-1: none), data end. */
+export interface RawPage {
+  bytes: Buffer;
+  at: Int32Array;
+  count: number;
+}
+
+interface Endpoint {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  db?: number;
+  tls?: tls.ConnectionOptions;
+  connectTimeout: number;
+}
+
+interface NodeOptions {
+  host?: string;
+  port?: number;
+  path?: string | null;
+  username?: string | null;
+  password?: string | null;
+  db?: number;
+  tls?: tls.ConnectionOptions;
+  connectTimeout?: number;
+  sentinels?: unknown[] | null;
+}
+
+/** How to reach the server with the client's settings; undefined when it is not a plain TCP/TLS server (unix socket, sentinel). */
+function endpointOf(client: RedisClient): Endpoint | undefined {
+  const node = masters(client)[0];
+  const o = node?.options as NodeOptions | undefined;
+  if (!o || o.path || (o.sentinels && o.sentinels.length) || !o.host || !o.port) return undefined;
+  return {
+    host: o.host,
+    port: o.port,
+    username: o.username ?? undefined,
+    password: o.password ?? undefined,
+    db: o.db,
+    tls: o.tls,
+    connectTimeout: o.connectTimeout ?? 10_000,
+  };
+}
+
+/** True when xrangeRawPages can read through `client`'s server; false: use xrangePages. */
+export function canReadRaw(client: RedisClient): boolean {
+  return endpointOf(client) !== undefined;
+}
+
+const CR = 13;
+const DATA = Buffer.from(EVENT_FIELD);
+const encode = (args: readonly string[]) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+
+/** A reply error (MOVED, WRONGTYPE, ...) as ioredis would give it. */
+export class RawReplyError extends Error {}
+
+/** Reads replies off one socket: simple strings, errors, and XRANGE's array of entries as offsets. */
+class RawConnection {
+  private store = Buffer.allocUnsafe(1 << 17);
+  private len = 0;
+  private waiter?: { resolve: () => void; reject: (e: unknown) => void };
+  private failure?: unknown;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.append(chunk);
+      const w = this.waiter;
+      this.waiter = undefined;
+      w?.resolve();
+    });
+    const fail = (e: unknown) => {
+      this.failure ??= e;
+      const w = this.waiter;
+      this.waiter = undefined;
+      w?.reject(this.failure);
+    };
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error('Connection is closed')));
+  }
+
+  static async open(ep: Endpoint): Promise<RawConnection> {
+    const socket = ep.tls ? tls.connect({ host: ep.host, port: ep.port, ...ep.tls }) : net.connect({ host: ep.host, port: ep.port });
+    socket.setNoDelay(true);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`connect ETIMEDOUT ${ep.host}:${ep.port}`)), ep.connectTimeout);
+      socket.once(ep.tls ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    }).catch((e) => {
+      socket.destroy();
+      throw e;
+    });
+    const conn = new RawConnection(socket);
+    try {
+      if (ep.password) await conn.simple(ep.username ? ['AUTH', ep.username, ep.password] : ['AUTH', ep.password]);
+      if (ep.db) await conn.simple(['SELECT', String(ep.db)]);
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
+    return conn;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  send(args: readonly string[]): void {
+    this.socket.write(encode(args));
+  }
+
+  private append(chunk: Buffer): void {
+    if (this.len + chunk.length > this.store.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.store.length * 2, this.len + chunk.length));
+      this.store.copy(grown, 0, 0, this.len);
+      this.store = grown;
+    }
+    chunk.copy(this.store, this.len);
+    this.len += chunk.length;
+  }
+
+  private more(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  /** Hands the first `end` bytes over and starts a fresh store with the rest (a reply already arriving). */
+  private take(end: number): Buffer {
+    const out = this.store.subarray(0, end);
+    const rest = this.len - end;
+    const next = Buffer.allocUnsafe(Math.max(1 << 17, this.store.length));
+    this.store.copy(next, 0, end, this.len);
+    this.store = next;
+    this.len = rest;
+    return out;
+  }
+
+  /** The number ending a `<type><digits>\r\n` header at p, and where the next item starts; undefined: not all here yet. */
+  private header(p: number): [number, number] | undefined {
+    const b = this.store;
+    let v = 0;
+    let neg = false;
+    let i = p + 1;
+    if (b[i] === 45) {
+      neg = true;
+      i++;
+    }
+    for (; i + 1 < this.len; i++) {
+      const c = b[i]!;
+      if (c === CR) return [neg ? -v : v, i + 2];
+      v = v * 10 + c - 48;
+    }
+    return undefined;
+  }
+
+  /** An error reply at the start: its text, or undefined if the reply is not an error. Waits for the whole line. */
+  private async errorLine(): Promise<string | undefined> {
+    if (this.store[0] !== 45 && this.store[0] !== 43) return undefined;
+    for (;;) {
+      const crlf = this.store.subarray(0, this.len).indexOf('\r\n');
+      if (crlf >= 0) {
+        const text = this.store.toString('utf8', 1, crlf);
+        const isError = this.store[0] === 45;
+        this.take(crlf + 2);
+        return isError ? text : '';
+      }
+      await this.more();
+    }
+  }
+
+  /** A command answered by +OK (AUTH, SELECT). */
+  async simple(args: readonly string[]): Promise<void> {
+    this.send(args);
+    while (this.len === 0) await this.more();
+    const err = await this.errorLine();
+    if (err === undefined) throw new Error(`unexpected reply to ${args[0]}`);
+    if (err) throw new RawReplyError(err);
+  }
+
+  /** The reply to an XRANGE sent earlier, as a page of offsets. */
+  async page(): Promise<RawPage> {
+    while (this.len === 0) await this.more();
+    const err = await this.errorLine();
+    if (err !== undefined) throw new RawReplyError(err || 'unexpected simple reply to XRANGE');
+    if (this.store[0] !== 42) throw new Error(`unexpected reply type ${String.fromCharCode(this.store[0]!)} to XRANGE`);
+    let top: [number, number] | undefined;
+    while (!(top = this.header(0))) await this.more();
+    const count = top[0];
+    const at = new Int32Array(Math.max(count, 0) * 4);
+    let p = top[1];
+    for (let e = 0; e < count; ) {
+      const q = this.entry(p, at, e * 4);
+      if (q < 0) {
+        await this.more();
+        continue;
+      }
+      p = q;
+      e++;
+    }
+    return { bytes: this.take(p), at, count: Math.max(count, 0) };
+  }
+
+  /** Parses one `*2 id *2n fields...` entry at p into at[k..k+3]; returns the end, or -1 if not all here. */
+  private entry(p: number, at: Int32Array, k: number): number {
+    const b = this.store;
+    const pair = p < this.len ? this.header(p) : undefined;
+    if (!pair) return -1;
+    const id = pair[1] < this.len ? this.header(pair[1]) : undefined;
+    if (!id) return -1;
+    const idEnd = id[1] + id[0];
+    if (idEnd + 2 > this.len) return -1;
+    const fields = idEnd + 2 < this.len ? this.header(idEnd + 2) : undefined;
+    if (!fields) return -1;
+    let q = fields[1];
+    let dataStart = -1;
+    let dataEnd = -1;
+    for (let i = 0; i < fields[0]; i++) {
+      const h = q < this.len ? this.header(q) : undefined;
+      if (!h) return -1;
+      const end = h[1] + h[0];
+      if (end + 2 > this.len) return -1;
+      // the value after a field named `data` (the last such, as the string path does)
+      if (i % 2 === 1 && dataStart === -2) {
+        dataStart = h[1];
+        dataEnd = end;
+      } else if (i % 2 === 0 && h[0] === DATA.length && b.compare(DATA, 0, DATA.length, h[1], end) === 0) dataStart = -2;
+      q = end + 2;
+    }
+    at[k] = id[1];
+    at[k + 1] = idEnd;
+    at[k + 2] = dataStart;
+    at[k + 3] = dataEnd;
+    return q;
+  }
+}
+
+/** `MOVED <slot> <host>:<port>` -> the node to ask instead (an empty host: the same one). */
+function movedTo(message: string, from: Endpoint): Endpoint | undefined {
+  const m = /^MOVED \d+ (.*):(\d+)$/.exec(message);
+  return m ? { ...from, host: m[1] || from.host, port: Number(m[2]) } : undefined;
+}
+
+async function open(ep: Endpoint): Promise<RawConnection> {
+  try {
+    return await RawConnection.open(ep);
+  } catch (e) {
+    throw e instanceof RawReplyError ? e : classifyRedisError(e, `${ep.host}:${ep.port}`);
+  }
+}
+
+/**
+ * xrangePages' pages as raw reply bytes (see RawPage), the next page always requested before this one
+ * is yielded. Check canReadRaw(client) first. The client's keyPrefix is added to `key`.
+ */
+export async function* xrangeRawPages(client: RedisClient, key: string, opts: PageOptions = {}): AsyncGenerator<RawPage> {
+  const first = endpointOf(client);
+  if (!first) throw new Error('xrangeRawPages: the client does not connect over TCP (use xrangePages)');
+  let ep: Endpoint = first;
+  const fullKey = ((client.options as { keyPrefix?: string }).keyPrefix ?? '') + key;
+  const end = opts.end ?? '+';
+  const count = opts.pageSize ?? 1000;
+  let start = opts.start ?? '-';
+  let conn = await open(ep);
+  const request = (from: string) => conn.send(['XRANGE', fullKey, from, end, 'COUNT', String(count)]);
+  try {
+    request(start);
+    for (let redirects = 0; ; ) {
+      let page: RawPage;
+      try {
+        page = await conn.page();
+      } catch (e) {
+        // a cluster node that does not hold the key names the one that does (only before any page)
+        const moved: Endpoint | undefined = e instanceof RawReplyError ? movedTo(e.message, ep) : undefined;
+        if (!moved || redirects++ >= 5) throw e instanceof RawReplyError ? e : classifyRedisError(e, `${ep.host}:${ep.port}`);
+        conn.close();
+        ep = moved;
+        conn = await open(ep);
+        request(start);
+        continue;
+      }
+      if (page.count === 0) return;
+      const k = (page.count - 1) * 4;
+      const last = page.bytes.toString('latin1', page.at[k]!, page.at[k + 1]!);
+      const more = page.count === count && (end === '+' || compareEntryIds(last, end) < 0);
+      start = `(${last}`;
+      if (more) request(start);
+      yield page;
+      if (!more) return;
+    }
+  } finally {
+    conn.close();
+  }
 }

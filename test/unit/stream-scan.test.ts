@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseEventJson, parseEventObject, serializeEvent } from '../../src/core/event.js';
-import { hash64, parseEntryEvent, plainlyValidEvent, RowCheck, ScanAccumulator, U128Index, uuidWords, wordsToUuid } from '../../src/core/stream-scan.js';
+import { hash64, hash64Bytes, matchPlainEvent, parseEntryEvent, plainlyValidEvent, RowCheck, ScanAccumulator, U128Index, uuidWords, uuidWordsAt, wordsToUuid, type PlainEventAt } from '../../src/core/stream-scan.js';
 
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
 const USER = '6af5e7d3-e736-46da-bfc1-42786f2ab1c0';
@@ -110,6 +110,154 @@ describe('parseEntryEvent agrees with JSON.parse + the schema', () => {
       }
     }
     expect(valid).toBeGreaterThan(0);
+  });
+});
+
+/** Random small edits of `text` (insert, delete, replace) from an alphabet of JSON's troublemakers. */
+function corruptions(text: string, n: number, seed: number): string[] {
+  const alphabet = ['"', '\\', '{', '}', '[', ']', ',', ':', ' ', '\n', '\t', '\u0001', '0', '1', '4', '9', '-', '+', '.', 'e', 'n', 'u', 'l', 'x', 'A', 'é', '\u007f'];
+  const rnd = (k: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % k;
+  };
+  const out: string[] = [];
+  for (let k = 0; k < n; k++) {
+    let t = text;
+    for (let m = 0; m <= rnd(2); m++) {
+      const at = rnd(t.length);
+      const ch = alphabet[rnd(alphabet.length)]!;
+      const op = rnd(3);
+      t = op === 0 ? t.slice(0, at) + ch + t.slice(at) : op === 1 ? t.slice(0, at) + t.slice(at + 1) : t.slice(0, at) + ch + t.slice(at + 1);
+    }
+    out.push(t);
+  }
+  return out;
+}
+
+describe('matchPlainEvent (the byte-level fast path) never accepts what JSON.parse + the schema reject', () => {
+  const enc = new TextEncoder();
+  /** The fast path's verdict on `text`, checked against the slow path whenever it says yes. */
+  const check = (text: string): boolean => {
+    // padding on both sides: offsets into a larger buffer, as in a reply
+    const b = enc.encode(`xx${text}yy`);
+    const at: PlainEventAt = { historyAt: 0, keyStart: 0, keyEnd: 0 };
+    const fast = matchPlainEvent(b, 2, b.length - 2, at);
+    if (!fast) return false;
+    const slow = parseEventJson(text);
+    expect(slow.ok, text).toBe(true);
+    if (!slow.ok) return true;
+    const h = slow.event.history_id;
+    expect(at.historyAt >= 0 ? wordsToUuid([...uuidWordsAt(b, at.historyAt)]) : undefined, text).toBe(h?.toLowerCase());
+    const key = slow.event.idempotency_key;
+    expect(at.keyStart >= 0 ? new TextDecoder().decode(b.subarray(at.keyStart, at.keyEnd)) : undefined, text).toBe(key);
+    if (key) expect([...hash64Bytes(b, at.keyStart, at.keyEnd)]).toEqual([...hash64(key)]);
+    return true;
+  };
+  const python = (o: Record<string, unknown>) => JSON.stringify(o).replace(/","/g, '", "').replace(/":"/g, '": "');
+
+  it('takes the common shapes: the service\'s and ours, compact or spaced, with nulls and window sizes', () => {
+    expect(check(serializeEvent(base()))).toBe(true);
+    expect(check(python(base()))).toBe(true);
+    expect(check(` \n${JSON.stringify(base({ window_size_hours: 12, requested_by: null, extra: 'x', history_id: null }), null, 2)}\t`)).toBe(true);
+    expect(check(serializeEvent(base({ user_id: USER.toUpperCase(), history_id: undefined, idempotency_key: undefined })))).toBe(true);
+  });
+
+  it('on every field variant', () => {
+    const variants: Record<string, unknown[]> = {
+      user_id: [USER, USER.toUpperCase(), 'nope', '', 42, null, `${USER}x`, USER.replace(/-/g, '_'), { a: 1 }],
+      tenant_id: [TENANT, 'x', null, 7],
+      digest_date: ['2025-11-25', '202+-11-25', '2x25-11-25', '2025-1+-25', '2024-02-29', '2025-02-29', '2025-13-01', '2025-11-31', '2025-11-00', '0000-01-01', '0099-05-05', '0999-05-05', '2025-1-25', '25-11-2025', 20251125, null],
+      history_id: [randomUUID(), randomUUID().toUpperCase(), null, 'h', 5, ''],
+      trigger: ['manual', 'scheduler', 'scheduler_retry', 'cron', 'Manual', '', null, 1],
+      context: ['channels', 'group', 'dm', null, true],
+      window_size_hours: [4, 6, 12, 24, 5, 0, 40, 124, 4.5, -4, '4', null, 1e400],
+      idempotency_key: ['k', '', 'ключ', 'a\\b', 'tab\there', 3, null, {}],
+      requested_by: ['1.2.3.4', 12, null, false],
+      extra_unknown_field: [1, 'x', null, { a: 1 }, [1], true],
+      __proto__: ['x', null, { user_id: 'x' }],
+    };
+    for (const [field, values] of Object.entries(variants)) {
+      for (const v of values) {
+        const o: Record<string, unknown> = base();
+        Object.defineProperty(o, field, { value: v, enumerable: true, configurable: true, writable: true });
+        check(JSON.stringify(o));
+        check(python(o));
+      }
+    }
+    // numbers JSON.parse reads as 4 but the fast path leaves to it; a repeated field (the last wins)
+    for (const w of ['4.0', '4e0', '04', '0x4', '4 ', '-0', '6.']) check(serializeEvent(base()).replace(/}$/, `,"window_size_hours":${w}}`));
+    check(serializeEvent(base()).replace(/}$/, `,"user_id":"nope"}`));
+    check(serializeEvent(base()).replace(/}$/, `,"user_id":"${randomUUID()}"}`));
+    check(serializeEvent(base()).replace(/}$/, `,"history_id":null}`));
+  });
+
+  it('on thousands of random corruptions of valid events', () => {
+    let taken = 0;
+    for (const t of [...corruptions(serializeEvent(base({ window_size_hours: 24 })), 4000, 11), ...corruptions(python(base()), 4000, 13)]) if (check(t)) taken++;
+    expect(taken).toBeGreaterThan(100);
+  });
+});
+
+describe('ScanAccumulator.addRaw agrees with add', () => {
+  /** Entries laid out in one buffer as a reply would hold them, with their offsets. */
+  const layout = (entries: Array<[string, string[]]>) => {
+    const enc = new TextEncoder();
+    const parts: Uint8Array[] = [];
+    const at: number[] = [];
+    let len = 0;
+    const put = (t: string) => {
+      const bytes = enc.encode(`$${t.length}\r\n${t}\r\n`);
+      const start = len + bytes.length - enc.encode(`${t}\r\n`).length;
+      parts.push(bytes);
+      len += bytes.length;
+      return [start, start + enc.encode(t).length] as const;
+    };
+    for (const [id, flat] of entries) {
+      const [is, ie] = put(id);
+      let ds = -1;
+      let de = -1;
+      flat.forEach((f, i) => {
+        const [s, e] = put(f);
+        if (i % 2 === 1 && flat[i - 1] === 'data') [ds, de] = [s, e];
+      });
+      at.push(is, ie, ds, de);
+    }
+    const b = new Uint8Array(len);
+    let o = 0;
+    for (const p of parts) {
+      b.set(p, o);
+      o += p.length;
+    }
+    return { b, at };
+  };
+
+  it('on duplicates, conflicts, malformed and non-ASCII events, odd ids and fresh ids', () => {
+    const [h1, h2, h3] = [randomUUID(), randomUUID(), randomUUID()];
+    const key = `digest:${USER}:2025-11-25`;
+    const entries: Array<[string, string[]]> = [
+      ['1-0', entry(base({ history_id: h1 }))],
+      ['1-1', entry(base({ history_id: h1.toUpperCase() }))],
+      ['2-0', entry(base({ history_id: h2 }))],
+      ['2-1', ['data', JSON.stringify(base({ history_id: h3, requested_by: 'José', idempotency_key: key }))]],
+      ['3-0', ['data', '{"user_id":1}']],
+      ['3-1', ['other', 'x']],
+      ['3-2', ['data', 'not json', 'data', serializeEvent(base({ history_id: h2 }))]],
+      ['3-3', ['data', serializeEvent(base({ history_id: h2 })), 'data', 'not json']],
+      ['4-0', entry(base({ history_id: undefined }))],
+      ['5-4096', entry(base({ history_id: randomUUID(), idempotency_key: 'k5' }))],
+      ['18446744073709551615-18446744073709551615', entry(base({ history_id: randomUUID(), idempotency_key: 'k5' }))],
+      ['6-0', ['data', serializeEvent(base({ history_id: randomUUID(), idempotency_key: '' }))]],
+    ];
+    const slow = new ScanAccumulator({ examples: 5, idsPerExample: 5 }, true);
+    const fast = new ScanAccumulator({ examples: 5, idsPerExample: 5 }, true);
+    for (const [id, flat] of entries) slow.add(id, flat, false);
+    const { b, at } = layout(entries);
+    for (let k = 0; k < at.length; k += 4) fast.addRaw(b, at[k]!, at[k + 1]!, at[k + 2]!, at[k + 3]!);
+    expect(fast.drainFresh()).toEqual(slow.drainFresh());
+    const r = fast.result();
+    expect(r).toEqual(slow.result());
+    expect(r).toMatchObject({ entries: 12, duplicates: { historyIds: 2 }, idempotencyConflicts: { keys: 2 }, malformed: { count: 3 } });
+    for (const h of [h1, h2, h3]) expect(fast.lookup(h)).toEqual(slow.lookup(h));
   });
 });
 
