@@ -290,13 +290,14 @@ export function parseEntryEvent(flat: readonly string[], dlq: boolean): EventPar
 // and 4/6/12/24 for window_size_hours; no repeated known field) whose every member the schema
 // accepts; anything else returns false and goes to JSON.parse + the schema for the verdict.
 
-const FIELD_BYTES: Array<[number, Uint8Array]> = [];
+/** Known field names by length: [ordinal, bytes] (a name is matched against those of its length only). */
+const FIELDS_BY_LENGTH: Array<Array<[number, Uint8Array]>> = [];
 const KNOWN = [
   'user_id', 'tenant_id', 'digest_date', 'history_id', 'idempotency_key', 'trigger', 'context', 'window_size_hours',
   ...OPTIONAL_STRINGS.filter((k) => k !== 'idempotency_key'),
 ] as const;
 KNOWN.forEach((k, i) => {
-  FIELD_BYTES.push([i, Uint8Array.from(k, (c) => c.charCodeAt(0))]);
+  (FIELDS_BY_LENGTH[k.length] ??= []).push([i, Uint8Array.from(k, (c) => c.charCodeAt(0))]);
 });
 const F_USER = 0, F_TENANT = 1, F_DAY = 2, F_HISTORY = 3, F_KEY = 4, F_TRIGGER = 5, F_CONTEXT = 6, F_WINDOW = 7;
 const REQUIRED = (1 << F_USER) | (1 << F_TENANT) | (1 << F_DAY);
@@ -319,36 +320,41 @@ function bytesEqual(b: Uint8Array, s: number, e: number, lit: Uint8Array): boole
 
 /** The known field at b[s, e), or -1 for any other name. */
 function fieldAt(b: Uint8Array, s: number, e: number): number {
-  for (const [i, name] of FIELD_BYTES) if (bytesEqual(b, s, e, name)) return i;
+  const named = FIELDS_BY_LENGTH[e - s];
+  if (named === undefined) return -1;
+  for (let j = 0; j < named.length; j++) if (bytesEqual(b, s, e, named[j]![1])) return named[j]![0];
   return -1;
 }
+
+// Byte classes as tables: one load per byte in the loops every event goes through.
+/** Bytes a plain string holds: printable ASCII but `"` and `\`. */
+const PLAIN = new Uint8Array(256);
+for (let c = 0x20; c < 0x7f; c++) PLAIN[c] = 1;
+PLAIN[34] = PLAIN[92] = 0;
+const WS = new Uint8Array(256);
+for (const c of [32, 9, 10, 13]) WS[c] = 1;
+const HEX_DIGIT = new Uint8Array(256);
+for (const c of '0123456789abcdefABCDEF') HEX_DIGIT[c.charCodeAt(0)] = 1;
 
 /** End of a plain string starting after its opening quote: printable ASCII, no backslash; -1 otherwise. */
 function plainStringEnd(b: Uint8Array, p: number, end: number): number {
-  for (; p < end; p++) {
-    const c = b[p]!;
-    if (c === 34) return p;
-    if (c === 92 || c < 0x20 || c > 0x7e) return -1;
-  }
-  return -1;
+  while (p < end && PLAIN[b[p]!] === 1) p++;
+  return p < end && b[p] === 34 ? p : -1;
 }
 
 function skipWs(b: Uint8Array, p: number, end: number): number {
-  while (p < end) {
-    const c = b[p]!;
-    if (c !== 32 && c !== 9 && c !== 10 && c !== 13) break;
-    p++;
-  }
+  while (p < end && WS[b[p]!] === 1) p++;
   return p;
 }
 
-function uuidBytes(b: Uint8Array, s: number, e: number): boolean {
-  if (e - s !== 36) return false;
+/** A UUID (isUuid's shape) at b[s] closed by a quote before `end`. */
+function quotedUuidAt(b: Uint8Array, s: number, end: number): boolean {
+  if (s + 36 >= end || b[s + 36] !== 34) return false;
   for (let i = 0; i < 36; i++) {
     const c = b[s + i]!;
     if (i === 8 || i === 13 || i === 18 || i === 23) {
       if (c !== 45) return false;
-    } else if (c > 127 || HEX[c]! < 0) return false;
+    } else if (HEX_DIGIT[c] === 0) return false;
   }
   return true;
 }
@@ -374,12 +380,6 @@ function dayBytes(b: Uint8Array, s: number, e: number): boolean {
 
 function plainValue(f: number, b: Uint8Array, s: number, e: number, at: PlainEventAt): boolean {
   switch (f) {
-    case F_USER:
-    case F_TENANT:
-      return uuidBytes(b, s, e);
-    case F_HISTORY:
-      at.historyAt = s;
-      return uuidBytes(b, s, e);
     case F_DAY:
       return dayBytes(b, s, e);
     case F_KEY:
@@ -431,7 +431,11 @@ export function matchPlainEvent(b: Uint8Array, start: number, end: number, at: P
       seen |= 1 << f;
     }
     const c = b[p]!;
-    if (c === 34) {
+    if (c === 34 && (f === F_USER || f === F_TENANT || f === F_HISTORY)) {
+      if (!quotedUuidAt(b, p + 1, end)) return false;
+      if (f === F_HISTORY) at.historyAt = p + 1;
+      p += 38;
+    } else if (c === 34) {
       const vEnd = plainStringEnd(b, p + 1, end);
       if (vEnd < 0 || !plainValue(f, b, p + 1, vEnd, at)) return false;
       p = vEnd + 1;

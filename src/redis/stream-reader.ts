@@ -81,7 +81,10 @@ export async function pendingForIds(
 // the scan reads ids and `data` values straight from the reply bytes. The socket is opened with the
 // client's own settings (host, port, user, password, database, TLS; a cluster node found by MOVED).
 
-/** One page of entries: per entry, four offsets into `bytes`: id start, id end, data start (-1: none), data end. */
+/**
+ * One page of entries: per entry, four offsets into `bytes`: id start, id end, data start (-1: none),
+ * data end. The bytes are reused: a page is good until the next one is asked for.
+ */
 export interface RawPage {
   bytes: Buffer;
   at: Int32Array;
@@ -140,7 +143,8 @@ export class RawReplyError extends Error {}
 
 /** Reads replies off one socket: simple strings, errors, and XRANGE's array of entries as offsets. */
 class RawConnection {
-  private store = Buffer.allocUnsafe(1 << 17);
+  private store: Buffer = Buffer.allocUnsafe(1 << 17);
+  private spare?: Buffer;
   private len = 0;
   private waiter?: { resolve: () => void; reject: (e: unknown) => void };
   private failure?: unknown;
@@ -213,12 +217,17 @@ class RawConnection {
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 
-  /** Hands the first `end` bytes over and starts a fresh store with the rest (a reply already arriving). */
+  /**
+   * Hands the first `end` bytes over and moves the rest (a reply already arriving) to the store of
+   * the page before, which the caller is done with once it asks for this one: two stores in turn.
+   */
   private take(end: number): Buffer {
     const out = this.store.subarray(0, end);
     const rest = this.len - end;
-    const next = Buffer.allocUnsafe(Math.max(1 << 17, this.store.length));
+    const spare = this.spare;
+    const next = spare && spare.length >= rest ? spare : Buffer.allocUnsafe(Math.max(1 << 17, rest * 2));
     this.store.copy(next, 0, end, this.len);
+    this.spare = this.store;
     this.store = next;
     this.len = rest;
     return out;
