@@ -78,7 +78,7 @@ export default async function run_({ redisUrl, scale }) {
         { name: 'scan peak RSS vs raw paged XRANGE', value: mb(tool.maxRssKb), unit: 'MB', baseline: mb(raw.maxRssKb), ratio: Math.round((tool.maxRssKb / raw.maxRssKb) * 100) / 100, target: '< 200 MB', pass: tool.maxRssKb / 1024 < 200 },
       ],
       notes:
-        'The scan is the library op the CLI runs (scanStream: XRANGE pages of 250 with the next page prefetched, each entry parsed and checked against the event schema, compact per-history_id state in typed arrays). The baseline is a bare ioredis loop of XRANGE pages over the same stream. Each runs in its own child process, alternately, twice: throughput is the faster run, peak RSS the larger (process.resourceUsage().maxRSS of the child).',
+        'The scan is the library op the CLI runs (scanStream: XRANGE pages of 250 on a connection of its own opened with the client\'s settings, the next page requested before the current one is checked; replies read as bytes, each event checked in place against the event schema\'s rules when it has the plain shape the service writes, through JSON.parse + the schema otherwise; compact per-history_id state in typed arrays). The baseline is a bare ioredis loop of XRANGE pages of 1000 over the same stream, decoding the replies and nothing else. Each runs in its own child process, alternately, twice: throughput is the faster run, peak RSS the larger (process.resourceUsage().maxRSS of the child).',
     };
   } finally {
     await client.del(DIGEST_STREAM);

@@ -99,6 +99,7 @@ interface Endpoint {
   db?: number;
   tls?: tls.ConnectionOptions;
   connectTimeout: number;
+  connectionName?: string;
 }
 
 interface NodeOptions {
@@ -110,6 +111,7 @@ interface NodeOptions {
   db?: number;
   tls?: tls.ConnectionOptions;
   connectTimeout?: number;
+  connectionName?: string;
   sentinels?: unknown[] | null;
 }
 
@@ -126,6 +128,7 @@ function endpointOf(client: RedisClient): Endpoint | undefined {
     db: o.db,
     tls: o.tls,
     connectTimeout: o.connectTimeout ?? 10_000,
+    connectionName: o.connectionName,
   };
 }
 
@@ -187,6 +190,8 @@ class RawConnection {
     try {
       if (ep.password) await conn.simple(ep.username ? ['AUTH', ep.username, ep.password] : ['AUTH', ep.password]);
       if (ep.db) await conn.simple(['SELECT', String(ep.db)]);
+      // named as the client is, so CLIENT LIST shows whose connection it is
+      if (ep.connectionName) await conn.simple(['CLIENT', 'SETNAME', ep.connectionName]);
     } catch (e) {
       conn.close();
       throw e;
