@@ -21,10 +21,12 @@ WITH locked AS (
   SET status = $2, sent_at = NULL
   FROM locked l
   WHERE d.ctid = l.tid AND d.id = l.id AND l.status = ANY ($3::text[])
-  RETURNING d.id, l.before, to_jsonb(d) AS after
+  RETURNING d.id, l.before
 ), audited AS (
+  -- The after-image is the before-image with the two columns this UPDATE sets: the same jsonb as
+  -- to_jsonb of the new row, without converting every row a second time.
   INSERT INTO {{state}}.audit (run_id, command, table_schema, row_id, before, after, client_host)
-  SELECT $5::uuid, $6, $7, id, before, after, $8 FROM changed
+  SELECT $5::uuid, $6, $7, id, before, before || jsonb_build_object('status', $2::text, 'sent_at', NULL), $8 FROM changed
   RETURNING row_id
 ), counted AS (
   UPDATE {{state}}.runs SET rows_changed = rows_changed + (SELECT count(*) FROM audited) WHERE id = $5::uuid

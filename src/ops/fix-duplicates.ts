@@ -142,7 +142,7 @@ interface LockedDbRow extends PlanRow {
  * so each group's count is what was locked). If another session holds one, back to the savepoint
  * and lock what is free (SKIP LOCKED) with an unlocked count that shows which groups are short.
  */
-async function lockGroups(tx: Db, batch: readonly GroupPlan[]): Promise<{ rows: LockedRow[]; tids: Map<string, string> }> {
+async function lockGroups(tx: Db, batch: readonly GroupPlan[]): Promise<{ rows: LockedRow[]; locked: Map<string, LockedDbRow> }> {
   const params = [batch.map((g) => g.userId), batch.map((g) => g.digestDate), inFlightParam()];
   await tx.query('repair_savepoint');
   let locked: LockedDbRow[];
@@ -157,7 +157,7 @@ async function lockGroups(tx: Db, batch: readonly GroupPlan[]): Promise<{ rows: 
     await tx.query('repair_rollback_savepoint');
     locked = await tx.query<LockedDbRow>('fix_lock_groups', params);
   }
-  return { rows: locked.map((r) => ({ ...toRepairRow(r), groupInFlight: r.group_in_flight })), tids: new Map(locked.map((r) => [r.id, r.tid])) };
+  return { rows: locked.map((r) => ({ ...toRepairRow(r), groupInFlight: r.group_in_flight })), locked: new Map(locked.map((r) => [r.id, r])) };
 }
 
 async function applyPlan(db: Db, runId: string, status: string, groups: GroupPlan[], input: FixDuplicatesInput) {
@@ -168,14 +168,15 @@ async function applyPlan(db: Db, runId: string, status: string, groups: GroupPla
   // A batch counts the rows it changes; each group's kept row is locked along with them.
   const loop = await batchLoop(groups, (g) => g.extras.length, input, async (batch) => {
     const { decision, changed } = await inBatch(db, input.lockTimeoutMs, stats, async (tx) => {
-      const { rows, tids } = await lockGroups(tx, batch);
+      const { rows, locked } = await lockGroups(tx, batch);
       const decision = decideDuplicateBatch(batch, rows, input.keep);
       if (!decision.updates.length) return { decision, changed: 0 };
       const ids = await tx.query<{ id: string }>('fix_apply', [
         decision.updates.map((u) => u.id),
-        decision.updates.map((u) => tids.get(u.id)),
+        decision.updates.map((u) => locked.get(u.id)!.tid),
+        decision.updates.map((u) => locked.get(u.id)!.status),
         decision.updates.map((u) => u.keptId),
-        decision.updates.map((u) => tids.get(u.keptId)),
+        decision.updates.map((u) => locked.get(u.keptId)!.tid),
         status,
         inFlightParam(),
         runId,

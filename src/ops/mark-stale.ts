@@ -87,15 +87,17 @@ async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<R
   return db.readOnly(async (tx) => {
     const out: RepairRow[] = [];
     const want = input.limit ?? Infinity;
-    // Each page re-reads the in-flight rows through the status index: few, large pages.
+    // Each page re-reads the in-flight rows through the status index: few, large pages, each asking
+    // for one row more than it keeps, so a full last page does not cost another (empty) pass.
     const pageSize = input.pageSize ?? 50_000;
     let last: PlanRow | undefined;
     while (out.length < want) {
       const size = Math.min(pageSize, want - out.length);
-      const page: PlanRow[] = await tx.query<PlanRow>('stale_rows', [inFlightParam(), cutoff, input.userId ?? null, input.date ?? null, last?.created_at ?? null, last?.id ?? null, size]);
-      out.push(...page.map((r) => ({ id: r.id, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: new Date(r.created_at) })));
-      if (page.length < size) break;
-      last = page[page.length - 1];
+      const page: PlanRow[] = await tx.query<PlanRow>('stale_rows', [inFlightParam(), cutoff, input.userId ?? null, input.date ?? null, last?.created_at ?? null, last?.id ?? null, size + 1]);
+      const kept = page.slice(0, size);
+      out.push(...kept.map((r) => ({ id: r.id, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: new Date(r.created_at) })));
+      if (page.length <= size) break;
+      last = kept[kept.length - 1];
     }
     return out;
   });

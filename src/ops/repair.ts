@@ -75,15 +75,16 @@ const RETRYABLE = new Set(['55P03', '40P01', '23505']);
 const BATCH_ATTEMPTS = 3;
 
 /**
- * One batch: a transaction with its own lock_timeout. `fn` must take its row locks first; the time
- * from then to the commit is recorded. A lock timeout or deadlock is retried, then BUSY.
+ * One batch: a transaction with its own lock_timeout, committed without waiting for its WAL flush
+ * (the run's final record flushes every batch before it). `fn` must take its row locks first; the
+ * time from then to the commit is recorded. A lock timeout or deadlock is retried, then BUSY.
  */
 export async function inBatch<T>(db: Db, lockTimeoutMs: number, stats: BatchStats, fn: (tx: Db) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     let started = 0;
     try {
       const out = await db.transaction(async (tx) => {
-        await tx.query('repair_lock_timeout', [String(lockTimeoutMs)]);
+        await tx.query('repair_batch_settings', [String(lockTimeoutMs)]);
         started = performance.now();
         return fn(tx);
       });

@@ -62,6 +62,20 @@ describe('fix-duplicates', () => {
     expect(run.rows).toEqual([{ status: 'done', rows_changed: 1, keep, finished: true }]);
   });
 
+  it('audits the whole row: the before-image is the row as it was, the after-image the row as written', async () => {
+    await seedGroups(t, { tag: 'img', groups: 5, perGroup: 3, sentPerGroup: 1, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
+    await t.client.query(`UPDATE ${t.schema}.digest_history SET posts_count = 3, topics = '["a"]', content = 'x' WHERE id = md5('imgr2-1')::uuid`);
+    const images = `SELECT d.id::text AS id, to_jsonb(d) AS row FROM ${t.schema}.digest_history d ORDER BY d.id`;
+    const before = new Map((await t.client.query(images)).rows.map((r) => [r.id, r.row]));
+    const r = await fixDuplicates(db, { ...batchDefaults({ batchSize: 4 }), keep: 'newest', apply: true });
+    expect(r.applied!.rowsChanged).toBe(10);
+    const after = new Map((await t.client.query(images)).rows.map((r) => [r.id, r.row]));
+    const audit = (await t.client.query(`SELECT row_id::text AS id, before, after FROM ${t.stateSchema}.audit`)).rows;
+    expect(audit).toHaveLength(10);
+    expect(audit.map((a) => a.before.topics)).toContainEqual(['a']);
+    for (const a of audit) expect(a).toEqual({ id: a.id, before: before.get(a.id), after: after.get(a.id) });
+  });
+
   it('a second --apply changes nothing and says so', async () => {
     await seedGroups(t, { tag: 'a', groups: 40, perGroup: 3, sentPerGroup: 1, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
     const first = await fixDuplicates(db, { ...batchDefaults({ batchSize: 7 }), keep: 'newest', apply: true });

@@ -64,6 +64,19 @@ describe('mark-stale', () => {
     expect(await checksumExcept(t.client, t.schema, 'false')).toBe(sum);
   });
 
+  it('audits the whole row: the before-image is the row as it was, the after-image the row as written', async () => {
+    await seedIncident(t);
+    await insertRows(t, [{ userId: INCIDENT.stuckUser, digestDate: '2025-11-18', status: 'pending', createdAt: '2025-11-18T06:00:00Z', sentAt: '2025-11-18T06:05:00Z' }]);
+    const images = `SELECT d.id::text AS id, to_jsonb(d) AS row FROM ${t.schema}.digest_history d ORDER BY d.id`;
+    const before = new Map((await t.client.query(images)).rows.map((r) => [r.id, r.row]));
+    const r = await markStale(db, NO_REDIS, input({ apply: true, batchSize: 2 }));
+    expect(r.applied!.rowsChanged).toBe(4);
+    const after = new Map((await t.client.query(images)).rows.map((r) => [r.id, r.row]));
+    const audit = (await t.client.query(`SELECT row_id::text AS id, before, after FROM ${t.stateSchema}.audit`)).rows;
+    expect(audit).toHaveLength(4);
+    for (const a of audit) expect(a).toEqual({ id: a.id, before: before.get(a.id), after: after.get(a.id) });
+  });
+
   it('--user, --date and --limit narrow it', async () => {
     const s = await seedIncident(t);
     expect((await markStale(db, NO_REDIS, input({ userId: INCIDENT.stuckUser }))).plan.items.map((x) => x.id)).toEqual([s.stuck]);
