@@ -191,7 +191,10 @@ class RawConnection {
       if (ep.password) await conn.simple(ep.username ? ['AUTH', ep.username, ep.password] : ['AUTH', ep.password]);
       if (ep.db) await conn.simple(['SELECT', String(ep.db)]);
       // named as the client is, so CLIENT LIST shows whose connection it is
-      if (ep.connectionName) await conn.simple(['CLIENT', 'SETNAME', ep.connectionName]);
+      if (ep.connectionName) await conn.simple(['CLIENT', 'SETNAME', ep.connectionName]).catch((e) => {
+        // a user not allowed to name connections can still read: the name is a courtesy
+        if (!(e instanceof RawReplyError)) throw e;
+      });
     } catch (e) {
       conn.close();
       throw e;
@@ -347,7 +350,7 @@ async function open(ep: Endpoint): Promise<RawConnection> {
   try {
     return await RawConnection.open(ep);
   } catch (e) {
-    throw e instanceof RawReplyError ? e : classifyRedisError(e, `${ep.host}:${ep.port}`);
+    throw classifyRedisError(e, `${ep.host}:${ep.port}`);
   }
 }
 
@@ -374,7 +377,7 @@ export async function* xrangeRawPages(client: RedisClient, key: string, opts: Pa
       } catch (e) {
         // a cluster node that does not hold the key names the one that does (only before any page)
         const moved: Endpoint | undefined = e instanceof RawReplyError ? movedTo(e.message, ep) : undefined;
-        if (!moved || redirects++ >= 5) throw e instanceof RawReplyError ? e : classifyRedisError(e, `${ep.host}:${ep.port}`);
+        if (!moved || redirects++ >= 5) throw classifyRedisError(e, `${ep.host}:${ep.port}`);
         conn.close();
         ep = moved;
         conn = await open(ep);

@@ -1,6 +1,8 @@
 import type { Cluster } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { closeRedis, connectRedis, masters, type RedisClient } from '../../src/redis/connect.js';
 import { canReadRaw, xrangePages, xrangeRawPages, type RawEntry } from '../../src/redis/stream-reader.js';
 import { redisUrl } from '../helpers/redis.js';
@@ -99,6 +101,63 @@ describe('xrangeRawPages with the client\'s database number', () => {
       await db0.del('s');
       await closeRedis(db3);
       await closeRedis(db0);
+    }
+  });
+});
+
+describe('xrangeRawPages on a server with a password and an ACL user', () => {
+  let server: ChildProcess | undefined;
+  let port = 0;
+  beforeAll(async () => {
+    port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as { port: number }).port;
+        probe.close(() => resolve(p));
+      });
+    });
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', 'adminpw'], { stdio: 'ignore' });
+    for (let i = 0; ; i++) {
+      try {
+        const admin = await connectRedis({ url: `redis://:adminpw@127.0.0.1:${port}` });
+        // a reader that may read keys but not name its connection
+        await admin.call('ACL', 'SETUSER', 'reader', 'on', '>readerpw', '~*', '+@all', '-client|setname');
+        await closeRedis(admin);
+        break;
+      } catch (e) {
+        if (i > 100) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }, 30_000);
+  afterAll(() => {
+    server?.kill('SIGKILL');
+  });
+
+  it('authenticates as the client does (password alone, or user and password) and selects its database', async () => {
+    for (const url of [`redis://:adminpw@127.0.0.1:${port}/2`, `redis://reader:readerpw@127.0.0.1:${port}/2`]) {
+      const client = await connectRedis({ url, keyPrefix: 'p:' });
+      try {
+        await client.del('s');
+        await client.xadd('s', '1-1', 'data', 'one');
+        await client.xadd('s', '1-2', 'data', 'two');
+        const seen: string[] = [];
+        for await (const page of xrangeRawPages(client, 's', { pageSize: 1 })) seen.push(...decode(page).map((e) => `${e[0]} ${e[1]}`));
+        expect(seen, url).toEqual(['1-1 one', '1-2 two']);
+      } finally {
+        await closeRedis(client);
+      }
+    }
+  });
+
+  it('a wrong password is AUTH_FAILED, as from connectRedis', async () => {
+    const client = await connectRedis({ url: `redis://:adminpw@127.0.0.1:${port}` });
+    try {
+      (client.options as { password?: string }).password = 'wrong';
+      await expect(async () => {
+        for await (const _ of xrangeRawPages(client, 's')) void _;
+      }).rejects.toMatchObject({ code: 'AUTH_FAILED' });
+    } finally {
+      await closeRedis(client);
     }
   });
 });
