@@ -1,12 +1,15 @@
 import type { Cluster } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { closeRedis, connectRedis, masters, type RedisClient } from '../../src/redis/connect.js';
 import { canReadRaw, xrangePages, xrangeRawPages, type RawEntry } from '../../src/redis/stream-reader.js';
 import { redisUrl } from '../helpers/redis.js';
 import { REDIS_TARGETS } from '../helpers/redis-targets.js';
+import { DIGEST_STREAM } from '../../src/core/contract.js';
+import { ScanAccumulator } from '../../src/core/stream-scan.js';
+import { scanStream } from '../../src/ops/streams.js';
 
 /** A raw page as xrangePages would give it: [id, [field, value]] with only the data field kept. */
 function decode(page: { bytes: Buffer; at: Int32Array; count: number }): Array<[string, string | null]> {
@@ -70,6 +73,32 @@ describe.each(REDIS_TARGETS)('xrangeRawPages on $name Redis', (target) => {
       const holders = await Promise.all(keys.map(async (k) => slots[Number(await first.call('CLUSTER', 'KEYSLOT', prefix + k))]![0]));
       expect(holders.filter((h) => h !== firstNode).length).toBeGreaterThan(0);
     }
+  });
+
+  it('scanStream (raw pages) reports exactly what the ioredis pages fed to ScanAccumulator.add report', async () => {
+    const user = randomUUID();
+    const ev = (over: Record<string, unknown> = {}) =>
+      JSON.stringify({ schema_version: 'v1', idempotency_key: `digest:${user}:2025-11-25`, user_id: user, tenant_id: randomUUID(), digest_date: '2025-11-25', trigger: 'manual', history_id: randomUUID(), ...over });
+    const dup = randomUUID();
+    const values = [
+      ev({ history_id: dup }), ev({ history_id: dup.toUpperCase() }), ev(), ev({ requested_by: 'José \\ "x"' }), ev({ window_size_hours: 12 }),
+      ev({ window_size_hours: 5 }), ev({ digest_date: '2024-02-29' }), ev({ user_id: 'nope' }), '{"user_id":', 'plain text', ev({ history_id: null }),
+      ev({ idempotency_key: 'other', history_id: dup }), ` ${ev({ extra: [1, { a: 'b' }] })}\n`,
+    ];
+    const key = DIGEST_STREAM;
+    for (let i = 0; i < 60; i++) await client.xadd(key, '*', 'data', values[i % values.length]!);
+    await client.xadd(key, '*', 'other', 'no data field');
+    const opts = { pageSize: 7, examples: 50, idsPerExample: 50, batchSize: 100 };
+    const got = await scanStream(client, undefined, key, true, opts);
+    const acc = new ScanAccumulator({ examples: 50, idsPerExample: 50 });
+    for await (const page of xrangePages(client, key, { pageSize: 7 })) for (const [id, flat] of page) acc.add(id, flat, false);
+    const { durationMs: _, key: __, dlq: ___, exists: ____, rows: _____, ...totals } = got;
+    expect(totals).toEqual(acc.result());
+    // each value is written four or five times: every event with a history_id is duplicated
+    expect(got.entries).toBe(61);
+    expect(got.duplicates.historyIds).toBeGreaterThan(5);
+    expect(got.idempotencyConflicts.keys).toBe(1);
+    expect(got.malformed.count).toBeGreaterThan(10);
   });
 
   it('a missing key is no pages; a key of another type is the server error', async () => {
