@@ -4,18 +4,22 @@
 -- the run. The before-image is the row as locked (FOR UPDATE returns the latest committed version,
 -- which the UPDATE then changes), so the audit is exact even if the row changed since the snapshot.
 -- $1 ids uuid[], $2 new status, $3 in-flight statuses text[], $4 cut-off, $5 run id, $6 command,
--- $7 service schema name, $8 client host.
+-- $7 service schema name, $8 client host, $9 the rows' ctids as planned text[] (parallel to $1).
 -- Returns id of each changed row.
 WITH locked AS (
-  -- By primary key only: a row no longer in flight is locked for the batch but not changed (the
-  -- status test is left to the UPDATE, so Postgres does not scan the status index every batch).
-  -- The row's ctid is stable while this transaction holds its lock, so the UPDATE finds it without a
-  -- second index probe; a row the UPDATE's snapshot cannot see at that ctid (changed in between) is
-  -- simply not updated, and left to the retry pass.
+  -- By the ctid the plan read (a heap fetch, no index probe) and the id: a row updated since is not
+  -- at that ctid any more (a version committed before this statement is invisible there, one
+  -- committed after fails the ctid test when the lock re-checks it), so it is missed and the caller
+  -- re-reads where it is now for the retry. A row no longer in flight is locked for the batch but
+  -- not changed (the status test is left to the UPDATE).
+  -- The ctid is stable while this transaction holds the lock, so the UPDATE finds the row there; a
+  -- row the UPDATE's snapshot cannot see at that ctid (changed in between) is simply not updated,
+  -- and left to the retry pass.
   SELECT d.ctid AS tid, d.id, d.status, to_jsonb(d) AS before
-  FROM {{schema}}.digest_history d
-  WHERE d.id = ANY ($1::uuid[]) AND d.created_at < $4::timestamptz
-  FOR UPDATE SKIP LOCKED
+  FROM unnest($1::uuid[], $9::text[]::tid[]) AS t(id, tid)
+  JOIN {{schema}}.digest_history d ON d.ctid = t.tid AND d.id = t.id
+  WHERE d.created_at < $4::timestamptz
+  FOR UPDATE OF d SKIP LOCKED
 ), changed AS (
   UPDATE {{schema}}.digest_history d
   SET status = $2, sent_at = NULL

@@ -2,8 +2,9 @@
 -- (created_at, id); never OFFSET). $1 in-flight statuses text[], $2 cut-off timestamptz,
 -- $3 user_id (or null), $4 digest_date (or null), $5 last created_at seen (or null to start),
 -- $6 last id seen, $7 page size.
--- Returns id, user_id, digest_date, status, created_at.
-SELECT d.id::text AS id, d.user_id::text AS user_id, d.digest_date, d.status::text AS status, d.created_at
+-- Returns id, tid (the row version's ctid, for the batches to reach it without an index probe),
+-- user_id, digest_date, status, created_at.
+SELECT d.id::text AS id, d.ctid::text AS tid, d.user_id::text AS user_id, d.digest_date, d.status::text AS status, d.created_at
 FROM {{schema}}.digest_history d
 WHERE d.status = ANY ($1::text[])
   AND d.created_at < $2::timestamptz

@@ -77,15 +77,19 @@ export type RedisForRepair = { client: RedisClient } | { skipped: string };
 
 interface PlanRow {
   id: string;
+  tid: string;
   user_id: string;
   digest_date: string;
   status: string;
   created_at: Date;
 }
 
-async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<RepairRow[]> {
+/** A planned row and where the plan saw it (its ctid), for the batch to reach it by. */
+type StaleRow = RepairRow & { tid: string };
+
+async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<StaleRow[]> {
   return db.readOnly(async (tx) => {
-    const out: RepairRow[] = [];
+    const out: StaleRow[] = [];
     const want = input.limit ?? Infinity;
     // Each page re-reads the in-flight rows through the status index: few, large pages, each asking
     // for one row more than it keeps, so a full last page does not cost another (empty) pass.
@@ -95,7 +99,7 @@ async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<R
       const size = Math.min(pageSize, want - out.length);
       const page: PlanRow[] = await tx.query<PlanRow>('stale_rows', [inFlightParam(), cutoff, input.userId ?? null, input.date ?? null, last?.created_at ?? null, last?.id ?? null, size + 1]);
       const kept = page.slice(0, size);
-      out.push(...kept.map((r) => ({ id: r.id, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: new Date(r.created_at) })));
+      for (const r of kept) out.push({ id: r.id, tid: r.tid, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: new Date(r.created_at) });
       if (page.length <= size) break;
       last = kept[kept.length - 1];
     }
@@ -160,23 +164,24 @@ export async function markStale(db: Db, redis: RedisForRepair, input: MarkStaleI
   });
 }
 
-async function applyStale(db: Db, runId: string, status: string, cutoff: Date, rows: RepairRow[], input: MarkStaleInput) {
+async function applyStale(db: Db, runId: string, status: string, cutoff: Date, rows: StaleRow[], input: MarkStaleInput) {
   const stats: BatchStats = { batches: 0, longestBatchMs: 0 };
   let rowsChanged = 0;
   let changedMeanwhile = 0;
   const loop = await batchLoop(rows, () => 1, input, async (batch) => {
     const ids = batch.map((r) => r.id);
     const changed = await inBatch(db, input.lockTimeoutMs, stats, async (tx) =>
-      (await tx.query<{ id: string }>('stale_apply', [ids, status, inFlightParam(), cutoff, runId, COMMAND, db.ids.schema, CLIENT_HOST])).map((r) => r.id),
+      (await tx.query<{ id: string }>('stale_apply', [ids, status, inFlightParam(), cutoff, runId, COMMAND, db.ids.schema, CLIENT_HOST, batch.map((r) => r.tid)])).map((r) => r.id),
     );
     rowsChanged += changed.length;
     const changedSet = new Set(changed);
     const missed = ids.filter((id) => !changedSet.has(id));
     if (!missed.length) return [];
-    // Not locked: either another session holds it (retry) or it is no longer stale (leave it).
-    const still = new Set((await db.query<{ id: string }>('stale_still', [missed, inFlightParam(), cutoff])).map((r) => r.id));
+    // Not changed: another session holds it, or it moved (retry where it is now), or it is no
+    // longer stale (leave it).
+    const still = new Map((await db.query<{ id: string; tid: string }>('stale_still', [missed, inFlightParam(), cutoff])).map((r) => [r.id, r.tid]));
     changedMeanwhile += missed.length - still.size;
-    return batch.filter((r) => still.has(r.id));
+    return batch.filter((r) => still.has(r.id)).map((r) => ({ ...r, tid: still.get(r.id)! }));
   });
   return { stats, rowsChanged, changedMeanwhile, loop, interrupted: loop.interrupted };
 }
