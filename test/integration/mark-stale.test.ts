@@ -103,6 +103,25 @@ describe('mark-stale', () => {
     expect(r.applied).toMatchObject({ rowsChanged: 2, changedMeanwhile: 1 });
     expect((await rowOf(s.pendingNew)).status).toBe('sent');
   });
+
+  it('a row the service rewrote since the plan but left stale is still marked, audited as it is now', async () => {
+    const s = await seedIncident(t);
+    // The row moves (a new version elsewhere) but stays pending: the batch misses it where the plan
+    // saw it, and the retry finds it where it is now.
+    let touched = false;
+    const r = await markStale(db, NO_REDIS, {
+      ...input({ apply: true, batchSize: 1 }),
+      onProgress: async () => {
+        if (touched) return;
+        touched = true;
+        await t.client.query(`UPDATE ${t.schema}.digest_history SET content = 'rewritten' WHERE id = $1`, [s.pendingNew]);
+      },
+    });
+    expect(r.applied).toMatchObject({ rowsChanged: 3, changedMeanwhile: 0, skipped: [] });
+    expect(await rowOf(s.pendingNew)).toEqual({ status: 'failed', sent_at: null });
+    const audit = await t.client.query(`SELECT before->>'content' AS content FROM ${t.stateSchema}.audit WHERE row_id = $1`, [s.pendingNew]);
+    expect(audit.rows).toEqual([{ content: 'rewritten' }]);
+  });
 });
 
 describe('mark-stale with Redis', () => {
