@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseEventJson, parseEventObject, serializeEvent } from '../../src/core/event.js';
+import { DigestGenerateEventSchema, parseEventJson, parseEventObject, serializeEvent } from '../../src/core/event.js';
 import { hash64, hash64Bytes, matchPlainEvent, parseEntryEvent, plainlyValidEvent, RowCheck, ScanAccumulator, U128Index, uuidWords, uuidWordsAt, wordsToUuid, type PlainEventAt } from '../../src/core/stream-scan.js';
 
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
@@ -183,6 +183,10 @@ describe('matchPlainEvent (the byte-level fast path) never accepts what JSON.par
         check(JSON.stringify(o));
         check(python(o));
       }
+    }
+    // every field the schema knows, today's and any added later, with values a constraint would refuse
+    for (const field of Object.keys(DigestGenerateEventSchema.shape)) {
+      for (const v of ['zz', '', 12, '2025-11-25', USER]) check(JSON.stringify({ ...base(), [field]: v }));
     }
     // numbers JSON.parse reads as 4 but the fast path leaves to it; a repeated field (the last wins)
     for (const w of ['4.0', '4e0', '04', '0x4', '4 ', '-0', '6.']) check(serializeEvent(base()).replace(/}$/, `,"window_size_hours":${w}}`));
