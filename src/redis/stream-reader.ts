@@ -138,6 +138,8 @@ export function canReadRaw(client: RedisClient): boolean {
 }
 
 const CR = 13;
+/** header(): not all of it has arrived. */
+const INCOMPLETE = -0x80000000;
 const DATA = Buffer.from(EVENT_FIELD);
 const encode = (args: readonly string[]) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
 
@@ -241,8 +243,14 @@ class RawConnection {
     return out;
   }
 
-  /** The number ending a `<type><digits>\r\n` header at p, and where the next item starts; undefined: not all here yet. */
-  private header(p: number): [number, number] | undefined {
+  /** Where the item after the last header read starts. */
+  private after = 0;
+
+  /**
+   * The number of a `<type><digits>\r\n` header at p (its end in `after`), or INCOMPLETE when not all
+   * of it is here yet. No tuple per header: five or more are read per entry.
+   */
+  private header(p: number): number {
     const b = this.store;
     let v = 0;
     let neg = false;
@@ -253,10 +261,13 @@ class RawConnection {
     }
     for (; i + 1 < this.len; i++) {
       const c = b[i]!;
-      if (c === CR) return [neg ? -v : v, i + 2];
+      if (c === CR) {
+        this.after = i + 2;
+        return neg ? -v : v;
+      }
       v = v * 10 + c - 48;
     }
-    return undefined;
+    return INCOMPLETE;
   }
 
   /** An error reply at the start: its text, or undefined if the reply is not an error. Waits for the whole line. */
@@ -289,11 +300,10 @@ class RawConnection {
     const err = await this.errorLine();
     if (err !== undefined) throw new RawReplyError(err || 'unexpected simple reply to XRANGE');
     if (this.store[0] !== 42) throw new Error(`unexpected reply type ${String.fromCharCode(this.store[0]!)} to XRANGE`);
-    let top: [number, number] | undefined;
-    while (!(top = this.header(0))) await this.more();
-    const count = top[0];
+    let count: number;
+    while ((count = this.header(0)) === INCOMPLETE) await this.more();
     const at = new Int32Array(Math.max(count, 0) * 4);
-    let p = top[1];
+    let p = this.after;
     for (let e = 0; e < count; ) {
       const q = this.entry(p, at, e * 4);
       if (q < 0) {
@@ -309,35 +319,44 @@ class RawConnection {
   /** Parses one `*2 id *2n fields...` entry at p into at[k..k+3]; returns the end, or -1 if not all here. */
   private entry(p: number, at: Int32Array, k: number): number {
     const b = this.store;
-    const pair = p < this.len ? this.header(p) : undefined;
-    if (!pair) return -1;
-    const id = pair[1] < this.len ? this.header(pair[1]) : undefined;
-    if (!id) return -1;
-    const idEnd = id[1] + id[0];
-    if (idEnd + 2 > this.len) return -1;
-    const fields = idEnd + 2 < this.len ? this.header(idEnd + 2) : undefined;
-    if (!fields) return -1;
-    let q = fields[1];
+    if (p >= this.len || this.header(p) === INCOMPLETE) return -1;
+    const idStart = this.after;
+    const idLength = idStart < this.len ? this.header(idStart) : INCOMPLETE;
+    if (idLength === INCOMPLETE) return -1;
+    const id = this.after;
+    const idEnd = id + idLength;
+    if (idEnd + 2 >= this.len) return -1;
+    const fieldCount = this.header(idEnd + 2);
+    if (fieldCount === INCOMPLETE) return -1;
+    let q = this.after;
     let dataStart = -1;
     let dataEnd = -1;
-    for (let i = 0; i < fields[0]; i++) {
-      const h = q < this.len ? this.header(q) : undefined;
-      if (!h) return -1;
-      const end = h[1] + h[0];
+    for (let i = 0; i < fieldCount; i++) {
+      const length = q < this.len ? this.header(q) : INCOMPLETE;
+      if (length === INCOMPLETE) return -1;
+      const start = this.after;
+      const end = start + length;
       if (end + 2 > this.len) return -1;
       // the value after a field named `data` (the last such, as the string path does)
-      if (i % 2 === 1 && dataStart === -2) {
-        dataStart = h[1];
-        dataEnd = end;
-      } else if (i % 2 === 0 && h[0] === DATA.length && b.compare(DATA, 0, DATA.length, h[1], end) === 0) dataStart = -2;
+      if (i % 2 === 1) {
+        if (dataStart === -2) {
+          dataStart = start;
+          dataEnd = end;
+        }
+      } else if (length === DATA.length && isData(b, start)) dataStart = -2;
       q = end + 2;
     }
-    at[k] = id[1];
+    at[k] = id;
     at[k + 1] = idEnd;
     at[k + 2] = dataStart;
     at[k + 3] = dataEnd;
     return q;
   }
+}
+
+function isData(b: Buffer, at: number): boolean {
+  for (let i = 0; i < DATA.length; i++) if (b[at + i] !== DATA[i]) return false;
+  return true;
 }
 
 /** `MOVED <slot> <host>:<port>` -> the node to ask instead (an empty host: the same one). */
