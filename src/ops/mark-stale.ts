@@ -81,7 +81,8 @@ interface PlanRow {
   user_id: string;
   digest_date: string;
   status: string;
-  created_at: Date;
+  /** Microseconds since the epoch (exact; int8 comes back as a number). */
+  created_us: number;
 }
 
 /** A planned row and where the plan saw it (its ctid), for the batch to reach it by. */
@@ -97,9 +98,9 @@ async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<S
     let last: PlanRow | undefined;
     while (out.length < want) {
       const size = Math.min(pageSize, want - out.length);
-      const page: PlanRow[] = await tx.query<PlanRow>('stale_rows', [inFlightParam(), cutoff, input.userId ?? null, input.date ?? null, last?.created_at ?? null, last?.id ?? null, size + 1]);
+      const page: PlanRow[] = await tx.query<PlanRow>('stale_rows', [inFlightParam(), cutoff, input.userId ?? null, input.date ?? null, last?.created_us ?? null, last?.id ?? null, size + 1]);
       const kept = page.slice(0, size);
-      for (const r of kept) out.push({ id: r.id, tid: r.tid, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: new Date(r.created_at) });
+      for (const r of kept) out.push({ id: r.id, tid: r.tid, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: new Date(Math.floor(r.created_us / 1000)) });
       if (page.length <= size) break;
       last = kept[kept.length - 1];
     }

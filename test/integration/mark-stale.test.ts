@@ -87,6 +87,12 @@ describe('mark-stale', () => {
     expect((await rowOf(s.pendingNew)).status).toBe('pending');
   });
 
+  it('pages the plan exactly, whatever the microseconds of created_at', async () => {
+    const rows = await insertRows(t, ['2025-11-01T00:00:00.000100Z', '2025-11-01T00:00:00.000200Z', '2025-11-01T00:00:00.000300Z', '2025-11-01T00:00:00.000400Z', '2025-11-01T00:00:00.000500Z'].map((at, i) => ({ userId: INCIDENT.cleanUser, digestDate: `2025-10-0${i + 1}`, status: 'pending', createdAt: at })));
+    const r = await markStale(db, NO_REDIS, input({ pageSize: 2 }));
+    expect(r.plan.items.map((x) => x.id)).toEqual(rows);
+  });
+
   it('a row the service moved on since the plan is left alone and counted', async () => {
     const s = await seedIncident(t);
     // The plan goes stale: batches of one row, and the service sends the last planned row after the
