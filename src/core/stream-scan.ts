@@ -58,7 +58,7 @@ export class U128Index {
       if (this.keys[k] === a && this.keys[k + 1] === b && this.keys[k + 2] === c && this.keys[k + 3] === d) return o;
     }
     const o = this.size++;
-    if (o * 4 + 4 > this.keys.length) this.keys = growU32(this.keys, this.keys.length * 2);
+    if (o * 4 + 4 > this.keys.length) this.keys = grow(this.keys, this.keys.length * 2);
     const k = o * 4;
     this.keys[k] = a;
     this.keys[k + 1] = b;
@@ -121,7 +121,7 @@ export class U64Index {
       if (this.keys[o * 2] === a && this.keys[o * 2 + 1] === b) return o;
     }
     const o = this.size++;
-    if (o * 2 + 2 > this.keys.length) this.keys = growU32(this.keys, this.keys.length * 2);
+    if (o * 2 + 2 > this.keys.length) this.keys = grow(this.keys, this.keys.length * 2);
     this.keys[o * 2] = a;
     this.keys[o * 2 + 1] = b;
     this.slots[i] = o;
@@ -138,24 +138,12 @@ export class U64Index {
   }
 }
 
-function growU32(a: Uint32Array, n: number): Uint32Array<ArrayBuffer> {
-  const b = new Uint32Array(n);
-  b.set(a);
-  return b;
-}
-function growU16(a: Uint16Array, n: number): Uint16Array<ArrayBuffer> {
-  const b = new Uint16Array(n);
-  b.set(a);
-  return b;
-}
-function growF64(a: Float64Array, n: number): Float64Array<ArrayBuffer> {
-  const b = new Float64Array(n);
-  b.set(a);
-  return b;
-}
-function growI32(a: Int32Array, n: number): Int32Array<ArrayBuffer> {
-  const b = new Int32Array(n);
-  b.set(a);
+type Growable = Uint32Array | Uint16Array | Float64Array | Int32Array;
+
+/** A copy of `a` with room for `n` elements, of the same typed-array kind. */
+function grow<T extends Growable>(a: T, n: number): T {
+  const b = new (a.constructor as new (length: number) => T)(n);
+  b.set(a as ArrayLike<number>);
   return b;
 }
 
@@ -638,8 +626,8 @@ export class ScanAccumulator {
   private firstSeen(o: number, ms: number, seq: number, id: string | undefined, historyId: string | undefined): void {
     if (o >= this.counts.length) {
       const n = this.counts.length * 2;
-      this.firstIds = growF64(this.firstIds, n);
-      this.counts = growU16(this.counts, n);
+      this.firstIds = grow(this.firstIds, n);
+      this.counts = grow(this.counts, n);
     }
     // 42 bits of ms (until year 2109) and 11 of sequence fit a double exactly
     if (ms < 2 ** 42 && seq < 2048) this.firstIds[o] = ms * 2048 + seq;
@@ -675,7 +663,7 @@ export class ScanAccumulator {
     const before = this.keys.size;
     const k = this.keys.intern(h0, h1);
     if (k >= this.keyHistory.length) {
-      this.keyHistory = growI32(this.keyHistory, this.keyHistory.length * 2);
+      this.keyHistory = grow(this.keyHistory, this.keyHistory.length * 2);
       const c = new Uint8Array(this.keyConflicted.length * 2);
       c.set(this.keyConflicted);
       this.keyConflicted = c;
