@@ -92,7 +92,7 @@ export default async function run({ scale }) {
       notes:
         `Both copies of the table are filled identically; best of ${ROUNDS} rounds, each putting both copies back and timing tool and baseline side by side (alternating which goes first). ` +
         'Each repair runs through the library (the code the CLI runs: plan in a read-only snapshot, ' +
-        'advisory lock, batches with lock_timeout, row locks (FOR UPDATE SKIP LOCKED; fix-duplicates tries NOWAIT first), the guarded UPDATE, before/after images into the audit, the run record), the ' +
+        'advisory lock, batches with lock_timeout and synchronous_commit off (the run\'s final record flushes them), row locks (FOR UPDATE SKIP LOCKED; fix-duplicates tries NOWAIT first), the guarded UPDATE, before/after images into the audit, the run record), the ' +
         'baseline is one UPDATE from a bare pg client without audit. The two tables are checked to end up identical. Lock hold is measured from the ' +
         `batch's first locking statement to its commit, the longest batch of the best round; its baseline column is the 200 ms limit the issue sets. ` +
         `Longest over all rounds: fix-duplicates ${fixLockMax} ms, mark-stale ${staleLockMax} ms.`,
