@@ -84,9 +84,7 @@ export async function insertRows(t: TestSchema, rows: RowSpec[]): Promise<string
   return ids;
 }
 
-/** The incident of 2025-11-25 (incident.md) as rows: user 6af5e7d3... double-clicked; the table ended
- * up with a failed row (the superseded one), a pending duplicate pair from the placeholder path,
- * and another user's stuck row. */
+/** The incident of 2025-11-25 (sql/fixtures/incident.sql, which the README's first look loads too). */
 export const INCIDENT = {
   user: '6af5e7d3-e736-46da-bfc1-42786f2ab1c0',
   digestId: 'dac58a5d-522f-4e94-b803-caee803b53c6',
@@ -96,16 +94,12 @@ export const INCIDENT = {
 } as const;
 
 export async function seedIncident(t: TestSchema): Promise<{ failed: string; pendingOld: string; pendingNew: string; stuck: string; sent: string }> {
-  const [failed, pendingOld, pendingNew, stuck, sent] = await insertRows(t, [
-    // first click 18:36:57 MSK = 15:36:57 UTC; superseded by the manual path, then failed
-    { id: INCIDENT.digestId, userId: INCIDENT.user, digestDate: INCIDENT.day, status: 'failed', createdAt: '2025-11-25T15:36:57.291Z' },
-    // the second click 18:39:09 MSK inserted a new pending row; a worker placeholder added another
-    { id: 'a1111111-1111-4111-8111-111111111111', userId: INCIDENT.user, digestDate: INCIDENT.day, status: 'pending', createdAt: '2025-11-25T15:39:09.102Z' },
-    { id: 'a2222222-2222-4222-8222-222222222222', userId: INCIDENT.user, digestDate: INCIDENT.day, status: 'pending', createdAt: '2025-11-25T15:39:10.555Z' },
-    // a row pending for days: the publish failed after the commit
-    { id: 'b3333333-3333-4333-8333-333333333333', userId: INCIDENT.stuckUser, digestDate: '2025-11-20', status: 'pending', createdAt: '2025-11-20T06:00:00Z' },
-    // a healthy user
-    { id: 'c4444444-4444-4444-8444-444444444444', userId: INCIDENT.cleanUser, digestDate: INCIDENT.day, status: 'sent', createdAt: '2025-11-25T06:00:00Z', sentAt: '2025-11-25T06:01:30Z' },
-  ]);
-  return { failed: failed!, pendingOld: pendingOld!, pendingNew: pendingNew!, stuck: stuck!, sent: sent! };
+  await t.client.query(renderSql(loadSqlFile('fixtures/incident.sql'), { schema: t.schema, state: t.stateSchema }));
+  return {
+    failed: INCIDENT.digestId,
+    pendingOld: 'a1111111-1111-4111-8111-111111111111',
+    pendingNew: 'a2222222-2222-4222-8222-222222222222',
+    stuck: 'b3333333-3333-4333-8333-333333333333',
+    sent: 'c4444444-4444-4444-8444-444444444444',
+  };
 }
