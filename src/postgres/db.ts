@@ -1,5 +1,5 @@
 // The one module that owns the `pg` import. Everything else talks to Postgres through Db.
-import type { Client, QueryResultRow } from 'pg';
+import type { QueryResultRow } from 'pg';
 import { DoctorError, badInput } from '../errors.js';
 import { redactUrl } from '../core/redact.js';
 import { sql, type SqlIdentifiers } from './sql.js';
@@ -68,12 +68,21 @@ export function classifyPgError(err: unknown, target: string): unknown {
   return err;
 }
 
+/**
+ * The two things Db needs from a driver session. node-postgres' Client is one; an embedded engine
+ * (PGlite's query/close) can be adapted to it without touching any operation.
+ */
+export interface SqlSession {
+  query<R extends QueryResultRow>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  end(): Promise<void>;
+}
+
 export class Db {
   readonly ids: SqlIdentifiers;
   readonly target: string;
 
   constructor(
-    readonly client: Client,
+    readonly client: SqlSession,
     readonly config: PgConfig,
   ) {
     this.ids = { schema: config.schema, state: config.stateSchema };
