@@ -294,7 +294,7 @@ export async function migratePlan(db: Db, o: MigrateOptions): Promise<MigrateRes
     const p = planStatements(db, m, c, o);
     runs.push({ version: m.version, name: m.name, checksum: m.checksum, before: indexState(m, c), plan: p.plan, outcome: p.outcome, statements: p.statements, actions: [], attempts: 0, verification: null });
   }
-  const failing = pre.checks.filter((c) => c.verdict === 'fail');
+  const failing = failedChecks(pre);
   const nothing = runs.every((r) => r.outcome === 'noop');
   const blocked = runs.find((r) => r.outcome === 'refused' || r.outcome === 'busy');
   return {
@@ -308,7 +308,7 @@ export async function migratePlan(db: Db, o: MigrateOptions): Promise<MigrateRes
       : nothing
         ? 'nothing to do: every migration is installed, valid and matching'
         : failing.length
-          ? `--apply would refuse: ${failing.map((c) => c.name).join(', ')} failed`
+          ? wouldRefuse(failing)
           : 'dry run: run with --apply to build',
     target: target(db),
     ...pre,
@@ -456,6 +456,15 @@ function emptyRun(m: Migration, c: CatalogIndex, plan: string, outcome: MigrateO
   return { version: m.version, name: m.name, checksum: m.checksum, before: indexState(m, c), plan, outcome, statements: [], actions: [], attempts: 0, verification: null };
 }
 
+const failedChecks = (pre: Preflight) => pre.checks.filter((c) => c.verdict === 'fail');
+const wouldRefuse = (failing: Preflight['checks']) => `--apply would refuse: ${failing.map((c) => c.name).join(', ')} failed`;
+
+/** The result of an --apply whose preflight failed (exit 4), or null when every check passed. */
+function refusedByPreflight(db: Db, mode: 'apply' | 'down', pre: Preflight): MigrateResult | null {
+  const failing = failedChecks(pre);
+  return failing.length ? finish(db, mode, 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, pre, []) : null;
+}
+
 function finish(db: Db, mode: MigrateResult['mode'], outcome: MigrateOutcome, message: string, pre: Preflight, runs: MigrationRun[]): MigrateResult {
   const ok = outcome === 'applied' || outcome === 'noop' || outcome === 'removed' || outcome === 'planned';
   return { schemaVersion: MIGRATE_SCHEMA_VERSION, command: 'migrate', mode, ok, outcome, message, target: target(db), ...pre, migrations: runs };
@@ -465,8 +474,8 @@ function finish(db: Db, mode: MigrateResult['mode'], outcome: MigrateOutcome, me
 export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHooks): Promise<MigrateResult> {
   const migrations = loadMigrations();
   const pre = await preflight(db, o, { duplicates: false, lock: false });
-  const failing = pre.checks.filter((c) => c.verdict === 'fail');
-  if (failing.length) return finish(db, 'apply', 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, pre, []);
+  const refused = refusedByPreflight(db, 'apply', pre);
+  if (refused) return refused;
   const runs: MigrationRun[] = [];
   await ledgerWritesAsync(db);
   const locked = await withLock(db, o, hooks.signal, async () => {
@@ -559,15 +568,15 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
       runs.push(emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist: nothing to drop`, c.exists ? 'planned' : 'noop'));
       if (c.exists) runs[runs.length - 1]!.statements.push(...setStatements(o.lockTimeoutMs, o.statementTimeoutMs), stmt);
     }
-    const failing = pre.checks.filter((c) => c.verdict === 'fail');
+    const failing = failedChecks(pre);
     const nothing = runs.every((r) => r.outcome === 'noop');
     return {
-      ...finish(db, 'down-plan', nothing ? 'noop' : 'planned', nothing ? 'nothing to remove' : failing.length ? `--apply would refuse: ${failing.map((c) => c.name).join(', ')} failed` : 'dry run: run with --down --apply to remove', pre, runs),
+      ...finish(db, 'down-plan', nothing ? 'noop' : 'planned', nothing ? 'nothing to remove' : failing.length ? wouldRefuse(failing) : 'dry run: run with --down --apply to remove', pre, runs),
       ok: failing.length === 0,
     };
   }
-  const failing = pre.checks.filter((c) => c.verdict === 'fail');
-  if (failing.length) return finish(db, 'down', 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, pre, []);
+  const refused = refusedByPreflight(db, 'down', pre);
+  if (refused) return refused;
   await ledgerWritesAsync(db);
   const locked = await withLock(db, o, hooks.signal, async () => {
     let b: Db | null = null;
