@@ -47,7 +47,7 @@ export default async function run({ scale }) {
     for (let round = 0; round < ROUNDS; round++) {
       for (const s of ['tool', 'base']) await client.query(`UPDATE ${s}.digest_history SET status = 'pending' WHERE status = 'failed'`);
       // The audit exists from the first round on, as it does after a repair's first run in production.
-      await client.query(`DO $$ BEGIN IF to_regclass('dd.audit') IS NOT NULL THEN TRUNCATE dd.audit, dd.runs; END IF; END $$`);
+      await client.query(`DO $$ BEGIN IF to_regclass('dd.audit_batches') IS NOT NULL THEN TRUNCATE dd.audit_batches, dd.runs; END IF; END $$`);
       await client.query('VACUUM ANALYZE');
       const db = await connectPg({ url: bench.url, schema: 'tool', stateSchema: 'dd', statementTimeoutMs: 600_000 });
       dbs.push(db);

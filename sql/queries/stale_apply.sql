@@ -1,6 +1,6 @@
 -- One mark-stale batch in one statement: locks the given rows (skipping rows another session holds)
 -- and those still in flight and older than the cut-off it marks with the repair status and
--- clears sent_at, writes each changed row's before- and after-image to the audit, and counts them on
+-- clears sent_at, writes the batch's images to the audit (one audit_batches row), and counts them on
 -- the run. The before-image is the row as locked (FOR UPDATE returns the latest committed version,
 -- which the UPDATE then changes), so the audit is exact even if the row changed since the snapshot.
 -- $1 ids uuid[], $2 new status, $3 in-flight statuses text[], $4 cut-off, $5 run id, $6 command,
@@ -15,7 +15,7 @@ WITH locked AS (
   -- The ctid is stable while this transaction holds the lock, so the UPDATE finds the row there; a
   -- row the UPDATE's snapshot cannot see at that ctid (changed in between) is simply not updated,
   -- and left to the retry pass.
-  SELECT d.ctid AS tid, d.id, d.status, to_jsonb(d) AS before
+  SELECT d.ctid AS tid, d.id, d.status, row_to_json(d) AS before
   FROM unnest($1::uuid[], $9::text[]::tid[]) AS t(id, tid)
   JOIN {{schema}}.digest_history d ON d.ctid = t.tid AND d.id = t.id
   WHERE d.created_at < $4::timestamptz
@@ -27,12 +27,13 @@ WITH locked AS (
   WHERE d.ctid = l.tid AND d.id = l.id AND l.status = ANY ($3::text[])
   RETURNING d.id, l.before
 ), audited AS (
-  -- The after-image is the before-image with the two columns this UPDATE sets: the same jsonb as
-  -- to_jsonb of the new row, without converting every row a second time.
-  INSERT INTO {{state}}.audit (run_id, command, table_schema, row_id, before, after, client_host)
-  SELECT $5::uuid, $6, $7, id, before, before || jsonb_build_object('status', $2::text, 'sent_at', NULL), $8 FROM changed
-  RETURNING row_id
+  -- The change is the two columns this UPDATE sets.
+  INSERT INTO {{state}}.audit_batches (run_id, command, table_schema, row_ids, befores, changes, client_host)
+  SELECT $5::uuid, $6, $7, array_agg(id), array_agg(before), array_agg(json_build_object('status', $2::text, 'sent_at', NULL)), $8
+  FROM changed
+  HAVING count(*) > 0
+  RETURNING cardinality(row_ids) AS n
 ), counted AS (
-  UPDATE {{state}}.runs SET rows_changed = rows_changed + (SELECT count(*) FROM audited) WHERE id = $5::uuid
+  UPDATE {{state}}.runs SET rows_changed = rows_changed + (SELECT n FROM audited) WHERE id = $5::uuid AND EXISTS (SELECT FROM audited)
 )
-SELECT row_id::text AS id FROM audited
+SELECT id::text AS id FROM changed

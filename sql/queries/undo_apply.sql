@@ -17,12 +17,15 @@ WITH target AS (
            SELECT 1 FROM {{schema}}.digest_history o
            WHERE o.user_id = d.user_id AND o.digest_date = d.digest_date AND o.id <> d.id
              AND o.status = ANY ($4::text[])))
-  RETURNING d.id, to_jsonb(old) AS before, to_jsonb(d) AS after
+  RETURNING d.id, row_to_json(old) AS before, json_build_object('status', d.status, 'sent_at', d.sent_at) AS change
 ), audited AS (
-  INSERT INTO {{state}}.audit (run_id, command, table_schema, row_id, before, after, client_host)
-  SELECT $5::uuid, $6, $7, id, before, after, $8 FROM changed
-  RETURNING row_id
+  -- The change is the two columns this UPDATE sets.
+  INSERT INTO {{state}}.audit_batches (run_id, command, table_schema, row_ids, befores, changes, client_host)
+  SELECT $5::uuid, $6, $7, array_agg(id), array_agg(before), array_agg(change), $8
+  FROM changed
+  HAVING count(*) > 0
+  RETURNING cardinality(row_ids) AS n
 ), counted AS (
-  UPDATE {{state}}.runs SET rows_changed = rows_changed + (SELECT count(*) FROM audited) WHERE id = $5::uuid
+  UPDATE {{state}}.runs SET rows_changed = rows_changed + (SELECT n FROM audited) WHERE id = $5::uuid AND EXISTS (SELECT FROM audited)
 )
-SELECT row_id::text AS id FROM audited
+SELECT id::text AS id FROM changed

@@ -1,6 +1,6 @@
-// The repair audit in the tool's own schema ({{state}}.runs, {{state}}.audit; sql/state/audit.sql):
-// starting and finishing runs, reading them back. Batches write their audit rows themselves, in the
-// same statement as their UPDATE (sql/queries/*_apply.sql).
+// The repair audit in the tool's own schema ({{state}}.runs, {{state}}.audit_batches and the view
+// {{state}}.audit; sql/state/audit.sql): starting and finishing runs, reading them back. Batches
+// write their images themselves, in the same statement as their UPDATE (sql/queries/*_apply.sql).
 import { hostname } from 'node:os';
 import type { Db } from './db.js';
 import { ensureState } from './state.js';
@@ -107,16 +107,15 @@ export interface AuditRecord {
   after: RowImage;
 }
 
-const NIL_UUID = '00000000-0000-0000-0000-000000000000';
-
-/** Every audit row of a run (one per changed row), read a page at a time. */
+/** Every audited row of a run, in the order written, read a page at a time. */
 export async function readRunAudit(db: Db, runId: string, pageSize = 5000): Promise<AuditRecord[]> {
   const out: AuditRecord[] = [];
-  let last = NIL_UUID;
+  let last = { seq: 0, ord: 0 };
   for (;;) {
-    const page = await db.query<{ row_id: string; before: RowImage; after: RowImage }>('audit_run_page', [runId, last, pageSize]);
+    const page = await db.query<{ row_id: string; before: RowImage; after: RowImage; batch_seq: number; batch_ord: number }>('audit_run_page', [runId, last.seq, last.ord, pageSize]);
     for (const r of page) out.push({ rowId: r.row_id, before: r.before, after: r.after });
     if (page.length < pageSize) return out;
-    last = page[page.length - 1]!.row_id;
+    const tail = page[page.length - 1]!;
+    last = { seq: tail.batch_seq, ord: tail.batch_ord };
   }
 }
