@@ -1,8 +1,11 @@
 -- The in-flight rows of (user, day) groups with more than one in-flight row, a page of groups at a
 -- time in (user_id, digest_date) order (keyset: groups after $5/$6; never OFFSET).
 -- $1 in-flight statuses text[], $2 user_id (or null), $3 digest_date = (or null), $4 digest_date >= (or null),
--- $5 last user_id seen (or null to start), $6 last digest_date seen, $7 groups per page.
--- Returns id, user_id, digest_date, status, created_at, ordered by group then newest first.
+-- $5 last user_id seen (or null to start), $6 last digest_date seen, $7 groups per page, $8 keep policy
+-- ('newest' | 'oldest').
+-- Returns id, user_id, digest_date, status, created_at, keep_rank (1 for the row to keep, then 2, 3..
+-- in keep order: newest: created_at, then id, descending, as the service orders rows, to the
+-- microsecond; oldest: ascending; fix_batch ranks the same way), in no particular order.
 WITH groups AS (
   SELECT user_id, digest_date
   FROM {{schema}}.digest_history
@@ -16,8 +19,10 @@ WITH groups AS (
   ORDER BY user_id, digest_date
   LIMIT $7
 )
-SELECT d.id::text AS id, d.user_id::text AS user_id, d.digest_date, d.status::text AS status, d.created_at
+SELECT d.id::text AS id, d.user_id::text AS user_id, d.digest_date, d.status::text AS status, d.created_at,
+       row_number() OVER (PARTITION BY d.user_id, d.digest_date
+                          ORDER BY CASE WHEN $8 = 'oldest' THEN d.created_at END, CASE WHEN $8 = 'oldest' THEN d.id END,
+                                   d.created_at DESC, d.id DESC)::int AS keep_rank
 FROM {{schema}}.digest_history d
 JOIN groups g ON g.user_id = d.user_id AND g.digest_date = d.digest_date
 WHERE d.status = ANY ($1::text[])
-ORDER BY d.user_id, d.digest_date, d.created_at DESC, d.id DESC

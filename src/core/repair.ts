@@ -2,7 +2,6 @@
 // plan is cut into batches, what a batch does once it has re-read its rows under lock, and which
 // rows an undo may restore. No I/O, no clock.
 import { IN_FLIGHT_STATUSES, isInFlight } from './contract.js';
-import { classifyGroup, type KeepPolicy } from './duplicates.js';
 
 /** Statuses a repair may write, best first. Only a terminal, not-sent status fits. */
 export const REPAIR_TARGET_STATUSES = ['failed'] as const;
@@ -163,10 +162,15 @@ export interface GroupPlan {
 
 export const groupKey = (userId: string, digestDate: string): string => `${userId}|${digestDate}`;
 
-/** Groups the rows of many (user, day) and plans each group with more than one in-flight row. */
-export function planDuplicateGroups(rows: readonly RepairRow[], keep: KeepPolicy): GroupPlan[] {
-  const byGroup = new Map<string, RepairRow[]>();
+/**
+ * Groups the in-flight rows of many (user, day) and plans each group with more than one: the row of
+ * keep rank 1 is kept, the others are the duplicates to fail. The database ranks them
+ * (fix_duplicate_rows: by the policy, to the microsecond, as the service orders rows).
+ */
+export function planDuplicateGroups(rows: ReadonlyArray<RepairRow & { keepRank: number }>): GroupPlan[] {
+  const byGroup = new Map<string, Array<RepairRow & { keepRank: number }>>();
   for (const r of rows) {
+    if (!isInFlight(r.status)) continue;
     const k = groupKey(r.userId, r.digestDate);
     const list = byGroup.get(k);
     if (list) list.push(r);
@@ -174,8 +178,9 @@ export function planDuplicateGroups(rows: readonly RepairRow[], keep: KeepPolicy
   }
   const plans: GroupPlan[] = [];
   for (const list of byGroup.values()) {
-    const cls = classifyGroup(list, keep);
-    if (cls.kept && cls.extras.length) plans.push({ userId: cls.kept.userId, digestDate: cls.kept.digestDate, kept: cls.kept, extras: cls.extras });
+    if (list.length < 2) continue;
+    const [kept, ...extras] = list.sort((a, b) => a.keepRank - b.keepRank).map(({ keepRank: _, ...row }) => row);
+    plans.push({ userId: kept!.userId, digestDate: kept!.digestDate, kept: kept!, extras });
   }
   return plans.sort((a, b) => cmp(a.userId, b.userId) || cmp(a.digestDate, b.digestDate));
 }
@@ -201,44 +206,37 @@ export function chunkByRows<T>(items: readonly T[], size: number, rowsOf: (item:
   return batches;
 }
 
-/** A row as a batch re-reads it under lock, with the number of in-flight rows its group has now. */
-export interface LockedRow extends RepairRow {
-  /** In-flight rows of this (user, day) visible now, locked by us or not. */
-  groupInFlight: number;
+/** What fix_batch reports for one (user, day) of a batch that has an in-flight row. */
+export interface GroupReport {
+  userId: string;
+  digestDate: string;
+  /** In-flight rows the batch's snapshot saw. */
+  visibleN: number;
+  /** Of those, the ones it locked at the same version. */
+  stableN: number;
+  /** Set when the group was changed: the row kept and the rows failed. */
+  keptId: string | null;
+  failed: string[] | null;
 }
 
-export interface BatchDecision {
-  /** Rows to fail, each with the kept row that guards it. */
-  updates: Array<{ id: string; keptId: string }>;
+export interface BatchOutcome {
   groups: Array<{ userId: string; digestDate: string; keptId: string; failed: string[] }>;
-  /** Another session holds some of the group's rows: left for the retry pass. */
+  /** Another session held some of the group's rows, or they changed since the snapshot: left for the retry pass. */
   deferred: Array<{ userId: string; digestDate: string }>;
   /** Down to one in-flight row (or none) since the plan: nothing to do. */
   resolved: Array<{ userId: string; digestDate: string }>;
 }
 
-/**
- * Given the in-flight rows a batch locked (SKIP LOCKED) for its planned groups, decides again
- * (the plan may be stale): a group is fixed only when every in-flight row it has is locked by us.
- */
-export function decideDuplicateBatch(planned: ReadonlyArray<{ userId: string; digestDate: string }>, locked: readonly LockedRow[], keep: KeepPolicy): BatchDecision {
-  const byGroup = new Map<string, LockedRow[]>();
-  for (const r of locked) {
-    const k = groupKey(r.userId, r.digestDate);
-    byGroup.set(k, [...(byGroup.get(k) ?? []), r]);
-  }
-  const out: BatchDecision = { updates: [], groups: [], deferred: [], resolved: [] };
+/** Sorts the planned groups of a batch by what fix_batch reported for them (a group it did not report has no in-flight row). */
+export function batchOutcome(planned: ReadonlyArray<{ userId: string; digestDate: string }>, reports: readonly GroupReport[]): BatchOutcome {
+  const byGroup = new Map(reports.map((r) => [groupKey(r.userId, r.digestDate), r]));
+  const out: BatchOutcome = { groups: [], deferred: [], resolved: [] };
   for (const g of planned) {
-    const rows = (byGroup.get(groupKey(g.userId, g.digestDate)) ?? []).filter((r) => isInFlight(r.status));
-    const visible = Math.max(0, ...rows.map((r) => r.groupInFlight));
-    if (rows.length < visible) out.deferred.push(g);
-    else if (rows.length < 2) out.resolved.push(g);
-    else {
-      const cls = classifyGroup(rows, keep);
-      const keptId = cls.kept!.id;
-      out.updates.push(...cls.extras.map((r) => ({ id: r.id, keptId })));
-      out.groups.push({ ...g, keptId, failed: cls.extras.map((r) => r.id) });
-    }
+    const r = byGroup.get(groupKey(g.userId, g.digestDate));
+    const key = { userId: g.userId, digestDate: g.digestDate };
+    if (!r || r.visibleN < 2) out.resolved.push(key);
+    else if (r.stableN < r.visibleN || !r.keptId || !r.failed?.length) out.deferred.push(key);
+    else out.groups.push({ ...key, keptId: r.keptId, failed: r.failed });
   }
   return out;
 }

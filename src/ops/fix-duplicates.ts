@@ -1,9 +1,10 @@
 // `fix-duplicates`: every (user, day) with more than one in-flight row keeps one (newest or oldest)
-// and the others get the repair status. Planned in a read-only snapshot; applied in short batches
-// that re-read and lock each group, guard the UPDATE on the kept row, and audit in the same statement.
+// and the others get the repair status. Planned in a read-only snapshot; applied in short batches,
+// each one statement (sql/queries/fix_batch.sql) that re-reads and locks each group, decides again,
+// changes only groups no other session holds or changed, and audits.
 import { z } from 'zod';
 import { type KeepPolicy } from '../core/duplicates.js';
-import { decideDuplicateBatch, groupKey, inFlightParam, planDuplicateGroups, type GroupPlan, type LockedRow, type RepairRow } from '../core/repair.js';
+import { batchOutcome, groupKey, inFlightParam, planDuplicateGroups, type GroupPlan, type GroupReport, type RepairRow } from '../core/repair.js';
 import { CLIENT_HOST } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
 import { BatchStatsSchema, RepairStatusSchema, batchLoop, inBatch, iso, recordedRun, repairStatus, withRepairLock, type BatchOptions, type BatchStats } from './repair.js';
@@ -63,9 +64,9 @@ interface PlanRow {
   digest_date: string;
   status: string;
   created_at: Date;
+  keep_rank: number;
 }
 
-const toRepairRow = (r: PlanRow): RepairRow => ({ id: r.id, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: new Date(r.created_at) });
 
 /** Every duplicate group, paged in (user, day) order, in one read-only snapshot. */
 async function readPlan(db: Db, input: FixDuplicatesInput): Promise<{ now: Date; groups: GroupPlan[] }> {
@@ -76,8 +77,8 @@ async function readPlan(db: Db, input: FixDuplicatesInput): Promise<{ now: Date;
     const groups: GroupPlan[] = [];
     let last: { user: string; day: string } | null = null;
     for (;;) {
-      const rows: PlanRow[] = await tx.query<PlanRow>('fix_duplicate_rows', [inFlightParam(), input.userId ?? null, input.date ?? null, input.since ?? null, last?.user ?? null, last?.day ?? null, pageSize]);
-      const page = planDuplicateGroups(rows.map(toRepairRow), input.keep);
+      const rows: PlanRow[] = await tx.query<PlanRow>('fix_duplicate_rows', [inFlightParam(), input.userId ?? null, input.date ?? null, input.since ?? null, last?.user ?? null, last?.day ?? null, pageSize, input.keep]);
+      const page = planDuplicateGroups(rows.map((r) => ({ id: r.id, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: r.created_at, keepRank: r.keep_rank })));
       groups.push(...page);
       const tail: PlanRow | undefined = rows[rows.length - 1];
       if (!tail || page.length < pageSize) return { now, groups };
@@ -131,33 +132,13 @@ export async function fixDuplicates(db: Db, input: FixDuplicatesInput): Promise<
   });
 }
 
-interface LockedDbRow extends PlanRow {
-  /** ctid, as text: where the locked row is, for the UPDATE to reach it without an index probe. */
-  tid: string;
-  group_in_flight: number;
-}
-
-/**
- * Locks the in-flight rows of the batch's groups. Fast path: all of them, NOWAIT (nothing skipped,
- * so each group's count is what was locked). If another session holds one, back to the savepoint
- * and lock what is free (SKIP LOCKED) with an unlocked count that shows which groups are short.
- */
-async function lockGroups(tx: Db, batch: readonly GroupPlan[]): Promise<{ rows: LockedRow[]; locked: Map<string, LockedDbRow> }> {
-  const params = [batch.map((g) => g.userId), batch.map((g) => g.digestDate), inFlightParam()];
-  await tx.query('repair_savepoint');
-  let locked: LockedDbRow[];
-  try {
-    const rows = await tx.query<LockedDbRow>('fix_lock_groups_nowait', params);
-    const keyOf = (r: LockedDbRow) => groupKey(r.user_id, r.digest_date);
-    const perGroup = new Map<string, number>();
-    for (const r of rows) perGroup.set(keyOf(r), (perGroup.get(keyOf(r)) ?? 0) + 1);
-    locked = rows.map((r) => ({ ...r, group_in_flight: perGroup.get(keyOf(r))! }));
-  } catch (err) {
-    if ((err as { code?: string })?.code !== '55P03') throw err;
-    await tx.query('repair_rollback_savepoint');
-    locked = await tx.query<LockedDbRow>('fix_lock_groups', params);
-  }
-  return { rows: locked.map((r) => ({ ...toRepairRow(r), groupInFlight: r.group_in_flight })), locked: new Map(locked.map((r) => [r.id, r])) };
+interface ReportRow {
+  user_id: string;
+  digest_date: string;
+  visible_n: number;
+  stable_n: number;
+  kept_id: string | null;
+  failed: string[] | null;
 }
 
 async function applyPlan(db: Db, runId: string, status: string, groups: GroupPlan[], input: FixDuplicatesInput) {
@@ -167,30 +148,17 @@ async function applyPlan(db: Db, runId: string, status: string, groups: GroupPla
   let resolved = 0;
   // A batch counts the rows it changes; each group's kept row is locked along with them.
   const loop = await batchLoop(groups, (g) => g.extras.length, input, async (batch) => {
-    const { decision, changed } = await inBatch(db, input.lockTimeoutMs, stats, async (tx) => {
-      const { rows, locked } = await lockGroups(tx, batch);
-      const decision = decideDuplicateBatch(batch, rows, input.keep);
-      if (!decision.updates.length) return { decision, changed: 0 };
-      const ids = await tx.query<{ id: string }>('fix_apply', [
-        decision.updates.map((u) => u.id),
-        decision.updates.map((u) => locked.get(u.id)!.tid),
-        decision.updates.map((u) => locked.get(u.id)!.status),
-        decision.updates.map((u) => u.keptId),
-        decision.updates.map((u) => locked.get(u.keptId)!.tid),
-        status,
-        inFlightParam(),
-        runId,
-        COMMAND,
-        db.ids.schema,
-        CLIENT_HOST,
-      ]);
-      return { decision, changed: ids.length };
-    });
+    const reports = await inBatch(db, input.lockTimeoutMs, stats, async (tx) =>
+      (
+        await tx.query<ReportRow>('fix_batch', [batch.map((g) => g.userId), batch.map((g) => g.digestDate), inFlightParam(), input.keep, status, runId, COMMAND, db.ids.schema, CLIENT_HOST])
+      ).map((r): GroupReport => ({ userId: r.user_id, digestDate: r.digest_date, visibleN: r.visible_n, stableN: r.stable_n, keptId: r.kept_id, failed: r.failed })),
+    );
+    const outcome = batchOutcome(batch, reports);
     // Counted after the commit: a retried batch counts once.
-    rowsChanged += changed;
-    groupsFixed += decision.groups.length;
-    resolved += decision.resolved.length;
-    const deferred = new Set(decision.deferred.map((g) => groupKey(g.userId, g.digestDate)));
+    rowsChanged += outcome.groups.reduce((n, g) => n + g.failed.length, 0);
+    groupsFixed += outcome.groups.length;
+    resolved += outcome.resolved.length;
+    const deferred = new Set(outcome.deferred.map((g) => groupKey(g.userId, g.digestDate)));
     return batch.filter((g) => deferred.has(groupKey(g.userId, g.digestDate)));
   });
   return { stats, rowsChanged, groupsFixed, resolved, loop, interrupted: loop.interrupted };

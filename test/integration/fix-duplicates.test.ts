@@ -89,6 +89,29 @@ describe('fix-duplicates', () => {
     expect([...(await inFlightPerGroup(t.client, t.schema)).values()].every((n) => n === 1)).toBe(true);
   });
 
+  it('orders rows to the microsecond, as the service does: the plan and the applied run keep the same row', async () => {
+    // Three rows inside one millisecond; the ids run against their order in time, so a millisecond
+    // clock (ties broken by id) would keep a different row.
+    const user = '7a1b2c3d-0000-4000-8000-000000000001';
+    const at = (us: number) => `2025-11-25T10:00:00.000${us}Z`;
+    const [late, mid, early] = await insertRows(t, [
+      { id: '00000000-0000-4000-8000-00000000000a', userId: user, digestDate: '2025-11-25', status: 'pending', createdAt: at(300) },
+      { id: '00000000-0000-4000-8000-00000000000b', userId: user, digestDate: '2025-11-25', status: 'pending', createdAt: at(200) },
+      { id: '00000000-0000-4000-8000-00000000000c', userId: user, digestDate: '2025-11-25', status: 'pending', createdAt: at(100) },
+    ]);
+    for (const [keep, kept, failed] of [['newest', late, [mid, early]], ['oldest', early, [mid, late]]] as const) {
+      const dry = await fixDuplicates(db, { ...batchDefaults(), keep, apply: false });
+      expect(dry.plan.items).toHaveLength(1);
+      expect(dry.plan.items[0]!.keep.id).toBe(kept);
+      expect(dry.plan.items[0]!.fail.map((r) => r.id)).toEqual(failed);
+      const run = await fixDuplicates(db, { ...batchDefaults(), keep, apply: true });
+      expect(run.applied).toMatchObject({ rowsChanged: 2, groupsFixed: 1 });
+      expect(await statusOf(kept)).toBe('pending');
+      for (const id of failed) expect(await statusOf(id)).toBe('failed');
+      await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'pending' WHERE user_id = $1`, [user]);
+    }
+  });
+
   it('--date and --since narrow the repair', async () => {
     await seedGroups(t, { tag: 'old', groups: 3, perGroup: 2, day: '2025-11-20', base: '2025-11-20T08:00:00Z' });
     await seedGroups(t, { tag: 'new', groups: 4, perGroup: 2, day: '2025-11-26', base: '2025-11-26T08:00:00Z' });

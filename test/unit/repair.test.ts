@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   allowedStatuses,
   chooseRepairStatus,
+  batchOutcome,
   chunkByRows,
-  decideDuplicateBatch,
   decideUndo,
   effectiveRunStatus,
   isLiveDelivery,
@@ -11,7 +11,7 @@ import {
   planDuplicateGroups,
   repairLockKey,
   type AuditEntry,
-  type LockedRow,
+  type GroupReport,
   type RepairRow,
   type RowImage,
 } from '../../src/core/repair.js';
@@ -82,27 +82,22 @@ const U2 = '22222222-2222-4222-8222-222222222222';
 const row = (id: string, userId: string, status: string, at: string, day = '2025-11-25'): RepairRow => ({ id, userId, digestDate: day, status, createdAt: new Date(at) });
 
 describe('planDuplicateGroups', () => {
+  // As fix_duplicate_rows returns them: grouped, the row to keep first.
   const rows = [
-    row('a', U1, 'pending', '2025-11-25T10:00:00Z'),
-    row('b', U1, 'pending', '2025-11-25T11:00:00Z'),
     row('c', U1, 'processing', '2025-11-25T12:00:00Z'),
+    row('b', U1, 'pending', '2025-11-25T11:00:00Z'),
+    row('a', U1, 'pending', '2025-11-25T10:00:00Z'),
     row('d', U2, 'pending', '2025-11-25T10:00:00Z'),
-    row('e', U2, 'sent', '2025-11-25T09:00:00Z'),
   ];
-  it('keeps the newest by default and fails the rest', () => {
-    const [g, ...rest] = planDuplicateGroups(rows, 'newest');
+  it('keeps the first row of each group and fails the others', () => {
+    const [g, ...rest] = planDuplicateGroups(rows);
     expect(rest).toEqual([]);
     expect(g!.kept.id).toBe('c');
     expect(g!.extras.map((r) => r.id)).toEqual(['b', 'a']);
   });
-  it('keeps the oldest when asked', () => {
-    const [g] = planDuplicateGroups(rows, 'oldest');
-    expect(g!.kept.id).toBe('a');
-    expect(g!.extras.map((r) => r.id)).toEqual(['b', 'c']);
-  });
-  it('breaks created_at ties by id, as the service orders rows', () => {
-    const [g] = planDuplicateGroups([row('x', U1, 'pending', '2025-11-25T10:00:00Z'), row('y', U1, 'pending', '2025-11-25T10:00:00Z')], 'newest');
-    expect(g!.kept.id).toBe('y');
+  it('ignores rows not in flight and orders the groups by (user, day)', () => {
+    const plans = planDuplicateGroups([row('x', U2, 'sent', '2025-11-25T09:00:00Z'), row('y', U2, 'pending', '2025-11-25T08:00:00Z'), row('z', U2, 'pending', '2025-11-25T07:00:00Z'), ...rows]);
+    expect(plans.map((g) => [g.userId, g.kept.id, g.extras.map((r) => r.id)])).toEqual([U1, U2].sort().map((u) => (u === U1 ? [U1, 'c', ['b', 'a']] : [U2, 'y', ['z', 'd']])));
   });
 });
 
@@ -113,28 +108,22 @@ describe('chunkByRows', () => {
   });
 });
 
-describe('decideDuplicateBatch', () => {
+describe('batchOutcome', () => {
   const g1 = { userId: U1, digestDate: '2025-11-25' };
   const g2 = { userId: U2, digestDate: '2025-11-25' };
-  const locked = (r: RepairRow, groupInFlight: number): LockedRow => ({ ...r, groupInFlight });
-  it('re-decides from what is locked now', () => {
-    const d = decideDuplicateBatch(
-      [g1, g2],
-      [locked(row('a', U1, 'pending', '2025-11-25T10:00:00Z'), 2), locked(row('b', U1, 'pending', '2025-11-25T11:00:00Z'), 2), locked(row('d', U2, 'pending', '2025-11-25T10:00:00Z'), 1)],
-      'newest',
-    );
-    expect(d.updates).toEqual([{ id: 'a', keptId: 'b' }]);
-    expect(d.groups).toEqual([{ ...g1, keptId: 'b', failed: ['a'] }]);
-    expect(d.resolved).toEqual([g2]);
-    expect(d.deferred).toEqual([]);
+  const g3 = { userId: U1, digestDate: '2025-11-26' };
+  const report = (g: typeof g1, visibleN: number, stableN: number, keptId: string | null = null, failed: string[] | null = null): GroupReport => ({ ...g, visibleN, stableN, keptId, failed });
+  it('sorts the groups into fixed, deferred (held or changed since the snapshot) and resolved', () => {
+    const d = batchOutcome([g1, g2, g3], [report(g1, 3, 3, 'c', ['a', 'b']), report(g2, 2, 1)]);
+    expect(d.groups).toEqual([{ ...g1, keptId: 'c', failed: ['a', 'b'] }]);
+    expect(d.deferred).toEqual([g2]);
+    expect(d.resolved).toEqual([g3]);
   });
-  it('defers a group when another session holds one of its in-flight rows', () => {
-    const d = decideDuplicateBatch([g1], [locked(row('a', U1, 'pending', '2025-11-25T10:00:00Z'), 3), locked(row('b', U1, 'pending', '2025-11-25T11:00:00Z'), 3)], 'newest');
-    expect(d.updates).toEqual([]);
-    expect(d.deferred).toEqual([g1]);
+  it('counts a group down to one in-flight row as resolved, held or not', () => {
+    expect(batchOutcome([g1], [report(g1, 1, 0)]).resolved).toEqual([g1]);
   });
-  it('counts a group with no in-flight row left as resolved', () => {
-    expect(decideDuplicateBatch([g1], [], 'oldest').resolved).toEqual([g1]);
+  it('defers a stable group that reports no change rather than count it fixed', () => {
+    expect(batchOutcome([g1], [report(g1, 2, 2)]).deferred).toEqual([g1]);
   });
 });
 
