@@ -107,8 +107,13 @@ export interface AuditRecord {
   after: RowImage;
 }
 
-/** Every audited row of a run, in the order written, read a page at a time. */
+/**
+ * Every audited row of a run, in the order written, read a page at a time. Only called for a run
+ * that exists, so the state schema does too: it is brought up to date first (an audit written by an
+ * earlier version moves into audit_batches).
+ */
 export async function readRunAudit(db: Db, runId: string, pageSize = 5000): Promise<AuditRecord[]> {
+  await ensureState(db, 'audit');
   const out: AuditRecord[] = [];
   let last = { seq: 0, ord: 0 };
   for (;;) {

@@ -23,7 +23,38 @@ const NO_REDIS = { skipped: 'Redis not configured' };
 const stale = (apply: boolean) => markStale(db, NO_REDIS, { ...batchDefaults(), olderThanMs: 86_400_000, includeLive: false, liveIdleMs: 300_000, apply });
 const setStatus = (id: string, status: string) => t.client.query(`UPDATE ${t.schema}.digest_history SET status = $2 WHERE id = $1`, [id, status]);
 
+// The audit as an earlier version kept it: a table with a row per changed row and whole jsonb images.
+async function downgradeAudit(state: string): Promise<void> {
+  await t.client.query(`
+    CREATE TABLE ${state}.audit_v1 AS
+      SELECT run_id, command, table_schema, row_id, before, after, db_user, client_addr, client_host, application_name, at FROM ${state}.audit;
+    DROP VIEW ${state}.audit;
+    DROP TABLE ${state}.audit_batches;
+    ALTER TABLE ${state}.audit_v1 RENAME TO audit;
+    ALTER TABLE ${state}.audit ADD PRIMARY KEY (run_id, row_id);`);
+}
+
 describe('undo', () => {
+  it('undoes a run audited by an earlier version: its per-row audit table moves into audit_batches first', async () => {
+    const s = await seedIncident(t);
+    await setStatus(s.pendingNew, 'sent');
+    const runId = (await stale(true)).applied!.runId!;
+    const before = (await t.client.query(`SELECT row_id::text, before, after FROM ${t.stateSchema}.audit ORDER BY row_id`)).rows;
+    expect(before).toHaveLength(2);
+    await downgradeAudit(t.stateSchema);
+    // A new process (this version) meets the old layout.
+    await db.close();
+    db = await openRepairDb(t);
+    const dry = await undoRun(db, { ...batchDefaults(), runId, apply: false });
+    expect(dry.target.audited).toBe(2);
+    expect(dry.plan.restore.map((r) => r.id).sort()).toEqual(before.map((r) => r.row_id));
+    const kind = await t.client.query(`SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)`, [`${t.stateSchema}.audit`]);
+    expect(kind.rows).toEqual([{ relkind: 'v' }]);
+    expect((await t.client.query(`SELECT row_id::text, before, after FROM ${t.stateSchema}.audit ORDER BY row_id`)).rows).toEqual(before);
+    const undone = await undoRun(db, { ...batchDefaults(), runId, apply: true });
+    expect(undone.applied!.rowsChanged).toBe(2);
+  });
+
   it('puts a mark-stale run back exactly (a dry run first), audited as a run of its own', async () => {
     const s = await seedIncident(t);
     // pendingNew is sent meanwhile so the day has no in-flight row left to collide with.
