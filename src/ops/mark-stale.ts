@@ -172,7 +172,7 @@ async function applyStale(db: Db, runId: string, status: string, cutoff: Date, r
   const loop = await batchLoop(rows, () => 1, input, async (batch) => {
     const ids = batch.map((r) => r.id);
     const changed = await inBatch(db, input.lockTimeoutMs, stats, async (tx) =>
-      (await tx.query<{ id: string }>('stale_apply', [ids, status, inFlightParam(), cutoff, runId, COMMAND, db.ids.schema, CLIENT_HOST, batch.map((r) => r.tid)])).map((r) => r.id),
+      (await tx.query<{ id: string }>('stale_apply', [ids, status, inFlightParam(), cutoff, runId, COMMAND, db.ids.schema, CLIENT_HOST, batch.map((r) => r.tid)], { prepare: true })).map((r) => r.id),
     );
     rowsChanged += changed.length;
     const changedSet = new Set(changed);

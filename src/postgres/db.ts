@@ -1,5 +1,5 @@
 // The one module that owns the `pg` import. Everything else talks to Postgres through Db.
-import type { QueryResultRow } from 'pg';
+import type { Client, QueryResultRow } from 'pg';
 import { DoctorError, badInput } from '../errors.js';
 import { redactUrl } from '../core/redact.js';
 import { sql, type SqlIdentifiers } from './sql.js';
@@ -74,7 +74,18 @@ export function classifyPgError(err: unknown, target: string): unknown {
  */
 export interface SqlSession {
   query<R extends QueryResultRow>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  /** Optional: runs `text` as the session's prepared statement `name` (parsed once, its plan cached by the server). */
+  queryPrepared?<R extends QueryResultRow>(name: string, text: string, params: unknown[]): Promise<{ rows: R[] }>;
   end(): Promise<void>;
+}
+
+/** node-postgres' Client as a SqlSession; prepared statements are its named queries. */
+function pgSession(client: Client): SqlSession {
+  return {
+    query: <R extends QueryResultRow>(text: string, params?: unknown[]) => client.query<R>(text, params),
+    queryPrepared: <R extends QueryResultRow>(name: string, text: string, params: unknown[]) => client.query<R>({ name, text, values: params }),
+    end: () => client.end(),
+  };
 }
 
 export class Db {
@@ -89,15 +100,23 @@ export class Db {
     this.target = describeTarget(config.url);
   }
 
-  /** Runs sql/queries/<name>.sql with positional parameters. */
-  async query<R extends QueryResultRow = Record<string, any>>(name: string, params: unknown[] = []): Promise<R[]> {
-    return this.raw<R>(sql(name, this.ids), params);
+  /**
+   * Runs sql/queries/<name>.sql with positional parameters. `prepare`: as a prepared statement, for
+   * a statement run many times whose plan does not depend on its parameters' values (the server
+   * may switch to a generic plan after five runs).
+   */
+  async query<R extends QueryResultRow = Record<string, any>>(name: string, params: unknown[] = [], opts: { prepare?: boolean } = {}): Promise<R[]> {
+    return this.run<R>(sql(name, this.ids), params, opts.prepare ? `digest-doctor:${name}` : undefined);
   }
 
   /** Runs literal text; for statements that must be built (DDL) or come from sql/migrations. */
   async raw<R extends QueryResultRow = Record<string, any>>(text: string, params: unknown[] = []): Promise<R[]> {
+    return this.run<R>(text, params);
+  }
+
+  private async run<R extends QueryResultRow>(text: string, params: unknown[], prepareAs?: string): Promise<R[]> {
     try {
-      const res = await this.client.query<R>(text, params);
+      const res = prepareAs && this.client.queryPrepared ? await this.client.queryPrepared<R>(prepareAs, text, params) : await this.client.query<R>(text, params);
       return res.rows;
     } catch (err) {
       throw classifyPgError(err, this.target);
@@ -162,5 +181,5 @@ export async function connectPg(config: PgConfig): Promise<Db> {
     await client.end().catch(() => undefined);
     throw classifyPgError(err, target);
   }
-  return new Db(client, config);
+  return new Db(pgSession(client), config);
 }
