@@ -36,8 +36,9 @@ const lines = [
   '',
   `Written by \`npm run bench\` (bench/run.mjs) on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, scale ${scale}.`,
   'Each figure is measured side by side with its baseline in the same run; the ratio is tool / baseline',
-  '(for throughputs, tool / baseline where higher is better). Timings are the best of a few runs on a',
-  'shared two-core machine: treat single figures as rough and ratios as the signal.',
+  '(for throughputs, tool / baseline where higher is better). Timings are the best of a few runs, or the',
+  'run with the median ratio (each benchmark\'s notes say which), on a shared two-core machine whose speed',
+  'drifts: treat single figures as rough and ratios as the signal.',
   '',
 ];
 for (const r of reports) {

@@ -67,7 +67,6 @@ interface PlanRow {
   keep_rank: number;
 }
 
-
 /** Every duplicate group, paged in (user, day) order, in one read-only snapshot. */
 async function readPlan(db: Db, input: FixDuplicatesInput): Promise<{ now: Date; groups: GroupPlan[] }> {
   return db.readOnly(async (tx) => {
