@@ -3,11 +3,11 @@
 -- exact keyset (a JavaScript Date keeps only milliseconds, and a page boundary inside a millisecond
 -- would repeat rows, or never advance) and a plain number to read.
 -- $1 in-flight statuses text[], $2 cut-off timestamptz, $3 user_id (or null), $4 digest_date (or
--- null), $5 last created_us seen (or null to start), $6 last id seen, $7 page size.
+-- null), $5 last createdUs seen (or null to start), $6 last id seen, $7 page size.
 -- Returns id, tid (the row version's ctid, for the batches to reach it without an index probe),
--- user_id, digest_date, status, created_us.
-SELECT d.id::text AS id, d.ctid::text AS tid, d.user_id::text AS user_id, d.digest_date, d.status::text AS status,
-       (extract(epoch FROM d.created_at) * 1000000)::int8 AS created_us
+-- userId, digestDate, status, createdUs (named as mark-stale's StaleRow: the rows are used as read).
+SELECT d.id::text AS id, d.ctid::text AS tid, d.user_id::text AS "userId", d.digest_date AS "digestDate", d.status::text AS status,
+       (extract(epoch FROM d.created_at) * 1000000)::int8 AS "createdUs"
 FROM {{schema}}.digest_history d
 WHERE d.status = ANY ($1::text[])
   AND d.created_at < $2::timestamptz

@@ -114,7 +114,7 @@ export async function fixDuplicates(db: Db, input: FixDuplicatesInput): Promise<
       return { ...base(now, groups), applied: { runId: null, status: 'nothing-to-do' as const, rowsChanged: 0, groupsFixed: 0, resolvedMeanwhile: 0, skipped: [], batches: 0, longestBatchMs: 0 } };
     }
     const args = { user: input.userId ?? null, date: input.date ?? null, since: input.since ?? null, keep: input.keep, batchSize: input.batchSize };
-    const run = await recordedRun(db, { command: COMMAND, args }, (runId) => applyPlan(db, runId, target.status, groups, input));
+    const run = await recordedRun(db, { command: COMMAND, args }, input.lockTimeoutMs, (runId) => applyPlan(db, runId, target.status, groups, input));
     const { stats, rowsChanged, groupsFixed, resolved, loop } = run.body;
     return {
       ...base(now, groups),
@@ -147,9 +147,9 @@ async function applyPlan(db: Db, runId: string, status: string, groups: GroupPla
   let resolved = 0;
   // A batch counts the rows it changes; each group's kept row is locked along with them.
   const loop = await batchLoop(groups, (g) => g.extras.length, input, async (batch) => {
-    const reports = await inBatch(db, input.lockTimeoutMs, stats, async (tx) =>
+    const reports = await inBatch(db, stats, async (b) =>
       (
-        await tx.query<ReportRow>('fix_batch', [batch.map((g) => g.userId), batch.map((g) => g.digestDate), inFlightParam(), input.keep, status, runId, COMMAND, db.ids.schema, CLIENT_HOST])
+        await b.query<ReportRow>('fix_batch', [batch.map((g) => g.userId), batch.map((g) => g.digestDate), inFlightParam(), input.keep, status, runId, COMMAND, db.ids.schema, CLIENT_HOST])
       ).map((r): GroupReport => ({ userId: r.user_id, digestDate: r.digest_date, visibleN: r.visible_n, stableN: r.stable_n, keptId: r.kept_id, failed: r.failed })),
     );
     const outcome = batchOutcome(batch, reports);

@@ -2,7 +2,7 @@
 // repair status and lose sent_at. With Redis, rows whose event a worker holds right now are live and
 // left alone unless --include-live. Applied in short audited batches, like fix-duplicates.
 import { z } from 'zod';
-import { inFlightParam, type RepairRow } from '../core/repair.js';
+import { inFlightParam } from '../core/repair.js';
 import { CLIENT_HOST } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
@@ -75,18 +75,22 @@ export interface MarkStaleInput extends BatchOptions {
 
 export type RedisForRepair = { client: RedisClient } | { skipped: string };
 
-interface PlanRow {
+/**
+ * A planned row exactly as stale_rows returns it (the query names its columns for this type: a plan
+ * can be hundreds of thousands of rows, read without a copy), with where the plan saw it (its ctid,
+ * for the batch to reach it by).
+ */
+interface StaleRow {
   id: string;
   tid: string;
-  user_id: string;
-  digest_date: string;
+  userId: string;
+  digestDate: string;
   status: string;
-  /** Microseconds since the epoch (exact; int8 comes back as a number). */
-  created_us: number;
+  /** created_at in microseconds since the epoch (exact, for the keyset; int8 comes back as a number). */
+  createdUs: number;
 }
 
-/** A planned row and where the plan saw it (its ctid), for the batch to reach it by. */
-type StaleRow = RepairRow & { tid: string };
+const createdMs = (r: StaleRow): number => Math.floor(r.createdUs / 1000);
 
 async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<StaleRow[]> {
   return db.readOnly(async (tx) => {
@@ -95,14 +99,15 @@ async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<S
     // Each page re-reads the in-flight rows through the status index: few, large pages, each asking
     // for one row more than it keeps, so a full last page does not cost another (empty) pass.
     const pageSize = input.pageSize ?? 50_000;
-    let last: PlanRow | undefined;
+    let last: StaleRow | undefined;
     while (out.length < want) {
       const size = Math.min(pageSize, want - out.length);
-      const page: PlanRow[] = await tx.query<PlanRow>('stale_rows', [inFlightParam(), cutoff, input.userId ?? null, input.date ?? null, last?.created_us ?? null, last?.id ?? null, size + 1]);
-      const kept = page.slice(0, size);
-      for (const r of kept) out.push({ id: r.id, tid: r.tid, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: new Date(Math.floor(r.created_us / 1000)) });
-      if (page.length <= size) break;
-      last = kept[kept.length - 1];
+      const page = await tx.query<StaleRow>('stale_rows', [inFlightParam(), cutoff, input.userId ?? null, input.date ?? null, last?.createdUs ?? null, last?.id ?? null, size + 1]);
+      const full = page.length > size;
+      if (full) page.length = size;
+      for (const r of page) out.push(r);
+      if (!full) break;
+      last = page[size - 1];
     }
     return out;
   });
@@ -119,11 +124,13 @@ export async function markStale(db: Db, redis: RedisForRepair, input: MarkStaleI
     let live = new Map<string, LiveDelivery>();
     if ('skipped' in redis) redisPart = { checked: false, reason: redis.skipped };
     else {
-      const check = await findLiveRows(redis.client, stale, input.liveIdleMs);
+      // Oldest first: the first row's time is where the group's pending list is read from.
+      const check = await findLiveRows(redis.client, stale, stale.length ? new Date(createdMs(stale[0]!)) : now, input.liveIdleMs);
       live = check.live;
       redisPart = { checked: true, groupMissing: check.groupMissing, pendingSeen: check.pendingSeen };
     }
-    const row = (r: RepairRow) => ({ id: r.id, userId: r.userId, digestDate: r.digestDate, status: r.status, createdAt: iso(r.createdAt), ageMs: now.getTime() - r.createdAt.getTime() });
+    const nowMs = now.getTime();
+    const row = (r: StaleRow) => ({ id: r.id, userId: r.userId, digestDate: r.digestDate, status: r.status, createdAt: iso(createdMs(r)), ageMs: nowMs - createdMs(r) });
     const liveRows = stale.filter((r) => live.has(r.id)).map((r) => ({ ...row(r), ...live.get(r.id)! }));
     const rows = input.includeLive ? stale : stale.filter((r) => !live.has(r.id));
     return { rows, redisPart, liveRows, items: rows.map(row) };
@@ -156,7 +163,7 @@ export async function markStale(db: Db, redis: RedisForRepair, input: MarkStaleI
       return { ...base(p), applied: { runId: null, status: 'nothing-to-do' as const, rowsChanged: 0, changedMeanwhile: 0, skipped: [], batches: 0, longestBatchMs: 0 } };
     }
     const args = { olderThanMs: input.olderThanMs, cutoff: iso(cutoff), user: input.userId ?? null, date: input.date ?? null, limit: input.limit ?? null, includeLive: input.includeLive, batchSize: input.batchSize };
-    const run = await recordedRun(db, { command: COMMAND, args }, (runId) => applyStale(db, runId, target.status, cutoff, p.rows, input));
+    const run = await recordedRun(db, { command: COMMAND, args }, input.lockTimeoutMs, (runId) => applyStale(db, runId, target.status, cutoff, p.rows, input));
     const { stats, rowsChanged, changedMeanwhile, loop } = run.body;
     return {
       ...base(p),
@@ -171,8 +178,8 @@ async function applyStale(db: Db, runId: string, status: string, cutoff: Date, r
   let changedMeanwhile = 0;
   const loop = await batchLoop(rows, () => 1, input, async (batch) => {
     const ids = batch.map((r) => r.id);
-    const changed = await inBatch(db, input.lockTimeoutMs, stats, async (tx) =>
-      (await tx.query<{ id: string }>('stale_apply', [ids, status, inFlightParam(), cutoff, runId, COMMAND, db.ids.schema, CLIENT_HOST, batch.map((r) => r.tid)], { prepare: true })).map((r) => r.id),
+    const changed = await inBatch(db, stats, async (b) =>
+      (await b.query<{ id: string }>('stale_apply', [ids, status, inFlightParam(), cutoff, runId, COMMAND, db.ids.schema, CLIENT_HOST, batch.map((r) => r.tid)], { prepare: true })).map((r) => r.id),
     );
     rowsChanged += changed.length;
     const changedSet = new Set(changed);

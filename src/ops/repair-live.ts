@@ -27,13 +27,13 @@ export interface LiveCheck {
 
 type PendingRow = [id: string, consumer: string, idle: number, deliveries: number];
 
-export async function findLiveRows(client: RedisClient, rows: ReadonlyArray<{ id: string; createdAt: Date }>, liveIdleMs: number): Promise<LiveCheck> {
+/** `rows`: the candidate rows; `oldest`: the earliest created_at among them. */
+export async function findLiveRows(client: RedisClient, rows: ReadonlyArray<{ id: string }>, oldest: Date, liveIdleMs: number): Promise<LiveCheck> {
   const out: LiveCheck = { live: new Map(), groupMissing: false, pendingSeen: 0 };
   if (!rows.length) return out;
   const wanted = new Set(rows.map((r) => r.id));
-  const oldest = Math.min(...rows.map((r) => r.createdAt.getTime()));
   const recent: LiveDelivery[] = [];
-  let start = idAtOrAfter(new Date(oldest - CLOCK_SLACK_MS));
+  let start = idAtOrAfter(new Date(oldest.getTime() - CLOCK_SLACK_MS));
   let skip: string | undefined;
   for (;;) {
     let page: PendingRow[];

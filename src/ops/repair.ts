@@ -1,6 +1,7 @@
 // What every repair shares: the status it may write (from the live CHECK), the one-run-at-a-time
-// lock, the run record, and batches (short transactions with a lock_timeout, timed for how long
-// they hold their row locks, retried once when another session holds rows).
+// lock, the run record, and batches (short, each one statement or one transaction, with a
+// lock_timeout, timed for how long they hold their row locks, retried once when another session
+// holds rows).
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { TABLE } from '../core/contract.js';
@@ -10,9 +11,9 @@ import { finishRun, startRun } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
 
 export interface BatchOptions {
-  /** Rows per batch transaction. */
+  /** Rows per batch. */
   batchSize: number;
-  /** lock_timeout of each batch transaction. */
+  /** lock_timeout of each batch. */
   lockTimeoutMs: number;
   /** How long to wait for another run of the same repair before exiting busy. */
   lockWaitMs: number;
@@ -75,19 +76,16 @@ const RETRYABLE = new Set(['55P03', '40P01', '23505']);
 const BATCH_ATTEMPTS = 3;
 
 /**
- * One batch: a transaction with its own lock_timeout, committed without waiting for its WAL flush
- * (the run's final record flushes every batch before it). `fn` must take its row locks first; the
- * time from then to the commit is recorded. A lock timeout or deadlock is retried, then BUSY.
+ * One batch, run under the run's batch settings (see recordedRun): `fn` is one statement (atomic on
+ * its own, in its own implicit transaction) or opens a transaction of its own, and must take its row
+ * locks first; the time it takes (its locks are held until it commits) is recorded. A lock timeout
+ * or deadlock is retried, then BUSY.
  */
-export async function inBatch<T>(db: Db, lockTimeoutMs: number, stats: BatchStats, fn: (tx: Db) => Promise<T>): Promise<T> {
+export async function inBatch<T>(db: Db, stats: BatchStats, fn: (db: Db) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    let started = 0;
     try {
-      const out = await db.transaction(async (tx) => {
-        await tx.query('repair_batch_settings', [String(lockTimeoutMs)]);
-        started = performance.now();
-        return fn(tx);
-      });
+      const started = performance.now();
+      const out = await fn(db);
       stats.batches++;
       stats.longestBatchMs = Math.max(stats.longestBatchMs, Math.round((performance.now() - started) * 10) / 10);
       return out;
@@ -139,17 +137,27 @@ export interface RunOutcome<T> {
 
 /**
  * Records a run around `body`: started before the first batch, finished after the last; a failure
- * is recorded as failed (best effort: the session may be gone) and rethrown.
+ * is recorded as failed (best effort: the session may be gone) and rethrown. While `body` runs, the
+ * session has the batches' settings (lock_timeout, synchronous_commit off), set once for the run
+ * rather than per batch (a round trip each) and put back before the final record, whose commit then
+ * flushes every batch's WAL.
  */
 export async function recordedRun<T extends { interrupted: boolean }>(
   db: Db,
   meta: { command: RepairCommand; args: Record<string, unknown>; undoes?: string },
+  lockTimeoutMs: number,
   body: (runId: string) => Promise<T>,
 ): Promise<RunOutcome<T>> {
   const runId = randomUUID();
   await startRun(db, { id: runId, ...meta });
   try {
-    const out = await body(runId);
+    const [before] = await db.query<{ lock_timeout: string; synchronous_commit: string }>('repair_batch_settings', [String(lockTimeoutMs)]);
+    const restore = () => db.query('repair_batch_restore', [before!.lock_timeout, before!.synchronous_commit]);
+    const out = await body(runId).catch(async (err: unknown) => {
+      await restore().catch(() => undefined);
+      throw err;
+    });
+    await restore();
     const status = out.interrupted ? 'interrupted' : 'done';
     await finishRun(db, runId, status);
     return { runId, status, body: out };
@@ -159,4 +167,4 @@ export async function recordedRun<T extends { interrupted: boolean }>(
   }
 }
 
-export const iso = (d: Date | string): string => new Date(d).toISOString();
+export const iso = (d: Date | string | number): string => new Date(d).toISOString();

@@ -98,7 +98,7 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
       byGroup.set(k, [...(byGroup.get(k) ?? []), e]);
     }
     const groups = [...byGroup.values()];
-    const outcome = await recordedRun(db, { command: COMMAND, args: { runId: input.runId, batchSize: input.batchSize }, undoes: input.runId }, (runId) =>
+    const outcome = await recordedRun(db, { command: COMMAND, args: { runId: input.runId, batchSize: input.batchSize }, undoes: input.runId }, input.lockTimeoutMs, (runId) =>
       applyUndo(db, runId, groups, allowed, input),
     );
     const { stats, rowsChanged, skipped, loop } = outcome.body;
@@ -113,7 +113,8 @@ async function applyUndo(db: Db, runId: string, groups: AuditEntry[][], allowed:
   const skipped: Array<z.infer<typeof UndoSkipSchema>> = [];
   const loop = await batchLoop(groups, (g) => g.length, input, async (batch) => {
     const entries = batch.flat();
-    const out = await inBatch(db, input.lockTimeoutMs, stats, async (tx) => {
+    // Several statements (lock, look, decide, restore): one transaction.
+    const out = await inBatch(db, stats, (b) => b.transaction(async (tx) => {
       const { current, byGroup } = await currentState(tx, entries, 'undo_lock_rows');
       // A row we could not lock but that exists is held elsewhere: its whole group waits for the retry.
       const present = new Set((await tx.query<{ id: string }>('undo_present_rows', [entries.filter((e) => !current.has(e.rowId)).map((e) => e.rowId)])).map((r) => r.id));
@@ -124,7 +125,7 @@ async function applyUndo(db: Db, runId: string, groups: AuditEntry[][], allowed:
         ? (await tx.query<{ id: string }>('undo_apply', [d.restore.map((e) => e.rowId), d.restore.map((e) => JSON.stringify(e.before)), d.restore.map((e) => e.after.status), inFlightParam(), runId, COMMAND, db.ids.schema, CLIENT_HOST])).map((r) => r.id)
         : [];
       return { d, changed, heldGroups };
-    });
+    }));
     rowsChanged += out.changed.length;
     skipped.push(...out.d.skipped.map(skipOf));
     // The guard in undo_apply saw a row go in flight since the decision: skipped, not retried.

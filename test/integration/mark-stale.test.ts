@@ -77,6 +77,23 @@ describe('mark-stale', () => {
     for (const a of audit) expect(a).toEqual({ id: a.id, before: before.get(a.id), after: after.get(a.id) });
   });
 
+  it('the batches run with lock_timeout and synchronous_commit off on the session, which gets its own settings back after', async () => {
+    await seedIncident(t);
+    const settings = async () => (await db.raw<{ lt: string; sc: string }>(`SELECT current_setting('lock_timeout') AS lt, current_setting('synchronous_commit') AS sc`))[0];
+    await db.raw(`SET lock_timeout = '7s'`);
+    const during: Array<{ lt: string; sc: string } | undefined> = [];
+    const r = await markStale(db, NO_REDIS, input({ apply: true, batchSize: 1, lockTimeoutMs: 1234, onProgress: async () => void during.push(await settings()) }));
+    expect(r.applied).toMatchObject({ status: 'done', rowsChanged: 3, batches: 3 });
+    expect(during).toEqual(Array(3).fill({ lt: '1234ms', sc: 'off' }));
+    expect(await settings()).toEqual({ lt: '7s', sc: 'on' });
+    // A run that fails midway puts them back too.
+    await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'pending' WHERE status = 'failed'`);
+    await expect(markStale(db, NO_REDIS, input({ apply: true, batchSize: 1, onProgress: () => { throw new Error('stop here'); } }))).rejects.toThrow('stop here');
+    expect(await settings()).toEqual({ lt: '7s', sc: 'on' });
+    const runs = await t.client.query(`SELECT status, error FROM ${t.stateSchema}.runs ORDER BY started_at`);
+    expect(runs.rows.map((x) => x.status)).toEqual(['done', 'failed']);
+  });
+
   it('--user, --date and --limit narrow it', async () => {
     const s = await seedIncident(t);
     expect((await markStale(db, NO_REDIS, input({ userId: INCIDENT.stuckUser }))).plan.items.map((x) => x.id)).toEqual([s.stuck]);
