@@ -3,9 +3,10 @@
 -- $1 in-flight statuses text[], $2 user_id (or null), $3 digest_date = (or null), $4 digest_date >= (or null),
 -- $5 last user_id seen (or null to start), $6 last digest_date seen, $7 groups per page, $8 keep policy
 -- ('newest' | 'oldest').
--- Returns id, user_id, digest_date, status, created_at, keep_rank (1 for the row to keep, then 2, 3..
--- in keep order: newest: created_at, then id, descending, as the service orders rows, to the
--- microsecond; oldest: ascending; fix_batch ranks the same way), in no particular order.
+-- Returns id, userId, digestDate, status, createdUs (created_at in microseconds since the epoch),
+-- keepRank (1 for the row to keep, then 2, 3.. in keep order: newest: created_at, then id,
+-- descending, as the service orders rows, to the microsecond; oldest: ascending; fix_batch ranks the
+-- same way), named as the core's RepairRow (the rows are used as read), in (user, day, rank) order.
 WITH groups AS (
   SELECT user_id, digest_date
   FROM {{schema}}.digest_history
@@ -19,10 +20,12 @@ WITH groups AS (
   ORDER BY user_id, digest_date
   LIMIT $7
 )
-SELECT d.id::text AS id, d.user_id::text AS user_id, d.digest_date, d.status::text AS status, d.created_at,
+SELECT d.id::text AS id, d.user_id::text AS "userId", d.digest_date AS "digestDate", d.status::text AS status,
+       (extract(epoch FROM d.created_at) * 1000000)::int8 AS "createdUs",
        row_number() OVER (PARTITION BY d.user_id, d.digest_date
                           ORDER BY CASE WHEN $8 = 'oldest' THEN d.created_at END, CASE WHEN $8 = 'oldest' THEN d.id END,
-                                   d.created_at DESC, d.id DESC)::int AS keep_rank
+                                   d.created_at DESC, d.id DESC)::int AS "keepRank"
 FROM {{schema}}.digest_history d
 JOIN groups g ON g.user_id = d.user_id AND g.digest_date = d.digest_date
 WHERE d.status = ANY ($1::text[])
+ORDER BY d.user_id, d.digest_date, "keepRank"

@@ -145,12 +145,16 @@ export function chooseRepairStatus(constraints: readonly CheckConstraint[]): Rep
 // ---------------------------------------------------------------------------------------------
 // fix-duplicates
 
+/** An in-flight row of a duplicate group, as fix_duplicate_rows returns it. */
 export interface RepairRow {
   id: string;
   userId: string;
   digestDate: string;
   status: string;
-  createdAt: Date;
+  /** created_at in microseconds since the epoch (the database's precision). */
+  createdUs: number;
+  /** 1 for the row the policy keeps, then 2, 3.. (ranked by the database, to the microsecond). */
+  keepRank: number;
 }
 
 export interface GroupPlan {
@@ -164,25 +168,22 @@ export const groupKey = (userId: string, digestDate: string): string => `${userI
 
 /**
  * Groups the in-flight rows of many (user, day) and plans each group with more than one: the row of
- * keep rank 1 is kept, the others are the duplicates to fail. The database ranks them
- * (fix_duplicate_rows: by the policy, to the microsecond, as the service orders rows).
+ * keep rank 1 is kept, the others are the duplicates to fail, in rank order. The database ranks them
+ * (fix_duplicate_rows: by the policy, to the microsecond, as the service orders rows). Groups come
+ * out in (user, day) order, whatever the order of `rows` (sorted as fix_duplicate_rows returns them,
+ * the sort is one pass: no key strings, no maps, for plans of hundreds of thousands of rows).
  */
-export function planDuplicateGroups(rows: ReadonlyArray<RepairRow & { keepRank: number }>): GroupPlan[] {
-  const byGroup = new Map<string, Array<RepairRow & { keepRank: number }>>();
-  for (const r of rows) {
-    if (!isInFlight(r.status)) continue;
-    const k = groupKey(r.userId, r.digestDate);
-    const list = byGroup.get(k);
-    if (list) list.push(r);
-    else byGroup.set(k, [r]);
-  }
+export function planDuplicateGroups(rows: readonly RepairRow[]): GroupPlan[] {
+  const sorted = rows.filter((r) => isInFlight(r.status)).sort((a, b) => cmp(a.userId, b.userId) || cmp(a.digestDate, b.digestDate) || a.keepRank - b.keepRank);
   const plans: GroupPlan[] = [];
-  for (const list of byGroup.values()) {
-    if (list.length < 2) continue;
-    const [kept, ...extras] = list.sort((a, b) => a.keepRank - b.keepRank).map(({ keepRank: _, ...row }) => row);
-    plans.push({ userId: kept!.userId, digestDate: kept!.digestDate, kept: kept!, extras });
+  for (let i = 0; i < sorted.length; ) {
+    const kept = sorted[i]!;
+    let end = i + 1;
+    while (end < sorted.length && sorted[end]!.userId === kept.userId && sorted[end]!.digestDate === kept.digestDate) end++;
+    if (end - i > 1) plans.push({ userId: kept.userId, digestDate: kept.digestDate, kept, extras: sorted.slice(i + 1, end) });
+    i = end;
   }
-  return plans.sort((a, b) => cmp(a.userId, b.userId) || cmp(a.digestDate, b.digestDate));
+  return plans;
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -229,10 +230,16 @@ export interface BatchOutcome {
 
 /** Sorts the planned groups of a batch by what fix_batch reported for them (a group it did not report has no in-flight row). */
 export function batchOutcome(planned: ReadonlyArray<{ userId: string; digestDate: string }>, reports: readonly GroupReport[]): BatchOutcome {
-  const byGroup = new Map(reports.map((r) => [groupKey(r.userId, r.digestDate), r]));
+  // user -> day -> report: no key string built per group.
+  const byUser = new Map<string, Map<string, GroupReport>>();
+  for (const r of reports) {
+    const days = byUser.get(r.userId);
+    if (days) days.set(r.digestDate, r);
+    else byUser.set(r.userId, new Map([[r.digestDate, r]]));
+  }
   const out: BatchOutcome = { groups: [], deferred: [], resolved: [] };
   for (const g of planned) {
-    const r = byGroup.get(groupKey(g.userId, g.digestDate));
+    const r = byUser.get(g.userId)?.get(g.digestDate);
     const key = { userId: g.userId, digestDate: g.digestDate };
     if (!r || r.visibleN < 2) out.resolved.push(key);
     else if (r.stableN < r.visibleN || !r.keptId || !r.failed?.length) out.deferred.push(key);

@@ -58,15 +58,6 @@ export interface FixDuplicatesInput extends BatchOptions {
   pageSize?: number;
 }
 
-interface PlanRow {
-  id: string;
-  user_id: string;
-  digest_date: string;
-  status: string;
-  created_at: Date;
-  keep_rank: number;
-}
-
 /** Every duplicate group, paged in (user, day) order, in one read-only snapshot. */
 async function readPlan(db: Db, input: FixDuplicatesInput): Promise<{ now: Date; groups: GroupPlan[] }> {
   return db.readOnly(async (tx) => {
@@ -76,17 +67,17 @@ async function readPlan(db: Db, input: FixDuplicatesInput): Promise<{ now: Date;
     const groups: GroupPlan[] = [];
     let last: { user: string; day: string } | null = null;
     for (;;) {
-      const rows: PlanRow[] = await tx.query<PlanRow>('fix_duplicate_rows', [inFlightParam(), input.userId ?? null, input.date ?? null, input.since ?? null, last?.user ?? null, last?.day ?? null, pageSize, input.keep]);
-      const page = planDuplicateGroups(rows.map((r) => ({ id: r.id, userId: r.user_id, digestDate: r.digest_date, status: r.status, createdAt: r.created_at, keepRank: r.keep_rank })));
-      groups.push(...page);
-      const tail: PlanRow | undefined = rows[rows.length - 1];
+      const rows: RepairRow[] = await tx.query<RepairRow>('fix_duplicate_rows', [inFlightParam(), input.userId ?? null, input.date ?? null, input.since ?? null, last?.user ?? null, last?.day ?? null, pageSize, input.keep]);
+      const page = planDuplicateGroups(rows);
+      for (const g of page) groups.push(g);
+      const tail: RepairRow | undefined = rows[rows.length - 1];
       if (!tail || page.length < pageSize) return { now, groups };
-      last = { user: tail.user_id, day: tail.digest_date };
+      last = { user: tail.userId, day: tail.digestDate };
     }
   });
 }
 
-const ref = (r: RepairRow) => ({ id: r.id, status: r.status, createdAt: iso(r.createdAt) });
+const ref = (r: RepairRow) => ({ id: r.id, status: r.status, createdAt: iso(Math.floor(r.createdUs / 1000)) });
 
 export async function fixDuplicates(db: Db, input: FixDuplicatesInput): Promise<FixDuplicatesResult> {
   const target = await repairStatus(db);
@@ -157,6 +148,7 @@ async function applyPlan(db: Db, runId: string, status: string, groups: GroupPla
     rowsChanged += outcome.groups.reduce((n, g) => n + g.failed.length, 0);
     groupsFixed += outcome.groups.length;
     resolved += outcome.resolved.length;
+    if (!outcome.deferred.length) return [];
     const deferred = new Set(outcome.deferred.map((g) => groupKey(g.userId, g.digestDate)));
     return batch.filter((g) => deferred.has(groupKey(g.userId, g.digestDate)));
   });

@@ -79,25 +79,29 @@ describe('chooseRepairStatus', () => {
 
 const U1 = '11111111-1111-4111-8111-111111111111';
 const U2 = '22222222-2222-4222-8222-222222222222';
-const row = (id: string, userId: string, status: string, at: string, day = '2025-11-25'): RepairRow => ({ id, userId, digestDate: day, status, createdAt: new Date(at) });
+const row = (id: string, userId: string, status: string, keepRank: number, day = '2025-11-25'): RepairRow => ({ id, userId, digestDate: day, status, createdUs: 1_764_000_000_000_000 + keepRank, keepRank });
 
 describe('planDuplicateGroups', () => {
-  // As fix_duplicate_rows returns them: grouped, the row to keep first.
+  // Ranks as fix_duplicate_rows gives them, rows in any order.
   const rows = [
-    row('c', U1, 'processing', '2025-11-25T12:00:00Z'),
-    row('b', U1, 'pending', '2025-11-25T11:00:00Z'),
-    row('a', U1, 'pending', '2025-11-25T10:00:00Z'),
-    row('d', U2, 'pending', '2025-11-25T10:00:00Z'),
+    row('a', U1, 'pending', 3),
+    row('c', U1, 'processing', 1),
+    row('d', U2, 'pending', 1),
+    row('b', U1, 'pending', 2),
   ];
-  it('keeps the first row of each group and fails the others', () => {
+  it('keeps the row of rank 1 in each group and fails the others, in rank order', () => {
     const [g, ...rest] = planDuplicateGroups(rows);
     expect(rest).toEqual([]);
     expect(g!.kept.id).toBe('c');
     expect(g!.extras.map((r) => r.id)).toEqual(['b', 'a']);
+    expect(planDuplicateGroups([...rows].reverse())).toEqual([g]);
   });
   it('ignores rows not in flight and orders the groups by (user, day)', () => {
-    const plans = planDuplicateGroups([row('x', U2, 'sent', '2025-11-25T09:00:00Z'), row('y', U2, 'pending', '2025-11-25T08:00:00Z'), row('z', U2, 'pending', '2025-11-25T07:00:00Z'), ...rows]);
-    expect(plans.map((g) => [g.userId, g.kept.id, g.extras.map((r) => r.id)])).toEqual([U1, U2].sort().map((u) => (u === U1 ? [U1, 'c', ['b', 'a']] : [U2, 'y', ['z', 'd']])));
+    const plans = planDuplicateGroups([row('x', U2, 'sent', 1), row('z', U2, 'pending', 3), row('y', U2, 'pending', 2), row('e', U1, 'pending', 1, '2025-11-24'), ...rows]);
+    expect(plans.map((g) => [g.userId, g.digestDate, g.kept.id, g.extras.map((r) => r.id)])).toEqual([
+      [U1, '2025-11-25', 'c', ['b', 'a']],
+      [U2, '2025-11-25', 'd', ['y', 'z']],
+    ]);
   });
 });
 
