@@ -5,7 +5,7 @@ import { newestFirst, type DecisionRow } from './decision.js';
 export type KeepPolicy = 'newest' | 'oldest';
 export const KEEP_POLICIES: readonly KeepPolicy[] = ['newest', 'oldest'];
 
-export interface GroupClassification<T extends DecisionRow> {
+export interface GroupClassification<T extends { id: string; status: string }> {
   inFlight: T[];
   kept: T | undefined;
   /** In-flight rows other than the kept one: the duplicates to fail. */
@@ -14,7 +14,15 @@ export interface GroupClassification<T extends DecisionRow> {
 
 /** Given every row of one (user, day): which are in flight, which one is kept, which are extras. */
 export function classifyGroup<T extends DecisionRow>(rows: readonly T[], keep: KeepPolicy = 'newest'): GroupClassification<T> {
-  const ordered = newestFirst(rows.filter((r) => isInFlight(r.status)));
+  return classifyNewestFirst(newestFirst(rows), keep);
+}
+
+/**
+ * classifyGroup for rows already newest first, as the database orders them (`ORDER BY created_at
+ * DESC, id DESC`: to the microsecond, where a `Date` keeps only milliseconds). Their order decides.
+ */
+export function classifyNewestFirst<T extends { id: string; status: string }>(rows: readonly T[], keep: KeepPolicy = 'newest'): GroupClassification<T> {
+  const ordered = rows.filter((r) => isInFlight(r.status));
   if (keep === 'oldest') ordered.reverse();
   const [kept, ...extras] = ordered;
   return { inFlight: ordered, kept, extras };

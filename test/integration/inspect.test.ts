@@ -99,6 +99,23 @@ describe('inspect --user', () => {
     expect(out.redis).toEqual({ skipped: true, reason: 'Redis not configured' });
   });
 
+  it('marks the row kept as fix-duplicates keeps it, to the microsecond', async () => {
+    // Three in-flight rows inside one millisecond; ids against their order in time, so a millisecond
+    // clock with ties broken by id would mark another row kept than fix-duplicates keeps.
+    const at = (us: number) => `${INCIDENT.day}T10:00:00.000${us}Z`;
+    const [late, mid, early] = await insertRows(t, [
+      { id: '00000000-0000-4000-8000-00000000000a', userId: INCIDENT.user, digestDate: INCIDENT.day, status: 'pending', createdAt: at(300) },
+      { id: '00000000-0000-4000-8000-00000000000b', userId: INCIDENT.user, digestDate: INCIDENT.day, status: 'pending', createdAt: at(200) },
+      { id: '00000000-0000-4000-8000-00000000000c', userId: INCIDENT.user, digestDate: INCIDENT.day, status: 'pending', createdAt: at(100) },
+    ]);
+    for (const [keep, kept] of [['newest', late], ['oldest', early]] as const) {
+      const out = await inspectUser(db, noRedis, { ...input, keep });
+      expect(out.rows.map((x) => x.id)).toEqual([late, mid, early]);
+      expect(out.rows.filter((x) => x.marks.includes('kept')).map((x) => x.id)).toEqual([kept]);
+      expect(out.rows.filter((x) => x.marks.includes('duplicate')).map((x) => x.id).sort()).toEqual([late, mid, early].filter((id) => id !== kept).sort());
+    }
+  });
+
   it("finds the user's entries on the stream and the DLQ, with their pending state, and the lock", async () => {
     const ids = await seedIncident(t);
     const ev = (historyId: string, trigger: string, user: string = INCIDENT.user) =>
