@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 // Runs every bench/*.mjs (or those named with --only a,b) one after another and writes the figures
-// to BENCHMARKS.md and bench/results/latest.json. `--scale 0.1` for a quick run.
+// to BENCHMARKS.md and bench/results/latest.json; a partial run (--only, or `--scale 0.1` for a quick
+// one) writes to bench/results/partial.md and partial.json instead (or to --out), so it never
+// replaces the full report with a part of it.
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ADMIN_DATABASE_URL, REDIS_URL } from './lib.mjs';
 
-const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' }, only: { type: 'string' }, out: { type: 'string', default: 'BENCHMARKS.md' } } });
+const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' }, only: { type: 'string' }, out: { type: 'string' } } });
 const scale = Number(values.scale);
+const full = !values.only && scale === 1;
 const dir = fileURLToPath(new URL('.', import.meta.url));
+const out = values.out ?? (full ? 'BENCHMARKS.md' : `${dir}results/partial.md`);
 const names = readdirSync(dir)
   .filter((f) => f.endsWith('.mjs') && !['run.mjs', 'lib.mjs'].includes(f))
   .map((f) => f.replace(/\.mjs$/, ''))
@@ -55,8 +59,8 @@ for (const r of reports) {
   if (r.notes) lines.push(r.notes, '');
   lines.push(`(${r.seconds} s including set-up)`, '');
 }
-writeFileSync(values.out, lines.join('\n'));
 mkdirSync(`${dir}results`, { recursive: true });
-writeFileSync(`${dir}results/latest.json`, JSON.stringify({ scale, reports }, null, 2));
+writeFileSync(out, lines.join('\n'));
+writeFileSync(`${dir}results/${full ? 'latest' : 'partial'}.json`, JSON.stringify({ scale, reports }, null, 2));
 const failed = reports.filter((r) => r.error || r.results.some((x) => x.pass === false));
-process.stderr.write(`wrote ${values.out}${failed.length ? `; not met or failed: ${failed.map((r) => r.name).join(', ')}` : ''}\n`);
+process.stderr.write(`wrote ${out}${failed.length ? `; not met or failed: ${failed.map((r) => r.name).join(', ')}` : ''}\n`);
