@@ -2,5 +2,6 @@
 -- (pairs), $3 in-flight statuses text[]. Returns id, user_id, digest_date.
 SELECT d.id::text AS id, d.user_id::text AS user_id, d.digest_date
 FROM {{schema}}.digest_history d
-WHERE (d.user_id, d.digest_date) IN (SELECT u, dd FROM unnest($1::uuid[], $2::date[]) AS p(u, dd))
+WHERE d.user_id = ANY ($1::uuid[])
+  AND (d.user_id, d.digest_date) IN (SELECT u, dd FROM unnest($1::uuid[], $2::date[]) AS p(u, dd))
   AND d.status = ANY ($3::text[])

@@ -44,9 +44,10 @@ export interface UndoInput extends BatchOptions {
   apply: boolean;
 }
 
+/** Each audited row as it is now (with its ctid when locked: undo_lock_rows), and the in-flight rows of their groups. */
 async function currentState(db: Db, entries: readonly AuditEntry[], lockSql: 'undo_lock_rows' | 'undo_present_rows') {
-  const rows = await db.query<{ id: string; status: string }>(lockSql, [entries.map((e) => e.rowId)]);
-  const current = new Map<string, CurrentRow>(rows.map((r) => [r.id, r]));
+  const rows = await db.query<CurrentRow & { tid?: string }>(lockSql, [entries.map((e) => e.rowId)]);
+  const current = new Map(rows.map((r) => [r.id, r]));
   const groups = [...new Map(entries.map((e) => [groupKey(e.before.user_id, e.before.digest_date), e.before])).values()];
   const inFlight = await db.query<{ id: string; user_id: string; digest_date: string }>('undo_group_in_flight', [groups.map((g) => g.user_id), groups.map((g) => g.digest_date), inFlightParam()]);
   const byGroup = new Map<string, string[]>();
@@ -122,7 +123,19 @@ async function applyUndo(db: Db, runId: string, groups: AuditEntry[][], allowed:
       const ready = entries.filter((e) => !heldGroups.has(groupKey(e.before.user_id, e.before.digest_date)));
       const d = decideUndo(ready, current, byGroup, allowed);
       const changed = d.restore.length
-        ? (await tx.query<{ id: string }>('undo_apply', [d.restore.map((e) => e.rowId), d.restore.map((e) => JSON.stringify(e.before)), d.restore.map((e) => e.after.status), inFlightParam(), runId, COMMAND, db.ids.schema, CLIENT_HOST])).map((r) => r.id)
+        ? (
+            await tx.query<{ id: string }>('undo_apply', [
+              d.restore.map((e) => e.rowId),
+              d.restore.map((e) => JSON.stringify(e.before)),
+              d.restore.map((e) => e.after.status),
+              inFlightParam(),
+              runId,
+              COMMAND,
+              db.ids.schema,
+              CLIENT_HOST,
+              d.restore.map((e) => current.get(e.rowId)!.tid),
+            ])
+          ).map((r) => r.id)
         : [];
       return { d, changed, heldGroups };
     }));

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fixDuplicates } from '../../src/ops/fix-duplicates.js';
 import { markStale } from '../../src/ops/mark-stale.js';
 import { recentRuns } from '../../src/ops/runs.js';
 import { undoRun } from '../../src/ops/undo.js';
+import { readRunAudit, startRun } from '../../src/postgres/audit.js';
 import type { Db } from '../../src/postgres/db.js';
 import { createTestSchema, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
 import { batchDefaults, checksumExcept, inFlightPerGroup, openRepairDb, seedGroups } from '../helpers/repair.js';
@@ -113,6 +115,28 @@ describe('undo', () => {
     expect(r.plan.skipped).toHaveLength(24);
     expect(new Set(r.plan.skipped.map((x) => x.reason))).toEqual(new Set(['would-duplicate']));
     expect(await checksumExcept(t.client, t.schema, 'false')).toBe(after);
+  });
+
+  it('the batch statement itself puts nothing back in flight beside a row that went in flight after the decision', async () => {
+    const s = await seedIncident(t);
+    const run = await stale(true);
+    const entries = await readRunAudit(db, run.applied!.runId!);
+    expect(entries.map((e) => e.rowId).sort()).toEqual([s.stuck, s.pendingOld, s.pendingNew].sort());
+    // After the decision, the service takes the incident day's failed row back in flight.
+    await setStatus(s.failed, 'pending');
+    const undoId = randomUUID();
+    await startRun(db, { id: undoId, command: 'undo', args: {} });
+    const changed = await db.transaction(async (tx) => {
+      const locked = new Map((await tx.query<{ id: string; tid: string }>('undo_lock_rows', [entries.map((e) => e.rowId)])).map((r) => [r.id, r.tid]));
+      const params = [entries.map((e) => e.rowId), entries.map((e) => JSON.stringify(e.before)), entries.map((e) => e.after.status), ['scheduled', 'pending', 'processing'], undoId, 'undo', t.schema, 'test', entries.map((e) => locked.get(e.rowId))];
+      return (await tx.query<{ id: string }>('undo_apply', params)).map((r) => r.id);
+    });
+    // The stuck row's day has nothing else in flight: it goes back; the incident day's two stay failed.
+    expect(changed).toEqual([s.stuck]);
+    const counts = await inFlightPerGroup(t.client, t.schema);
+    expect(counts.get(`${INCIDENT.user}|${INCIDENT.day}`)).toBe(1);
+    const audit = await t.client.query(`SELECT row_id::text AS id, before->>'status' AS b, after->>'status' AS a FROM ${t.stateSchema}.audit WHERE run_id = $1`, [undoId]);
+    expect(audit.rows).toEqual([{ id: s.stuck, b: 'failed', a: 'pending' }]);
   });
 
   it('once the kept row is done, puts back only the newest of the failed rows of each day', async () => {
