@@ -108,19 +108,19 @@ export interface AuditRecord {
 }
 
 /**
- * Every audited row of a run, in the order written, read a page at a time. Only called for a run
- * that exists, so the state schema does too: it is brought up to date first (an audit written by an
- * earlier version moves into audit_batches).
+ * Every audited row of a run, in the order written, read whole batches at a time (about `pageSize`
+ * rows). Only called for a run that exists, so the state schema does too: it is brought up to date
+ * first (an audit written by an earlier version moves into audit_batches).
  */
 export async function readRunAudit(db: Db, runId: string, pageSize = 5000): Promise<AuditRecord[]> {
   await ensureState(db, 'audit');
   const out: AuditRecord[] = [];
-  let last = { seq: 0, ord: 0 };
+  let lastSeq = 0;
   for (;;) {
-    const page = await db.query<{ row_id: string; before: RowImage; after: RowImage; batch_seq: number; batch_ord: number }>('audit_run_page', [runId, last.seq, last.ord, pageSize]);
-    for (const r of page) out.push({ rowId: r.row_id, before: r.before, after: r.after });
-    if (page.length < pageSize) return out;
-    const tail = page[page.length - 1]!;
-    last = { seq: tail.batch_seq, ord: tail.batch_ord };
+    const page = await db.query<{ row_id: string; before: RowImage; change: Partial<RowImage>; batch_seq: number }>('audit_run_page', [runId, lastSeq, pageSize]);
+    if (!page.length) return out;
+    // The after-image is the before-image with the batch's change, as the audit view gives it.
+    for (const r of page) out.push({ rowId: r.row_id, before: r.before, after: { ...r.before, ...r.change } });
+    lastSeq = page[page.length - 1]!.batch_seq;
   }
 }
