@@ -95,6 +95,16 @@ describe('undo', () => {
     expect(redo.applied!.rowsChanged).toBe(2);
   });
 
+  it('reads a run\'s audit whole batches at a time, in the order written, with the images the audit view gives', async () => {
+    await seedGroups(t, { tag: 'p', groups: 7, perGroup: 1, day: '2025-11-01', base: '2025-11-01T08:00:00Z' });
+    const run = await markStale(db, NO_REDIS, { ...batchDefaults({ batchSize: 3 }), olderThanMs: 86_400_000, includeLive: false, liveIdleMs: 300_000, apply: true });
+    expect(run.applied).toMatchObject({ rowsChanged: 7, batches: 3 });
+    const view = (await t.client.query(`SELECT row_id::text AS "rowId", before, after FROM ${t.stateSchema}.audit WHERE run_id = $1 ORDER BY batch_seq, batch_ord`, [run.applied!.runId])).rows;
+    expect(view.map((r) => r.rowId)).toEqual(run.plan.items.map((x) => x.id));
+    // Pages of 1, 2, 4 and more rows: a page is whole batches, at least one.
+    for (const pageSize of [1, 2, 4, 5000]) expect(await readRunAudit(db, run.applied!.runId!, pageSize)).toEqual(view);
+  });
+
   it('skips rows whose status changed since the run', async () => {
     const s = await seedIncident(t);
     await setStatus(s.pendingNew, 'sent');
