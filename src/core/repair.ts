@@ -230,16 +230,10 @@ export interface BatchOutcome {
 
 /** Sorts the planned groups of a batch by what fix_batch reported for them (a group it did not report has no in-flight row). */
 export function batchOutcome(planned: ReadonlyArray<{ userId: string; digestDate: string }>, reports: readonly GroupReport[]): BatchOutcome {
-  // user -> day -> report: no key string built per group.
-  const byUser = new Map<string, Map<string, GroupReport>>();
-  for (const r of reports) {
-    const days = byUser.get(r.userId);
-    if (days) days.set(r.digestDate, r);
-    else byUser.set(r.userId, new Map([[r.digestDate, r]]));
-  }
+  const byGroup = new Map(reports.map((r) => [groupKey(r.userId, r.digestDate), r]));
   const out: BatchOutcome = { groups: [], deferred: [], resolved: [] };
   for (const g of planned) {
-    const r = byUser.get(g.userId)?.get(g.digestDate);
+    const r = byGroup.get(groupKey(g.userId, g.digestDate));
     const key = { userId: g.userId, digestDate: g.digestDate };
     if (!r || r.visibleN < 2) out.resolved.push(key);
     else if (r.stableN < r.visibleN || !r.keptId || !r.failed?.length) out.deferred.push(key);
