@@ -2,6 +2,7 @@
 // seeding in SQL, and checksums of the rows a repair must not touch.
 import type pg from 'pg';
 import { connectPg, type Db } from '../../src/postgres/db.js';
+import type { MarkStaleInput } from '../../src/ops/mark-stale.js';
 import type { BatchOptions } from '../../src/ops/repair.js';
 import { TENANT, type TestSchema } from './pg.js';
 
@@ -10,6 +11,11 @@ export async function openRepairDb(t: TestSchema): Promise<Db> {
 }
 
 export const batchDefaults = (over: Partial<BatchOptions> = {}): BatchOptions => ({ batchSize: 500, lockTimeoutMs: 2_000, lockWaitMs: 200, ...over });
+
+export const NO_REDIS = { skipped: 'Redis not configured' };
+
+/** mark-stale's input in the repair suites: rows older than a day, Redis not consulted, a dry run unless `apply`. */
+export const staleInput = (over: Partial<MarkStaleInput> = {}): MarkStaleInput => ({ ...batchDefaults(), olderThanMs: 86_400_000, includeLive: false, liveIdleMs: 300_000, apply: false, ...over });
 
 /**
  * Seeds `groups` users, each with `perGroup` pending rows on `day` created one second apart from

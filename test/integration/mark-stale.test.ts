@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DIGEST_GROUP, DIGEST_STREAM } from '../../src/core/contract.js';
 import { buildEvent, serializeEvent } from '../../src/core/event.js';
-import { markStale, type MarkStaleInput } from '../../src/ops/mark-stale.js';
+import { markStale } from '../../src/ops/mark-stale.js';
 import type { Db } from '../../src/postgres/db.js';
 import { connectRedis, type RedisClient } from '../../src/redis/connect.js';
 import { createTestSchema, INCIDENT, insertRows, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
-import { batchDefaults, checksumExcept, openRepairDb } from '../helpers/repair.js';
+import { NO_REDIS, checksumExcept, openRepairDb, staleInput } from '../helpers/repair.js';
 
 let t: TestSchema;
 let db: Db;
@@ -21,8 +21,6 @@ afterEach(async () => {
   await t.cleanup();
 });
 
-const NO_REDIS = { skipped: 'Redis not configured' };
-const input = (over: Partial<MarkStaleInput> = {}): MarkStaleInput => ({ ...batchDefaults(), olderThanMs: 86_400_000, includeLive: false, liveIdleMs: 300_000, apply: false, ...over });
 const rowOf = async (id: string) => (await t.client.query(`SELECT status, sent_at FROM ${t.schema}.digest_history WHERE id = $1`, [id])).rows[0];
 
 describe('mark-stale', () => {
@@ -30,7 +28,7 @@ describe('mark-stale', () => {
     const s = await seedIncident(t);
     const [fresh] = await insertRows(t, [{ userId: INCIDENT.cleanUser, digestDate: '2026-01-01', status: 'pending', createdAt: new Date() }]);
     const sum = await checksumExcept(t.client, t.schema, 'false');
-    const r = await markStale(db, NO_REDIS, input());
+    const r = await markStale(db, NO_REDIS, staleInput());
     const [{ now }] = (await t.client.query('SELECT now() AS now')).rows;
     expect(Math.abs(Date.parse(r.cutoff) + 86_400_000 - Date.parse(r.now))).toBeLessThan(2);
     expect(Date.parse(r.now)).toBeLessThanOrEqual(new Date(now).getTime());
@@ -48,7 +46,7 @@ describe('mark-stale', () => {
     const [odd] = await insertRows(t, [{ userId: INCIDENT.stuckUser, digestDate: '2025-11-19', status: 'pending', createdAt: '2025-11-19T06:00:00Z', sentAt: '2025-11-19T06:05:00Z' }]);
     const changed = [s.stuck, s.pendingOld, s.pendingNew, odd!];
     const untouched = await checksumExcept(t.client, t.schema, 'd.id = ANY ($1::uuid[])', [changed]);
-    const r = await markStale(db, NO_REDIS, input({ apply: true, batchSize: 2 }));
+    const r = await markStale(db, NO_REDIS, staleInput({ apply: true, batchSize: 2 }));
     expect(r.applied).toMatchObject({ status: 'done', rowsChanged: 4, changedMeanwhile: 0, skipped: [], batches: 2 });
     for (const id of changed) expect(await rowOf(id)).toEqual({ status: 'failed', sent_at: null });
     expect(await checksumExcept(t.client, t.schema, 'd.id = ANY ($1::uuid[])', [changed])).toBe(untouched);
@@ -59,7 +57,7 @@ describe('mark-stale', () => {
     expect(runs.rows).toEqual([{ command: 'mark-stale', rows_changed: 4, cutoff: r.cutoff }]);
 
     const sum = await checksumExcept(t.client, t.schema, 'false');
-    const again = await markStale(db, NO_REDIS, input({ apply: true }));
+    const again = await markStale(db, NO_REDIS, staleInput({ apply: true }));
     expect(again.applied).toMatchObject({ runId: null, status: 'nothing-to-do', rowsChanged: 0 });
     expect(await checksumExcept(t.client, t.schema, 'false')).toBe(sum);
   });
@@ -69,7 +67,7 @@ describe('mark-stale', () => {
     await insertRows(t, [{ userId: INCIDENT.stuckUser, digestDate: '2025-11-18', status: 'pending', createdAt: '2025-11-18T06:00:00Z', sentAt: '2025-11-18T06:05:00Z' }]);
     const images = `SELECT d.id::text AS id, to_jsonb(d) AS row FROM ${t.schema}.digest_history d ORDER BY d.id`;
     const before = new Map((await t.client.query(images)).rows.map((r) => [r.id, r.row]));
-    const r = await markStale(db, NO_REDIS, input({ apply: true, batchSize: 2 }));
+    const r = await markStale(db, NO_REDIS, staleInput({ apply: true, batchSize: 2 }));
     expect(r.applied!.rowsChanged).toBe(4);
     const after = new Map((await t.client.query(images)).rows.map((r) => [r.id, r.row]));
     const audit = (await t.client.query(`SELECT row_id::text AS id, before, after FROM ${t.stateSchema}.audit`)).rows;
@@ -82,13 +80,13 @@ describe('mark-stale', () => {
     const settings = async () => (await db.raw<{ lt: string; sc: string }>(`SELECT current_setting('lock_timeout') AS lt, current_setting('synchronous_commit') AS sc`))[0];
     await db.raw(`SET lock_timeout = '7s'`);
     const during: Array<{ lt: string; sc: string } | undefined> = [];
-    const r = await markStale(db, NO_REDIS, input({ apply: true, batchSize: 1, lockTimeoutMs: 1234, onProgress: async () => void during.push(await settings()) }));
+    const r = await markStale(db, NO_REDIS, staleInput({ apply: true, batchSize: 1, lockTimeoutMs: 1234, onProgress: async () => void during.push(await settings()) }));
     expect(r.applied).toMatchObject({ status: 'done', rowsChanged: 3, batches: 3 });
     expect(during).toEqual(Array(3).fill({ lt: '1234ms', sc: 'off' }));
     expect(await settings()).toEqual({ lt: '7s', sc: 'on' });
     // A run that fails midway puts them back too.
     await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'pending' WHERE status = 'failed'`);
-    await expect(markStale(db, NO_REDIS, input({ apply: true, batchSize: 1, onProgress: () => { throw new Error('stop here'); } }))).rejects.toThrow('stop here');
+    await expect(markStale(db, NO_REDIS, staleInput({ apply: true, batchSize: 1, onProgress: () => { throw new Error('stop here'); } }))).rejects.toThrow('stop here');
     expect(await settings()).toEqual({ lt: '7s', sc: 'on' });
     const runs = await t.client.query(`SELECT status, error FROM ${t.stateSchema}.runs ORDER BY started_at`);
     expect(runs.rows.map((x) => x.status)).toEqual(['done', 'failed']);
@@ -96,9 +94,9 @@ describe('mark-stale', () => {
 
   it('--user, --date and --limit narrow it', async () => {
     const s = await seedIncident(t);
-    expect((await markStale(db, NO_REDIS, input({ userId: INCIDENT.stuckUser }))).plan.items.map((x) => x.id)).toEqual([s.stuck]);
-    expect((await markStale(db, NO_REDIS, input({ date: INCIDENT.day }))).plan.items.map((x) => x.id)).toEqual([s.pendingOld, s.pendingNew]);
-    const limited = await markStale(db, NO_REDIS, input({ limit: 2, apply: true, pageSize: 1 }));
+    expect((await markStale(db, NO_REDIS, staleInput({ userId: INCIDENT.stuckUser }))).plan.items.map((x) => x.id)).toEqual([s.stuck]);
+    expect((await markStale(db, NO_REDIS, staleInput({ date: INCIDENT.day }))).plan.items.map((x) => x.id)).toEqual([s.pendingOld, s.pendingNew]);
+    const limited = await markStale(db, NO_REDIS, staleInput({ limit: 2, apply: true, pageSize: 1 }));
     expect(limited.plan.items.map((x) => x.id)).toEqual([s.stuck, s.pendingOld]);
     expect(limited.applied!.rowsChanged).toBe(2);
     expect((await rowOf(s.pendingNew)).status).toBe('pending');
@@ -106,7 +104,7 @@ describe('mark-stale', () => {
 
   it('pages the plan exactly, whatever the microseconds of created_at', async () => {
     const rows = await insertRows(t, ['2025-11-01T00:00:00.000100Z', '2025-11-01T00:00:00.000200Z', '2025-11-01T00:00:00.000300Z', '2025-11-01T00:00:00.000400Z', '2025-11-01T00:00:00.000500Z'].map((at, i) => ({ userId: INCIDENT.cleanUser, digestDate: `2025-10-0${i + 1}`, status: 'pending', createdAt: at })));
-    const r = await markStale(db, NO_REDIS, input({ pageSize: 2 }));
+    const r = await markStale(db, NO_REDIS, staleInput({ pageSize: 2 }));
     expect(r.plan.items.map((x) => x.id)).toEqual(rows);
   });
 
@@ -116,7 +114,7 @@ describe('mark-stale', () => {
     // first batch (the progress callback runs between batches).
     let flipped = false;
     const r = await markStale(db, NO_REDIS, {
-      ...input({ apply: true, batchSize: 1 }),
+      ...staleInput({ apply: true, batchSize: 1 }),
       onProgress: async () => {
         if (flipped) return;
         flipped = true;
@@ -133,7 +131,7 @@ describe('mark-stale', () => {
     // saw it, and the retry finds it where it is now.
     let touched = false;
     const r = await markStale(db, NO_REDIS, {
-      ...input({ apply: true, batchSize: 1 }),
+      ...staleInput({ apply: true, batchSize: 1 }),
       onProgress: async () => {
         if (touched) return;
         touched = true;
@@ -174,16 +172,16 @@ describe('mark-stale with Redis', () => {
     await redis.client.xgroup('CREATE', redis.key(DIGEST_STREAM), DIGEST_GROUP, '$', 'MKSTREAM');
     const liveEntry = await deliver(s.pendingNew, INCIDENT.user, INCIDENT.day, 0);
     await deliver(s.stuck, INCIDENT.stuckUser, '2025-11-20', 3_600_000); // pending but abandoned an hour ago
-    const r = await markStale(db, { client }, input());
+    const r = await markStale(db, { client }, staleInput());
     expect(r.redis).toEqual({ checked: true, groupMissing: false, pendingSeen: 2 });
     expect(r.live).toEqual([expect.objectContaining({ id: s.pendingNew, entryId: liveEntry, consumer: 'digest-worker-7', deliveries: 1 })]);
     expect(r.plan.items.map((x) => x.id)).toEqual([s.stuck, s.pendingOld]);
 
-    const applied = await markStale(db, { client }, input({ apply: true }));
+    const applied = await markStale(db, { client }, staleInput({ apply: true }));
     expect(applied.applied!.rowsChanged).toBe(2);
     expect((await rowOf(s.pendingNew)).status).toBe('pending');
 
-    const forced = await markStale(db, { client }, input({ apply: true, includeLive: true }));
+    const forced = await markStale(db, { client }, staleInput({ apply: true, includeLive: true }));
     expect(forced.live.map((x) => x.id)).toEqual([s.pendingNew]);
     expect(forced.applied!.rowsChanged).toBe(1);
     expect((await rowOf(s.pendingNew)).status).toBe('failed');
@@ -200,18 +198,18 @@ describe('mark-stale with Redis', () => {
     await p.exec();
     await redis.client.xreadgroup('GROUP', DIGEST_GROUP, 'digest-worker-8', 'COUNT', 5_000, 'STREAMS', key, '>');
     const liveEntry = await deliver(s.stuck, INCIDENT.stuckUser, '2025-11-20', 0);
-    const r = await markStale(db, { client }, input());
+    const r = await markStale(db, { client }, staleInput());
     expect(r.redis).toEqual({ checked: true, groupMissing: false, pendingSeen: 2_101 });
     expect(r.live.map((x) => [x.id, x.entryId])).toEqual([[s.stuck, liveEntry]]);
   });
 
   it('--live-idle sets what "recently" means, and a missing group means nothing is live', async () => {
     const s = await seedIncident(t);
-    const before = await markStale(db, { client }, input());
+    const before = await markStale(db, { client }, staleInput());
     expect(before.redis).toEqual({ checked: true, groupMissing: true, pendingSeen: 0 });
     await redis.client.xgroup('CREATE', redis.key(DIGEST_STREAM), DIGEST_GROUP, '$', 'MKSTREAM');
     await deliver(s.pendingNew, INCIDENT.user, INCIDENT.day, 120_000);
-    expect((await markStale(db, { client }, input({ liveIdleMs: 300_000 }))).live.map((x) => x.id)).toEqual([s.pendingNew]);
-    expect((await markStale(db, { client }, input({ liveIdleMs: 60_000 }))).live).toEqual([]);
+    expect((await markStale(db, { client }, staleInput({ liveIdleMs: 300_000 }))).live.map((x) => x.id)).toEqual([s.pendingNew]);
+    expect((await markStale(db, { client }, staleInput({ liveIdleMs: 60_000 }))).live).toEqual([]);
   });
 });

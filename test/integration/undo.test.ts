@@ -7,7 +7,7 @@ import { undoRun } from '../../src/ops/undo.js';
 import { readRunAudit, startRun } from '../../src/postgres/audit.js';
 import type { Db } from '../../src/postgres/db.js';
 import { createTestSchema, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
-import { batchDefaults, checksumExcept, inFlightPerGroup, openRepairDb, seedGroups } from '../helpers/repair.js';
+import { NO_REDIS, batchDefaults, checksumExcept, inFlightPerGroup, openRepairDb, seedGroups, staleInput } from '../helpers/repair.js';
 
 let t: TestSchema;
 let db: Db;
@@ -21,8 +21,7 @@ afterEach(async () => {
   await t.cleanup();
 });
 
-const NO_REDIS = { skipped: 'Redis not configured' };
-const stale = (apply: boolean) => markStale(db, NO_REDIS, { ...batchDefaults(), olderThanMs: 86_400_000, includeLive: false, liveIdleMs: 300_000, apply });
+const stale = (apply: boolean) => markStale(db, NO_REDIS, staleInput({ apply }));
 const setStatus = (id: string, status: string) => t.client.query(`UPDATE ${t.schema}.digest_history SET status = $2 WHERE id = $1`, [id, status]);
 
 // The audit as an earlier version kept it: a table with a row per changed row and whole jsonb images.
@@ -97,7 +96,7 @@ describe('undo', () => {
 
   it('reads a run\'s audit whole batches at a time, in the order written, with the images the audit view gives', async () => {
     await seedGroups(t, { tag: 'p', groups: 7, perGroup: 1, day: '2025-11-01', base: '2025-11-01T08:00:00Z' });
-    const run = await markStale(db, NO_REDIS, { ...batchDefaults({ batchSize: 3 }), olderThanMs: 86_400_000, includeLive: false, liveIdleMs: 300_000, apply: true });
+    const run = await markStale(db, NO_REDIS, staleInput({ batchSize: 3, apply: true }));
     expect(run.applied).toMatchObject({ rowsChanged: 7, batches: 3 });
     const view = (await t.client.query(`SELECT row_id::text AS "rowId", before, after FROM ${t.stateSchema}.audit WHERE run_id = $1 ORDER BY batch_seq, batch_ord`, [run.applied!.runId])).rows;
     expect(view.map((r) => r.rowId)).toEqual(run.plan.items.map((x) => x.id));
