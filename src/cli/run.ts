@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { redactText } from '../core/redact.js';
 import { DoctorError, ExitCode, type ExitCodeValue } from '../errors.js';
+import { classifyRedisReply } from '../redis/connect.js';
 import { readGlobalOptions, type GlobalOptions } from './options.js';
 import { ErrorDocumentSchema, SCHEMA_VERSION, printJson } from './output.js';
 import { createProgress, type Progress } from './progress.js';
@@ -28,7 +29,8 @@ function commandPath(cmd: Command): string {
   return names.join(' ');
 }
 
-export function reportError(err: unknown, name: string, json: boolean, secrets: readonly string[]): ExitCodeValue {
+export function reportError(thrown: unknown, name: string, json: boolean, secrets: readonly string[]): ExitCodeValue {
+  const err = classifyRedisReply(thrown);
   const known = err instanceof DoctorError;
   const exitCode = known ? err.exitCode : ExitCode.INTERNAL;
   const raw = known ? err.message : `internal error: ${(err as Error)?.message ?? String(err)} (set DEBUG=1 for the stack trace)`;

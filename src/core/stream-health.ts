@@ -2,7 +2,7 @@
 // clock's "now" is passed in, replies come in as ioredis returns them.
 import { DIGEST_GROUP, EXPECTED_GROUPS, MAX_DELIVERIES, WORKER_CONSUMER_PATTERN, isDlqStream } from './contract.js';
 import { formatAge } from './duplicates.js';
-import { compareEntryIds, entryIdTime, parseEntryId } from './stream-id.js';
+import { compareEntryIds, entryIdAfter, entryIdTime } from './stream-id.js';
 
 export type FindingVerdict = 'ok' | 'warn' | 'fail';
 
@@ -148,11 +148,11 @@ export function parseXpendingEntries(reply: unknown): PendingEntryData[] {
   }));
 }
 
-/** The id right after `id`: an inclusive start that works on every server (`(id` needs 6.2). */
+/** The id right after `id`: an inclusive start that works on every server (`(id` needs 6.2). Throws after the largest id. */
 export function nextEntryId(id: string): string {
-  const p = parseEntryId(id);
-  if (!p) throw new Error(`not a stream id: ${id}`);
-  return p.seq === 18446744073709551615n ? `${p.ms + 1n}-0` : `${p.ms}-${p.seq + 1n}`;
+  const next = entryIdAfter(id);
+  if (next === null) throw new Error(`no stream id after ${id}`);
+  return next;
 }
 
 /** What the pending-entry walk found for one group. */
@@ -209,24 +209,106 @@ export function idAgeMs(id: string | null | undefined, nowMs: number): number | 
   return t ? Math.max(0, nowMs - t.getTime()) : null;
 }
 
-/** Entries gone before the group read them, as far as the counters tell; null when they can't. */
-export function trimmedBeforeDelivery(info: StreamInfoData, group: GroupInfoData): { lost: boolean; count: number | null; reason: string } {
+/** What can be known of one group's position, from XINFO STREAM and XINFO GROUPS alone. */
+export interface GroupAccounting {
+  /** Entries present after last-delivered-id (what the group has still to deliver); null: not known exactly. */
+  lag: number | null;
+  /** Bounds on lag (equal to it when known). */
+  lagMin: number;
+  lagMax: number;
+  /** Where the lag comes from: counted from ids and length, Redis's own counter, or bounds only. */
+  lagSource: 'ids' | 'redis' | 'bounds';
+  /** Entries trimmed before the group delivered them: at least `min`, at most `max` (null: no bound, Redis < 7.0). */
+  trimmedMin: number;
+  trimmedMax: number | null;
+  /** True when the group is behind the start of the stream (entries between it and the first entry are gone). */
+  behindStart: boolean;
+  /** The facts the numbers come from, for the message. */
+  reason: string;
+}
+
+/**
+ * What the counters of XINFO STREAM / XINFO GROUPS prove about one group, and no more. Rules, from
+ * Redis's t_stream.c (7.0-7.4: streamEstimateDistanceFromFirstEverEntry, streamReplyWithCGLag,
+ * streamRangeHasTombstones) and first principles:
+ * - entries-added (A) counts every XADD ever; A - length entries are gone (trimmed or XDEL'd).
+ * - max-deleted-entry-id (D) moves on XDEL only, never on a trim: D = 0-0 means nothing was ever
+ *   deleted, so every entry gone was trimmed; D != 0-0 proves one gone entry (D) was deleted.
+ * - a trim removes a prefix; entries after last-delivered-id (L) that are gone while L < the first
+ *   entry were never delivered.
+ * - entries-read (E), when valid, counts the entries at or before L that the group read or that Redis
+ *   counted as read when it (re)estimated the counter; it only grows by one per read, so entries
+ *   removed between two reads stay uncounted (why Redis's lag, A - E, goes stale after a trim:
+ *   redis/redis#13957). For a group at 0-0, E is 0 whatever Redis shows.
+ * - so A = E + (entries at or before L never counted) + (entries added after L), and the entries the
+ *   group never got, U = A - E - (entries present after L), are all gone: each trimmed or deleted.
+ * Lag is exact from ids when L is before the first entry (= length) or at/after the last (= 0);
+ * between them Redis's counter is used when it fits 1..length-1, else only those bounds are known.
+ * Redis < 7.0 reports neither A nor D nor E: only "behind the start" can be told, never a count.
+ */
+export function groupAccounting(info: StreamInfoData, group: GroupInfoData): GroupAccounting {
+  const L = group.lastDeliveredId;
+  const len = info.length;
   const first = info.firstEntry?.id ?? null;
-  if (group.entriesRead !== null && info.entriesAdded !== null && group.entriesRead + info.length < info.entriesAdded) {
-    const count = info.entriesAdded - group.entriesRead - info.length;
-    return { lost: true, count, reason: `entries-read ${group.entriesRead} + length ${info.length} < entries-added ${info.entriesAdded}` };
-  }
-  if (group.lag !== null && group.lag > info.length) {
-    return { lost: true, count: group.lag - info.length, reason: `lag ${group.lag} > length ${info.length}` };
-  }
-  // last-delivered-id before the first entry only means loss when something after it was deleted.
-  if (first && compareEntryIds(group.lastDeliveredId, first) < 0) {
-    const deletedAfter = info.maxDeletedEntryId === null || compareEntryIds(info.maxDeletedEntryId, group.lastDeliveredId) > 0;
-    if (deletedAfter && (info.entriesAdded === null || info.entriesAdded > info.length)) {
-      return { lost: true, count: null, reason: `last-delivered-id ${group.lastDeliveredId} is older than the first entry ${first}` };
+  const last = info.lastEntry?.id ?? null;
+  const A = info.entriesAdded;
+  const D = info.maxDeletedEntryId;
+  // lag from ids
+  let lagMin: number;
+  let lagMax: number;
+  let lagSource: GroupAccounting['lagSource'] = 'ids';
+  let behindStart = false;
+  if (len === 0 || !first || !last || compareEntryIds(L, last) >= 0) {
+    lagMin = lagMax = 0;
+    behindStart = len === 0 && compareEntryIds(L, info.lastGeneratedId) < 0;
+  } else if (compareEntryIds(L, first) < 0) {
+    lagMin = lagMax = len;
+    behindStart = true;
+  } else if (compareEntryIds(L, first) === 0) {
+    lagMin = lagMax = len - 1;
+  } else {
+    lagMin = 1;
+    lagMax = len - 1;
+    if (group.lag !== null && group.lag >= lagMin && group.lag <= lagMax) {
+      lagMin = lagMax = group.lag;
+      lagSource = 'redis';
+    } else {
+      lagSource = 'bounds';
+      if (group.lag !== null && group.lag >= 1) lagMax = Math.min(lagMax, group.lag);
     }
   }
-  return { lost: false, count: 0, reason: '' };
+  const lag = lagMin === lagMax ? lagMin : null;
+  // Redis's counter may count entries skipped over as lag: the trim bounds use the id bounds only
+  const idLagMin = lagSource === 'ids' ? lagMin : 1;
+  const idLagMax = lagSource === 'ids' ? lagMax : len - 1;
+
+  if (A === null) {
+    // Redis < 7.0: no counters. Behind the start means entries after L are gone, or never existed.
+    return {
+      lag, lagMin, lagMax, lagSource, behindStart, trimmedMin: 0, trimmedMax: behindStart ? null : 0,
+      reason: behindStart ? `last-delivered-id ${L} is before the first entry ${first ?? '(stream empty)'}; Redis before 7.0 has no entries-added to count what is gone` : '',
+    };
+  }
+  const removed = Math.max(0, A - len);
+  const noDeletes = D === null || D === '0-0';
+  const deletedAfterL = !noDeletes && compareEntryIds(D!, L) > 0;
+  const E = L === '0-0' ? 0 : group.entriesRead;
+  // U = A - E - (present after L): bounds from the lag bounds
+  let uMin = 0;
+  let uMax = removed;
+  if (E !== null) {
+    uMin = Math.max(0, A - E - idLagMax);
+    uMax = Math.min(removed, Math.max(0, A - E - idLagMin));
+  }
+  let trimmedMin = noDeletes ? uMin : 0;
+  let trimmedMax = uMax;
+  if (!noDeletes) trimmedMax = Math.max(0, Math.min(uMax - (deletedAfterL ? 1 : 0), removed - 1));
+  // an empty stream whose last generated entry was never delivered: that entry was trimmed unless deleted
+  if (len === 0 && behindStart && (noDeletes || compareEntryIds(D!, info.lastGeneratedId) < 0)) trimmedMin = Math.max(trimmedMin, 1);
+  trimmedMin = Math.min(trimmedMin, trimmedMax);
+  const parts = [`entries-added ${A}`, `length ${len}`, `entries-read ${group.entriesRead ?? 'null'}${L === '0-0' && group.entriesRead === null ? ' (0: the group never read)' : ''}`,
+    `last-delivered-id ${L}`, `first entry ${first ?? 'none'}`, `max-deleted-entry-id ${D ?? 'n/a'}${noDeletes ? ' (nothing ever deleted)' : ''}`];
+  return { lag, lagMin, lagMax, lagSource, behindStart, trimmedMin, trimmedMax, reason: parts.join(', ') };
 }
 
 const cap = <T>(xs: readonly T[], n: number): T[] => xs.slice(0, n);
@@ -282,15 +364,21 @@ function evaluateGroup(key: string, info: StreamInfoData, g: GroupSnapshot, t: H
 
 function lagAndTrim(info: StreamInfoData, g: GroupSnapshot, t: HealthThresholds, add: Add): void {
   const name = g.info.name;
-  if (g.info.lag === null) add(name, 'lag', 'ok', 'lag unknown (Redis cannot tell after deletions, or the server is older than 7.0)');
-  else if (g.info.lag > t.maxLag)
-    add(name, 'lag', 'warn', `lag ${g.info.lag} > ${t.maxLag}: workers are behind`, 'start more workers or find why they are slow; raise --max-lag if this is normal');
-  else add(name, 'lag', 'ok', `lag ${g.info.lag}`);
-  const trimmed = trimmedBeforeDelivery(info, g.info);
-  if (trimmed.lost)
-    add(name, 'trimmed', 'fail', `entries trimmed before delivery${trimmed.count !== null ? ` (${trimmed.count})` : ''}: ${trimmed.reason}`,
-      'MAXLEN trimmed entries no worker had read: raise MAXLEN or add workers; find the lost events with digest-doctor inspect and replay them');
-  else add(name, 'trimmed', 'ok', 'no entry trimmed before delivery');
+  const a = groupAccounting(info, g.info);
+  const lagText = a.lag !== null ? `lag ${a.lag}` : `lag unknown (between ${a.lagMin} and ${a.lagMax})`;
+  if (a.lagMin > t.maxLag)
+    add(name, 'lag', 'warn', `${lagText} > ${t.maxLag}: workers are behind`, 'start more workers or find why they are slow; raise --max-lag if this is normal');
+  else add(name, 'lag', 'ok', lagText);
+  const fix = 'find the lost events with digest-doctor inspect and replay them; raise MAXLEN or add workers so the service trims only delivered entries';
+  if (a.trimmedMin > 0) {
+    const count = a.trimmedMax === a.trimmedMin ? `${a.trimmedMin}` : `at least ${a.trimmedMin}${a.trimmedMax !== null ? `, at most ${a.trimmedMax}` : ''}`;
+    add(name, 'trimmed', 'fail', `entries trimmed before delivery (${count}): ${a.reason}`, fix);
+  } else if (a.behindStart && (a.trimmedMax === null || a.trimmedMax > 0)) {
+    const upTo = a.trimmedMax === null ? '' : ` (up to ${a.trimmedMax})`;
+    add(name, 'trimmed', 'warn',
+      `possibly trimmed before delivery${upTo}: the group is behind the first entry and the counters cannot tell entries trimmed after its position from entries removed before it${a.reason ? `: ${a.reason}` : ''}`,
+      `compare the group's position (XINFO GROUPS) with when it was created; if events were lost, ${fix}`);
+  } else add(name, 'trimmed', 'ok', a.behindStart ? 'no entry trimmed before delivery' : 'no entry known to be trimmed before delivery');
 }
 
 function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs: number, add: Add): void {

@@ -37,3 +37,17 @@ export function idAtOrAfter(at: Date): string {
 export function idAtOrBefore(at: Date): string {
   return `${Math.max(0, at.getTime())}-18446744073709551615`;
 }
+
+const MAX_U64 = 18446744073709551615n;
+
+/**
+ * The smallest id after `id`: `ms-(seq+1)`, or `(ms+1)-0` when seq is at its maximum (2^64-1); null
+ * after the largest id there is. An inclusive XRANGE start that works on every server, where the
+ * exclusive `(id` needs Redis 6.2.
+ */
+export function entryIdAfter(id: string): string | null {
+  const p = parseEntryId(id);
+  if (!p) throw new Error(`not a stream id: ${id}`);
+  if (p.seq < MAX_U64) return `${p.ms}-${p.seq + 1n}`;
+  return p.ms < MAX_U64 ? `${p.ms + 1n}-0` : null;
+}

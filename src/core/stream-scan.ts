@@ -486,8 +486,24 @@ export function asciiText(b: Uint8Array, s: number, e: number): string {
   return String.fromCharCode.apply(null, b.subarray(s, e) as unknown as number[]);
 }
 
-// as Buffer#toString decodes (a BOM kept, bad sequences replaced), so the slow path sees the same text
-const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+// Strict, as the worker decodes (Python's bytes.decode('utf-8')): a BOM is kept as text, a byte
+// sequence that is not UTF-8 makes the entry malformed (never replaced by U+FFFD).
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
+const lenient = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** The error an entry whose text is not UTF-8 is listed with. */
+export function notUtf8Error(field: string): string {
+  return `${field} is not valid UTF-8`;
+}
+
+/** `bytes` as UTF-8 text, or undefined when they are not valid UTF-8. */
+export function strictUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
 const AT: PlainEventAt = { historyAt: -1, keyStart: -1, keyEnd: -1 };
 
 export interface ScanLimits {
@@ -555,14 +571,37 @@ export class ScanAccumulator {
     this.keyConflicted = new Uint8Array(cap);
   }
 
-  add(id: string, flat: readonly string[], dlq: boolean): void {
+  /** An entry that does not parse, with the reason. */
+  addMalformed(id: string, error: string): void {
     this.totals.entries++;
-    const parsed = parseEntryEvent(flat, dlq);
-    if (!parsed.ok) {
-      this.totals.malformed.count++;
-      if (this.totals.malformed.examples.length < this.limits.examples) this.totals.malformed.examples.push({ id, error: parsed.error });
-      return;
+    this.totals.malformed.count++;
+    if (this.totals.malformed.examples.length < this.limits.examples) this.totals.malformed.examples.push({ id, error });
+  }
+
+  /**
+   * An entry as reply bytes (ioredis xrangeBuffer): the text the service reads is decoded strictly,
+   * as the worker does: the effective `data` value of an event (the last one, as JSON.parse of the
+   * fields would keep), every field of a DLQ entry. Bytes that are not UTF-8 make it malformed.
+   * Other fields of an event are never read by the service and are not checked.
+   */
+  addBuffers(id: string, flat: readonly Uint8Array[], dlq: boolean): void {
+    const text: string[] = new Array<string>(flat.length);
+    let dataAt = -1;
+    if (!dlq) for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i]!.length === 4 && lenient.decode(flat[i]) === EVENT_FIELD) dataAt = i + 1;
+    for (let i = 0; i < flat.length; i++) {
+      if (dlq || i === dataAt) {
+        const t = strictUtf8(flat[i]!);
+        if (t === undefined) return this.addMalformed(id, notUtf8Error(dlq ? `field ${lenient.decode(flat[i - (i % 2)])}` : EVENT_FIELD));
+        text[i] = t;
+      } else text[i] = lenient.decode(flat[i]);
     }
+    this.add(id, text, dlq);
+  }
+
+  add(id: string, flat: readonly string[], dlq: boolean): void {
+    const parsed = parseEntryEvent(flat, dlq);
+    if (!parsed.ok) return this.addMalformed(id, parsed.error);
+    this.totals.entries++;
     this.totals.valid++;
     const historyId = parsed.event.history_id;
     if (!historyId) {
@@ -592,7 +631,11 @@ export class ScanAccumulator {
    */
   addRaw(b: Uint8Array, idStart: number, idEnd: number, dataStart: number, dataEnd: number): void {
     if (dataStart < 0 || !matchPlainEvent(b, dataStart, dataEnd, AT)) {
-      this.add(asciiText(b, idStart, idEnd), dataStart < 0 ? [] : [EVENT_FIELD, utf8.decode(b.subarray(dataStart, dataEnd))], false);
+      const id = asciiText(b, idStart, idEnd);
+      if (dataStart < 0) return this.add(id, [], false);
+      const text = strictUtf8(b.subarray(dataStart, dataEnd));
+      if (text === undefined) return this.addMalformed(id, notUtf8Error(EVENT_FIELD));
+      this.add(id, [EVENT_FIELD, text], false);
       return;
     }
     this.totals.entries++;

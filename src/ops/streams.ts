@@ -6,6 +6,7 @@ import { formatAge } from '../core/duplicates.js';
 import {
   DEFAULT_THRESHOLDS,
   evaluateStream,
+  groupAccounting,
   idAgeMs,
   summarize,
   type HealthThresholds,
@@ -14,9 +15,9 @@ import {
 } from '../core/stream-health.js';
 import { RowCheck, ScanAccumulator, type ScanTotals } from '../core/stream-scan.js';
 import type { Db } from '../postgres/db.js';
-import { isCluster, serverVersion, type RedisClient } from '../redis/connect.js';
+import { isCluster, type RedisClient } from '../redis/connect.js';
 import { discoverStreams, redisNowMs, streamSnapshot } from '../redis/stream-info.js';
-import { canReadRaw, xrangePages, xrangeRawPages } from '../redis/stream-reader.js';
+import { canReadRaw, xrangeBufferPages, xrangeRawPages } from '../redis/stream-reader.js';
 
 export const STREAMS_SCHEMA_VERSION = 1 as const;
 /** What --scan reads when no stream is named: the streams of DigestGenerateEvent. */
@@ -42,8 +43,16 @@ const GroupSchema = z.object({
   pending: z.number().int(),
   lastDeliveredId: z.string(),
   entriesRead: z.number().int().nullable(),
-  /** null: Redis does not know ("unknown"), never 0. */
+  /** Entries present after last-delivered-id; null: not known exactly ("unknown"), see lagMin/lagMax. */
   lag: z.number().int().nullable(),
+  lagMin: z.number().int(),
+  lagMax: z.number().int(),
+  /** Where lag comes from: ids and length (exact), Redis's counter, or bounds only. */
+  lagSource: z.enum(['ids', 'redis', 'bounds']),
+  /** XINFO GROUPS' own lag, as Redis reported it (null: Redis cannot tell, or before 7.0). */
+  redisLag: z.number().int().nullable(),
+  /** Entries trimmed before this group delivered them: at least min, at most max (null: no bound, Redis < 7.0). */
+  trimmed: z.object({ min: z.number().int(), max: z.number().int().nullable() }),
   consumerList: z.array(z.object({ name: z.string(), pending: z.number().int(), idleMs: z.number(), inactiveMs: z.number().nullable() })),
   pendingSummary: z.object({
     count: z.number().int(),
@@ -112,6 +121,11 @@ export const StreamsReportSchema = z.object({
   schemaVersion: z.literal(STREAMS_SCHEMA_VERSION),
   command: z.literal('streams'),
   now: z.string(),
+  /**
+   * version: the server's feature class, told from the replies read (INFO is not used, so a read-only
+   * ACL user works): "7.2+" (consumers report inactive), "7.0+" (XINFO STREAM has entries-added),
+   * "5.0-6.2" (it has not), "unknown" (no stream was read).
+   */
   server: z.object({ version: z.string(), cluster: z.boolean() }),
   thresholds: z.object({ maxLag: z.number(), maxPending: z.number(), idleMs: z.number(), maxDeliveries: z.number(), listLimit: z.number() }),
   streams: z.array(StreamSchema),
@@ -158,11 +172,11 @@ export async function resolveStreams(client: RedisClient, input: Pick<StreamsInp
 
 export async function streamsReport(client: RedisClient, db: Db | undefined, input: StreamsInput): Promise<StreamsReport> {
   const thresholds: HealthThresholds = { ...DEFAULT_THRESHOLDS, ...input.thresholds };
-  const version = await serverVersion(client);
   const keys = await resolveStreams(client, input);
   const nowMs = await redisNowMs(client);
   const findings: StreamFinding[] = [];
   const streams: StreamsReport['streams'] = [];
+  const snaps: StreamSnapshot[] = [];
   for (const key of keys) {
     const snap = await streamSnapshot(client, key, {
       pendingScanLimit: input.pendingScanLimit ?? 10_000,
@@ -171,6 +185,7 @@ export async function streamsReport(client: RedisClient, db: Db | undefined, inp
     });
     streams.push(streamView(snap, nowMs));
     findings.push(...evaluateStream(snap, thresholds, nowMs));
+    snaps.push(snap);
   }
   let scan: StreamsReport['scan'] = null;
   if (input.scan) {
@@ -189,13 +204,21 @@ export async function streamsReport(client: RedisClient, db: Db | undefined, inp
     schemaVersion: STREAMS_SCHEMA_VERSION,
     command: 'streams',
     now: new Date(nowMs).toISOString(),
-    server: { version: version.join('.'), cluster: isCluster(client) },
+    server: { version: featureClass(snaps), cluster: isCluster(client) },
     thresholds,
     streams,
     findings,
     scan,
     summary: summarize(findings),
   };
+}
+
+/** The server's feature class from what XINFO replied (see StreamsReportSchema.server). */
+export function featureClass(snaps: readonly StreamSnapshot[]): string {
+  const read = snaps.filter((s): s is Extract<StreamSnapshot, { state: 'ok' }> => s.state === 'ok');
+  if (read.length === 0) return 'unknown';
+  if (read.some((s) => s.groups.some((g) => g.consumers.some((c) => c.inactiveMs !== null)))) return '7.2+';
+  return read.some((s) => s.info.entriesAdded !== null) ? '7.0+' : '5.0-6.2';
 }
 
 function streamView(s: StreamSnapshot, nowMs: number): StreamsReport['streams'][number] {
@@ -215,8 +238,16 @@ function streamView(s: StreamSnapshot, nowMs: number): StreamsReport['streams'][
       entriesAdded: i.entriesAdded,
       maxDeletedEntryId: i.maxDeletedEntryId,
     },
-    groups: s.groups.map((g) => ({
+    groups: s.groups.map((g) => {
+      const a = groupAccounting(i, g.info);
+      return {
       ...g.info,
+      lag: a.lag,
+      lagMin: a.lagMin,
+      lagMax: a.lagMax,
+      lagSource: a.lagSource,
+      redisLag: g.info.lag,
+      trimmed: { min: a.trimmedMin, max: a.trimmedMax },
       consumerList: g.consumers,
       pendingSummary: {
         count: g.pendingSummary.count,
@@ -227,7 +258,8 @@ function streamView(s: StreamSnapshot, nowMs: number): StreamsReport['streams'][
         scanned: g.pending.scanned,
         complete: g.pending.complete,
       },
-    })),
+      };
+    }),
   };
 }
 
@@ -276,8 +308,8 @@ export async function scanStream(
       afterPage();
     }
   } else if (exists) {
-    for await (const page of xrangePages(client, key, { pageSize: opts.pageSize, prefetch: true })) {
-      for (const [id, flat] of page) acc.add(id, flat, dlq);
+    for await (const page of xrangeBufferPages(client, key, { pageSize: opts.pageSize, prefetch: true })) {
+      for (const [id, flat] of page) acc.addBuffers(id.toString('latin1'), flat, dlq);
       afterPage();
     }
   }

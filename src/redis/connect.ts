@@ -73,6 +73,9 @@ export async function connectRedis(config: RedisConfig): Promise<RedisClient> {
     maxRetriesPerRequest: 1,
     tls: first.tls ? {} : undefined,
     connectionName: 'digest-doctor',
+    // the ready check runs INFO, which a read-only ACL user need not have (README's ACL lines); the
+    // PING below proves the server answers
+    enableReadyCheck: false,
     // quit()/disconnect() otherwise keep the process alive up to 2 s waiting for the socket to close
     disconnectTimeout: 200,
   };
@@ -121,6 +124,26 @@ export function classifyRedisError(err: unknown, target: string): unknown {
   }
   if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH|ECONNRESET|EAI_AGAIN|connect|Connection is closed|timed? ?out|Failed to refresh slots cache|None of startup nodes/i.test(msg)) {
     return new DoctorError('UNREACHABLE', `cannot reach Redis at ${target} (${msg}): check --redis-url / REDIS_URL and that the server is up`, { cause: err });
+  }
+  return err;
+}
+
+/**
+ * A Redis reply error that is the server's answer rather than our bug: a command the ACL user may
+ * not run (NOPERM), or one the server does not have (an older version). Anything else is returned as is.
+ */
+export function classifyRedisReply(err: unknown): unknown {
+  if (err instanceof DoctorError) return err;
+  const msg = (err as Error)?.message ?? '';
+  const noperm = /^NOPERM .*?'([^']+)'/.exec(msg) ?? (/^NOPERM/.test(msg) ? [msg, ''] : null);
+  if (noperm) {
+    return new DoctorError('AUTH_FAILED', `the Redis user may not run ${noperm[1] ? `'${noperm[1]}'` : 'a command digest-doctor needs'} (${msg}): grant the commands README lists under "Redis permissions"`, { cause: err });
+  }
+  const unknown = /^ERR unknown command [`']([^`']+)[`']/i.exec(msg);
+  if (unknown) {
+    const cmd = unknown[1]!.toUpperCase();
+    const since: Record<string, string> = { XINFO: '5.0', XRANGE: '5.0', XPENDING: '5.0', XADD: '5.0', XAUTOCLAIM: '6.2', ACL: '6.0' };
+    return new DoctorError('REFUSED', `this Redis has no ${cmd} command: digest-doctor needs Redis ${since[cmd] ?? '5.0'} or later for it`, { cause: err });
   }
   return err;
 }

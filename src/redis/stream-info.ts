@@ -1,6 +1,6 @@
 // The XINFO / XPENDING / XRANGE calls behind `streams`. Read-only: never XREADGROUP, never XINFO FULL.
+import { entryIdAfter } from '../core/stream-id.js';
 import {
-  nextEntryId,
   parseXinfoConsumers,
   parseXinfoGroups,
   parseXinfoStream,
@@ -12,7 +12,8 @@ import {
   type PendingScanData,
   type StreamSnapshot,
 } from '../core/stream-health.js';
-import { masters, versionAtLeast, type RedisClient } from './connect.js';
+import { masters, type RedisClient } from './connect.js';
+import { escapeGlob } from './locks.js';
 
 export interface SnapshotOptions {
   /** Pending entries read per group with extended XPENDING (oldest first). */
@@ -64,7 +65,9 @@ async function walkPending(client: RedisClient, key: string, group: string, tota
     }
     out.scanned += rows.length;
     if (rows.length < count) break;
-    start = nextEntryId(rows[rows.length - 1]!.id);
+    const after = entryIdAfter(rows[rows.length - 1]!.id);
+    if (after === null) break;
+    start = after;
   }
   out.complete = out.scanned >= total;
   out.dangling = await missingEntries(client, key, toCheck);
@@ -89,30 +92,36 @@ export async function missingEntries(client: RedisClient, key: string, ids: read
 }
 
 /**
- * Stream keys matching `pattern` on every master. SCAN neither prefixes its MATCH pattern nor
- * strips the prefix from what it returns, so the ioredis keyPrefix is added and removed here.
+ * Stream keys matching `pattern` (a glob, e.g. `stream:digests:*`) on every master. SCAN neither
+ * prefixes its MATCH pattern nor strips the prefix from what it returns, so the ioredis keyPrefix is
+ * glob-escaped, added, and removed here. `SCAN ... TYPE stream` needs Redis 6.0: a server that
+ * rejects it gets a TYPE per key instead (no INFO: a read-only ACL user may not have it).
  */
 export async function discoverStreams(client: RedisClient, pattern: string, keyPrefix = ''): Promise<string[]> {
   const found = new Set<string>();
   let untyped = false;
+  const match = escapeGlob(keyPrefix) + pattern;
   for (const node of masters(client)) {
-    const typed = versionAtLeast(await nodeVersion(node), 6);
-    untyped ||= !typed;
+    let typed = true;
     let cursor = '0';
     do {
-      const args: Array<string | number> = ['MATCH', keyPrefix + pattern, 'COUNT', 1000];
-      if (typed) args.push('TYPE', 'stream');
-      const [next, keys] = (await node.call('SCAN', cursor, ...args)) as [string, string[]];
+      const args: Array<string | number> = ['MATCH', match, 'COUNT', 1000];
+      let reply: [string, string[]];
+      try {
+        reply = (await node.call('SCAN', cursor, ...args, ...(typed ? ['TYPE', 'stream'] : []))) as [string, string[]];
+      } catch (e) {
+        // Redis 5: "ERR syntax error" for TYPE; start this node over without it
+        if (!typed || cursor !== '0' || !/syntax/i.test((e as Error).message)) throw e;
+        typed = false;
+        untyped = true;
+        continue;
+      }
+      const [next, keys] = reply;
       cursor = next;
       for (const k of keys) if (k.startsWith(keyPrefix)) found.add(k.slice(keyPrefix.length));
     } while (cursor !== '0');
   }
-  // SCAN TYPE needs 6.0: older servers get a TYPE per key (through the client, which adds the prefix).
+  // untyped: a TYPE per key (through the client, which adds the prefix)
   if (untyped) for (const k of [...found]) if ((await client.type(k)) !== 'stream') found.delete(k);
   return [...found].sort();
-}
-
-async function nodeVersion(node: { info(section: string): Promise<string> }): Promise<[number, number, number]> {
-  const m = /redis_version:(\d+)\.(\d+)\.(\d+)/.exec(await node.info('server'));
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
 }

@@ -3,7 +3,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { EVENT_FIELD } from '../core/contract.js';
-import { compareEntryIds } from '../core/stream-id.js';
+import { compareEntryIds, entryIdAfter } from '../core/stream-id.js';
 import { classifyRedisError, masters, type RedisClient } from './connect.js';
 
 export type RawEntry = [id: string, fields: string[]];
@@ -18,20 +18,36 @@ export interface PageOptions {
   prefetch?: boolean;
 }
 
-/** Yields pages of entries in id order; the next page starts after the last id seen (exclusive range). */
+/**
+ * Yields pages of entries in id order; the next page starts at the id right after the last one seen
+ * (entryIdAfter: an inclusive start, so Redis 5.0-6.0 page too; the exclusive `(id` needs 6.2).
+ */
 export async function* xrangePages(client: RedisClient, key: string, opts: PageOptions = {}): AsyncGenerator<RawEntry[]> {
+  yield* pages(opts, (from, end, count) => client.xrange(key, from, end, 'COUNT', count) as Promise<RawEntry[]>, (e) => e[0]);
+}
+
+/** An entry as reply bytes: [id, [field, value, ...]]. */
+export type BufferEntry = [id: Buffer, fields: Buffer[]];
+
+/** xrangePages with every id, field and value left as bytes, for callers that decode strictly. */
+export async function* xrangeBufferPages(client: RedisClient, key: string, opts: PageOptions = {}): AsyncGenerator<BufferEntry[]> {
+  yield* pages(opts, (from, end, count) => client.xrangeBuffer(key, from, end, 'COUNT', count) as unknown as Promise<BufferEntry[]>, (e) => e[0].toString('latin1'));
+}
+
+async function* pages<E>(opts: PageOptions, fetchPage: (from: string, end: string, count: number) => Promise<E[]>, idOf: (e: E) => string): AsyncGenerator<E[]> {
   const end = opts.end ?? '+';
   const count = opts.pageSize ?? 1000;
   let start = opts.start ?? '-';
-  const fetch = (from: string) => client.xrange(key, from, end, 'COUNT', count) as Promise<RawEntry[]>;
-  let next: Promise<RawEntry[]> | undefined = fetch(start);
+  const fetch = (from: string) => fetchPage(from, end, count);
+  let next: Promise<E[]> | undefined = fetch(start);
   while (next) {
     const page = await next;
     next = undefined;
     if (page.length === 0) return;
-    const last = page[page.length - 1]![0];
-    const more = page.length === count && (end === '+' || compareEntryIds(last, end) < 0);
-    start = `(${last}`;
+    const last = idOf(page[page.length - 1]!);
+    const after = entryIdAfter(last);
+    const more = after !== null && page.length === count && (end === '+' || compareEntryIds(after, end) <= 0);
+    if (after !== null) start = after;
     if (more && opts.prefetch) {
       next = fetch(start);
       // a caller that stops early never awaits it: don't let its failure go unhandled
@@ -359,10 +375,14 @@ function isData(b: Buffer, at: number): boolean {
   return true;
 }
 
-/** `MOVED <slot> <host>:<port>` -> the node to ask instead (an empty host: the same one). */
-function movedTo(message: string, from: Endpoint): Endpoint | undefined {
-  const m = /^MOVED \d+ (.*):(\d+)$/.exec(message);
-  return m ? { ...from, host: m[1] || from.host, port: Number(m[2]) } : undefined;
+/**
+ * A cluster redirection: `MOVED <slot> <host>:<port>` (the slot lives there now: ask there from now
+ * on) or `ASK <slot> <host>:<port>` (the slot is migrating: ask there for this request only, after
+ * ASKING). An empty host means the same host. Rules: https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#ask-redirection
+ */
+export function redirection(message: string, from: { host: string; port: number }): { kind: 'moved' | 'ask'; host: string; port: number } | undefined {
+  const m = /^(MOVED|ASK) \d+ (.*):(\d+)$/.exec(message);
+  return m ? { kind: m[1] === 'ASK' ? 'ask' : 'moved', host: m[2] || from.host, port: Number(m[3]) } : undefined;
 }
 
 async function open(ep: Endpoint): Promise<RawConnection> {
@@ -386,7 +406,11 @@ export async function* xrangeRawPages(client: RedisClient, key: string, opts: Pa
   const count = opts.pageSize ?? 1000;
   let start = opts.start ?? '-';
   let conn = await open(ep);
-  const request = (from: string) => conn.send(['XRANGE', fullKey, from, end, 'COUNT', String(count)]);
+  // during a reshard: the node the migrating slot's keys are moving to, asked with ASKING first
+  let askConn: RawConnection | undefined;
+  let askAt = '';
+  const args = (from: string) => ['XRANGE', fullKey, from, end, 'COUNT', String(count)];
+  const request = (from: string) => conn.send(args(from));
   try {
     request(start);
     for (let redirects = 0; ; ) {
@@ -394,25 +418,43 @@ export async function* xrangeRawPages(client: RedisClient, key: string, opts: Pa
       try {
         page = await conn.page();
       } catch (e) {
-        // a cluster node that does not hold the key names the one that does (only before any page)
-        const moved: Endpoint | undefined = e instanceof RawReplyError ? movedTo(e.message, ep) : undefined;
-        if (!moved || redirects++ >= 5) throw classifyRedisError(e, `${ep.host}:${ep.port}`);
-        conn.close();
-        ep = moved;
-        conn = await open(ep);
-        request(start);
-        continue;
+        const to = e instanceof RawReplyError ? redirection(e.message, ep) : undefined;
+        if (!to || redirects++ >= 5) throw classifyRedisError(e, `${ep.host}:${ep.port}`);
+        if (to.kind === 'moved') {
+          conn.close();
+          ep = { ...ep, host: to.host, port: to.port };
+          conn = await open(ep);
+          request(start);
+          continue;
+        }
+        // ASK: this request only goes to the importing node, preceded by ASKING
+        const target: Endpoint = { ...ep, host: to.host, port: to.port };
+        if (!askConn || askAt !== `${to.host}:${to.port}`) {
+          askConn?.close();
+          askConn = await open(target);
+          askAt = `${to.host}:${to.port}`;
+        }
+        try {
+          await askConn.simple(['ASKING']);
+          askConn.send(args(start));
+          page = await askConn.page();
+        } catch (e2) {
+          throw classifyRedisError(e2, askAt);
+        }
       }
+      redirects = 0;
       if (page.count === 0) return;
       const k = (page.count - 1) * 4;
       const last = page.bytes.toString('latin1', page.at[k]!, page.at[k + 1]!);
-      const more = page.count === count && (end === '+' || compareEntryIds(last, end) < 0);
-      start = `(${last}`;
+      const after = entryIdAfter(last);
+      const more = after !== null && page.count === count && (end === '+' || compareEntryIds(after, end) <= 0);
+      if (after !== null) start = after;
       if (more) request(start);
       yield page;
       if (!more) return;
     }
   } finally {
     conn.close();
+    askConn?.close();
   }
 }

@@ -119,7 +119,7 @@ export function renderStreams(r: StreamsReport, s: Style): string {
             g.pendingSummary.mostDelivered?.deliveries ?? '',
             g.lastDeliveredId,
             g.entriesRead ?? 'n/a',
-            g.lag ?? 'unknown',
+            g.lag ?? `unknown (${g.lagMin}-${g.lagMax})`,
           ]),
         ),
       );
