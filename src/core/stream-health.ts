@@ -314,7 +314,10 @@ export function groupAccounting(info: StreamInfoData, group: GroupInfoData): Gro
 const cap = <T>(xs: readonly T[], n: number): T[] => xs.slice(0, n);
 
 /** Every check for one stream, passing ones included (doctor style). */
-export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: number): StreamFinding[] {
+export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: number, keyPrefix = ''): StreamFinding[] {
+  // commands in advice name the key as Redis knows it (the key prefix added), so they run as printed
+  const fullKey = keyPrefix + s.key;
+  const pre70 = s.state === 'ok' && s.info.entriesAdded === null;
   const out: StreamFinding[] = [];
   const dlq = isDlqStream(s.key);
   const add = (group: string | null, check: string, verdict: FindingVerdict, message: string, fix: string | null = null, items: string[] = []) =>
@@ -343,9 +346,9 @@ export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: nu
     if (s.groups.some((g) => g.info.name === expected)) add(expected, 'group', 'ok', `group ${expected} exists`);
     else
       add(expected, 'group', dlq ? 'warn' : 'fail', `expected group ${expected} is missing`,
-        `create it: XGROUP CREATE ${s.key} ${expected} $ MKSTREAM (or 0 to deliver the backlog)`);
+        `create it: XGROUP CREATE ${fullKey} ${expected} $ MKSTREAM (or 0 to deliver the backlog)`);
   }
-  for (const g of s.groups) evaluateGroup(s.key, s.info, g, t, nowMs, add, dlq);
+  for (const g of s.groups) evaluateGroup(fullKey, s.info, g, t, nowMs, add, dlq, pre70);
   return out;
 }
 
@@ -356,10 +359,10 @@ export function quietMs(c: ConsumerInfoData): number {
 
 type Add = (group: string | null, check: string, verdict: FindingVerdict, message: string, fix?: string | null, items?: string[]) => void;
 
-function evaluateGroup(key: string, info: StreamInfoData, g: GroupSnapshot, t: HealthThresholds, nowMs: number, add: Add, dlq: boolean): void {
+function evaluateGroup(key: string, info: StreamInfoData, g: GroupSnapshot, t: HealthThresholds, nowMs: number, add: Add, dlq: boolean, pre70: boolean): void {
   // A DLQ's group is never read by design: its backlog is the dlq-empty check, not lag or trimming.
   if (!dlq) lagAndTrim(info, g, t, add);
-  pendingChecks(key, g, t, nowMs, add);
+  pendingChecks(key, g, t, nowMs, add, pre70);
 }
 
 function lagAndTrim(info: StreamInfoData, g: GroupSnapshot, t: HealthThresholds, add: Add): void {
@@ -381,7 +384,7 @@ function lagAndTrim(info: StreamInfoData, g: GroupSnapshot, t: HealthThresholds,
   } else add(name, 'trimmed', 'ok', a.behindStart ? 'no entry trimmed before delivery' : 'no entry known to be trimmed before delivery');
 }
 
-function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs: number, add: Add): void {
+function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs: number, add: Add, pre70 = false): void {
   const name = g.info.name;
 
   const pendingText = `${g.pendingSummary.count} pending` + (g.pending.oldest ? `, oldest ${formatAge(idAgeMs(g.pending.oldest.id, nowMs) ?? 0)} old` : '');
@@ -393,7 +396,7 @@ function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs
   if (dead.length)
     add(name, 'idle-consumers', 'warn',
       `${dead.length} consumer(s) idle over ${formatAge(t.idleMs)} hold ${dead.reduce((n, c) => n + c.pending, 0)} pending: ${dead.map((c) => `${c.name} (${c.pending}, idle ${formatAge(quietMs(c))})`).join(', ')}`,
-      `claim their entries for a live worker (XAUTOCLAIM ${key} ${name} <worker> 60000 0), then XGROUP DELCONSUMER ${key} ${name} <consumer>`,
+      `claim their entries for a live worker (${pre70 ? `XAUTOCLAIM ${key} ${name} <worker> 60000 0 on Redis 6.2+; before 6.2 XCLAIM ${key} ${name} <worker> 60000 <id> ...` : `XAUTOCLAIM ${key} ${name} <worker> 60000 0`}), then XGROUP DELCONSUMER ${key} ${name} <consumer>`,
       dead.map((c) => c.name));
   else add(name, 'idle-consumers', 'ok', `no consumer idle over ${formatAge(t.idleMs)} holds entries`);
 

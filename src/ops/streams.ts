@@ -184,7 +184,7 @@ export async function streamsReport(client: RedisClient, db: Db | undefined, inp
       maxDeliveries: thresholds.maxDeliveries,
     });
     streams.push(streamView(snap, nowMs));
-    findings.push(...evaluateStream(snap, thresholds, nowMs));
+    findings.push(...evaluateStream(snap, thresholds, nowMs, input.keyPrefix ?? ''));
     snaps.push(snap);
   }
   let scan: StreamsReport['scan'] = null;
@@ -196,7 +196,7 @@ export async function streamsReport(client: RedisClient, db: Db | undefined, inp
     for (const s of targets) {
       const r = await scanStream(client, db, s.key, s.state === 'ok', input.scan, input.onProgress);
       results.push(r);
-      findings.push(...scanFindings(r, input.scan.examples));
+      findings.push(...scanFindings(r, input.scan.examples, input.keyPrefix ?? ''));
     }
     scan = { database: db !== undefined, streams: results };
   }
@@ -327,7 +327,9 @@ export async function scanStream(
 }
 
 /** The scan's findings, doctor style: one line per check, passing ones included. */
-export function scanFindings(r: StreamScanResult, listLimit: number): StreamFinding[] {
+export function scanFindings(r: StreamScanResult, listLimit: number, keyPrefix = ''): StreamFinding[] {
+  // advice names the key as Redis knows it (with the key prefix), so it runs as printed
+  const fullKey = keyPrefix + r.key;
   const out: StreamFinding[] = [];
   const add = (check: string, bad: boolean, verdict: 'warn' | 'fail', badText: string, okText: string, fix: string, items: string[]) =>
     out.push({ stream: r.key, group: null, check, verdict: bad ? verdict : 'ok', message: bad ? badText : okText, fix: bad ? fix : null, items: bad ? items.slice(0, listLimit) : [] });
@@ -336,7 +338,7 @@ export function scanFindings(r: StreamScanResult, listLimit: number): StreamFind
   add('scan-duplicates', d.historyIds > 0, 'warn',
     `${d.historyIds} history_id(s) published more than once (${d.extraEntries} extra entries): ${d.examples.map((e) => `${e.historyId} x${e.count} [${e.entryIds.join(' ')}]`).join('; ')}`,
     `every history_id published once (${r.distinctHistoryIds} distinct)`,
-    'each copy is generated and sent again: ack or delete the extra entries (XDEL) if the worker has not taken them; publish with replay (idempotent) from now on',
+    `each copy is generated and sent again: delete the later copies the workers have not read yet (XDEL ${fullKey} ${d.examples.flatMap((e) => e.entryIds.slice(1)).slice(0, 50).join(' ')}; ack instead those already pending), and publish with replay (idempotent) from now on`,
     d.examples.map((e) => e.historyId));
   const c = r.idempotencyConflicts;
   add('scan-idempotency', c.keys > 0, 'warn',

@@ -115,18 +115,23 @@ describe.each(REDIS_TARGETS)('streams on $name Redis', (target) => {
     expect(r.streams[2]).toMatchObject({ state: 'wrong-type', type: 'string' });
   });
 
-  it('lag over the threshold warns; a null lag is unknown, not 0', async () => {
-    await addEvents(client, DIGEST_STREAM, 5);
+  it('lag over the threshold warns; lag is counted from ids where Redis gives up, and unknown (with bounds) only where nothing tells', async () => {
+    const ids = await addEvents(client, DIGEST_STREAM, 5);
     await client.xgroup('CREATE', DIGEST_STREAM, DIGEST_GROUP, '0');
     let r = await report({ streams: [DIGEST_STREAM], thresholds: { maxLag: 2 } });
     expect(r.streams[0]!.groups[0]!.lag).toBe(5);
     expect(find(r, DIGEST_STREAM, 'lag')).toMatchObject({ verdict: 'warn' });
-    // deleting an entry in the unread range makes Redis give up on lag
-    const [mid] = (await client.xrange(DIGEST_STREAM, '-', '+', 'COUNT', 2)).slice(1);
-    await client.xdel(DIGEST_STREAM, mid![0]);
+    // deleting an entry in the unread range makes Redis give up on lag; the group is before the first
+    // entry, so every one of the 4 left is still to deliver
+    await client.xdel(DIGEST_STREAM, ids[1]!);
     r = await report({ streams: [DIGEST_STREAM], thresholds: { maxLag: 2 } });
-    expect(r.streams[0]!.groups[0]!.lag).toBeNull();
-    expect(find(r, DIGEST_STREAM, 'lag').message).toContain('unknown');
+    expect(r.streams[0]!.groups[0]!).toMatchObject({ redisLag: null, lag: 4, lagSource: 'ids' });
+    // the group reads ids[0] and ids[2]; ids[3] is deleted after it: Redis gives up again, and with the
+    // group between the first and the last entry only 1..2 (length 3 minus the first) is known (it is 1)
+    await client.xreadgroup('GROUP', DIGEST_GROUP, 'digest-worker-1', 'COUNT', 2, 'STREAMS', DIGEST_STREAM, '>');
+    await client.xdel(DIGEST_STREAM, ids[3]!);
+    r = await report({ streams: [DIGEST_STREAM], thresholds: { maxLag: 2 } });
+    expect(r.streams[0]!.groups[0]!).toMatchObject({ redisLag: null, lag: null, lagMin: 1, lagMax: 2, lagSource: 'bounds' });
   });
 
   it('discovers stream:digests:* streams on every master, with the key prefix added and stripped', async () => {
