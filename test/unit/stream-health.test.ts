@@ -1,3 +1,7 @@
+import { entryIdAfter } from '../../src/core/stream-id.js';
+import { redirection } from '../../src/redis/stream-reader.js';
+import { classifyRedisReply } from '../../src/redis/connect.js';
+import type { DoctorError } from '../../src/errors.js';
 import { describe, expect, it } from 'vitest';
 import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, CONTEXT_STREAM } from '../../src/core/contract.js';
 import {
@@ -11,7 +15,7 @@ import {
   parseXpendingEntries,
   parseXpendingSummary,
   summarize,
-  trimmedBeforeDelivery,
+  groupAccounting,
   type GroupSnapshot,
   type StreamInfoData,
   type StreamSnapshot,
@@ -105,21 +109,74 @@ const group = (over: Partial<GroupSnapshot['info']> = {}, rest: Partial<GroupSna
 const ok = (g: GroupSnapshot[] = [group()], i = info(), key = DIGEST_STREAM): StreamSnapshot => ({ key, state: 'ok', info: i, groups: g });
 const checks = (s: StreamSnapshot, t = DEFAULT_THRESHOLDS) => Object.fromEntries(evaluateStream(s, t, NOW).map((f) => [`${f.group ?? ''}/${f.check}`, f]));
 
-describe('trimmedBeforeDelivery', () => {
-  it('is false for a group that read everything, and for a fresh group at 0 on an untrimmed stream', () => {
-    expect(trimmedBeforeDelivery(info(), group().info).lost).toBe(false);
-    expect(trimmedBeforeDelivery(info(), group({ lastDeliveredId: '0-0', entriesRead: 0, lag: 5 }).info).lost).toBe(false);
+describe('groupAccounting (each expectation worked out by hand from the ids and counters)', () => {
+  // a stream whose entries are 1-0..N-0; first/last/length set per case
+  const st = (o: { len: number; first: number | null; last: number | null; added: number | null; deleted?: string | null; gen?: string }): StreamInfoData => ({
+    length: o.len, lastGeneratedId: o.gen ?? `${o.last ?? 0}-0`, maxDeletedEntryId: o.deleted === undefined ? (o.added === null ? null : '0-0') : o.deleted,
+    entriesAdded: o.added, recordedFirstEntryId: null, groups: 1,
+    firstEntry: o.first === null ? null : { id: `${o.first}-0`, fields: {} }, lastEntry: o.last === null ? null : { id: `${o.last}-0`, fields: {} },
   });
-  it('counts entries-read + length < entries-added', () => {
-    const r = trimmedBeforeDelivery(info({ entriesAdded: 10 }), group({ entriesRead: 4, lag: null, lastDeliveredId: id(2000) }).info);
-    expect(r).toMatchObject({ lost: true, count: 1 });
+  const gr = (L: string, E: number | null, lag: number | null = null) => group({ lastDeliveredId: L, entriesRead: E, lag }).info;
+
+  it('3000 added, entry 1 read, trimmed to 1, entry 3000 read: lag 0, 2998 trimmed unread (Redis says lag 2998, entries-read 2)', () => {
+    expect(groupAccounting(st({ len: 1, first: 3000, last: 3000, added: 3000 }), gr('3000-0', 2, 2998))).toMatchObject({ lag: 0, trimmedMin: 2998, trimmedMax: 2998 });
   });
-  it('uses lag > length when entries-read is missing', () => {
-    expect(trimmedBeforeDelivery(info({ entriesAdded: null }), group({ entriesRead: null, lag: 7 }).info)).toMatchObject({ lost: true, count: 2 });
+  it('group at 0-0, 20 added, trimmed to 5: lag 5, exactly 15 trimmed unread (entries-read null counts as 0)', () => {
+    expect(groupAccounting(st({ len: 5, first: 16, last: 20, added: 20 }), gr('0-0', null, 5))).toMatchObject({ lag: 5, trimmedMin: 15, trimmedMax: 15, behindStart: true });
   });
-  it('falls back to last-delivered-id older than the first entry on servers without counters', () => {
-    const old = info({ entriesAdded: null, maxDeletedEntryId: null });
-    expect(trimmedBeforeDelivery(old, group({ entriesRead: null, lag: null, lastDeliveredId: id(5000) }).info)).toMatchObject({ lost: true, count: null });
+  it('group at 3-0 (created at $ after 3), 23 added, trimmed to 5: between 0 and 18, behind the start', () => {
+    expect(groupAccounting(st({ len: 5, first: 19, last: 23, added: 23 }), gr('3-0', null, 5))).toMatchObject({ lag: 5, trimmedMin: 0, trimmedMax: 18, behindStart: true });
+  });
+  it('group at 0-0, 3 added, 2-0 XDELed: 1 gone and it is the deleted one: nothing trimmed, lag 2', () => {
+    expect(groupAccounting(st({ len: 2, first: 1, last: 3, added: 3, deleted: '2-0' }), gr('0-0', null, null))).toMatchObject({ lag: 2, trimmedMin: 0, trimmedMax: 0 });
+  });
+  it('a healthy group in the middle: Redis lag used when it fits 1..length-1; no loss claimed', () => {
+    expect(groupAccounting(st({ len: 10, first: 1, last: 10, added: 10 }), gr('7-0', 7, 3))).toMatchObject({ lag: 3, lagSource: 'redis', trimmedMin: 0 });
+  });
+  it('in the middle with a Redis lag beyond what length allows: bounds, and the excess is a certain skip', () => {
+    // 100 added, trimmed to 10 (91..100); the group read 1, was trimmed past, then read 91..95: E = 6, L = 95
+    // present after L: 5; U = 100 - 6 - 5 = 89 (2..90 trimmed unread); Redis lag 94 > 9 so only 1..9 is known:
+    // at least 100 - 6 - 9 = 85, at most 100 - 6 - 1 = 93, capped by the 90 gone
+    expect(groupAccounting(st({ len: 10, first: 91, last: 100, added: 100 }), gr('95-0', 6, 94))).toMatchObject({ lag: null, lagMin: 1, lagMax: 9, trimmedMin: 85, trimmedMax: 90 });
+  });
+  it('an emptied stream the group never reached: its last entry was trimmed unread', () => {
+    expect(groupAccounting(st({ len: 0, first: null, last: null, added: 4, gen: '4-0' }), gr('2-0', null))).toMatchObject({ lag: 0, trimmedMin: 1, trimmedMax: 4, behindStart: true });
+  });
+  it('Redis 5.0-6.2 (no entries-added, no entries-read): behind the start has no bound; else nothing claimed', () => {
+    expect(groupAccounting(st({ len: 5, first: 16, last: 20, added: null }), gr('0-0', null))).toMatchObject({ lag: 5, trimmedMin: 0, trimmedMax: null, behindStart: true });
+    expect(groupAccounting(st({ len: 5, first: 16, last: 20, added: null }), gr('20-0', null))).toMatchObject({ lag: 0, trimmedMin: 0, trimmedMax: 0, behindStart: false });
+  });
+});
+
+describe('6.x-shaped replies', () => {
+  it('XINFO STREAM / GROUPS of 6.2 (no entries-added, max-deleted-entry-id, entries-read, lag) parse to nulls, and the checks do not FAIL', () => {
+    const s = parseXinfoStream(['length', 2, 'radix-tree-keys', 1, 'radix-tree-nodes', 2, 'last-generated-id', '2-0', 'groups', 1, 'first-entry', ['1-0', ['data', 'x']], 'last-entry', ['2-0', ['data', 'y']]]);
+    const [g] = parseXinfoGroups([['name', DIGEST_GROUP, 'consumers', 1, 'pending', 0, 'last-delivered-id', '2-0']]);
+    expect(s).toMatchObject({ entriesAdded: null, maxDeletedEntryId: null });
+    expect(g).toMatchObject({ entriesRead: null, lag: null });
+    const c = checks({ key: DIGEST_STREAM, state: 'ok', info: s, groups: [group(g)] });
+    expect(c[`${DIGEST_GROUP}/trimmed`]!.verdict).toBe('ok');
+    expect(c[`${DIGEST_GROUP}/lag`]!.message).toBe('lag 0');
+  });
+});
+
+describe('entryIdAfter, redirection, classifyRedisReply', () => {
+  it('pages from the next id, the sequence overflowing into the millisecond; nothing after the largest id', () => {
+    expect(entryIdAfter('5-0')).toBe('5-1');
+    expect(entryIdAfter('5-18446744073709551615')).toBe('6-0');
+    expect(entryIdAfter('18446744073709551615-18446744073709551615')).toBeNull();
+  });
+  it('reads MOVED and ASK, an empty host meaning the same one', () => {
+    expect(redirection('ASK 3999 127.0.0.1:7001', { host: 'h', port: 1 })).toEqual({ kind: 'ask', host: '127.0.0.1', port: 7001 });
+    expect(redirection('MOVED 1 :7002', { host: 'h', port: 1 })).toEqual({ kind: 'moved', host: 'h', port: 7002 });
+    expect(redirection('ERR x', { host: 'h', port: 1 })).toBeUndefined();
+  });
+  it('maps NOPERM and unknown commands to one line with an exit code other than 70', () => {
+    const e = classifyRedisReply(new Error("NOPERM this user has no permissions to run the 'info' command")) as DoctorError;
+    expect(e.exitCode).toBe(3);
+    expect(e.message).toContain("'info'");
+    const u = classifyRedisReply(new Error("ERR unknown command 'XAUTOCLAIM', with args beginning with: ")) as DoctorError;
+    expect(u.message).toContain('Redis 6.2 or later');
   });
 });
 
@@ -144,11 +201,14 @@ describe('evaluateStream', () => {
     expect(dlq['/dlq-empty']).toMatchObject({ verdict: 'warn', items: [info().firstEntry!.id] });
   });
 
-  it('lag: over the threshold warns; null is "unknown", never 0', () => {
-    expect(checks(ok([group({ lag: 5000 })]))[`${DIGEST_GROUP}/lag`]!.verdict).toBe('warn');
-    const unknown = checks(ok([group({ lag: null })]))[`${DIGEST_GROUP}/lag`]!;
+  it('lag: over the threshold warns; a group that delivered the last entry has lag 0 whatever Redis says; unknown shows its bounds', () => {
+    const big = info({ length: 5000, entriesAdded: 5000 });
+    // before the first entry: all 5000 are still to deliver
+    expect(checks(ok([group({ lastDeliveredId: '0-0', entriesRead: null, lag: 5000 })], big))[`${DIGEST_GROUP}/lag`]!.verdict).toBe('warn');
+    expect(checks(ok([group({ lag: 5000 })]))[`${DIGEST_GROUP}/lag`]!).toMatchObject({ verdict: 'ok', message: 'lag 0' });
+    const unknown = checks(ok([group({ lastDeliveredId: id(500), entriesRead: null, lag: null })], big))[`${DIGEST_GROUP}/lag`]!;
     expect(unknown.verdict).toBe('ok');
-    expect(unknown.message).toContain('unknown');
+    expect(unknown.message).toBe('lag unknown (between 1 and 4999)');
   });
 
   it('pending over the threshold, dead and stray consumers', () => {
