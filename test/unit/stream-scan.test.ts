@@ -265,6 +265,23 @@ describe('ScanAccumulator.addRaw agrees with add', () => {
   });
 });
 
+describe('strict UTF-8: addRaw and addBuffers agree', () => {
+  it('an event whose data bytes are not UTF-8 is malformed in both; valid non-ASCII is not', () => {
+    const good = serializeEvent(base({ history_id: randomUUID(), requested_by: 'José' }));
+    const bad = Buffer.concat([Buffer.from(good.slice(0, -1) + ',"note":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
+    const entries: Array<[string, Buffer]> = [['1-0', Buffer.from(good)], ['2-0', bad]];
+    const viaBuffers = new ScanAccumulator({ examples: 5, idsPerExample: 5 });
+    const viaRaw = new ScanAccumulator({ examples: 5, idsPerExample: 5 });
+    for (const [id, data] of entries) {
+      viaBuffers.addBuffers(id, [Buffer.from('data'), data], false);
+      const b = Buffer.concat([Buffer.from(id), data]);
+      viaRaw.addRaw(b, 0, id.length, id.length, b.length);
+    }
+    expect(viaRaw.result()).toEqual(viaBuffers.result());
+    expect(viaRaw.result()).toMatchObject({ entries: 2, valid: 1, malformed: { count: 1, examples: [{ id: '2-0', error: 'data is not valid UTF-8' }] } });
+  });
+});
+
 describe('parseEntryEvent', () => {
   it('reads the data field; reports a missing field and bad JSON without throwing', () => {
     expect(parseEntryEvent(entry(base()), false).ok).toBe(true);
