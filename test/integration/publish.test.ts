@@ -39,7 +39,8 @@ describe.each(REDIS_TARGETS)('publishIdempotent on $name Redis', (target) => {
     expect(first.duplicate).toBe(false);
     expect(first.mode).toBe('lua');
     const again = await publishIdempotent(client, { stream, event: event(historyId) });
-    expect(again).toEqual({ ...first, duplicate: true });
+    expect(first.outcome).toBe('added');
+    expect(again).toEqual({ ...first, duplicate: true, outcome: 'repeat' });
     expect(await client.xlen(stream)).toBe(1);
     const [[id, fields]] = (await client.xrange(stream, '-', '+')) as Array<[string, string[]]>;
     expect(id).toBe(first.id);
