@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option('--date <YYYY-MM-DD>', 'with --failed: the digest_date')
     .option('--history-id <uuid>', 'replay this digest_history row (repeatable)', collect)
     .option('--apply', 'publish (without it: show what would be published)')
-    .option('--force', 'include events whose row is already sent or missing')
+    .option('--force', 'include events whose row is already sent or missing (a marker whose entry is there or was delivered still blocks)')
     .option('--rate <events/s>', 'cap the publish rate')
     .addOption(new Option('--stream <name|key>', 'stream to publish to').default(DIGEST_STREAM))
     .addOption(new Option('--dlq <name|key>', 'DLQ to read with --from-dlq').default(DIGEST_DLQ_STREAM))
