@@ -16,7 +16,8 @@ export { streamsReport, scanStream, StreamsReportSchema, STREAMS_SCHEMA_VERSION,
 export * from './core/stream-health.js';
 export { ScanAccumulator, RowCheck, U128Index, parseEntryEvent, plainlyValidEvent, type ScanTotals, type ScanLimits } from './core/stream-scan.js';
 export { acquireLock, releaseLock, extendLock, newLockToken, findStaleLocks, lockKind, type Lock, type LockOutcome, type LockResult, type StaleLock, type StaleLockOptions } from './redis/locks.js';
-export { publishIdempotent, publishBatch, planPublish, batchCall, choosePublishMode, markerKeyFor, hashTagOf, DEFAULT_MARKER_PREFIX, DEFAULT_MARKER_TTL_MS, DEFAULT_PRODUCER, type PublishOptions, type PublishResult, type PublishMode, type PublishPlan } from './redis/publish.js';
+export { publishIdempotent, publishBatch, publishPaced, streamBacklog, backlogLimitFor, BacklogStallError, planPublish, batchCall, choosePublishMode, markerKeyFor, hashTagOf, DEFAULT_MARKER_PREFIX, DEFAULT_MARKER_TTL_MS, DEFAULT_PRODUCER, DEFAULT_STALL_TIMEOUT_MS, type PublishOptions, type PublishResult, type PublishOutcome, type PublishMode, type PublishPlan, type BacklogState, type PaceOptions } from './redis/publish.js';
+export { SCRIPT_CODES } from './redis/scripts.js';
 export { requestDigest, type RequestDigestInput, type RequestDigestResult, type RequestDb, type DigestRow } from './service/request-digest.js';
 export { replay, ReplayResultSchema, REPLAY_SCHEMA_VERSION, DEFAULT_REPLAY_MARKER_PREFIX, type ReplayResult, type ReplayOptions, type ReplayEvent } from './ops/replay.js';
 export { planReplay, replayIdempotencyId, type ReplayCandidate, type PlannedEvent, type ReplaySource, type SkipReason } from './core/replay.js';

@@ -1,26 +1,35 @@
 // `replay`: republish digest events from the DLQ, from failed rows of a day, or from named rows.
 // Each event is rebuilt as the service builds it, checked with the event schema, and published
-// idempotently (a marker per history_id), pipelined in batches so throughput stays near raw XADD.
+// idempotently (a marker per history_id), pipelined in batches so throughput stays near raw XADD,
+// and paced to the consumer group so MAXLEN ~ never trims an event before a worker reads it.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { DIGEST_DLQ_STREAM, DIGEST_STREAM, IN_FLIGHT_STATUSES, TRIGGERS, type Trigger } from '../core/contract.js';
+import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, STREAM_MAXLEN, TRIGGERS, type Trigger } from '../core/contract.js';
 import { buildEvent, fieldsToRecord, parseDlqEntry, type BuildEventInput, type DigestGenerateEvent } from '../core/event.js';
-import { planReplay, rateDelayMs, replayIdempotencyId, type PlannedEvent, type ReplayCandidate, type ReplayRowState } from '../core/replay.js';
+import { planReplay, replayIdempotencyId, type PlannedEvent, type ReplayCandidate, type ReplayRowState } from '../core/replay.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
-import { cachedVersion, choosePublishMode, clientKeyPrefix, DEFAULT_MARKER_TTL_MS, planPublish, publishBatch, type PublishMode, type PublishPlan, type PublishResult } from '../redis/publish.js';
+import { DoctorError } from '../errors.js';
+import {
+  BacklogStallError,
+  backlogLimitFor,
+  cachedVersion,
+  choosePublishMode,
+  clientKeyPrefix,
+  DEFAULT_MARKER_TTL_MS,
+  DEFAULT_STALL_TIMEOUT_MS,
+  planPublish,
+  publishPaced,
+  streamBacklog,
+  type PublishMode,
+  type PublishPlan,
+} from '../redis/publish.js';
 import { xrangePages } from '../redis/stream-reader.js';
 
 export const REPLAY_SCHEMA_VERSION = 1 as const;
 /** Replay markers are kept apart from the service's own (`idem:`): a replay of a job the service
  * published once must still add, and a second replay of it must not. */
 export const DEFAULT_REPLAY_MARKER_PREFIX = 'idem:replay:';
-/** Events per script call: one round of script overhead for many events. */
-const SCRIPT_BATCH = 100;
-/** Events prepared (built, validated, serialised) and sent between waits. */
-const CHUNK = 1000;
-/** Chunks in flight: the next one is prepared while Redis runs the previous ones. */
-const IN_FLIGHT = 4;
 
 const ReplayEventSchema = z.object({
   source: z.enum(['dlq', 'failed', 'history-id']),
@@ -33,6 +42,9 @@ const ReplayEventSchema = z.object({
   /** After --apply: the entry id (the first one for a repeat) and whether it was a repeat. */
   entryId: z.string().nullable(),
   duplicate: z.boolean().nullable(),
+  /** After --apply: added; re-added (its marker pointed at an entry trimmed before the group read
+   * it); repeat (the first entry is in the stream); repeat-delivered (delivered, gone since). */
+  outcome: z.enum(['added', 're-added', 'repeat', 'repeat-delivered']).nullable(),
 });
 export type ReplayEvent = z.infer<typeof ReplayEventSchema>;
 
@@ -46,14 +58,27 @@ export const ReplayResultSchema = z.object({
   marker: z.object({ prefix: z.string(), ttlMs: z.number().int() }),
   force: z.boolean(),
   ratePerSec: z.number().nullable(),
+  /** Pacing to the consumer group: at most backlogLimit unread entries, below MAXLEN ~ maxlen. */
+  pacing: z.object({
+    group: z.string(),
+    maxlen: z.number().int(),
+    backlogLimit: z.number().int(),
+    stallTimeoutMs: z.number().int(),
+    /** --apply: whether the group existed and its unread backlog (up to the limit) before the replay. */
+    groupExists: z.boolean().nullable(),
+    unreadBefore: z.number().int().nullable(),
+  }),
   counts: z.object({
     candidates: z.number().int(),
     toPublish: z.number().int(),
     skipped: z.number().int(),
     invalid: z.number().int(),
-    /** --apply: entries added, and publishes that found their marker (added before). */
+    /** --apply: entries added (reAdded of them over a marker whose entry was trimmed unread), and
+     * publishes that found their marker and its entry there or delivered (deliveredGone of them). */
     added: z.number().int(),
+    reAdded: z.number().int(),
     duplicates: z.number().int(),
+    deliveredGone: z.number().int(),
   }),
   events: z.array(ReplayEventSchema),
   /** Entries that do not parse or fail the event schema: listed, never fatal. */
@@ -74,7 +99,17 @@ export interface ReplayOptions {
   markerPrefix?: string;
   markerTtlMs?: number;
   mode?: PublishMode | 'auto';
+  /** The consumer group the service's workers read with (default `digest-workers`). */
+  group?: string;
+  /** The stream's MAXLEN ~ (default the service's 10000): every XADD trims to it. */
+  maxlen?: number;
+  /** Most unread entries the replay may leave in the stream; default 90% of maxlen. */
+  backlogLimit?: number;
+  /** Stop (exit 4) when the group reads nothing for this long while the backlog is full; default 60 s. */
+  stallTimeoutMs?: number;
   onProgress?(done: number, total: number): void;
+  /** While waiting for the group to read. */
+  onWait?(w: { unread: number; backlogLimit: number; published: number; total: number; waitedMs: number }): void;
 }
 
 interface RowRecord {
@@ -148,13 +183,6 @@ async function gather(db: Db, redis: RedisClient, o: ReplayOptions): Promise<Gat
   return { candidates, rows, invalid };
 }
 
-/** Sends one chunk as script calls of SCRIPT_BATCH events, without waiting between them. */
-async function sendChunk(redis: RedisClient, plans: readonly PublishPlan[]): Promise<PublishResult[]> {
-  const calls: Array<Promise<PublishResult[]>> = [];
-  for (let i = 0; i < plans.length; i += SCRIPT_BATCH) calls.push(publishBatch(redis, plans.slice(i, i + SCRIPT_BATCH)));
-  return (await Promise.all(calls)).flat();
-}
-
 function toEvent(p: PlannedEvent): ReplayEvent {
   return {
     source: p.source,
@@ -166,6 +194,7 @@ function toEvent(p: PlannedEvent): ReplayEvent {
     reason: p.reason,
     entryId: null,
     duplicate: null,
+    outcome: null,
   };
 }
 
@@ -183,14 +212,19 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
   const mode = choosePublishMode(version, o.mode);
   const keyPrefix = clientKeyPrefix(redis);
   const events = planned.map(toEvent);
+  const group = o.group ?? DIGEST_GROUP;
+  const maxlen = o.maxlen ?? STREAM_MAXLEN;
+  const backlogLimit = o.backlogLimit ?? backlogLimitFor(maxlen);
+  const stallTimeoutMs = o.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
 
   /** The event rebuilt as the service builds it, checked by the schema (in buildEvent), planned. */
   const prepare = (index: number): PublishPlan | null => {
     const p = planned[index]!;
     try {
       const event = buildEvent(p.input!, now, randomUUID());
-      return planPublish({ stream, event, idempotencyId: replayIdempotencyId(p), markerPrefix, markerTtlMs, mode }, version, keyPrefix);
+      return planPublish({ stream, event, idempotencyId: replayIdempotencyId(p), markerPrefix, markerTtlMs, mode, maxlen, group, backlogLimit }, version, keyPrefix);
     } catch (err) {
+      if (err instanceof DoctorError && err.code === 'BAD_INPUT' && /MAXLEN|backlog limit/.test(err.message)) throw err;
       invalid.push({ source: p.source, sourceId: p.sourceId, error: (err as Error).message });
       events[index] = { ...events[index]!, action: 'skip', reason: 'invalid event' };
       return null;
@@ -199,49 +233,53 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
   const toPublish = planned.flatMap((p, i) => (p.action === 'publish' ? [i] : []));
 
   let added = 0;
+  let reAdded = 0;
   let duplicates = 0;
+  let deliveredGone = 0;
   let published = 0;
+  let before: { groupExists: boolean; unread: number | null } | null = null;
   if (!o.apply) {
     for (const i of toPublish) prepare(i);
-  } else {
-    interface Sent {
-      indices: number[];
-      results: Promise<PublishResult[]>;
+  } else if (toPublish.length) {
+    const state = await streamBacklog(redis, stream, { group, backlogLimit });
+    before = { groupExists: state.groupExists, unread: state.unread };
+    if (!state.groupExists && backlogLimit > 0 && (state.unread ?? 0) + toPublish.length > backlogLimit) {
+      // nobody reads the stream: what does not fit now never will
+      throw new DoctorError(
+        'REFUSED',
+        `no consumer group "${group}" on ${stream}: nothing reads it, so ${toPublish.length} events on top of its ${state.unread ?? 0} entries ` +
+          `exceed the ${backlogLimit} that MAXLEN ~ ${maxlen} keeps unread; nothing was published. Start the workers (they create the group) and replay again, ` +
+          `or pass --group with the group they read`,
+      );
     }
-    const record = async (sent: Sent) => {
-      const results = await sent.results;
-      for (let k = 0; k < results.length; k++) {
-        const r = results[k]!;
-        if (r.duplicate) duplicates++;
-        else added++;
-        const e = events[sent.indices[k]!]!;
-        e.entryId = r.id;
-        e.duplicate = r.duplicate;
-      }
-      o.onProgress?.(added + duplicates, toPublish.length);
-    };
-    const window: Sent[] = [];
     const started = Date.now();
-    const chunk = o.ratePerSec ? Math.max(1, Math.min(CHUNK, Math.floor(o.ratePerSec / 10))) : CHUNK;
-    for (let c = 0; c < toPublish.length; c += chunk) {
-      const indices: number[] = [];
-      const plans: PublishPlan[] = [];
-      for (let i = c; i < Math.min(c + chunk, toPublish.length); i++) {
-        const plan = prepare(toPublish[i]!);
-        if (plan) {
-          indices.push(toPublish[i]!);
-          plans.push(plan);
-        }
-      }
-      published += plans.length;
-      const results = sendChunk(redis, plans);
-      results.catch(() => undefined); // awaited in order below; this only keeps an early failure from being "unhandled"
-      window.push({ indices, results });
-      if (window.length >= IN_FLIGHT) await record(window.shift()!);
-      const wait = rateDelayMs(published, Date.now() - started, o.ratePerSec);
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    try {
+      published = await publishPaced(redis, toPublish.length, (k) => prepare(toPublish[k]!), {
+        stallTimeoutMs,
+        ratePerSec: o.ratePerSec,
+        onWait: o.onWait,
+        onResult: (k, r) => {
+          if (r.duplicate) duplicates++;
+          else added++;
+          if (r.outcome === 're-added') reAdded++;
+          if (r.outcome === 'repeat-delivered') deliveredGone++;
+          const e = events[toPublish[k]!]!;
+          e.entryId = r.id;
+          e.duplicate = r.duplicate;
+          e.outcome = r.outcome;
+          o.onProgress?.(added + duplicates, toPublish.length);
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof BacklogStallError)) throw err;
+      throw new DoctorError(
+        'REFUSED',
+        `replay stopped after ${Math.round((Date.now() - started) / 1000)} s: ${err.published} of ${toPublish.length} events published (${added} added, ${duplicates} already there), ` +
+          `${err.remaining} not sent, because consumer group "${group}" on ${stream} read nothing for ${Math.round(stallTimeoutMs / 1000)} s with ${err.state.unread ?? '?'} unread entries ` +
+          `(the limit under MAXLEN ~ ${maxlen} is ${backlogLimit}). Start the workers and run the same replay again: the published events have their markers and are not sent twice`,
+        { cause: err, details: { published: err.published, added, duplicates, remaining: err.remaining } },
+      );
     }
-    while (window.length) await record(window.shift()!);
   }
   const prepared = o.apply ? published : events.filter((e) => e.action === 'publish').length;
 
@@ -255,13 +293,16 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
     marker: { prefix: markerPrefix, ttlMs: markerTtlMs },
     force: Boolean(o.force),
     ratePerSec: o.ratePerSec ?? null,
+    pacing: { group, maxlen, backlogLimit, stallTimeoutMs, groupExists: before?.groupExists ?? null, unreadBefore: before?.unread ?? null },
     counts: {
       candidates: candidates.length + unparsable,
       toPublish: prepared,
       skipped: events.filter((e) => e.action === 'skip').length,
       invalid: invalid.length,
       added,
+      reAdded,
       duplicates,
+      deliveredGone,
     },
     events,
     invalid,

@@ -3,9 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { GROUP_LOCK_TTL_MS, LOCK_PREFIX, USER_LOCK_TTL_MS } from '../core/contract.js';
 import { isUuid } from '../core/validate.js';
-import { badInput } from '../errors.js';
+import { DoctorError, badInput } from '../errors.js';
 import { masters, type RedisClient } from './connect.js';
-import { withScripts } from './scripts.js';
+import { SCRIPT_CODES, withScripts } from './scripts.js';
 
 export interface Lock {
   key: string;
@@ -37,21 +37,24 @@ export async function acquireLock(client: RedisClient, key: string, ttlMs: numbe
   return reply === 'OK' ? { key, token, ttlMs } : null;
 }
 
-function outcome(code: unknown): LockResult {
+/** The lock scripts' codes (SCRIPT_CODES) as an outcome; any other reply is a bug of ours. */
+export function lockOutcome(code: unknown): LockResult {
   const n = Number(code);
-  const o: LockOutcome = n === 1 ? 'ok' : n === -1 ? 'not-owner' : 'not-held';
-  return { ok: n === 1, outcome: o };
+  if (n === SCRIPT_CODES.LOCK_DONE) return { ok: true, outcome: 'ok' };
+  if (n === SCRIPT_CODES.LOCK_NOT_OWNER) return { ok: false, outcome: 'not-owner' };
+  if (n === SCRIPT_CODES.LOCK_NOT_HELD) return { ok: false, outcome: 'not-held' };
+  throw new DoctorError('INTERNAL', `lock script returned unknown code ${String(code)}`);
 }
 
 /** Deletes the lock only if it still carries `lock.token`; a non-owner's release is refused. */
 export async function releaseLock(client: RedisClient, lock: Pick<Lock, 'key' | 'token'>): Promise<LockResult> {
-  return outcome(await withScripts(client).releaseLock(lock.key, lock.token));
+  return lockOutcome(await withScripts(client).releaseLock(lock.key, lock.token));
 }
 
 /** Resets the lock's TTL to `ttlMs` (server time) only if it still carries `lock.token`. */
 export async function extendLock(client: RedisClient, lock: Pick<Lock, 'key' | 'token'>, ttlMs: number): Promise<LockResult> {
   checkTtl(ttlMs);
-  return outcome(await withScripts(client).extendLock(lock.key, lock.token, ttlMs));
+  return lockOutcome(await withScripts(client).extendLock(lock.key, lock.token, ttlMs));
 }
 
 // ---- stale locks (for `inspect`) -----------------------------------------------------------------

@@ -1,7 +1,9 @@
 // Lua scripts as files (src/redis/lua/<name>-<numberOfKeys>.lua, `-n` when the caller passes the
 // count), read once and registered on each
 // client with ioredis defineCommand: callers get a method, EVALSHA (with a NOSCRIPT fallback) is
-// automatic, and ioredis applies keyPrefix to every KEYS entry.
+// automatic, and ioredis applies keyPrefix to every KEYS entry. Every script returns codes from the
+// one table SCRIPT_CODES: it is prepended to each script as `local C = {...}`, so a script names
+// its codes (`return C.NOT_OWNER`) and never writes a number of its own.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DoctorError } from '../errors.js';
@@ -25,12 +27,57 @@ export function keyCount(file: string): number | undefined {
   return m[1] === 'n' ? undefined : Number(m[1]);
 }
 
+/**
+ * Every code any script returns, distinct across all scripts, so one number has one meaning
+ * wherever it comes from (before, -1 was "held by another token" in the lock scripts and "not a
+ * stream" in the publish scripts). Negative codes are refusals (scriptError names them); the
+ * others are outcomes the caller reads with the same names.
+ */
+export const SCRIPT_CODES = {
+  /** lock scripts: released / extended */
+  LOCK_DONE: 1,
+  /** lock scripts: not held (expired or never taken) */
+  LOCK_NOT_HELD: 0,
+  /** lock scripts: held by another token: refused, the lock is untouched */
+  LOCK_NOT_OWNER: -1,
+  /** publish scripts, per event: a new entry was added */
+  ADDED: 10,
+  /** publish scripts, per event: added, the marker pointed at an entry gone before the group read it */
+  ADDED_OVER_STALE_MARKER: 11,
+  /** publish scripts, per event: a repeat, its first entry is still in the stream */
+  REPEAT_PRESENT: 12,
+  /** publish scripts, per event: a repeat, its first entry was delivered to the group and has gone since */
+  REPEAT_DELIVERED: 13,
+  /** publish scripts, per event: not added, the group's unread backlog is at the limit */
+  NO_ROOM: 14,
+  /** publish scripts: the stream key holds another type (nothing written) */
+  NOT_A_STREAM: -2,
+  /** publish scripts, per event: the marker key holds another type */
+  MARKER_WRONG_TYPE: -3,
+  /** publish scripts, per event: the marker holds a string that is not a stream entry id */
+  MARKER_NOT_AN_ID: -4,
+  /** IDMP script, per event: too many entries of one id gone undelivered in a row */
+  IDMP_CHAIN_TOO_LONG: -5,
+} as const;
+export type ScriptCodeName = keyof typeof SCRIPT_CODES;
+
+/** The Lua line that gives a script the code table. */
+export const LUA_CODE_TABLE = `local C = { ${Object.entries(SCRIPT_CODES)
+  .map(([k, v]) => `${k} = ${v}`)
+  .join(', ')} }\n`;
+
 const sources = new Map<string, string>();
 
+/** The script file's text as written (its header and body), without the code table. */
+export function scriptFile(file: string): string {
+  return readFileSync(`${LUA_DIR}${file}.lua`, 'utf8');
+}
+
+/** What is sent to Redis: the code table, then the file. */
 export function scriptSource(file: string): string {
   let text = sources.get(file);
   if (text === undefined) {
-    text = readFileSync(`${LUA_DIR}${file}.lua`, 'utf8');
+    text = LUA_CODE_TABLE + scriptFile(file);
     sources.set(file, text);
   }
   return text;
@@ -53,10 +100,13 @@ export function withScripts(client: RedisClient): ScriptedClient {
   return client as ScriptedClient;
 }
 
-/** What each negative code a script returns means. */
+/** What each refusal code a publish script returns means (the lock scripts' LOCK_NOT_OWNER is an
+ * outcome their callers report, not an error). */
 const SCRIPT_ERRORS: Record<number, (key: string) => DoctorError> = {
-  [-1]: (key) => new DoctorError('REFUSED', `Redis key ${key} is not a stream: refusing to publish into it (check the stream name)`),
-  [-2]: (key) => new DoctorError('REFUSED', `idempotency marker ${key} holds a value that is not a string: delete it or choose another marker prefix`),
+  [SCRIPT_CODES.NOT_A_STREAM]: (key) => new DoctorError('REFUSED', `Redis key ${key} is not a stream: refusing to publish into it (check the stream name)`),
+  [SCRIPT_CODES.MARKER_WRONG_TYPE]: (key) => new DoctorError('REFUSED', `idempotency marker ${key} holds a value that is not a string: delete it or choose another marker prefix`),
+  [SCRIPT_CODES.MARKER_NOT_AN_ID]: (key) => new DoctorError('REFUSED', `idempotency marker ${key} holds a string that is not a stream entry id: delete it or choose another marker prefix`),
+  [SCRIPT_CODES.IDMP_CHAIN_TOO_LONG]: (key) => new DoctorError('REFUSED', `idempotent id ${key}: its entries were trimmed before delivery again and again: raise MAXLEN or start the workers, then publish again`),
 };
 
 /** The one place negative script codes become errors; `key` names what the code is about. */

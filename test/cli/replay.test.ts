@@ -7,6 +7,7 @@ import { runCli } from '../helpers/cli.js';
 import { createTestSchema, type TestSchema } from '../helpers/pg.js';
 import { REDIS_TARGETS } from '../helpers/redis-targets.js';
 import { DAY, seedReplayScene, type ReplayScene } from '../helpers/replay-fixtures.js';
+import { createGroup } from '../helpers/stream-consumer.js';
 
 describe.each(REDIS_TARGETS)('digest-doctor replay (the built binary) on $name Redis', (target) => {
   let t: TestSchema;
@@ -61,6 +62,40 @@ describe.each(REDIS_TARGETS)('digest-doctor replay (the built binary) on $name R
     expect(await redis.xlen(DIGEST_STREAM)).toBe(4);
   });
 
+  it('a replayed event trimmed before any worker read it: the next replay adds it (not "already there"); once delivered, "already delivered"', async () => {
+    await createGroup(redis, DIGEST_STREAM);
+    const cmd = [...args, 'replay', '--history-id', scene.pending, '--apply'];
+    expect((await runCli(cmd)).code).toBe(0);
+    await redis.xtrim(DIGEST_STREAM, 'MAXLEN', 0);
+    const again = await runCli(cmd);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('1 added, 0 already published');
+    expect(again.stdout).toContain('re-added: the earlier entry was trimmed unread');
+    expect(again.stdout).not.toContain('already there');
+    await redis.xreadgroup('GROUP', 'digest-workers', 'digest-worker-1', 'COUNT', 10, 'STREAMS', DIGEST_STREAM, '>');
+    await redis.xtrim(DIGEST_STREAM, 'MAXLEN', 0);
+    const delivered = await runCli([...cmd, '--force']);
+    expect(delivered.code).toBe(0);
+    expect(delivered.stdout).toContain('0 added, 1 already published');
+    expect(delivered.stdout).toContain('already delivered, trimmed since');
+  });
+
+  it('nobody reads the group: exit 4 after --stall-timeout, one line naming what was published and how to resume', async () => {
+    await createGroup(redis, DIGEST_STREAM);
+    // 3 failed rows + 1 pending row under --maxlen 2: limit floor(0.9 * 2) = 1 unread at a time
+    const cmd = [...args, 'replay', '--failed', '--date', DAY, '--history-id', scene.pending, '--apply', '--maxlen', '2', '--stall-timeout', '500ms'];
+    const res = await runCli(cmd);
+    expect(res.code).toBe(4);
+    const lines = res.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/1 of 4 events published .* 3 not sent.*run the same replay again/);
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+    expect(await redis.xlen(DIGEST_STREAM)).toBe(1);
+    const json = await runCli([...args, '--json', ...cmd.slice(args.length)]);
+    expect(json.code).toBe(4);
+    expect(ErrorDocumentSchema.parse(JSON.parse(json.stdout)).error).toMatchObject({ exitCode: 4 });
+  });
+
   it('nothing to replay is exit 0', async () => {
     const res = await runCli([...args, 'replay', '--failed', '--date', '2020-01-01']);
     expect(res.code).toBe(0);
@@ -68,7 +103,7 @@ describe.each(REDIS_TARGETS)('digest-doctor replay (the built binary) on $name R
   });
 
   it('bad input is exit 2 with one line naming the fix, and nothing written', async () => {
-    for (const bad of [['replay'], ['replay', '--failed'], ['replay', '--history-id', 'nope'], ['replay', '--from-dlq', '--rate', '0'], ['replay', '--date', DAY]]) {
+    for (const bad of [['replay'], ['replay', '--failed'], ['replay', '--history-id', 'nope'], ['replay', '--from-dlq', '--rate', '0'], ['replay', '--date', DAY], ['replay', '--from-dlq', '--maxlen', '0'], ['replay', '--from-dlq', '--stall-timeout', 'soon'], ['replay', '--from-dlq', '--group', '']]) {
       const res = await runCli([...args, ...bad]);
       expect(res.code, bad.join(' ')).toBe(2);
       expect(res.stderr.trim().split('\n')).toHaveLength(1);

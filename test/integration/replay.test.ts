@@ -4,7 +4,8 @@ import { fieldsToRecord, parseEventJson } from '../../src/core/event.js';
 import { connectPg, type Db } from '../../src/postgres/db.js';
 import { connectRedis, closeRedis, masters, type RedisClient } from '../../src/redis/connect.js';
 import { replay } from '../../src/ops/replay.js';
-import { createTestSchema, insertRows, TENANT, type TestSchema } from '../helpers/pg.js';
+import { createGroup, startConsumer } from '../helpers/stream-consumer.js';
+import { createTestSchema, ensureUser, insertRows, TENANT, type TestSchema } from '../helpers/pg.js';
 import { REDIS_TARGETS } from '../helpers/redis-targets.js';
 import { DAY, OTHER_TENANT, USERS, seedReplayScene, type ReplayScene } from '../helpers/replay-fixtures.js';
 
@@ -137,7 +138,15 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
       { userId: USERS[0], digestDate: DAY, status: 'sent', createdAt: '2025-11-25T16:00:00Z', sentAt: '2025-11-25T16:01:00Z' },
       { userId: USERS[1], digestDate: DAY, status: 'pending', createdAt: '2025-11-25T16:00:00Z' },
     ]);
-    expect(sentLater && pendingLater).toBeTruthy();
+    // the rows that make the failed ones a second send exist as described: same users, same day
+    const { rows: written } = await t.client.query<{ id: string; user_id: string; digest_date: string; status: string }>(
+      `SELECT id::text, user_id::text, digest_date::text, status FROM ${t.schema}.digest_history WHERE id = ANY($1::uuid[]) ORDER BY status`,
+      [[sentLater, pendingLater]],
+    );
+    expect(written).toEqual([
+      { id: pendingLater, user_id: USERS[1], digest_date: DAY, status: 'pending' },
+      { id: sentLater, user_id: USERS[0], digest_date: DAY, status: 'sent' },
+    ]);
     const r = await replay(db, redis, { failedDate: DAY });
     expect(Object.fromEntries(r.events.map((e) => [e.historyId, e.reason]))).toEqual({
       [scene.failed[0]!]: 'another row of the day is sent or in flight',
@@ -148,9 +157,125 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
     expect(forced.counts.added).toBe(3);
   });
 
+  it('a replayed event trimmed before any worker read it is sent by the next replay (with or without --force); one a worker read is not', async () => {
+    await createGroup(redis, DIGEST_STREAM);
+    const first = await replay(db, redis, { historyIds: [scene.pending], apply: true });
+    expect(first.counts).toMatchObject({ added: 1, reAdded: 0 });
+    // the service's traffic trims it before any worker read it
+    await redis.xtrim(DIGEST_STREAM, 'MAXLEN', 0);
+    const second = await replay(db, redis, { historyIds: [scene.pending], apply: true });
+    expect(second.counts).toMatchObject({ added: 1, reAdded: 1, duplicates: 0 });
+    expect(second.events[0]).toMatchObject({ outcome: 're-added', duplicate: false });
+    expect(second.events[0]!.entryId).not.toBe(first.events[0]!.entryId);
+    await redis.xtrim(DIGEST_STREAM, 'MAXLEN', 0);
+    const forced = await replay(db, redis, { historyIds: [scene.pending], apply: true, force: true });
+    expect(forced.counts).toMatchObject({ added: 1, reAdded: 1 });
+    // now a worker reads it, then it is trimmed: the job was handed over, nothing is added, and --force does not override that
+    await redis.xreadgroup('GROUP', 'digest-workers', 'digest-worker-1', 'COUNT', 10, 'STREAMS', DIGEST_STREAM, '>');
+    await redis.xtrim(DIGEST_STREAM, 'MAXLEN', 0);
+    for (const force of [false, true]) {
+      const r = await replay(db, redis, { historyIds: [scene.pending], apply: true, force });
+      expect(r.counts).toMatchObject({ added: 0, duplicates: 1, deliveredGone: 1 });
+      expect(r.events[0]).toMatchObject({ outcome: 'repeat-delivered', entryId: forced.events[0]!.entryId });
+    }
+    expect(await redis.xlen(DIGEST_STREAM)).toBe(0);
+  });
+
   it('--force replays DLQ events whose row is sent or missing; --rate still adds each once', async () => {
     const r = await replay(db, redis, { fromDlq: true, force: true, apply: true, ratePerSec: 1000 });
     expect(r.counts).toMatchObject({ toPublish: 4, added: 4, invalid: 1 });
     expect(await redis.xlen(DIGEST_STREAM)).toBe(4);
+  });
+});
+
+/** `n` failed rows of one day, each its own user, inserted in one statement. Returns their ids. */
+async function failedRows(t: TestSchema, n: number, day: string): Promise<string[]> {
+  await ensureUser(t, USERS[0], TENANT);
+  const { rows } = await t.client.query<{ id: string }>(
+    `INSERT INTO ${t.schema}.digest_history (id, user_id, tenant_id, digest_date, content, status, created_at)
+     SELECT gen_random_uuid(), $1, $2, $3::date, '', 'failed', TIMESTAMPTZ '2025-12-01 06:00:00+00' + make_interval(secs => g)
+     FROM generate_series(1, $4) g RETURNING id::text`,
+    [USERS[0], TENANT, day, n],
+  );
+  return rows.map((r) => r.id);
+}
+
+describe.each(REDIS_TARGETS)('replay paced to the consumer group on $name Redis (200 events, --maxlen 50)', (target) => {
+  const PACED_DAY = '2025-12-01';
+  let t: TestSchema;
+  let db: Db;
+  let redis: RedisClient;
+  let prefix: string;
+  let url: string;
+  let cleanupRedis: () => Promise<void>;
+  let ids: string[];
+  beforeAll(() => target.start());
+  afterAll(() => target.stop());
+  beforeEach(async () => {
+    t = await createTestSchema();
+    db = await connectPg({ url: t.url, schema: t.schema, stateSchema: t.stateSchema, statementTimeoutMs: 30_000 });
+    let cliArgs: string[];
+    ({ client: redis, prefix, cliArgs, cleanup: cleanupRedis } = await target.client());
+    url = cliArgs[1]!;
+    ids = await failedRows(t, 200, PACED_DAY);
+  });
+  afterEach(async () => {
+    await db.close();
+    await cleanupRedis();
+    await t.cleanup();
+  });
+  const consumer = () => startConsumer({ url, keyPrefix: prefix, cluster: target.name === 'cluster', stream: DIGEST_STREAM, count: 10 });
+  const waitRead = async (c: { read(): number }, n: number) => {
+    const until = Date.now() + 20_000;
+    while (c.read() < n && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  };
+
+  it('with a worker draining the group: every event delivered once, none trimmed', async () => {
+    const c = await consumer();
+    try {
+      const waits: number[] = [];
+      const r = await replay(db, redis, { failedDate: PACED_DAY, apply: true, maxlen: 50, stallTimeoutMs: 10_000, onWait: (w) => waits.push(w.unread) });
+      expect(r.counts).toMatchObject({ toPublish: 200, added: 200, duplicates: 0 });
+      expect(r.pacing).toMatchObject({ group: 'digest-workers', maxlen: 50, backlogLimit: 45, groupExists: true, unreadBefore: 0 });
+      // 200 events cannot all be unread under a limit of 45: the replay had to wait for the worker
+      expect(waits.length).toBeGreaterThan(0);
+      expect(Math.max(...waits)).toBeLessThanOrEqual(45);
+      await waitRead(c, 200);
+      expect([...c.delivered.keys()].sort()).toEqual([...ids].sort());
+      expect([...c.delivered.values()].every((n) => n === 1)).toBe(true);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('with nobody reading: stops with exit 4 after the stall timeout, naming what was published; a rerun with a worker sends the rest, nothing twice', async () => {
+    await createGroup(redis, DIGEST_STREAM);
+    const err = await replay(db, redis, { failedDate: PACED_DAY, apply: true, maxlen: 50, stallTimeoutMs: 500 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'REFUSED', exitCode: 4 });
+    expect((err as Error).message).toMatch(/45 of 200 events published \(45 added, 0 already there\), 155 not sent/);
+    expect((err as Error).message).toMatch(/run the same replay again/);
+    // nothing past the limit: the 45 are all there, unread
+    expect(await redis.xlen(DIGEST_STREAM)).toBe(45);
+    const c = await consumer();
+    try {
+      const r = await replay(db, redis, { failedDate: PACED_DAY, apply: true, maxlen: 50, stallTimeoutMs: 10_000 });
+      expect(r.counts).toMatchObject({ added: 155, duplicates: 45 });
+      await waitRead(c, 200);
+      expect([...c.delivered.keys()].sort()).toEqual([...ids].sort());
+      expect([...c.delivered.values()].every((n) => n === 1)).toBe(true);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('with no consumer group at all: refused up front, nothing published; a batch that fits is published', async () => {
+    const err = await replay(db, redis, { failedDate: PACED_DAY, apply: true, maxlen: 50 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'REFUSED', exitCode: 4 });
+    expect((err as Error).message).toMatch(/no consumer group "digest-workers".*200 events.*nothing was published/);
+    expect(await redis.exists(DIGEST_STREAM)).toBe(0);
+    // 200 fit under MAXLEN 1000 (limit 900): published, for the workers to read from 0 when they create the group
+    const r = await replay(db, redis, { failedDate: PACED_DAY, apply: true, maxlen: 1000 });
+    expect(r.counts.added).toBe(200);
+    expect(r.pacing).toMatchObject({ groupExists: false, unreadBefore: 0 });
   });
 });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildEvent } from '../../src/core/event.js';
-import { batchCall, choosePublishMode, hashTagOf, markerKeyFor, planPublish, readBatchReply } from '../../src/redis/publish.js';
-import { keyCount, scriptSource, SCRIPTS } from '../../src/redis/scripts.js';
+import { backlogLimitFor, batchCall, choosePublishMode, hashTagOf, markerKeyFor, planPublish, readBatchReply } from '../../src/redis/publish.js';
+import { lockOutcome } from '../../src/redis/locks.js';
+import { keyCount, LUA_CODE_TABLE, SCRIPT_CODES, scriptError, scriptFile, scriptSource, SCRIPTS } from '../../src/redis/scripts.js';
 
 const HISTORY = 'dac58a5d-522f-4e94-b803-caee803b53c6';
 const event = buildEvent(
@@ -32,21 +33,31 @@ describe('hash tags and marker keys', () => {
 });
 
 describe('planPublish and batchCall', () => {
-  it('uses the script before Redis 8.6: numkeys, stream and markers as KEYS; TTL, MAXLEN and the JSONs as ARGV', () => {
+  it('uses the script before Redis 8.6: numkeys, stream and markers as KEYS; TTL, MAXLEN, group, backlog limit and the JSONs as ARGV', () => {
     const plan = planPublish({ stream: 'stream:digests:generate', event }, [7, 0, 15]);
-    expect(plan).toMatchObject({ mode: 'lua', stream: 'stream:digests:generate', markerKey: `{stream:digests:generate}:idem:${HISTORY}`, markerTtlMs: 86_400_000, maxlen: 10_000 });
+    // the service's MAXLEN ~ 10000 and group; 90% of MAXLEN may be unread, 10% is left for the service's own publishes
+    expect(plan).toMatchObject({ mode: 'lua', stream: 'stream:digests:generate', markerKey: `{stream:digests:generate}:idem:${HISTORY}`, markerTtlMs: 86_400_000, maxlen: 10_000, group: 'digest-workers', backlogLimit: 9_000 });
     expect(JSON.parse(plan.json)).toMatchObject({ history_id: HISTORY, schema_version: 'v1' });
     const other = planPublish({ stream: 'stream:digests:generate', event, idempotencyId: 'other' }, [7, 0, 15]);
     expect(batchCall([plan, other])).toEqual({
       script: 'publishIdempotent',
-      args: [3, 'stream:digests:generate', plan.markerKey, '{stream:digests:generate}:idem:other', 86_400_000, 10_000, plan.json, other.json],
+      args: [3, 'stream:digests:generate', plan.markerKey, '{stream:digests:generate}:idem:other', 86_400_000, 10_000, 'digest-workers', 9_000, plan.json, other.json],
     });
   });
 
-  it('uses native XADD IDMP on Redis 8.6 and later: producer, MAXLEN, then iid and JSON per event', () => {
+  it('the backlog limit is 90% of MAXLEN (at least 1), may be 0 (no pacing), never above MAXLEN', () => {
+    expect(backlogLimitFor(10_000)).toBe(9_000);
+    expect(backlogLimitFor(50)).toBe(45);
+    expect(backlogLimitFor(1)).toBe(1);
+    expect(planPublish({ stream: 's', event, maxlen: 50, group: 'g', backlogLimit: 0 }, [7, 0, 0])).toMatchObject({ maxlen: 50, group: 'g', backlogLimit: 0 });
+    expect(() => planPublish({ stream: 's', event, maxlen: 50, backlogLimit: 51 }, [7, 0, 0])).toThrow(/backlog limit 51/);
+    expect(() => planPublish({ stream: 's', event, maxlen: 0 }, [7, 0, 0])).toThrow(/MAXLEN 0/);
+  });
+
+  it('uses native XADD IDMP on Redis 8.6 and later: producer, MAXLEN, group, limit, then iid and JSON per event', () => {
     const plan = planPublish({ stream: 'stream:digests:generate', event, producer: 'svc' }, [8, 6, 0]);
     expect(plan.mode).toBe('idmp');
-    expect(batchCall([plan])).toEqual({ script: 'publishIdmp', args: ['stream:digests:generate', 'svc', 10_000, `{stream:digests:generate}:idem:${HISTORY}`, plan.json] });
+    expect(batchCall([plan])).toEqual({ script: 'publishIdmp', args: ['stream:digests:generate', 'svc', 10_000, 'digest-workers', 9_000, `{stream:digests:generate}:idem:${HISTORY}`, plan.json] });
     expect(planPublish({ stream: 's', event }, [9, 0, 0]).mode).toBe('idmp');
     expect(planPublish({ stream: 's', event, mode: 'lua' }, [8, 6, 1]).mode).toBe('lua');
     expect(choosePublishMode([8, 5, 9])).toBe('lua');
@@ -68,7 +79,7 @@ describe('planPublish and batchCall', () => {
   });
 
   it('the IDMP script sends XADD key IDMP <producer> <iid> MAXLEN ~ n * data json', () => {
-    expect(scriptSource(SCRIPTS.publishIdmp)).toContain("redis.call('XADD', KEYS[1], 'IDMP', ARGV[1], ARGV[i], 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[i + 1])");
+    expect(scriptSource(SCRIPTS.publishIdmp)).toContain("redis.call('XADD', stream, 'IDMP', ARGV[1], iid, 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[i + 1])");
   });
 });
 
@@ -86,13 +97,62 @@ describe('script files and replies', () => {
     }
   });
 
-  it('maps negative codes to named errors', () => {
+  it('reads the header and one outcome per event, and maps refusal codes to named errors', () => {
     const plan = planPublish({ stream: 's', event }, [7, 0, 0]);
-    expect(readBatchReply(['1-0', 0], [plan])).toEqual([{ id: '1-0', duplicate: false, markerKey: plan.markerKey, mode: 'lua' }]);
-    expect(readBatchReply(['1-0', 1], [plan])[0]!.duplicate).toBe(true);
-    expect(() => readBatchReply(-1, [plan])).toThrow(/s is not a stream/);
-    expect(() => readBatchReply(['', -2], [plan])).toThrow(/marker .* not a string/);
-    expect(() => readBatchReply(['', -9], [plan])).toThrow(/unknown code -9/);
-    expect(() => readBatchReply(['1-0'], [plan])).toThrow(/unexpected publish reply/);
+    const C = SCRIPT_CODES;
+    const head = [3, 1, '5-0'];
+    expect(readBatchReply([...head, '1-0', C.ADDED], [plan])).toEqual({
+      state: { unread: 3, groupExists: true, lastDeliveredId: '5-0' },
+      results: [{ id: '1-0', duplicate: false, outcome: 'added', markerKey: plan.markerKey, mode: 'lua' }],
+    });
+    expect(readBatchReply([-1, 0, '', '1-0', C.REPEAT_PRESENT], [plan])).toMatchObject({ state: { unread: null, groupExists: false, lastDeliveredId: null }, results: [{ duplicate: true, outcome: 'repeat' }] });
+    expect(readBatchReply([...head, '1-0', C.REPEAT_DELIVERED], [plan]).results[0]).toMatchObject({ duplicate: true, outcome: 'repeat-delivered' });
+    expect(readBatchReply([...head, '7-0', C.ADDED_OVER_STALE_MARKER], [plan]).results[0]).toMatchObject({ duplicate: false, outcome: 're-added' });
+    expect(readBatchReply([...head, '', C.NO_ROOM], [plan]).results).toEqual([null]);
+    expect(() => readBatchReply(C.NOT_A_STREAM, [plan])).toThrow(/s is not a stream/);
+    expect(() => readBatchReply([...head, '', C.MARKER_WRONG_TYPE], [plan])).toThrow(/marker .* not a string/);
+    expect(() => readBatchReply([...head, '', C.MARKER_NOT_AN_ID], [plan])).toThrow(/not a stream entry id/);
+    expect(() => readBatchReply([...head, '', -9], [plan])).toThrow(/unknown code -9/);
+    expect(() => readBatchReply([...head, '1-0'], [plan])).toThrow(/unexpected publish reply/);
+  });
+});
+
+describe('one table of script return codes (issue 14)', () => {
+  it('every code is distinct: one number, one meaning', () => {
+    const values = Object.values(SCRIPT_CODES);
+    expect(new Set(values).size).toBe(values.length);
+  });
+
+  it('every script returns only codes from the table (by name, never a number of its own), and uses names the table has', () => {
+    for (const file of Object.values(SCRIPTS)) {
+      const text = scriptFile(file);
+      // the script's own results: comments and helper functions (whose returns are counts and
+      // comparisons, not results) left out
+      const body = text
+        .split('\n')
+        .filter((l) => !l.trimStart().startsWith('--'))
+        .join('\n')
+        .replace(/^local function[\s\S]*?^end$/gm, '');
+      // a return is a code by name or the script's list of results
+      for (const m of body.matchAll(/\breturn\s+([^\n]+)/g)) {
+        const what = m[1]!.trim();
+        if (/^-?\d/.test(what)) throw new Error(`${file}: returns a bare number: ${what}`);
+      }
+      // no numeric result code written into the result list either
+      expect(body, file).not.toMatch(/out\[#out \+ 1\] = -?\d/);
+      for (const [, name] of body.matchAll(/\bC\.([A-Z_]+)/g)) expect(Object.keys(SCRIPT_CODES), `${file}: C.${name}`).toContain(name);
+      expect(scriptSource(file).startsWith(LUA_CODE_TABLE)).toBe(true);
+    }
+  });
+
+  it('the lock callers and the publish callers read the same table: a lock code is never a publish error, nor the reverse', () => {
+    expect(lockOutcome(SCRIPT_CODES.LOCK_DONE)).toEqual({ ok: true, outcome: 'ok' });
+    expect(lockOutcome(SCRIPT_CODES.LOCK_NOT_HELD)).toEqual({ ok: false, outcome: 'not-held' });
+    expect(lockOutcome(SCRIPT_CODES.LOCK_NOT_OWNER)).toEqual({ ok: false, outcome: 'not-owner' });
+    // a publish refusal reaching the lock reader is a bug of ours, not "not held"
+    expect(() => lockOutcome(SCRIPT_CODES.NOT_A_STREAM)).toThrow(/unknown code/);
+    // "not owner" is no publish error: it is reported as an unknown code, never as "not a stream"
+    expect(scriptError(SCRIPT_CODES.LOCK_NOT_OWNER, 'k').message).toMatch(/unknown code/);
+    expect(scriptError(SCRIPT_CODES.NOT_A_STREAM, 'k').message).toMatch(/k is not a stream/);
   });
 });

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { DIGEST_DLQ_STREAM, DIGEST_STREAM, resolveStreamKey } from '../../core/contract.js';
+import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, STREAM_MAXLEN, resolveStreamKey } from '../../core/contract.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { ExitCode, badInput } from '../../errors.js';
 import { DEFAULT_REPLAY_MARKER_PREFIX, replay, ReplayResultSchema, type ReplayResult } from '../../ops/replay.js';
@@ -22,6 +22,9 @@ interface ReplayFlags {
   markerTtl: string;
   mode: 'auto' | 'lua' | 'idmp';
   limit: string;
+  group: string;
+  maxlen: string;
+  stallTimeout: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -35,17 +38,20 @@ export function register(program: Command): void {
     .option('--date <YYYY-MM-DD>', 'with --failed: the digest_date')
     .option('--history-id <uuid>', 'replay this digest_history row (repeatable)', collect)
     .option('--apply', 'publish (without it: show what would be published)')
-    .option('--force', 'include events whose row is already sent or missing')
+    .option('--force', 'include events whose row is already sent or missing (a marker whose entry is there or was delivered still blocks)')
     .option('--rate <events/s>', 'cap the publish rate')
     .addOption(new Option('--stream <name|key>', 'stream to publish to').default(DIGEST_STREAM))
     .addOption(new Option('--dlq <name|key>', 'DLQ to read with --from-dlq').default(DIGEST_DLQ_STREAM))
     .addOption(new Option('--marker-prefix <p>', 'marker key = {<stream tag>}:<prefix><history_id>').default(DEFAULT_REPLAY_MARKER_PREFIX))
     .addOption(new Option('--marker-ttl <duration>', 'how long a marker blocks a repeat').default('24h'))
     .addOption(new Option('--mode <mode>', 'auto: XADD IDMP on Redis 8.6+, the Lua script before').choices(['auto', 'lua', 'idmp']).default('auto'))
+    .addOption(new Option('--group <name>', 'the consumer group the workers read with: the replay waits for it to read').default(DIGEST_GROUP))
+    .addOption(new Option('--maxlen <n>', "the stream's MAXLEN ~: unread entries are kept under 90% of it").default(String(STREAM_MAXLEN)))
+    .addOption(new Option('--stall-timeout <duration>', 'stop (exit 4) when the group reads nothing for this long while the backlog is full').default('60s'))
     .addOption(new Option('--limit <n>', 'events listed in the table').default('50'))
     .addHelpText(
       'after',
-      '\nExit codes: 0 applied, or nothing to replay; 1 a dry run found events to replay; 2 bad input; 3 unreachable.\n\nExamples:\n  digest-doctor replay --from-dlq\n  digest-doctor replay --failed --date 2025-11-25 --apply --rate 500\n  digest-doctor replay --history-id dac58a5d-522f-4e94-b803-caee803b53c6 --apply',
+      '\nExit codes: 0 applied, or nothing to replay; 1 a dry run found events to replay; 2 bad input; 3 unreachable; 4 refused: a key that is not a stream, no consumer group to read a replay that does not fit, or the group read nothing for --stall-timeout (rerun the same command to send the rest).\n\nExamples:\n  digest-doctor replay --from-dlq\n  digest-doctor replay --failed --date 2025-11-25 --apply --rate 500\n  digest-doctor replay --history-id dac58a5d-522f-4e94-b803-caee803b53c6 --apply',
     )
     .action(
       act<ReplayFlags>(async (ctx, o) => {
@@ -58,6 +64,9 @@ export function register(program: Command): void {
         const ratePerSec = o.rate === undefined ? undefined : parsePositiveInt(o.rate, '--rate');
         const markerTtlMs = parseDuration(o.markerTtl, '--marker-ttl');
         const limit = parsePositiveInt(o.limit, '--limit');
+        const maxlen = parsePositiveInt(o.maxlen, '--maxlen');
+        const stallTimeoutMs = parseDuration(o.stallTimeout, '--stall-timeout');
+        if (!o.group) throw badInput('--group is empty: give the consumer group the workers read with, such as digest-workers');
         if (!o.markerPrefix) throw badInput('--marker-prefix is empty: give a prefix such as idem:replay:');
         const db = await openDb(g);
         ctx.defer(() => db.close());
@@ -75,7 +84,12 @@ export function register(program: Command): void {
           markerPrefix: o.markerPrefix,
           markerTtlMs,
           mode: o.mode,
+          group: o.group,
+          maxlen,
+          stallTimeoutMs,
           onProgress: (done, total) => ctx.progress.update(`replay: ${done}/${total} published`),
+          onWait: (w) =>
+            ctx.progress.update(`replay: ${w.published}/${w.total} published; waiting for group ${o.group} to read (${w.unread} unread, limit ${w.backlogLimit}, ${Math.round(w.waitedMs / 1000)} s)`),
         });
         ctx.progress.done();
         if (g.json) printJson(ReplayResultSchema, result);
@@ -84,6 +98,14 @@ export function register(program: Command): void {
       }),
     );
 }
+
+/** What the entry column adds after the id, by outcome. */
+const OUTCOME_NOTE: Record<NonNullable<ReplayResult['events'][number]['outcome']>, string> = {
+  added: '',
+  're-added': 're-added: the earlier entry was trimmed unread',
+  repeat: 'already there',
+  'repeat-delivered': 'already delivered, trimmed since',
+};
 
 export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
   const out: string[] = [];
@@ -100,7 +122,7 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
           e.userId,
           e.digestDate,
           e.action === 'publish' ? s.ok('publish') : s.warn(`skip: ${e.reason}`),
-          e.entryId ? `${e.entryId}${e.duplicate ? s.dim(' (already there)') : ''}` : '',
+          e.entryId ? `${e.entryId}${OUTCOME_NOTE[e.outcome ?? 'added'] ? s.dim(` (${OUTCOME_NOTE[e.outcome ?? 'added']})`) : ''}` : '',
         ]),
       ),
     );
@@ -109,7 +131,11 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
   for (const i of r.invalid) out.push(`${s.verdict('warn')} ${i.source} ${i.sourceId}: ${i.error}`);
   const c = r.counts;
   out.push('');
-  if (r.applied) out.push(`${s.verdict('ok')} ${c.added} added, ${c.duplicates} already published, ${c.skipped} skipped, ${c.invalid} invalid`);
+  if (r.applied) {
+    out.push(`${s.verdict('ok')} ${c.added} added, ${c.duplicates} already published, ${c.skipped} skipped, ${c.invalid} invalid`);
+    if (c.reAdded) out.push(s.dim(`${c.reAdded} of the added had a marker whose entry was trimmed before group ${r.pacing.group} read it: published again`));
+    if (c.deliveredGone) out.push(s.dim(`${c.deliveredGone} of the already published were delivered to group ${r.pacing.group} and trimmed since`));
+  }
   else if (c.toPublish) out.push(`${s.verdict('info')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; --apply to publish`);
   else out.push(`${s.verdict('ok')} nothing to replay (${c.skipped} skipped, ${c.invalid} invalid)`);
   if (c.skipped && !r.force) out.push(s.dim('skipped events are listed above; --force includes those whose row is sent or missing'));

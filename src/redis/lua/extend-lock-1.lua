@@ -3,13 +3,14 @@
 -- KEYS[1]  the lock key
 -- ARGV[1]  the owner's token
 -- ARGV[2]  the new time to live in milliseconds, counted from now on the server
--- Returns  1 extended; 0 not held (expired or never taken); -1 held by another token (refused)
+-- Returns  C.LOCK_DONE extended; C.LOCK_NOT_HELD (expired or never taken); C.LOCK_NOT_OWNER held
+--          by another token (refused). C is the code table src/redis/scripts.ts prepends.
 local current = redis.call('GET', KEYS[1])
 if not current then
-  return 0
+  return C.LOCK_NOT_HELD
 end
 if current ~= ARGV[1] then
-  return -1
+  return C.LOCK_NOT_OWNER
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+return C.LOCK_DONE

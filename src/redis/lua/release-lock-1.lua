@@ -1,13 +1,14 @@
 -- Compare-and-delete: releases a lock only for the owner of its token.
 -- KEYS[1]  the lock key
 -- ARGV[1]  the owner's token (the value SET NX PX stored)
--- Returns  1 released; 0 not held (expired or never taken); -1 held by another token (refused)
+-- Returns  C.LOCK_DONE released; C.LOCK_NOT_HELD (expired or never taken); C.LOCK_NOT_OWNER held
+--          by another token (refused). C is the code table src/redis/scripts.ts prepends.
 local current = redis.call('GET', KEYS[1])
 if not current then
-  return 0
+  return C.LOCK_NOT_HELD
 end
 if current ~= ARGV[1] then
-  return -1
+  return C.LOCK_NOT_OWNER
 end
 redis.call('DEL', KEYS[1])
-return 1
+return C.LOCK_DONE
