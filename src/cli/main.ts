@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_TIME_ZONE } from '../core/contract.js';
 import { ExitCode } from '../errors.js';
-import { registerCommands } from './commands/index.js';
+import { COMMANDS, registerCommands } from './commands/index.js';
+import { applyConfig } from './config.js';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
@@ -34,11 +35,17 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     .addOption(new Option('--key-prefix <prefix>', 'prefix prepended to every Redis key (ioredis keyPrefix)').env('DIGEST_DOCTOR_KEY_PREFIX'))
     .addOption(new Option('--statement-timeout <duration>', 'statement_timeout for every Postgres session').default('30s'))
     .addOption(new Option('--tz <zone>', 'the service time zone (digest_date is the calendar date there)').env('DIGEST_DOCTOR_TZ').default(DEFAULT_TIME_ZONE))
+    .addOption(new Option('--data-dir <dir>', 'the embedded database used when no database URL is configured').env('DIGEST_DOCTOR_DATA_DIR').default('.digest-doctor/db'))
+    .addOption(new Option('--config <file>', 'config file (default ./digest-doctor.config.json when present)').env('DIGEST_DOCTOR_CONFIG'))
     .option('--json', 'one JSON document on stdout (with schemaVersion)')
     .option('--no-color', 'no colour (NO_COLOR is honoured too)')
     .showSuggestionAfterError()
     .exitOverride()
-    .addHelpText('after', EXIT_CODE_HELP);
+    .addHelpText('after', EXIT_CODE_HELP)
+    // flags > environment > config file > defaults: the file fills what the first two left unset.
+    .hook('preAction', (root, action) => {
+      applyConfig(root, action, Object.keys(COMMANDS));
+    });
   await registerCommands(program, args);
   return program;
 }

@@ -4,7 +4,13 @@ import type { Command } from 'commander';
 import { DEFAULT_TIME_ZONE } from '../core/contract.js';
 import { assertTimeZone } from '../core/keys.js';
 import { secretsOf } from '../core/redact.js';
-import { badInput } from '../errors.js';
+import { DoctorError, badInput } from '../errors.js';
+import { DEFAULT_DATA_DIR } from '../postgres/embedded-defaults.js';
+
+/** Tried when no Redis URL is configured. */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+/** How long the default Redis gets to answer before its parts are skipped. */
+const DEFAULT_REDIS_PROBE_MS = 500;
 import { connectPg, normalizePgUrl, type Db } from '../postgres/db.js';
 import { assertDigestTable } from '../postgres/table.js';
 import { connectRedis, describeRedis, type RedisClient } from '../redis/connect.js';
@@ -12,6 +18,10 @@ import { parseDuration } from '../core/validate.js';
 
 export interface GlobalOptions {
   databaseUrl?: string;
+  /** Where the embedded database lives when no database URL is configured (--data-dir). */
+  dataDir: string;
+  /** The global flags given on the command line, pasteable (no password): for printed fix commands. */
+  cliFlags: string[];
   schema: string;
   stateSchema: string;
   redisUrl?: string;
@@ -53,12 +63,15 @@ export function readGlobalOptions(program: Command): GlobalOptions {
     tz: string;
     json?: boolean;
     color?: boolean;
+    dataDir?: string;
   }>();
   const timeZone = o.tz || DEFAULT_TIME_ZONE;
   assertTimeZone(timeZone);
   const databaseUrl = o.databaseUrl ? normalizePgUrl(o.databaseUrl) : undefined;
   return {
     databaseUrl,
+    dataDir: o.dataDir || DEFAULT_DATA_DIR,
+    cliFlags: pasteableFlags(program),
     schema: checkIdent(o.schema, '--schema'),
     stateSchema: checkIdent(o.stateSchema, '--state-schema'),
     redisUrl: o.redisUrl || undefined,
@@ -73,9 +86,65 @@ export function readGlobalOptions(program: Command): GlobalOptions {
   };
 }
 
+/** Quotes a value for a POSIX shell when it needs it. */
+export function shellQuote(v: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The global options this run got on the command line (or from --config), as flags to paste into
+ * a printed command: URLs lose their password (node-postgres reads PGPASSWORD, Redis REDISCLI_AUTH
+ * is not read, so a Redis password shows as ***), values shell-quoted.
+ */
+export function pasteableFlags(program: Command): string[] {
+  const out: string[] = [];
+  for (const opt of program.options) {
+    const key = opt.attributeName();
+    const source = program.getOptionValueSource(key);
+    if (source !== 'cli' && source !== 'config') continue;
+    const value = program.getOptionValue(key);
+    const flag = opt.long ?? opt.short;
+    if (!flag || value === undefined || flag === '--json' || flag === '--version') continue;
+    if (typeof value === 'boolean') {
+      if (opt.negate ? !value : value) out.push(flag);
+      continue;
+    }
+    let text = String(value);
+    if (key === 'databaseUrl' || key === 'redisUrl') text = text.split(',').map(stripPassword).join(',');
+    out.push(flag, shellQuote(text));
+  }
+  return out;
+}
+
+function stripPassword(url: string): string {
+  try {
+    const u = new URL(url.trim());
+    if (!u.password) return url.trim();
+    u.password = '';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
 /** Connects to Postgres and checks that digest_history matches the contract (unless told not to). */
-export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number } = {}): Promise<Db> {
-  if (!g.databaseUrl) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
+export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number; embedded?: boolean } = {}): Promise<Db> {
+  if (!g.databaseUrl) {
+    if (opts.embedded === false) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
+    // No URL: the embedded engine, loaded only now, with a notice every time.
+    const { connectEmbedded, embeddedNotice } = await import('../postgres/embedded.js');
+    process.stderr.write(embeddedNotice(g.dataDir) + '\n');
+    const db = await connectEmbedded(g.dataDir, { schema: g.schema, stateSchema: g.stateSchema, statementTimeoutMs: g.statementTimeoutMs, lockTimeoutMs: opts.lockTimeoutMs, applicationName: opts.applicationName });
+    if (opts.checkTable !== false) {
+      try {
+        await assertDigestTable(db);
+      } catch (err) {
+        await db.close();
+        throw err;
+      }
+    }
+    return db;
+  }
   const db = await connectPg({
     url: g.databaseUrl,
     schema: g.schema,
@@ -104,7 +173,16 @@ export type RedisAvailability =
  * is an error (exit 3) only when --redis-url was given on the command line.
  */
 export async function openOptionalRedis(g: GlobalOptions): Promise<RedisAvailability> {
-  if (!g.redisUrl) return { skipped: 'Redis not configured (pass --redis-url or set REDIS_URL)' };
+  if (!g.redisUrl) {
+    // No URL: the local default is tried briefly; nothing there means the Redis parts are skipped.
+    try {
+      return { client: await connectRedis({ url: DEFAULT_REDIS_URL, cluster: false, keyPrefix: g.keyPrefix, connectTimeoutMs: DEFAULT_REDIS_PROBE_MS }) };
+    } catch {
+      const skipped = `Redis not configured and nothing answers at ${describeRedis(DEFAULT_REDIS_URL)}: the Redis parts are skipped (pass --redis-url or set REDIS_URL)`;
+      process.stderr.write(`digest-doctor: ${skipped}\n`);
+      return { skipped };
+    }
+  }
   try {
     return { client: await openRedis(g) };
   } catch (err) {
@@ -115,6 +193,12 @@ export async function openOptionalRedis(g: GlobalOptions): Promise<RedisAvailabi
 
 /** For commands that need Redis. */
 export async function openRedis(g: GlobalOptions): Promise<RedisClient> {
-  if (!g.redisUrl) throw badInput('no Redis configured: pass --redis-url or set REDIS_URL (redis://host:6379)');
+  if (!g.redisUrl) {
+    try {
+      return await connectRedis({ url: DEFAULT_REDIS_URL, cluster: false, keyPrefix: g.keyPrefix, connectTimeoutMs: DEFAULT_REDIS_PROBE_MS });
+    } catch (err) {
+      throw new DoctorError('UNREACHABLE', `no Redis configured and nothing answers at ${describeRedis(DEFAULT_REDIS_URL)}: pass --redis-url or set REDIS_URL (redis://host:6379)`, { cause: err });
+    }
+  }
   return connectRedis({ url: g.redisUrl, cluster: g.redisCluster, keyPrefix: g.keyPrefix });
 }

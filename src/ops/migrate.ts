@@ -279,8 +279,8 @@ function planStatements(db: Db, m: Migration, c: CatalogIndex, o: MigrateOptions
   const timeouts = (stmtMs: number) => setStatements(o.lockTimeoutMs, stmtMs);
   if (p.kind !== 'build') return { plan: p.reason, statements: [], outcome: p.kind === 'noop' ? 'noop' : p.kind === 'conflict' ? 'refused' : 'busy' };
   const statements: string[] = [];
-  if (p.dropInvalidFirst) statements.push(...timeouts(o.statementTimeoutMs), renderStatement(db, runnableStatement(m, 'down', 'postgres')));
-  statements.push(...timeouts(o.buildTimeoutMs), renderStatement(db, runnableStatement(m, 'up', 'postgres')));
+  if (p.dropInvalidFirst) statements.push(...timeouts(o.statementTimeoutMs), renderStatement(db, runnableStatement(m, 'down', db.engine)));
+  statements.push(...timeouts(o.buildTimeoutMs), renderStatement(db, runnableStatement(m, 'up', db.engine)));
   return { plan: p.reason, statements, outcome: 'planned' };
 }
 
@@ -338,7 +338,7 @@ async function withLock<T>(db: Db, o: MigrateOptions, signal: AbortSignal | unde
 
 /** DROP INDEX CONCURRENTLY of an index known to exist, retried on lock timeouts and deadlocks. */
 async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOptions, run: MigrationRun, why: string): Promise<void> {
-  const stmt = renderStatement(build, runnableStatement(m, 'down', 'postgres'));
+  const stmt = renderStatement(build, runnableStatement(m, 'down', build.engine));
   for (let attempt = 1; ; attempt++) {
     await setTimeouts(build, o.lockTimeoutMs, o.statementTimeoutMs);
     run.statements.push(...setStatements(o.lockTimeoutMs, o.statementTimeoutMs), stmt);
@@ -403,7 +403,7 @@ async function verify(ctl: Db, m: Migration): Promise<z.infer<typeof Verificatio
 
 /** The build loop: CREATE ... CONCURRENTLY alone on the build connection, dropped and retried on 55P03 / 57014 / 40P01. */
 async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: MigrateHooks, run: MigrationRun): Promise<void> {
-  const stmt = renderStatement(b, runnableStatement(m, 'up', 'postgres'));
+  const stmt = renderStatement(b, runnableStatement(m, 'up', b.engine));
   const pid = await b.backendPid();
   let cancelled = false;
   const onAbort = () => {
@@ -429,7 +429,7 @@ async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: Mig
       const sqlstate = error ? sqlstateOf(error) : null;
       await ledgerAttempt(ctl, m, error ? { message: messageOf(error), sqlstate } : null);
       if (!error) {
-        run.actions.push(`built index ${m.index.name} concurrently (attempt ${attempt})`);
+        run.actions.push(`built index ${m.index.name} ${b.engine === 'embedded' ? 'without CONCURRENTLY (embedded engine: one connection, nothing else writes)' : 'concurrently'} (attempt ${attempt})`);
         return;
       }
       run.actions.push(`attempt ${attempt} failed: ${sqlstate ?? '?'} ${messageOf(error)}`);
@@ -564,7 +564,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
   if (!apply) {
     for (const m of migrations) {
       const c = await readIndex(db, m.index.name);
-      const stmt = renderStatement(db, runnableStatement(m, 'down', 'postgres'));
+      const stmt = renderStatement(db, runnableStatement(m, 'down', db.engine));
       runs.push(emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist: nothing to drop`, c.exists ? 'planned' : 'noop'));
       if (c.exists) runs[runs.length - 1]!.statements.push(...setStatements(o.lockTimeoutMs, o.statementTimeoutMs), stmt);
     }

@@ -88,6 +88,9 @@ function pgSession(client: Client): SqlSession {
   };
 }
 
+/** `postgres`: a server over node-postgres; `embedded`: PGlite in this process (src/postgres/embedded.ts). */
+export type Engine = 'postgres' | 'embedded';
+
 export class Db {
   readonly ids: SqlIdentifiers;
   readonly target: string;
@@ -95,9 +98,11 @@ export class Db {
   constructor(
     readonly client: SqlSession,
     readonly config: PgConfig,
+    /** What runs the SQL: a server, or the embedded engine (one connection, no CONCURRENTLY). */
+    readonly engine: Engine = 'postgres',
   ) {
     this.ids = { schema: config.schema, state: config.stateSchema };
-    this.target = describeTarget(config.url);
+    this.target = engine === 'embedded' ? config.url : describeTarget(config.url);
   }
 
   /**

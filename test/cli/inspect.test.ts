@@ -113,10 +113,19 @@ describe('bad input: one line, exit 2, no stack trace', () => {
     expect(res.stderr).toMatch(/does not parse/);
   });
 
-  it('no database configured', async () => {
-    const res = await runCli(['inspect']);
-    expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/no database configured: pass --database-url or set DATABASE_URL/);
+  it('no database configured: the embedded database, with a notice; an empty one has no digest_history (exit 2)', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'dd-embedded-'));
+    try {
+      const res = await runCli(['--data-dir', join(dir, 'db'), 'inspect']);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toContain(`no --database-url or DATABASE_URL: using the embedded database (PGlite) in ${join(dir, 'db')}`);
+      expect(res.stderr).toMatch(/schema "public" has no table digest_history/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('--json errors are a document too', async () => {

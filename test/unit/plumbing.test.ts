@@ -103,8 +103,8 @@ describe('lazy command loading', () => {
     const { buildProgram } = await import('../../src/cli/main.js');
     const names = async (args: string[]) => (await buildProgram(args)).commands.map((c) => c.name());
     expect(await names(['--schema', 'x', 'streams', '--scan'])).toEqual(['streams']);
-    expect(await names(['--help'])).toEqual(['inspect', 'streams', 'migrate', 'fix-duplicates', 'mark-stale', 'undo', 'runs', 'replay']);
-    expect(await names(['inpsect'])).toHaveLength(8);
+    expect(await names(['--help'])).toEqual(['inspect', 'streams', 'migrate', 'fix-duplicates', 'mark-stale', 'undo', 'runs', 'replay', 'check', 'demo']);
+    expect(await names(['inpsect'])).toHaveLength(10);
     expect(await names(['--version'])).toEqual([]);
   });
 });

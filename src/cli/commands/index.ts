@@ -14,6 +14,8 @@ export const COMMANDS: Readonly<Record<string, Loader>> = {
   undo: () => import('./undo.js'),
   runs: () => import('./runs.js'),
   replay: () => import('./replay.js'),
+  check: () => import('./check.js'),
+  demo: () => import('./demo.js'),
 };
 
 /** The first operand of `args` (argv without node and script), skipping the values of the program's options. */

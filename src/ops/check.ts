@@ -1,0 +1,152 @@
+// `check` (CI smoke checks): every check runs, then one verdict. It reuses what the other commands
+// run (inspectSummary, migrateStatus and the upsert's arbiters, streamsReport) and only maps their
+// results to ok / warn / fail lines, each with the command that fixes it.
+import { CHECK_SCHEMA_VERSION, CheckResultSchema, summarize, type CheckItem, type CheckMetrics, type CheckName, type CheckResult } from '../core/check.js';
+import { UNIQUE_INDEX_NAME, isDlqStream } from '../core/contract.js';
+import { AGE_BUCKETS } from '../core/duplicates.js';
+import type { HealthThresholds } from '../core/stream-health.js';
+import { DoctorError } from '../errors.js';
+import type { Db } from '../postgres/db.js';
+import { upsertArbiters } from '../postgres/migrator.js';
+import { assertDigestTable } from '../postgres/table.js';
+import type { RedisClient } from '../redis/connect.js';
+import { inspectSummary } from './inspect.js';
+import { migrateStatus } from './migrate.js';
+import { streamsReport } from './streams.js';
+
+export { CheckResultSchema, type CheckResult };
+
+export interface CheckInput {
+  /** An open session, or the error opening it gave (UNREACHABLE, AUTH_FAILED...). */
+  db: Db | { error: unknown };
+  target: { database: string; schema: string; redis: string | null };
+  /** A client, or why Redis is left out; `configured`: a URL was given, so unreachable fails. */
+  redis: { client: RedisClient } | { skipped: string; configured: boolean };
+  keyPrefix?: string;
+  stuckAfterMs: number;
+  /** As the user wrote it (for the printed mark-stale command). */
+  stuckAfterText: string;
+  thresholds: Partial<HealthThresholds>;
+  skip: ReadonlySet<CheckName>;
+  strict: boolean;
+  /** `digest-doctor <this run's global flags> <args>`. */
+  command(args: string): string;
+  /** `redis-cli <this run's connection flags> <args>`. */
+  redisCli(args: string): string;
+}
+
+const AGE_LABELS: Record<(typeof AGE_BUCKETS)[number], string> = { '< 1 h': 'lt_1h', '1 h - 1 d': '1h_1d', '1 - 7 d': '1d_7d', '> 7 d': 'gt_7d' };
+
+const messageOf = (err: unknown) => (err as Error)?.message ?? String(err);
+
+/**
+ * Runs every check not in `skip` and returns the result (CheckResultSchema). Never throws for a
+ * finding: an unreachable database or Redis is a `fail` line (the caller maps it to exit 3).
+ * `unreachable` is true when the database or a configured Redis could not be reached.
+ */
+export async function runChecks(input: CheckInput): Promise<{ result: CheckResult; unreachable: boolean }> {
+  const checks: CheckItem[] = [];
+  const add = (c: CheckItem) => {
+    if (!input.skip.has(c.check)) checks.push(c);
+  };
+  const metrics: CheckMetrics = { duplicateGroups: null, inFlightByAge: null, stuckRows: null, pending: [], lag: [], dlqLength: [] };
+  const schema = input.target.schema;
+  let unreachable = false;
+
+  // ---- Postgres
+  if ('error' in input.db) {
+    const e = input.db.error;
+    unreachable = e instanceof DoctorError && e.exitCode === 3;
+    add({ check: 'database', subject: input.target.database, verdict: 'fail', message: `not reachable: ${messageOf(e)}`, fix: null });
+  } else {
+    const db = input.db;
+    add({ check: 'database', subject: input.target.database, verdict: 'ok', message: `reachable (${db.engine})`, fix: null });
+    let tableOk = true;
+    try {
+      await assertDigestTable(db);
+      add({ check: 'table', subject: schema, verdict: 'ok', message: 'digest_history has every column of the contract', fix: null });
+    } catch (err) {
+      tableOk = false;
+      add({ check: 'table', subject: schema, verdict: 'fail', message: messageOf(err), fix: null });
+    }
+    if (tableOk) {
+      const summary = await inspectSummary(db, 'client' in input.redis ? { client: input.redis.client } : { skipped: input.redis.skipped }, { limit: 10, stuckAfterMs: input.stuckAfterMs });
+      metrics.duplicateGroups = summary.duplicates.totalGroups;
+      metrics.inFlightByAge = Object.fromEntries(AGE_BUCKETS.map((b) => [AGE_LABELS[b], summary.inFlightByAge[b]]));
+      metrics.stuckRows = summary.stuck.count;
+      const dup = summary.duplicates;
+
+      if (!input.skip.has('unique-index')) {
+        const status = await migrateStatus(db);
+        const m = status.migrations.find((x) => x.index.name === UNIQUE_INDEX_NAME);
+        const repair = dup.totalGroups ? `${input.command('fix-duplicates --apply')} && ` : '';
+        const fix = `${repair}${input.command('migrate --apply')}`;
+        if (!m || !m.index.exists) add({ check: 'unique-index', subject: schema, verdict: 'fail', message: `${UNIQUE_INDEX_NAME} is missing: nothing stops a second in-flight row per (user, day)`, fix });
+        else if (!(m.index.valid && m.index.ready)) add({ check: 'unique-index', subject: schema, verdict: 'fail', message: `${UNIQUE_INDEX_NAME} is INVALID (a failed build left it)`, fix });
+        else if (m.index.matches === false) add({ check: 'unique-index', subject: schema, verdict: 'fail', message: `${UNIQUE_INDEX_NAME} differs from the migration: ${m.index.differences.join('; ')}`, fix: null });
+        else {
+          const arbiters = await upsertArbiters(db);
+          if (!arbiters.includes(UNIQUE_INDEX_NAME)) add({ check: 'unique-index', subject: schema, verdict: 'fail', message: `the upsert's arbiters are [${arbiters.join(', ')}], not ${UNIQUE_INDEX_NAME}`, fix: null });
+          else add({ check: 'unique-index', subject: schema, verdict: m.state === 'drift' ? 'warn' : 'ok', message: m.state === 'drift' ? `valid and the upsert's arbiter, but: ${m.problems.join('; ')}` : `valid and chosen as the upsert's arbiter`, fix: m.state === 'drift' ? input.command('migrate --apply') : null });
+        }
+      }
+      add(
+        dup.totalGroups
+          ? { check: 'duplicates', subject: schema, verdict: 'fail', message: `${dup.totalGroups} (user, day) group(s) hold ${dup.totalRows} in-flight rows (${dup.extraRows} extra)`, fix: input.command('fix-duplicates --apply') }
+          : { check: 'duplicates', subject: schema, verdict: 'ok', message: 'no (user, day) holds two in-flight rows', fix: null },
+      );
+      add(
+        summary.stuck.count
+          ? { check: 'stuck', subject: schema, verdict: 'fail', message: `${summary.stuck.count} in-flight row(s) older than ${input.stuckAfterText} (oldest created ${summary.stuck.oldestCreatedAt})`, fix: input.command(`mark-stale --older-than ${input.stuckAfterText} --apply`) }
+          : { check: 'stuck', subject: schema, verdict: 'ok', message: `no in-flight row older than ${input.stuckAfterText}`, fix: null },
+      );
+      if ('client' in input.redis && !summary.locks.skipped) {
+        const stale = summary.locks.stale;
+        add(
+          stale.length
+            ? { check: 'stale-locks', subject: input.target.redis, verdict: 'fail', message: `${stale.length} stale lock(s): ${stale.map((l) => `${l.key} (${l.reason})`).join(', ')}`, fix: input.redisCli(`DEL ${stale.map((l) => (input.keyPrefix ?? '') + l.key).join(' ')}`) }
+            : { check: 'stale-locks', subject: input.target.redis, verdict: 'ok', message: 'no digest:lock:* without a TTL or with more TTL than it allows', fix: null },
+        );
+      }
+    }
+  }
+
+  // ---- Redis
+  if (!('client' in input.redis)) {
+    unreachable ||= input.redis.configured;
+    add({ check: 'redis', subject: input.target.redis, verdict: input.redis.configured ? 'fail' : 'warn', message: `stream checks skipped: ${input.redis.skipped}`, fix: null });
+  } else {
+    add({ check: 'redis', subject: input.target.redis, verdict: 'ok', message: 'reachable', fix: null });
+    const report = await streamsReport(input.redis.client, undefined, { streams: [], discover: true, keyPrefix: input.keyPrefix, thresholds: input.thresholds });
+    for (const s of report.streams) {
+      for (const g of s.groups) {
+        metrics.pending.push({ labels: { stream: s.key, group: g.name }, value: g.pending });
+        if (g.lag !== null) metrics.lag.push({ labels: { stream: s.key, group: g.name }, value: g.lag });
+      }
+      if (isDlqStream(s.key)) metrics.dlqLength.push({ labels: { stream: s.key }, value: s.info?.length ?? 0 });
+    }
+    for (const f of report.findings) {
+      const name = f.check as CheckName;
+      const subject = f.group ? `${f.stream}/${f.group}` : f.stream;
+      const full = (input.keyPrefix ?? '') + f.stream;
+      let fix: string | null = null;
+      if (f.verdict !== 'ok') {
+        if (name === 'dlq-empty') fix = input.command(`replay --from-dlq --apply`);
+        else if (name === 'group' && f.group) fix = input.redisCli(`XGROUP CREATE ${full} ${f.group} '$' MKSTREAM`);
+      }
+      add({ check: name, subject, verdict: f.verdict, message: !fix && f.fix ? `${f.message} (${f.fix})` : f.message, fix });
+    }
+  }
+
+  const result: CheckResult = {
+    schemaVersion: CHECK_SCHEMA_VERSION,
+    command: 'check',
+    target: input.target,
+    strict: input.strict,
+    skipped: [...input.skip],
+    checks,
+    metrics,
+    summary: summarize(checks, input.strict),
+  };
+  return { result: CheckResultSchema.parse(result), unreachable };
+}

@@ -1,0 +1,140 @@
+// The embedded engine: PGlite (real Postgres compiled to WebAssembly, @electric-sql/pglite) behind
+// the same SqlSession / Db as node-postgres, so the same sql/ files run on it. Loaded lazily (dynamic
+// import) by the commands that open a database without a URL.
+//
+// What differs from a server, and what the tool does instead:
+// - one connection: a "second connection" (migrate's build session) is another Db over the same
+//   instance; CREATE/DROP INDEX run as written in sql/migrations (no CONCURRENTLY; nothing else
+//   writes while they run);
+// - advisory locks only exclude sessions of one process: another process is kept out by a lock file
+//   beside the data directory (`<dir>.lock`, holding the pid), so a second digest-doctor on the same
+//   directory is BUSY (exit 4) instead of corrupting it;
+// - no statement_timeout or lock_timeout is enforced (one single-threaded backend), and
+//   pg_stat_progress_* / pg_stat_activity show only this session.
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { QueryResultRow } from 'pg';
+import { DoctorError } from '../errors.js';
+import { Db, type PgConfig, type SqlSession } from './db.js';
+
+export { DEFAULT_DATA_DIR } from './embedded-defaults.js';
+
+/** The one-line notice every command that falls back to the embedded engine writes to stderr. */
+export function embeddedNotice(dataDir: string): string {
+  return `digest-doctor: no --database-url or DATABASE_URL: using the embedded database (PGlite) in ${dataDir}; one process at a time, indexes built without CONCURRENTLY, no statement_timeout`;
+}
+
+interface PGliteLike {
+  query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  exec(text: string): Promise<Array<{ rows: unknown[] }>>;
+  close(): Promise<void>;
+}
+
+interface Shared {
+  pg: PGliteLike;
+  refs: number;
+  lockFile: string | null;
+}
+
+// One instance per data directory and process; Db sessions share it and the last close closes it.
+const open = new Map<string, Promise<Shared>>();
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes `<dir>.lock` (O_EXCL, our pid inside); a lock whose pid is gone is taken over. BUSY otherwise. */
+function takeLock(dir: string): string {
+  const file = `${dir}.lock`;
+  mkdirSync(dirname(file), { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return file;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && pidAlive(holder)) {
+        throw new DoctorError('BUSY', `the embedded database ${dir} is in use by another digest-doctor (pid ${holder}): wait for it to finish, or pass --data-dir`);
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  throw new DoctorError('BUSY', `could not take the lock file ${file}: remove it if no digest-doctor is running`);
+}
+
+async function start(dir: string | null): Promise<Shared> {
+  const lockFile = dir ? takeLock(dir) : null;
+  try {
+    if (dir) mkdirSync(dir, { recursive: true });
+    const { PGlite, types } = await import('@electric-sql/pglite');
+    const pg = (await PGlite.create(dir ?? undefined, {
+      // As node-postgres is set up in connectPg: dates stay 'YYYY-MM-DD', bigint counts are numbers.
+      parsers: { [types.DATE]: (v: string) => v, [types.INT8]: (v: string) => Number(v) },
+    })) as unknown as PGliteLike;
+    return { pg, refs: 0, lockFile };
+  } catch (err) {
+    if (lockFile) rmSync(lockFile, { force: true });
+    if (err instanceof DoctorError) throw err;
+    throw new DoctorError('UNREACHABLE', `the embedded database ${dir ?? '(in memory)'} could not be opened (${(err as Error).message}): remove the directory to start afresh, or pass --data-dir`, { cause: err });
+  }
+}
+
+function session(shared: Shared, key: string): SqlSession {
+  let ended = false;
+  return {
+    async query<R extends QueryResultRow>(text: string, params?: unknown[]) {
+      if (params && params.length) return shared.pg.query<R>(text, params);
+      // No parameters: the simple protocol, which (like node-postgres) accepts several statements;
+      // the last statement's rows are the result.
+      const results = await shared.pg.exec(text);
+      return { rows: (results[results.length - 1]?.rows ?? []) as R[] };
+    },
+    async end() {
+      if (ended) return;
+      ended = true;
+      shared.refs--;
+      if (shared.refs === 0) {
+        open.delete(key);
+        await shared.pg.close().catch(() => undefined);
+        if (shared.lockFile) rmSync(shared.lockFile, { force: true });
+      }
+    },
+  };
+}
+
+/**
+ * Opens a session on the embedded database in `dataDir` (created if missing; null: in memory, for
+ * tests), sharing one PGlite instance per directory in this process. The config's url is ignored;
+ * statement and lock timeouts are set (Postgres accepts them) but a single-threaded backend cannot
+ * enforce them. Errors: BUSY when another process holds the directory, UNREACHABLE when it cannot
+ * be opened.
+ */
+export async function connectEmbedded(dataDir: string | null, config: Omit<PgConfig, 'url'>): Promise<Db> {
+  const dir = dataDir === null ? null : resolve(dataDir);
+  const key = dir ?? `memory:${Math.random()}`;
+  let p = open.get(key);
+  if (!p) {
+    p = start(dir);
+    open.set(key, p);
+    p.catch(() => open.delete(key));
+  }
+  const shared = await p;
+  shared.refs++;
+  const db = new Db(session(shared, key), { ...config, url: `embedded:${dataDir ?? 'memory'}` }, 'embedded');
+  await db.raw(`SET application_name = '${(config.applicationName ?? 'digest-doctor').replace(/'/g, "''")}'`);
+  return db;
+}
+
+/** Wraps an already open PGlite instance (the test suite's) as a Db; closing the Db leaves it open. */
+export function embeddedDb(pg: PGliteLike, config: Omit<PgConfig, 'url'>): Db {
+  const shared: Shared = { pg, refs: 2, lockFile: null };
+  return new Db(session(shared, 'external'), { ...config, url: 'embedded:memory' }, 'embedded');
+}

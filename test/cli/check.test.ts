@@ -1,0 +1,205 @@
+// `check` on a healthy database (the demo's end state) and on the incident, in all four formats;
+// the config file; no database at all. Expected verdicts come from the fixtures: incident.sql has one
+// (user, day) with two pending rows, three pending rows older than a week and no unique index.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CheckResultSchema } from '../../src/core/check.js';
+import { runCli } from '../helpers/cli.js';
+import { createTestSchema, databaseUrl, seedIncident, type TestSchema } from '../helpers/pg.js';
+import { createTestRedis, type TestRedis } from '../helpers/redis.js';
+
+const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Array<{ name: string; help: string; type: string; metrics: Array<{ value: string; labels?: Record<string, string> }> }>;
+
+/** The OpenMetrics text grammar rules we rely on, checked line by line. */
+function assertOpenMetrics(text: string): void {
+  expect(text.endsWith('# EOF\n')).toBe(true);
+  const lines = text.slice(0, -1).split('\n');
+  expect(lines.filter((l) => l === '# EOF')).toHaveLength(1);
+  const declared = new Map<string, { help: boolean; type: string | null; samples: number }>();
+  for (const line of lines.slice(0, -1)) {
+    const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
+    if (meta) {
+      const d = declared.get(meta[2]!) ?? { help: false, type: null, samples: 0 };
+      expect(d.samples, `metadata of ${meta[2]} after its samples`).toBe(0);
+      if (meta[1] === 'HELP') d.help = true;
+      else d.type = meta[3]!;
+      declared.set(meta[2]!, d);
+      continue;
+    }
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*)?\})? (-?[0-9.e+]+|NaN|[+-]Inf)$/.exec(line);
+    expect(m, `not a valid sample line: ${line}`).not.toBeNull();
+    const d = declared.get(m![1]!);
+    expect(d?.type, `${m![1]} has no TYPE before its samples`).toBe('gauge');
+    expect(d?.help).toBe(true);
+    d!.samples++;
+  }
+}
+
+let pgUrl: string;
+let r: TestRedis;
+let healthy: { schema: string; state: string };
+let incident: TestSchema;
+
+beforeAll(async () => {
+  pgUrl = databaseUrl();
+  r = await createTestRedis();
+  // A healthy fixture: the demo's end state on the server.
+  const name = `demo_${randomBytes(4).toString('hex')}`;
+  healthy = { schema: name, state: `${name}_dd` };
+  const demo = await runCli(['--database-url', pgUrl, '--schema', healthy.schema, '--state-schema', healthy.state, '--redis-url', r.url, '--key-prefix', r.prefix, 'demo'], { timeoutMs: 120_000 });
+  expect(demo.code, demo.stderr).toBe(0);
+  incident = await createTestSchema();
+  await seedIncident(incident);
+}, 180_000);
+
+afterAll(async () => {
+  await incident?.client.query(`DROP SCHEMA IF EXISTS ${healthy.schema} CASCADE`);
+  await incident?.client.query(`DROP SCHEMA IF EXISTS ${healthy.state} CASCADE`);
+  await incident?.cleanup();
+  await r?.cleanup();
+});
+
+const healthyArgs = () => ['--database-url', pgUrl, '--schema', healthy.schema, '--state-schema', healthy.state, '--redis-url', r.url, '--key-prefix', r.prefix];
+// The incident has no streams: Redis is left out of these runs so the verdicts are the database's.
+const incidentArgs = () => [...incident.cliArgs, '--redis-url', r.url, '--key-prefix', `${r.prefix}incident:`];
+
+describe('check', () => {
+  it('passes on the healthy fixture (text)', async () => {
+    const res = await runCli([...healthyArgs(), 'check']);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^ok +unique-index .*valid and chosen as the upsert's arbiter/m);
+    expect(res.stdout).toMatch(/^passed: \d+ ok, 0 warn, 0 fail/m);
+  });
+
+  it('fails on the incident naming each problem, with pasteable fixes (text)', async () => {
+    const res = await runCli([...incidentArgs(), 'check', '--skip', 'exists,group']);
+    expect(res.code).toBe(1);
+    const flags = `--database-url ${incident.url} --schema ${incident.schema} --state-schema ${incident.stateSchema} --redis-url ${r.url} --key-prefix ${r.prefix}incident:`;
+    expect(res.stdout).toContain(`FAIL duplicates (${incident.schema}): 1 (user, day) group(s) hold 2 in-flight rows (1 extra) -> fix: digest-doctor ${flags} fix-duplicates --apply`);
+    expect(res.stdout).toContain(`FAIL stuck (${incident.schema}): 3 in-flight row(s) older than 1h`);
+    expect(res.stdout).toContain(`fix: digest-doctor ${flags} mark-stale --older-than 1h --apply`);
+    expect(res.stdout).toMatch(/FAIL unique-index .*ux_digest_history_user_date is missing/);
+    expect(res.stdout).toContain(`fix: digest-doctor ${flags} fix-duplicates --apply && digest-doctor ${flags} migrate --apply`);
+    expect(res.stdout).not.toMatch(/^\S+ +(exists|group) /m);
+  });
+
+  it('json: the document names each failing check', async () => {
+    const res = await runCli([...incidentArgs(), 'check', '--format', 'json']);
+    expect(res.code).toBe(1);
+    const doc = CheckResultSchema.parse(JSON.parse(res.stdout));
+    const failing = doc.checks.filter((c) => c.verdict === 'fail').map((c) => c.check);
+    expect(failing).toEqual(expect.arrayContaining(['unique-index', 'duplicates', 'stuck']));
+    expect(doc.metrics).toMatchObject({ duplicateGroups: 1, stuckRows: 3, inFlightByAge: { lt_1h: 0, '1h_1d': 0, '1d_7d': 0, gt_7d: 3 } });
+    expect(doc.summary.passed).toBe(false);
+  });
+
+  it('github: ::error annotations escaped as the runner expects, and a Markdown summary', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dd-gh-'));
+    const summary = join(dir, 'summary.md');
+    try {
+      const res = await runCli([...incidentArgs(), 'check', '--format', 'github'], { env: { GITHUB_STEP_SUMMARY: summary } });
+      expect(res.code).toBe(1);
+      const annotations = res.stdout.split('\n').filter((l) => l.startsWith('::'));
+      for (const name of ['duplicates', 'stuck', 'unique-index']) expect(annotations.some((a) => a.startsWith(`::error title=digest-doctor check%3A ${name} (`))).toBe(true);
+      // the message and its fix on two lines: %0A, never a raw newline or an unescaped %
+      const dup = annotations.find((a) => a.includes('duplicates ('))!;
+      expect(dup).toContain('%0Afix: digest-doctor');
+      expect(dup.split('::').slice(2).join('::')).not.toMatch(/%(?!25|0A|0D)/);
+      const md = readFileSync(summary, 'utf8');
+      expect(md).toMatch(/^## digest-doctor check: failed$/m);
+      expect(md).toMatch(/^\| duplicates \| .* \| ❌ fail \|/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('openmetrics: valid text format with the gauges, parsed by a Prometheus parser', async () => {
+    const res = await runCli([...incidentArgs(), 'check', '--format', 'openmetrics']);
+    expect(res.code).toBe(1);
+    assertOpenMetrics(res.stdout);
+    const families = new Map(parsePrometheus(res.stdout.replace(/# EOF\n$/, '')).map((f) => [f.name, f]));
+    expect(families.get('digest_doctor_duplicate_groups')!.metrics[0]).toMatchObject({ value: '1', labels: { schema: incident.schema } });
+    expect(families.get('digest_doctor_stuck_rows')!.metrics[0]!.value).toBe('3');
+    const gt7 = families.get('digest_doctor_inflight_rows')!.metrics.find((m) => m.labels?.age === 'gt_7d');
+    expect(gt7!.value).toBe('3');
+    const status = families.get('digest_doctor_check_status')!.metrics;
+    expect(status.find((m) => m.labels?.check === 'duplicates')!.value).toBe('2');
+    expect(families.get('digest_doctor_check_passed')!.metrics[0]!.value).toBe('0');
+  });
+
+  it('openmetrics on the healthy fixture: pending, lag and DLQ length of the demo streams', async () => {
+    const res = await runCli([...healthyArgs(), 'check', '--format', 'openmetrics']);
+    expect(res.code).toBe(0);
+    assertOpenMetrics(res.stdout);
+    const families = new Map(parsePrometheus(res.stdout.replace(/# EOF\n$/, '')).map((f) => [f.name, f]));
+    expect(families.get('digest_doctor_dlq_length')!.metrics).toEqual([{ value: '0', labels: { stream: 'stream:digests:generate:dlq' } }]);
+    expect(families.get('digest_doctor_stream_pending')!.metrics.find((m) => m.labels?.group === 'digest-workers')!.value).toBe('0');
+  });
+
+  it('--strict: a warning fails; --skip leaves the check out', async () => {
+    // An empty prefix: the streams are missing, which is a warning.
+    const args = [...incident.cliArgs, '--redis-url', r.url, '--key-prefix', `${r.prefix}empty:`, 'check', '--skip', 'unique-index,duplicates,stuck'];
+    expect((await runCli(args)).code).toBe(0);
+    const strict = await runCli([...args, '--strict']);
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toMatch(/^warn exists \(stream:digests:generate\): stream does not exist/m);
+    const bad = await runCli([...args, '--skip', 'nope']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--skip nope: no such check/);
+  });
+
+  it('no database configured: exit 2, loudly, even with an embedded database around', async () => {
+    const res = await runCli(['check']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/check needs a database: pass --database-url or set DATABASE_URL/);
+  });
+
+  it('an unreachable database is exit 3, after the other checks ran', async () => {
+    const res = await runCli(['--database-url', 'postgresql://postgres@127.0.0.1:1/x', '--redis-url', r.url, '--key-prefix', r.prefix, 'check']);
+    expect(res.code).toBe(3);
+    expect(res.stdout).toMatch(/^FAIL database .*not reachable/m);
+    expect(res.stdout).toMatch(/^ok +redis /m);
+  });
+});
+
+describe('config file', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dd-config-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a value of the wrong type is rejected with the key and the expected type', async () => {
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ check: { maxLag: true } }));
+    const res = await runCli(['--config', file, 'check']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(`config file ${file}: key "check.maxLag": expected a string or a number`);
+  });
+
+  it('an unknown key is rejected by name', async () => {
+    const file = join(dir, 'unknown.json');
+    writeFileSync(file, JSON.stringify({ schema: 'x', check: { maxLagg: 5 } }));
+    const res = await runCli(['--config', file, 'check']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('unknown key "check.maxLagg"');
+    writeFileSync(file, JSON.stringify({ schemaa: 'x' }));
+    expect((await runCli(['--config', file, 'check'])).stderr).toContain('unknown key "schemaa"');
+  });
+
+  it('flags > environment > file: the file sets the database and a skip, a flag overrides it', async () => {
+    const file = join(dir, 'good.json');
+    writeFileSync(file, JSON.stringify({ databaseUrl: pgUrl, schema: incident.schema, stateSchema: incident.stateSchema, redisUrl: r.url, keyPrefix: `${r.prefix}incident:`, check: { skip: ['exists', 'group', 'unique-index', 'duplicates'], stuckAfter: '3650d' } }));
+    const res = await runCli(['--config', file, 'check']);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^ok +stuck .*older than 3650d/m);
+    const env = await runCli(['--config', file, 'check'], { env: { DIGEST_DOCTOR_STUCK_AFTER: '1h' } });
+    expect(env.code).toBe(1);
+    const flag = await runCli(['--config', file, 'check', '--stuck-after', '3650d'], { env: { DIGEST_DOCTOR_STUCK_AFTER: '1h' } });
+    expect(flag.code).toBe(0);
+  });
+});
