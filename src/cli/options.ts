@@ -73,8 +73,11 @@ export function readGlobalOptions(program: Command): GlobalOptions {
   };
 }
 
-/** Connects to Postgres and checks that digest_history matches the contract (unless told not to). */
-export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number } = {}): Promise<Db> {
+/**
+ * Connects to Postgres and checks that digest_history matches the contract and that the role may
+ * read it and the service tables in `alsoReads` (unless told not to).
+ */
+export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number; alsoReads?: string[] } = {}): Promise<Db> {
   if (!g.databaseUrl) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
   const db = await connectPg({
     url: g.databaseUrl,
@@ -86,7 +89,7 @@ export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; app
   });
   if (opts.checkTable !== false) {
     try {
-      await assertDigestTable(db);
+      await assertDigestTable(db, { alsoReads: opts.alsoReads });
     } catch (err) {
       await db.close();
       throw err;
