@@ -127,8 +127,11 @@ function stripPassword(url: string): string {
   }
 }
 
-/** Connects to Postgres and checks that digest_history matches the contract (unless told not to). */
-export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number; embedded?: boolean } = {}): Promise<Db> {
+/**
+ * Connects to Postgres (or, with no URL, the embedded engine) and checks that digest_history matches
+ * the contract and that the role may read it and the service tables in `alsoReads` (unless told not to).
+ */
+export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number; embedded?: boolean; alsoReads?: string[] } = {}): Promise<Db> {
   if (!g.databaseUrl) {
     if (opts.embedded === false) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
     // No URL: the embedded engine, loaded only now, with a notice every time.
@@ -137,7 +140,7 @@ export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; app
     const db = await connectEmbedded(g.dataDir, { schema: g.schema, stateSchema: g.stateSchema, statementTimeoutMs: g.statementTimeoutMs, lockTimeoutMs: opts.lockTimeoutMs, applicationName: opts.applicationName });
     if (opts.checkTable !== false) {
       try {
-        await assertDigestTable(db);
+        await assertDigestTable(db, { alsoReads: opts.alsoReads });
       } catch (err) {
         await db.close();
         throw err;
@@ -155,7 +158,7 @@ export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; app
   });
   if (opts.checkTable !== false) {
     try {
-      await assertDigestTable(db);
+      await assertDigestTable(db, { alsoReads: opts.alsoReads });
     } catch (err) {
       await db.close();
       throw err;

@@ -158,6 +158,8 @@ export const MigrateStatusSchema = z.object({
   /** Ledger rows for versions with no file. */
   unknownLedgerVersions: z.array(z.number().int()),
   drift: z.boolean(),
+  /** A migration's index is being built right now (pg_stat_progress_create_index): exit 4 until it ends. */
+  building: z.boolean(),
   findings: z.array(z.string()),
 });
 export type MigrateStatus = z.infer<typeof MigrateStatusSchema>;
@@ -625,6 +627,12 @@ export async function migrateStatus(db: Db): Promise<MigrateStatus> {
   const out: MigrateStatus['migrations'] = [];
   for (const m of migrations) {
     const c = await readIndex(db, m.index.name);
+    if (c.exists && !c.valid && !c.building) {
+      // Without pg_read_all_stats another role's build shows no relation: an INVALID index beside
+      // one such build in this database is taken as that build rather than called dead.
+      const [hidden] = await db.query<{ pid: number }>('migrate_hidden_builds');
+      if (hidden) c.building = { pid: hidden.pid, phase: 'phase not visible to this role (GRANT pg_read_all_stats to see it)', user: null, application: null };
+    }
     const entry = ledger.get(m.version) ?? null;
     const s = migrationStatus(m, entry, c);
     out.push({ version: m.version, name: m.name, checksum: m.checksum, state: s.state, problems: s.problems, index: indexState(m, c), ledger: entry });
@@ -639,6 +647,7 @@ export async function migrateStatus(db: Db): Promise<MigrateStatus> {
     migrations: out,
     unknownLedgerVersions: unknown,
     drift: findings.length > 0,
+    building: out.some((m) => m.state === 'building'),
     findings,
   };
 }

@@ -3,7 +3,7 @@
 // write their images themselves, in the same statement as their UPDATE (sql/queries/*_apply.sql).
 import { hostname } from 'node:os';
 import type { Db } from './db.js';
-import { ensureState } from './state.js';
+import { ensureState, readState } from './state.js';
 import type { RowImage } from '../core/repair.js';
 
 export interface RunRecord {
@@ -65,12 +65,6 @@ const toRun = (r: RunRow): RunRecord => ({
 /** The machine the CLI runs on, recorded next to the server-side inet_client_addr(). */
 export const CLIENT_HOST = hostname();
 
-/** "The state schema or its tables do not exist yet": read as empty by commands that only read. */
-export function isMissingState(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
-  return code === '42P01' || code === '3F000';
-}
-
 export async function startRun(db: Db, run: { id: string; command: string; args: Record<string, unknown>; undoes?: string }): Promise<void> {
   await ensureState(db, 'audit');
   await db.query('runs_start', [run.id, run.command, db.ids.schema, JSON.stringify(run.args), run.undoes ?? null, CLIENT_HOST]);
@@ -81,24 +75,23 @@ export async function finishRun(db: Db, id: string, status: 'done' | 'interrupte
   return row?.rows_changed ?? 0;
 }
 
+/**
+ * Recent runs, newest first; empty when nothing is recorded yet (no state schema or no runs table).
+ * Reads only, the state as it is; REFUSED (exit 4) with the GRANTs when the role may not read it.
+ */
 export async function listRuns(db: Db, opts: { limit: number; command?: string; allSchemas?: boolean }): Promise<RunRecord[]> {
-  try {
-    const rows = await db.query<RunRow>('runs_list', [opts.limit, opts.command ?? null, opts.allSchemas ? null : db.ids.schema]);
-    return rows.map(toRun);
-  } catch (err) {
-    if (isMissingState(err)) return [];
-    throw err;
-  }
+  const state = await readState(db, ['runs'], 'runs');
+  if (!state?.relations.has('runs')) return [];
+  const rows = await db.query<RunRow>('runs_list', [opts.limit, opts.command ?? null, opts.allSchemas ? null : db.ids.schema]);
+  return rows.map(toRun);
 }
 
-export async function getRun(db: Db, id: string): Promise<RunRecord | undefined> {
-  try {
-    const [row] = await db.query<RunRow>('runs_get', [id]);
-    return row ? toRun(row) : undefined;
-  } catch (err) {
-    if (isMissingState(err)) return undefined;
-    throw err;
-  }
+/** One run, or undefined when it is not recorded. Reads only (see listRuns). */
+export async function getRun(db: Db, id: string, what = 'undo'): Promise<RunRecord | undefined> {
+  const state = await readState(db, ['runs'], what);
+  if (!state?.relations.has('runs')) return undefined;
+  const [row] = await db.query<RunRow>('runs_get', [id]);
+  return row ? toRun(row) : undefined;
 }
 
 export interface AuditRecord {
@@ -108,13 +101,27 @@ export interface AuditRecord {
 }
 
 /**
- * Every audited row of a run, in the order written, read whole batches at a time (about `pageSize`
- * rows). Only called for a run that exists, so the state schema does too: it is brought up to date
- * first (an audit written by an earlier version moves into audit_batches).
+ * Every audited row of a run, in the order written. Reads only, the audit as it is: batches from
+ * audit_batches (whole batches at a time, about `pageSize` rows), and rows an earlier version kept
+ * in the per-row table `audit` (before the upgrade an applying command makes) from that table, in
+ * the order that upgrade would move them. REFUSED (exit 4) with the GRANTs when the role may not
+ * read them; an absent audit reads as empty.
  */
-export async function readRunAudit(db: Db, runId: string, pageSize = 5000): Promise<AuditRecord[]> {
-  await ensureState(db, 'audit');
+export async function readRunAudit(db: Db, runId: string, pageSize = 5000, what = 'undo'): Promise<AuditRecord[]> {
+  const state = await readState(db, ['audit_batches', 'audit'], what);
   const out: AuditRecord[] = [];
+  if (!state) return out;
+  if (state.relations.get('audit')?.kind === 'r') {
+    let last: { at: string; id: string } | null = null;
+    for (;;) {
+      const page: Array<{ row_id: string; before: RowImage; after: RowImage; at_key: string }> = await db.query('audit_v1_run_page', [runId, last?.at ?? null, last?.id ?? null, pageSize]);
+      for (const r of page) out.push({ rowId: r.row_id, before: r.before, after: r.after });
+      if (page.length < pageSize) break;
+      const tail = page[page.length - 1]!;
+      last = { at: tail.at_key, id: tail.row_id };
+    }
+  }
+  if (!state.relations.has('audit_batches')) return out;
   let lastSeq = 0;
   for (;;) {
     const page = await db.query<{ row_id: string; before: RowImage; change: Partial<RowImage>; batch_seq: number }>('audit_run_page', [runId, lastSeq, pageSize]);

@@ -17,7 +17,7 @@ import {
 import { DoctorError } from '../errors.js';
 import type { Db } from './db.js';
 import { SQL_DIR, renderSql } from './sql.js';
-import { ensureState } from './state.js';
+import { ensureState, readState } from './state.js';
 
 export const TOOL_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
@@ -188,11 +188,6 @@ export async function indexDuplicates(db: Db, limit: number): Promise<{ totalGro
   };
 }
 
-function isMissingRelation(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
-  return code === '42P01' || code === '3F000';
-}
-
 function ledgerEntry(r: Record<string, any>): LedgerEntry {
   const iso = (d: unknown) => (d == null ? null : new Date(d as string).toISOString());
   return {
@@ -210,15 +205,15 @@ function ledgerEntry(r: Record<string, any>): LedgerEntry {
   };
 }
 
-/** The ledger of this service schema; empty when the state schema or table does not exist (dry runs write nothing). */
+/**
+ * The ledger of this service schema, read as it is (writes nothing): empty when the state schema or
+ * its ledger table does not exist yet; REFUSED (exit 4) with the GRANTs when the role may not read it.
+ */
 export async function readLedger(db: Db): Promise<Map<number, LedgerEntry>> {
-  try {
-    const rows = await db.query('migrate_ledger_list', [db.ids.schema]);
-    return new Map(rows.map((r) => [r.version as number, ledgerEntry(r)]));
-  } catch (err) {
-    if (isMissingRelation(err)) return new Map();
-    throw err;
-  }
+  const state = await readState(db, ['schema_migrations'], 'migrate');
+  if (!state?.relations.has('schema_migrations')) return new Map();
+  const rows = await db.query('migrate_ledger_list', [db.ids.schema]);
+  return new Map(rows.map((r) => [r.version as number, ledgerEntry(r)]));
 }
 
 /** The control session's ledger writes need not wait for the WAL flush (see the query's header). */

@@ -36,7 +36,7 @@ async function downgradeAudit(state: string): Promise<void> {
 }
 
 describe('undo', () => {
-  it('undoes a run audited by an earlier version: its per-row audit table moves into audit_batches first', async () => {
+  it('undoes a run audited by an earlier version: the dry run reads the old table as it is, --apply moves it into audit_batches first', async () => {
     const s = await seedIncident(t);
     await setStatus(s.pendingNew, 'sent');
     const runId = (await stale(true)).applied!.runId!;
@@ -49,11 +49,18 @@ describe('undo', () => {
     const dry = await undoRun(db, { ...batchDefaults(), runId, apply: false });
     expect(dry.target.audited).toBe(2);
     expect(dry.plan.restore.map((r) => r.id).sort()).toEqual(before.map((r) => r.row_id));
-    const kind = await t.client.query(`SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)`, [`${t.stateSchema}.audit`]);
-    expect(kind.rows).toEqual([{ relkind: 'v' }]);
-    expect((await t.client.query(`SELECT row_id::text, before, after FROM ${t.stateSchema}.audit ORDER BY row_id`)).rows).toEqual(before);
+    const kind = () => t.client.query(`SELECT c.relkind, to_regclass($2) IS NULL AS no_batches FROM pg_class c WHERE c.oid = to_regclass($1)`, [`${t.stateSchema}.audit`, `${t.stateSchema}.audit_batches`]);
+    // The dry run wrote nothing: the old table is still a table, and no audit_batches exists.
+    expect((await kind()).rows).toEqual([{ relkind: 'r', no_batches: true }]);
+    // Read in the old layout, paged by (at, row id): one batch (one at), so in row id order.
+    for (const pageSize of [1, 2, 5000]) {
+      expect((await readRunAudit(db, runId, pageSize)).map((r) => [r.rowId, r.before, r.after])).toEqual(before.map((r) => [r.row_id, r.before, r.after]));
+    }
     const undone = await undoRun(db, { ...batchDefaults(), runId, apply: true });
     expect(undone.applied!.rowsChanged).toBe(2);
+    expect((await kind()).rows).toEqual([{ relkind: 'v', no_batches: false }]);
+    // The old rows moved whole: the view gives them back, beside the undo's own two.
+    expect((await t.client.query(`SELECT row_id::text, before, after FROM ${t.stateSchema}.audit WHERE run_id = $1 ORDER BY row_id`, [runId])).rows).toEqual(before);
   });
 
   it('puts a mark-stale run back exactly (a dry run first), audited as a run of its own', async () => {

@@ -9,10 +9,12 @@ import type { BatchOptions } from '../../ops/repair.js';
 import { openDb } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
+import { confirmWrite, willAsk } from '../confirm.js';
 import { act, type CommandContext } from '../run.js';
 
 export interface BatchFlags {
   apply?: boolean;
+  yes?: boolean;
   batchSize: string;
   lockTimeout: string;
   lockWait: string;
@@ -23,6 +25,7 @@ export interface BatchFlags {
 export function addRepairFlags(cmd: Command): Command {
   return cmd
     .option('--apply', 'write the changes (without it: a dry run that writes nothing)')
+    .option('--yes', 'with --apply on a terminal: do not ask for confirmation')
     .addOption(new Option('--batch-size <n>', `rows changed per batch transaction (at most ${MAX_BATCH_SIZE})`).default(String(DEFAULT_BATCH_SIZE)))
     .addOption(new Option('--lock-timeout <duration>', 'lock_timeout of each batch transaction').default(`${DEFAULT_BATCH_LOCK_TIMEOUT_MS / 1000}s`))
     .addOption(new Option('--lock-wait <duration>', 'how long to wait for another run of the same repair before exiting busy (4)').default(`${DEFAULT_LOCK_WAIT_MS / 1000}s`))
@@ -30,12 +33,13 @@ export function addRepairFlags(cmd: Command): Command {
 }
 
 /** Parses the shared flags; wires Ctrl-C to stop after the current batch and progress to stderr. */
-export function readRepairFlags(ctx: CommandContext, o: BatchFlags): BatchOptions & { apply: boolean; show: number; controller: AbortController } {
+export function readRepairFlags(ctx: CommandContext, o: BatchFlags): BatchOptions & { apply: boolean; yes: boolean; show: number; controller: AbortController } {
   const batchSize = parsePositiveInt(o.batchSize, '--batch-size');
   if (batchSize > MAX_BATCH_SIZE) throw badInput(`--batch-size ${batchSize} is too large: at most ${MAX_BATCH_SIZE}, so each batch holds its locks briefly`);
   const controller = new AbortController();
   return {
     apply: Boolean(o.apply),
+    yes: Boolean(o.yes),
     batchSize,
     lockTimeoutMs: parseDuration(o.lockTimeout, '--lock-timeout'),
     lockWaitMs: o.lockWait.trim() === '0' ? 0 : parseDuration(o.lockWait, '--lock-wait'),
@@ -94,7 +98,18 @@ export function register(program: Command): void {
         const since = o.since === undefined ? undefined : parseSince(o.since, new Date(), (d) => serviceDay(d, g.timeZone));
         const db = await openDb(g);
         ctx.defer(() => db.close());
-        const result = await stopOnInterrupt(ctx, flags.controller, fixDuplicates(db, { ...flags, userId, date, since, keep: o.keep as KeepPolicy }));
+        const input = { ...flags, userId, date, since, keep: o.keep as KeepPolicy };
+        if (flags.apply && willAsk(flags.yes)) {
+          // On a terminal a person confirms: the plan first (read only), then the question.
+          const dry = await fixDuplicates(db, { ...input, apply: false });
+          if (dry.plan.rows) {
+            await confirmWrite(g, flags.yes, 'fix-duplicates --apply', [
+              `mark ${dry.plan.rows} in-flight row(s) of ${dry.plan.groups} (user, day) group(s) '${dry.repairStatus.status}', keeping the ${input.keep} of each (re-read under the repair lock when it starts)`,
+              `audit in ${g.stateSchema}.audit_batches; undo with digest-doctor undo <run-id>`,
+            ]);
+          }
+        }
+        const result = await stopOnInterrupt(ctx, flags.controller, fixDuplicates(db, input));
         if (g.json) printJson(FixDuplicatesResultSchema, result);
         else ctx.print(render(result, flags.show, ctx.style));
         return repairExit(result.plan.rows, result.applied);

@@ -7,6 +7,7 @@ import { markStale, MarkStaleResultSchema, type MarkStaleResult } from '../../op
 import { openDb, openOptionalRedis } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
+import { confirmWrite, willAsk } from '../confirm.js';
 import { act } from '../run.js';
 import { addRepairFlags, appliedLine, readRepairFlags, repairExit, stopOnInterrupt, type BatchFlags } from './fix-duplicates.js';
 
@@ -46,15 +47,19 @@ export function register(program: Command): void {
         ctx.defer(() => db.close());
         const redis = await openOptionalRedis(g);
         if (redis.client) ctx.defer(() => redis.client.quit().then(() => undefined));
-        const work = markStale(db, redis.client ? { client: redis.client } : { skipped: redis.skipped! }, {
-          ...flags,
-          olderThanMs,
-          userId,
-          date,
-          limit,
-          includeLive: Boolean(o.includeLive),
-          liveIdleMs,
-        });
+        const live = redis.client ? { client: redis.client } : { skipped: redis.skipped! };
+        const input = { ...flags, olderThanMs, userId, date, limit, includeLive: Boolean(o.includeLive), liveIdleMs };
+        if (flags.apply && willAsk(flags.yes)) {
+          // On a terminal a person confirms: the plan first (read only), then the question.
+          const dry = await markStale(db, live, { ...input, apply: false });
+          if (dry.plan.rows) {
+            await confirmWrite(g, flags.yes, 'mark-stale --apply', [
+              `mark ${dry.plan.rows} in-flight row(s) created before ${dry.cutoff} '${dry.repairStatus.status}' and clear their sent_at (the cut-off is taken again from the database clock when it starts)`,
+              `audit in ${g.stateSchema}.audit_batches; undo with digest-doctor undo <run-id>`,
+            ]);
+          }
+        }
+        const work = markStale(db, live, input);
         const result = await stopOnInterrupt(ctx, flags.controller, work);
         if (g.json) printJson(MarkStaleResultSchema, result);
         else ctx.print(render(result, flags.show, ctx.style));

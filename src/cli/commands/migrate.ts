@@ -19,10 +19,12 @@ import type { BuildProgress } from '../../postgres/migrator.js';
 import { openDb } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
+import { confirmWrite, willAsk } from '../confirm.js';
 import { act, type CommandContext } from '../run.js';
 
 interface MigrateFlags {
   apply?: boolean;
+  yes?: boolean;
   down?: boolean;
   lockTimeout: string;
   buildTimeout: string;
@@ -41,7 +43,7 @@ build on the server and removes the half-built index.
 
 Exit codes: 0 applied / nothing to do, 1 a check failed (dry run) or drift (status) or the build
 failed verification, 2 bad input, 3 unreachable, 4 refused (duplicates, replica, pooler, ...) or
-busy (another migrate holds the lock), 130 interrupted.
+busy (another migrate holds the lock; for status: an index is still being built), 130 interrupted.
 
 Examples:
   digest-doctor migrate
@@ -108,6 +110,7 @@ export function register(program: Command): void {
     .command('migrate')
     .description(`install the partial unique index ux_digest_history_user_date safely on a live database (dry run unless --apply)`)
     .option('--apply', 'run it (default: dry run)')
+    .option('--yes', 'with --apply on a terminal: do not ask for confirmation')
     .option('--down', 'remove the index instead (DROP INDEX CONCURRENTLY); with --apply')
     .addOption(new Option('--lock-timeout <duration>', "lock_timeout of every phase (also bounds the build's wait for older transactions)").default('10s'))
     .addOption(new Option('--build-timeout <duration>', 'statement_timeout of CREATE INDEX CONCURRENTLY (0 = none)').default('4h'))
@@ -134,6 +137,19 @@ export function register(program: Command): void {
             onProgress: (p: BuildProgress) => ctx.progress.update(progressLine(p)),
             signal: ac.signal,
           };
+          if (o.apply && willAsk(o.yes)) {
+            // On a terminal a person confirms: the plan first (the dry run: reads only), then the question.
+            const dry = o.down ? await migrateDown(db, opts, hooks, false) : await migratePlan(db, opts);
+            const todo = dry.migrations.filter((m) => m.outcome === 'planned');
+            // A failing preflight makes --apply refuse on its own (exit 4): nothing to confirm then.
+            if (todo.length && !dry.checks.some((c) => c.verdict === 'fail')) {
+              await confirmWrite(ctx.g, o.yes, o.down ? 'migrate --down --apply' : 'migrate --apply', [
+                ...todo.map((m) => `${String(m.version).padStart(4, '0')} ${m.name}: ${m.plan}`),
+                ...dry.checks.filter((c) => c.verdict !== 'ok').map((c) => `preflight ${c.verdict}: ${c.name}: ${c.detail}`),
+                `ledger in ${ctx.g.stateSchema}.schema_migrations`,
+              ]);
+            }
+          }
           const result = o.down ? await migrateDown(db, opts, hooks, Boolean(o.apply)) : o.apply ? await migrateApply(db, opts, hooks) : await migratePlan(db, opts);
           ctx.progress.done();
           if (ctx.g.json) printJson(MigrateResultSchema, result);
@@ -155,7 +171,7 @@ export function register(program: Command): void {
         const result = await migrateStatus(db);
         if (ctx.g.json) printJson(MigrateStatusSchema, result);
         else ctx.print(renderStatus(result, ctx.style));
-        return result.drift ? ExitCode.FINDINGS : ExitCode.OK;
+        return statusExitCode(result);
       }),
     );
 }
@@ -201,6 +217,12 @@ export function renderRun(r: MigrateResult, s: Style): string {
   return out.join('\n');
 }
 
+/** `migrate status`: 4 (busy) while an index is still being built, else 1 on drift, else 0. */
+export function statusExitCode(r: MigrateStatus): ExitCodeValue {
+  if (r.building) return ExitCode.REFUSED;
+  return r.drift ? ExitCode.FINDINGS : ExitCode.OK;
+}
+
 export function renderStatus(r: MigrateStatus, s: Style): string {
   const out: string[] = [s.heading(`migrate status: ${r.target.database}, schema ${r.target.schema} (ledger in ${r.target.stateSchema})`)];
   out.push(
@@ -215,8 +237,11 @@ export function renderStatus(r: MigrateStatus, s: Style): string {
       ]),
     ),
   );
+  for (const m of r.migrations.filter((x) => x.state === 'building')) {
+    out.push(`${s.verdict('warn')} building: ${m.problems[0] ?? m.name}; run digest-doctor migrate status again when it has finished (exit 4 until then)`);
+  }
   if (r.findings.length) for (const f of r.findings) out.push(`${s.verdict('fail')} ${f}`);
-  else {
+  else if (!r.building) {
     const pending = r.migrations.filter((m) => m.state === 'pending');
     out.push(pending.length ? `${s.verdict('info')} ${pending.length} migration(s) not applied yet: digest-doctor migrate --apply` : `${s.verdict('ok')} installed, valid, matching, and recorded`);
   }

@@ -3,9 +3,11 @@ import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, STREAM_MAXLEN, resolveS
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { ExitCode, badInput } from '../../errors.js';
 import { DEFAULT_REPLAY_MARKER_PREFIX, replay, ReplayResultSchema, type ReplayResult } from '../../ops/replay.js';
+import { describeRedis } from '../../redis/connect.js';
 import { openDb, openRedis } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
+import { confirmWrite, willAsk } from '../confirm.js';
 import { act } from '../run.js';
 
 interface ReplayFlags {
@@ -14,6 +16,7 @@ interface ReplayFlags {
   date?: string;
   historyId?: string[];
   apply?: boolean;
+  yes?: boolean;
   force?: boolean;
   rate?: string;
   stream: string;
@@ -38,6 +41,7 @@ export function register(program: Command): void {
     .option('--date <YYYY-MM-DD>', 'with --failed: the digest_date')
     .option('--history-id <uuid>', 'replay this digest_history row (repeatable)', collect)
     .option('--apply', 'publish (without it: show what would be published)')
+    .option('--yes', 'with --apply on a terminal: do not ask for confirmation')
     .option('--force', 'include events whose row is already sent or missing (a marker whose entry is there or was delivered still blocks)')
     .option('--rate <events/s>', 'cap the publish rate')
     .addOption(new Option('--stream <name|key>', 'stream to publish to').default(DIGEST_STREAM))
@@ -68,15 +72,15 @@ export function register(program: Command): void {
         const stallTimeoutMs = parseDuration(o.stallTimeout, '--stall-timeout');
         if (!o.group) throw badInput('--group is empty: give the consumer group the workers read with, such as digest-workers');
         if (!o.markerPrefix) throw badInput('--marker-prefix is empty: give a prefix such as idem:replay:');
-        const db = await openDb(g);
+        // Rows are read with their user's tenant (replay_*_rows.sql join users).
+        const db = await openDb(g, { alsoReads: ['users'] });
         ctx.defer(() => db.close());
         const redis = await openRedis(g);
         ctx.defer(() => redis.quit().then(() => undefined));
-        const result = await replay(db, redis, {
+        const plan = {
           fromDlq: o.fromDlq,
           failedDate,
           historyIds,
-          apply: o.apply,
           force: o.force,
           ratePerSec,
           stream: resolveStreamKey(o.stream),
@@ -87,6 +91,17 @@ export function register(program: Command): void {
           group: o.group,
           maxlen,
           stallTimeoutMs,
+        };
+        if (o.apply && willAsk(o.yes)) {
+          // On a terminal a person confirms: the plan first (a dry run: reads only), then the question.
+          const dry = await replay(db, redis, { ...plan, apply: false });
+          if (dry.counts.toPublish) {
+            await confirmWrite(g, o.yes, 'replay --apply', [`publish ${dry.counts.toPublish} event(s) to ${dry.stream} (${dry.counts.skipped} skipped, ${dry.counts.invalid} invalid), each once (markers ${dry.marker.prefix}*)`], `redis: ${describeRedis(g.redisUrl!)}${g.keyPrefix ? `, key prefix ${g.keyPrefix}` : ''}`);
+          }
+        }
+        const result = await replay(db, redis, {
+          ...plan,
+          apply: o.apply,
           onProgress: (done, total) => ctx.progress.update(`replay: ${done}/${total} published`),
           onWait: (w) =>
             ctx.progress.update(`replay: ${w.published}/${w.total} published; waiting for group ${o.group} to read (${w.unread} unread, limit ${w.backlogLimit}, ${Math.round(w.waitedMs / 1000)} s)`),

@@ -4,6 +4,7 @@ import { undoRun, UndoResultSchema, type UndoResult } from '../../ops/undo.js';
 import { openDb } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
+import { confirmWrite, willAsk } from '../confirm.js';
 import { act } from '../run.js';
 import { addRepairFlags, appliedLine, readRepairFlags, repairExit, stopOnInterrupt, type BatchFlags } from './fix-duplicates.js';
 
@@ -21,6 +22,16 @@ export function register(program: Command): void {
         const flags = readRepairFlags(ctx, o);
         const db = await openDb(ctx.g);
         ctx.defer(() => db.close());
+        if (flags.apply && willAsk(flags.yes)) {
+          // On a terminal a person confirms: the plan first (read only), then the question.
+          const dry = await undoRun(db, { ...flags, runId, apply: false });
+          if (dry.plan.restore.length) {
+            await confirmWrite(ctx.g, flags.yes, 'undo --apply', [
+              `put back ${dry.plan.restore.length} row(s) changed by run ${runId} (${dry.target.command}); ${dry.plan.skipped.length} left as they are`,
+              `audited as a run of its own in ${ctx.g.stateSchema}`,
+            ]);
+          }
+        }
         const result = await stopOnInterrupt(ctx, flags.controller, undoRun(db, { ...flags, runId }));
         if (ctx.g.json) printJson(UndoResultSchema, result);
         else ctx.print(render(result, flags.show, ctx.style));

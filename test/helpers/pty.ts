@@ -1,0 +1,42 @@
+// Runs the built CLI on a pseudo-terminal (util-linux `script`), so stdin and stdout are TTYs, and
+// answers a prompt: the answer is written only once the prompt has appeared.
+import { spawn } from 'node:child_process';
+import { BIN } from './cli.js';
+
+export interface PtyResult {
+  code: number | null;
+  /** Everything the terminal showed (stdout and stderr together, CR LF line ends). */
+  output: string;
+  /** Whether the prompt appeared. */
+  asked: boolean;
+}
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegExp; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<PtyResult> {
+  const prompt = opts.prompt ?? /\[y\/N\]/;
+  const cmd = [process.execPath, BIN, ...args].map(shellQuote).join(' ');
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TERM: 'dumb', ...opts.env };
+    delete env.DATABASE_URL;
+    delete env.REDIS_URL;
+    const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    let asked = false;
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (!asked && prompt.test(output)) {
+        asked = true;
+        if (opts.answer !== undefined) child.stdin.write(`${opts.answer}\n`);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output: output.replace(/\r\n/g, '\n'), asked });
+    });
+  });
+}
