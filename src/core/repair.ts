@@ -2,6 +2,7 @@
 // plan is cut into batches, what a batch does once it has re-read its rows under lock, and which
 // rows an undo may restore. No I/O, no clock.
 import { IN_FLIGHT_STATUSES, isInFlight } from './contract.js';
+import { microsFromTimestamp, newestFirst } from './decision.js';
 
 /** Statuses a repair may write, best first. Only a terminal, not-sent status fits. */
 export const REPAIR_TARGET_STATUSES = ['failed'] as const;
@@ -153,7 +154,10 @@ export interface RepairRow {
   status: string;
   /** created_at in microseconds since the epoch (the database's precision). */
   createdUs: number;
-  /** 1 for the row the policy keeps, then 2, 3.. (ranked by the database, to the microsecond). */
+  /**
+   * 1 for the row the policy keeps, then 2, 3.. (ranked by the database, to the microsecond, by the
+   * keep rule: classifyGroup's order; test/integration/keep-rule.test.ts holds the two equal).
+   */
   keepRank: number;
 }
 
@@ -299,10 +303,11 @@ export function decideUndo(
     else if (!isInFlight(e.before.status)) out.restore.push(e);
     else candidates.push(e);
   }
-  // Newest first, as the service orders a day's rows: that is the row it would pick up.
-  candidates.sort((a, b) => Date.parse(b.before.created_at) - Date.parse(a.before.created_at) || cmp(b.rowId, a.rowId));
+  // Newest first by the keep rule (to the microsecond, as the service orders a day's rows): that is
+  // the row it would pick up.
+  const ordered = newestFirst(candidates.map((e) => ({ e, id: e.rowId, createdUs: microsFromTimestamp(e.before.created_at) })));
   const claimed = new Map<string, string>();
-  for (const e of candidates) {
+  for (const { e } of ordered) {
     const k = groupKey(e.before.user_id, e.before.digest_date);
     const other = (inFlightByGroup.get(k) ?? []).find((id) => id !== e.rowId) ?? claimed.get(k);
     if (other) out.skipped.push({ entry: e, reason: 'would-duplicate', detail: `row ${other} of the same user and day is in flight` });

@@ -2,7 +2,7 @@
 // the stream entries that carry them. Reads only, in one read-only transaction.
 import { z } from 'zod';
 import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, EVENT_FIELD } from '../core/contract.js';
-import { AGE_BUCKETS, classifyNewestFirst, type KeepPolicy } from '../core/duplicates.js';
+import { AGE_BUCKETS, classifyGroup, type KeepPolicy } from '../core/duplicates.js';
 import { fieldsToRecord, parseDlqEntry, parseEventJson } from '../core/event.js';
 import { dayBounds, formatInZone, userLockKey } from '../core/keys.js';
 import { entryIdTime, idAtOrAfter, idAtOrBefore } from '../core/stream-id.js';
@@ -206,7 +206,7 @@ export interface InspectUserInput {
   pageSize?: number;
 }
 
-type UserRow = { id: string; status: string; created_at: Date; sent_at: Date | null };
+type UserRow = { id: string; status: string; created_at: Date; createdUs: number; sent_at: Date | null };
 
 export async function inspectUser(
   db: Db,
@@ -218,9 +218,8 @@ export async function inspectUser(
     const rows = await tx.query<UserRow>('inspect_user_rows', [input.userId, input.digestDate]);
     return { now, rows };
   });
-  // The rows come newest first, ordered by the database to the microsecond, as the service and
-  // fix-duplicates order them: that order decides which row is kept.
-  const cls = classifyNewestFirst(rows, input.keep ?? 'newest');
+  // The keep rule, to the microsecond (createdUs): the row fix-duplicates would keep.
+  const cls = classifyGroup(rows, input.keep ?? 'newest');
   const extras = new Set(cls.extras.map((r) => r.id));
   const outRows = rows.map((r) => {
     const created = new Date(r.created_at);
