@@ -1,7 +1,7 @@
 // Repairs, the pure part: which status a repair may write (from the live CHECK constraint), how a
 // plan is cut into batches, what a batch does once it has re-read its rows under lock, and which
 // rows an undo may restore. No I/O, no clock.
-import { IN_FLIGHT_STATUSES, isInFlight } from './contract.js';
+import { IN_FLIGHT_STATUSES, RECLAIM_IDLE_MS, isInFlight } from './contract.js';
 import { microsFromTimestamp, newestFirst } from './decision.js';
 
 /** Statuses a repair may write, best first. Only a terminal, not-sent status fits. */
@@ -15,10 +15,10 @@ export const DEFAULT_BATCH_LOCK_TIMEOUT_MS = 2_000;
 export const DEFAULT_LOCK_WAIT_MS = 5_000;
 /**
  * mark-stale: a pending entry delivered less than this long ago is live. The worker reclaims entries
- * idle 60 s (XAUTOCLAIM), so a worked-on entry never idles much beyond that; 5 min leaves margin
- * for a slow reclaim loop without keeping an abandoned entry live.
+ * idle RECLAIM_IDLE_MS (60 s, XAUTOCLAIM), so a worked-on entry never idles much beyond that; five
+ * times that (5 min) leaves margin for a slow reclaim loop without keeping an abandoned entry live.
  */
-export const DEFAULT_LIVE_IDLE_MS = 5 * 60_000;
+export const DEFAULT_LIVE_IDLE_MS = 5 * RECLAIM_IDLE_MS;
 
 export type RepairCommand = 'fix-duplicates' | 'mark-stale' | 'undo';
 
