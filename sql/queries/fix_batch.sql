@@ -8,8 +8,9 @@
 -- the snapshot is not seen, as if it came after the commit. The kept row is one of them,
 -- locked and in flight until the commit: a group never loses its kept row, and never keeps two.
 -- A group that is not stable is left alone and reported (visible_n > stable_n) for the retry pass.
--- The keep order is the one the plan uses (fix_duplicate_rows): newest (created_at, then id,
--- descending, as the service orders rows) or oldest (ascending).
+-- The keep order is the one the plan uses (fix_duplicate_rows): the keep rule (compareNewestFirst /
+-- classifyGroup in src/core): newest (created_at to the microsecond, then id, descending, as the
+-- service orders rows) or oldest (ascending); test/integration/keep-rule.test.ts holds it equal.
 -- $1 user_ids uuid[], $2 digest_dates date[] (pairs), $3 in-flight statuses text[], $4 keep policy
 -- ('newest' | 'oldest'), $5 new status, $6 run id, $7 command, $8 service schema name, $9 client host.
 -- Returns, per group with an in-flight row: user_id, digest_date, visible_n, stable_n, kept_id

@@ -4,9 +4,11 @@
 -- $5 last user_id seen (or null to start), $6 last digest_date seen, $7 groups per page, $8 keep policy
 -- ('newest' | 'oldest').
 -- Returns id, userId, digestDate, status, createdUs (created_at in microseconds since the epoch),
--- keepRank (1 for the row to keep, then 2, 3.. in keep order: newest: created_at, then id,
--- descending, as the service orders rows, to the microsecond; oldest: ascending; fix_batch ranks the
--- same way), named as the core's RepairRow (the rows are used as read), in (user, day, rank) order.
+-- keepRank (1 for the row to keep, then 2, 3.. in keep order: the keep rule, compareNewestFirst /
+-- classifyGroup in src/core: newest: created_at, then id, descending, as the service orders rows, to
+-- the microsecond; oldest: ascending; fix_batch ranks the same way; test/integration/keep-rule.test.ts
+-- holds both equal to the core), named as the core's RepairRow (the rows are used as read), in
+-- (user, day, rank) order.
 WITH groups AS (
   SELECT user_id, digest_date
   FROM {{schema}}.digest_history

@@ -39,8 +39,6 @@ export const STATUSES = ['scheduled', 'pending', 'processing', 'sent', 'failed']
 export type DigestStatus = (typeof STATUSES)[number];
 /** What the service treats as "in flight". */
 export const IN_FLIGHT_STATUSES = ['scheduled', 'pending', 'processing'] as const satisfies readonly DigestStatus[];
-/** Statuses the stock CHECK constraint allows. */
-export const CHECK_ALLOWED_STATUSES = ['pending', 'sent', 'failed'] as const satisfies readonly DigestStatus[];
 /** The statuses covered by the partial unique index (the service's ON CONFLICT predicate). */
 export const UNIQUE_INDEX_STATUSES = ['pending', 'processing'] as const satisfies readonly DigestStatus[];
 export const UNIQUE_INDEX_NAME = 'ux_digest_history_user_date';

@@ -5,24 +5,23 @@ import { newestFirst, type DecisionRow } from './decision.js';
 export type KeepPolicy = 'newest' | 'oldest';
 export const KEEP_POLICIES: readonly KeepPolicy[] = ['newest', 'oldest'];
 
-export interface GroupClassification<T extends { id: string; status: string }> {
+export interface GroupClassification<T extends DecisionRow> {
+  /** The in-flight rows in keep order: the kept one first. */
   inFlight: T[];
   kept: T | undefined;
   /** In-flight rows other than the kept one: the duplicates to fail. */
   extras: T[];
 }
 
-/** Given every row of one (user, day): which are in flight, which one is kept, which are extras. */
-export function classifyGroup<T extends DecisionRow>(rows: readonly T[], keep: KeepPolicy = 'newest'): GroupClassification<T> {
-  return classifyNewestFirst(newestFirst(rows), keep);
-}
-
 /**
- * classifyGroup for rows already newest first, as the database orders them (`ORDER BY created_at
- * DESC, id DESC`: to the microsecond, where a `Date` keeps only milliseconds). Their order decides.
+ * Given every row of one (user, day): which are in flight, which one is kept, which are extras.
+ * The keep rule: `newest` keeps the first in-flight row by compareNewestFirst (created_at to the
+ * microsecond, then id, descending: the row the service reads first), `oldest` the last. Rows may
+ * come in any order. fix-duplicates keeps the same row (fix_duplicate_rows.sql and fix_batch.sql
+ * rank to this rule; test/integration/keep-rule.test.ts holds them equal).
  */
-export function classifyNewestFirst<T extends { id: string; status: string }>(rows: readonly T[], keep: KeepPolicy = 'newest'): GroupClassification<T> {
-  const ordered = rows.filter((r) => isInFlight(r.status));
+export function classifyGroup<T extends DecisionRow>(rows: readonly T[], keep: KeepPolicy = 'newest'): GroupClassification<T> {
+  const ordered = newestFirst(rows.filter((r) => isInFlight(r.status)));
   if (keep === 'oldest') ordered.reverse();
   const [kept, ...extras] = ordered;
   return { inFlight: ordered, kept, extras };
@@ -32,10 +31,10 @@ export function isDuplicateGroup(rows: readonly DecisionRow[]): boolean {
   return rows.filter((r) => isInFlight(r.status)).length > 1;
 }
 
-/** In-flight rows created before `now - olderThanMs`. `now` should come from the database clock. */
+/** In-flight rows created before `now - olderThanMs` (to the microsecond). `now` should come from the database clock. */
 export function staleRows<T extends DecisionRow>(rows: readonly T[], now: Date, olderThanMs: number): T[] {
-  const cutoff = now.getTime() - olderThanMs;
-  return rows.filter((r) => isInFlight(r.status) && r.createdAt.getTime() < cutoff);
+  const cutoffUs = (now.getTime() - olderThanMs) * 1000;
+  return rows.filter((r) => isInFlight(r.status) && r.createdUs < cutoffUs);
 }
 
 export const AGE_BUCKETS = ['< 1 h', '1 h - 1 d', '1 - 7 d', '> 7 d'] as const;

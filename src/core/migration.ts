@@ -335,17 +335,23 @@ export const RETRYABLE_SQLSTATES: Readonly<Record<string, string>> = {
 
 export interface RetryDecision {
   retry: boolean;
+  /** The SQLSTATE is one of RETRYABLE_SQLSTATES (a busy table, not a broken build), retried or not. */
+  retryable: boolean;
   delayMs: number;
   reason: string;
 }
 
-/** attempt counts from 1. A cancel the user asked for is never retried. */
-export function decideRetry(input: { sqlstate: string | undefined; attempt: number; maxAttempts: number; cancelledByUser: boolean; baseDelayMs?: number }): RetryDecision {
+/**
+ * Whether a failed concurrent build or drop is tried again. `attempt` counts from 1; the delay is
+ * backoffMs(attempt, baseDelayMs = 1000). Only RETRYABLE_SQLSTATES are retried, at most
+ * `maxAttempts` attempts in all. (A cancel the user asked for arrives as 57014 too: the caller,
+ * which knows it cancelled, stops before asking.)
+ */
+export function decideRetry(input: { sqlstate: string | undefined; attempt: number; maxAttempts: number; baseDelayMs?: number }): RetryDecision {
   const why = input.sqlstate ? RETRYABLE_SQLSTATES[input.sqlstate] : undefined;
-  if (input.cancelledByUser) return { retry: false, delayMs: 0, reason: 'cancelled by the user' };
-  if (!why) return { retry: false, delayMs: 0, reason: `SQLSTATE ${input.sqlstate ?? 'none'} is not retryable` };
-  if (input.attempt >= input.maxAttempts) return { retry: false, delayMs: 0, reason: `${why}; gave up after ${input.attempt} attempt(s)` };
-  return { retry: true, delayMs: backoffMs(input.attempt, input.baseDelayMs ?? 1000), reason: why };
+  if (!why) return { retry: false, retryable: false, delayMs: 0, reason: `SQLSTATE ${input.sqlstate ?? 'none'} is not retryable` };
+  if (input.attempt >= input.maxAttempts) return { retry: false, retryable: true, delayMs: 0, reason: `${why}; gave up after ${input.attempt} attempt(s)` };
+  return { retry: true, retryable: true, delayMs: backoffMs(input.attempt, input.baseDelayMs ?? 1000), reason: why };
 }
 
 /** Exponential backoff, capped: base, 2*base, 4*base ... at most `capMs`. */

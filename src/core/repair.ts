@@ -1,7 +1,8 @@
 // Repairs, the pure part: which status a repair may write (from the live CHECK constraint), how a
 // plan is cut into batches, what a batch does once it has re-read its rows under lock, and which
 // rows an undo may restore. No I/O, no clock.
-import { IN_FLIGHT_STATUSES, isInFlight } from './contract.js';
+import { IN_FLIGHT_STATUSES, RECLAIM_IDLE_MS, isInFlight } from './contract.js';
+import { microsFromTimestamp, newestFirst } from './decision.js';
 
 /** Statuses a repair may write, best first. Only a terminal, not-sent status fits. */
 export const REPAIR_TARGET_STATUSES = ['failed'] as const;
@@ -14,10 +15,10 @@ export const DEFAULT_BATCH_LOCK_TIMEOUT_MS = 2_000;
 export const DEFAULT_LOCK_WAIT_MS = 5_000;
 /**
  * mark-stale: a pending entry delivered less than this long ago is live. The worker reclaims entries
- * idle 60 s (XAUTOCLAIM), so a worked-on entry never idles much beyond that; 5 min leaves margin
- * for a slow reclaim loop without keeping an abandoned entry live.
+ * idle RECLAIM_IDLE_MS (60 s, XAUTOCLAIM), so a worked-on entry never idles much beyond that; five
+ * times that (5 min) leaves margin for a slow reclaim loop without keeping an abandoned entry live.
  */
-export const DEFAULT_LIVE_IDLE_MS = 5 * 60_000;
+export const DEFAULT_LIVE_IDLE_MS = 5 * RECLAIM_IDLE_MS;
 
 export type RepairCommand = 'fix-duplicates' | 'mark-stale' | 'undo';
 
@@ -153,7 +154,10 @@ export interface RepairRow {
   status: string;
   /** created_at in microseconds since the epoch (the database's precision). */
   createdUs: number;
-  /** 1 for the row the policy keeps, then 2, 3.. (ranked by the database, to the microsecond). */
+  /**
+   * 1 for the row the policy keeps, then 2, 3.. (ranked by the database, to the microsecond, by the
+   * keep rule: classifyGroup's order; test/integration/keep-rule.test.ts holds the two equal).
+   */
   keepRank: number;
 }
 
@@ -299,10 +303,11 @@ export function decideUndo(
     else if (!isInFlight(e.before.status)) out.restore.push(e);
     else candidates.push(e);
   }
-  // Newest first, as the service orders a day's rows: that is the row it would pick up.
-  candidates.sort((a, b) => Date.parse(b.before.created_at) - Date.parse(a.before.created_at) || cmp(b.rowId, a.rowId));
+  // Newest first by the keep rule (to the microsecond, as the service orders a day's rows): that is
+  // the row it would pick up.
+  const ordered = newestFirst(candidates.map((e) => ({ e, id: e.rowId, createdUs: microsFromTimestamp(e.before.created_at) })));
   const claimed = new Map<string, string>();
-  for (const e of candidates) {
+  for (const { e } of ordered) {
     const k = groupKey(e.before.user_id, e.before.digest_date);
     const other = (inFlightByGroup.get(k) ?? []).find((id) => id !== e.rowId) ?? claimed.get(k);
     if (other) out.skipped.push({ entry: e, reason: 'would-duplicate', detail: `row ${other} of the same user and day is in flight` });

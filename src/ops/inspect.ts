@@ -2,10 +2,11 @@
 // the stream entries that carry them. Reads only, in one read-only transaction.
 import { z } from 'zod';
 import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, EVENT_FIELD } from '../core/contract.js';
-import { AGE_BUCKETS, classifyNewestFirst, type KeepPolicy } from '../core/duplicates.js';
+import { AGE_BUCKETS, classifyGroup, type KeepPolicy } from '../core/duplicates.js';
 import { fieldsToRecord, parseDlqEntry, parseEventJson } from '../core/event.js';
 import { dayBounds, formatInZone, userLockKey } from '../core/keys.js';
 import { entryIdTime, idAtOrAfter, idAtOrBefore } from '../core/stream-id.js';
+import { assertUuid } from '../core/validate.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
 import { findStaleLocks } from '../redis/locks.js';
@@ -206,21 +207,26 @@ export interface InspectUserInput {
   pageSize?: number;
 }
 
-type UserRow = { id: string; status: string; created_at: Date; sent_at: Date | null };
+type UserRow = { id: string; status: string; created_at: Date; createdUs: number; sent_at: Date | null };
 
+/**
+ * One user's day: rows, lock and stream entries. `input.userId` is a UUID in any case (BAD_INPUT
+ * otherwise); it is compared, keyed and reported lower-case, as the service writes it, and so are
+ * the user_id and history_id of the stream entries.
+ */
 export async function inspectUser(
   db: Db,
   redis: RedisPart,
-  input: InspectUserInput,
+  given: InspectUserInput,
 ): Promise<InspectUser> {
+  const input = { ...given, userId: assertUuid(given.userId, 'user id') };
   const { now, rows } = await db.readOnly(async (tx) => {
     const [{ now }] = (await tx.query<{ now: Date }>('db_now')) as [{ now: Date }];
     const rows = await tx.query<UserRow>('inspect_user_rows', [input.userId, input.digestDate]);
     return { now, rows };
   });
-  // The rows come newest first, ordered by the database to the microsecond, as the service and
-  // fix-duplicates order them: that order decides which row is kept.
-  const cls = classifyNewestFirst(rows, input.keep ?? 'newest');
+  // The keep rule, to the microsecond (createdUs): the row fix-duplicates would keep.
+  const cls = classifyGroup(rows, input.keep ?? 'newest');
   const extras = new Set(cls.extras.map((r) => r.id));
   const outRows = rows.map((r) => {
     const created = new Date(r.created_at);
@@ -308,13 +314,13 @@ async function userStreams(client: RedisClient, input: InspectUserInput, rows: U
           malformed++;
           continue;
         }
-        if (parsed.event.user_id !== input.userId || parsed.event.digest_date !== input.digestDate) continue;
+        if (parsed.event.user_id.toLowerCase() !== input.userId || parsed.event.digest_date !== input.digestDate) continue;
         found.push({
           stream: s.stream,
           id,
           addedAt: iso(entryIdTime(id)),
           trigger: parsed.event.trigger ?? null,
-          historyId: parsed.event.history_id ?? null,
+          historyId: parsed.event.history_id?.toLowerCase() ?? null,
           traceId: parsed.event.trace_id ?? null,
           dlqReason,
           pending: null,

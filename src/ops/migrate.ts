@@ -351,7 +351,7 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
     } catch (err) {
       const c = await readIndex(ctl, m.index.name);
       if (!c.exists) return;
-      const d = decideRetry({ sqlstate: sqlstateOf(err) ?? undefined, attempt, maxAttempts: o.maxAttempts, cancelledByUser: false, baseDelayMs: o.retryDelayMs });
+      const d = decideRetry({ sqlstate: sqlstateOf(err) ?? undefined, attempt, maxAttempts: o.maxAttempts, baseDelayMs: o.retryDelayMs });
       run.actions.push(`DROP INDEX CONCURRENTLY attempt ${attempt} failed (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})`);
       if (!d.retry) {
         // DROP INDEX CONCURRENTLY waits for the same old transactions a build does: name them and leave it for the next run.
@@ -437,11 +437,12 @@ async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: Mig
       run.actions.push(`attempt ${attempt} failed: ${sqlstate ?? '?'} ${messageOf(error)}`);
       // 42P07: the name was taken by someone else's index; it is not ours to drop.
       if (sqlstate !== '42P07') await dropIfInvalid(ctl, b, m, o, run, cancelled ? 'the cancelled build left it invalid' : 'the failed build left it invalid');
+      // A cancel the user asked for (57014 too) is never retried.
       if (cancelled) throw new Refusal('cancelled', `interrupted: the build was cancelled on the server (pg_cancel_backend ${pid}) and its invalid index removed`);
       if (sqlstate === '23505') throw new Refusal('refused', `a duplicate (user, day) appeared during the build (${messageOf(error)}); the invalid index was removed: run digest-doctor fix-duplicates --apply, then migrate again`);
-      const d = decideRetry({ sqlstate: sqlstate ?? undefined, attempt, maxAttempts: o.maxAttempts, cancelledByUser: false, baseDelayMs: o.retryDelayMs });
+      const d = decideRetry({ sqlstate: sqlstate ?? undefined, attempt, maxAttempts: o.maxAttempts, baseDelayMs: o.retryDelayMs });
       if (!d.retry) {
-        if (sqlstate && sqlstate in { '55P03': 1, '57014': 1, '40P01': 1 }) {
+        if (d.retryable) {
           throw new Refusal('busy', `the build did not finish after ${attempt} attempt(s) (${d.reason}); nothing is left behind: rerun when the table is quieter, or raise --lock-timeout / --build-timeout`);
         }
         throw new Refusal('failed', `the build failed (${sqlstate ?? 'no SQLSTATE'}: ${messageOf(error)}); nothing is left behind`);

@@ -160,7 +160,8 @@ async function gather(db: Db, redis: RedisClient, o: ReplayOptions): Promise<Gat
       for (const [id, fields] of page) {
         const entry = parseDlqEntry(fieldsToRecord(fields));
         if (!entry.event.ok) invalid.push({ source: 'dlq', sourceId: id, error: entry.event.error });
-        else candidates.push({ source: 'dlq', sourceId: id, historyId: entry.event.event.history_id, input: dlqInput(entry.event.event) });
+        // ids compared lower-case, as the database prints them: a DLQ copy may carry an upper-case history_id
+        else candidates.push({ source: 'dlq', sourceId: id, historyId: entry.event.event.history_id?.toLowerCase(), input: dlqInput(entry.event.event) });
       }
     }
     const ids = [...new Set(candidates.map((c) => c.historyId).filter((h): h is string => h !== undefined))];
@@ -173,8 +174,9 @@ async function gather(db: Db, redis: RedisClient, o: ReplayOptions): Promise<Gat
     }
   }
   if (o.historyIds?.length) {
-    const found = await rowsById(db, o.historyIds);
-    for (const id of o.historyIds) {
+    const historyIds = o.historyIds.map((h) => h.toLowerCase());
+    const found = await rowsById(db, historyIds);
+    for (const id of historyIds) {
       const r = found.get(id);
       if (r) rows.set(id, r);
       candidates.push({ source: 'history-id', sourceId: id, historyId: id, input: r ? rowInput(r) : null });

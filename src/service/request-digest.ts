@@ -125,11 +125,9 @@ export async function requestDigest(db: RequestDb, redis: RedisClient, input: Re
 async function decideAndWrite(db: RequestDb, redis: RedisClient, input: RequestDigestInput): Promise<Omit<RequestDigestResult, 'lockReleasedCleanly'>> {
   const now = input.now ?? (await db.query<{ now: Date }>('db_now'))[0]!.now;
   const day = serviceDay(now, input.timeZone ?? DEFAULT_TIME_ZONE);
-  const rows = await db.query<{ id: string; status: string; created_at: Date }>('request_day_rows', [input.userId, day]);
-  const decision = correctedDecision(
-    rows.map((r) => ({ id: r.id, status: r.status, createdAt: r.created_at })),
-    input.trigger,
-  );
+  // created_at to the microsecond: rows of one double click are often inside one millisecond.
+  const rows = await db.query<{ id: string; status: string; createdUs: number }>('request_day_rows', [input.userId, day]);
+  const decision = correctedDecision(rows, input.trigger);
   if (decision.action === 'return') {
     const [row] = await db.query<RowRecord>('request_row', [decision.rowId]);
     return { action: 'return', row: toRow(row!), published: null, reason: decision.reason };

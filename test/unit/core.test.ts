@@ -7,7 +7,7 @@ import {
   resolveStreamKey,
   STREAMS,
 } from '../../src/core/contract.js';
-import { correctedDecision, serviceDecision, type DecisionRow } from '../../src/core/decision.js';
+import { compareNewestFirst, correctedDecision, microsFromTimestamp, newestFirst, serviceDecision, type DecisionRow } from '../../src/core/decision.js';
 import { ageBucket, classifyGroup, formatAge, isDuplicateGroup, staleRows } from '../../src/core/duplicates.js';
 import { dayBounds, formatInZone, groupIdempotencyKey, idempotencyKey, parseIdempotencyKey, serviceDay, userLockKey, zoneOffsetMs } from '../../src/core/keys.js';
 import { compareEntryIds, entryIdTime, idAtOrAfter, idAtOrBefore, parseEntryId } from '../../src/core/stream-id.js';
@@ -106,7 +106,7 @@ describe('validation', () => {
   });
 });
 
-const row = (id: string, status: string, createdAt: string): DecisionRow => ({ id, status, createdAt: new Date(createdAt) });
+const row = (id: string, status: string, createdAt: string): DecisionRow => ({ id, status, createdUs: microsFromTimestamp(createdAt) });
 
 describe('the service decision (as shipped) and the corrected one', () => {
   const now = new Date('2025-11-25T15:39:09Z');
@@ -179,6 +179,41 @@ describe('duplicate classification and staleness', () => {
     expect(classifyGroup(tie).kept?.id).toBe('b');
     expect(classifyGroup([...tie].reverse()).kept?.id).toBe('b');
     expect(classifyGroup(tie, 'oldest').kept?.id).toBe('a');
+  });
+
+  it('orders to the microsecond: rows inside one millisecond, ids against their order in time', () => {
+    // 10:00:00.000300 is newer than .000200 and .000100 although all three share one millisecond;
+    // a millisecond clock with ties broken by id would keep 'c' (the greatest id) instead.
+    const ms = [row('a', 'pending', '2025-11-25T10:00:00.000300Z'), row('b', 'processing', '2025-11-25T10:00:00.000200Z'), row('c', 'scheduled', '2025-11-25T10:00:00.000100Z')];
+    for (const order of [ms, [...ms].reverse(), [ms[1]!, ms[2]!, ms[0]!]]) {
+      expect(classifyGroup(order).inFlight.map((r) => r.id)).toEqual(['a', 'b', 'c']);
+      expect(classifyGroup(order, 'oldest').kept?.id).toBe('c');
+      expect(classifyGroup(order, 'oldest').extras.map((r) => r.id)).toEqual(['b', 'a']);
+    }
+    // The corrected decision reads the newest row the same way: a sent row 100 µs newer than a failed one.
+    const day = [row('f', 'failed', '2025-11-25T10:00:00.000100Z'), row('e', 'sent', '2025-11-25T10:00:00.000200Z')];
+    expect(correctedDecision(day, 'scheduler')).toMatchObject({ action: 'return', rowId: 'e' });
+    expect(serviceDecision(day, 'scheduler', new Date('2025-11-25T12:00:00Z'))).toMatchObject({ action: 'return', rowId: 'e' });
+  });
+
+  it('compares ids as Postgres compares uuids, whatever their case', () => {
+    const at = microsFromTimestamp('2025-11-25T10:00:00Z');
+    const lower = { id: '0000000a-0000-4000-8000-000000000000', createdUs: at };
+    const upper = { id: '0000000B-0000-4000-8000-000000000000', createdUs: at };
+    expect(newestFirst([lower, upper]).map((r) => r.id)).toEqual([upper.id, lower.id]);
+    expect(compareNewestFirst(upper, { ...upper, id: upper.id.toLowerCase() })).toBe(0);
+  });
+
+  it('reads timestamps to the microsecond as ISO, JSON from Postgres and its text output', () => {
+    const base = Date.UTC(2025, 10, 25, 15, 36, 57) * 1000;
+    expect(microsFromTimestamp('2025-11-25T15:36:57Z')).toBe(base);
+    expect(microsFromTimestamp('2025-11-25T15:36:57.123456Z')).toBe(base + 123_456);
+    expect(microsFromTimestamp('2025-11-25T15:36:57.1+00:00')).toBe(base + 100_000);
+    expect(microsFromTimestamp('2025-11-25 15:36:57.000001+00')).toBe(base + 1);
+    expect(microsFromTimestamp('2025-11-25T18:36:57.000007+03:00')).toBe(base + 7);
+    expect(microsFromTimestamp('2025-11-25T18:36:57.000007+0300')).toBe(base + 7);
+    expect(microsFromTimestamp('2025-11-25T12:06:57.5-03:30')).toBe(base + 500_000);
+    for (const bad of ['2025-11-25T15:36:57', '2025-11-25T15:36:57.1234567Z', 'yesterday', '2025-13-25T15:36:57Z']) expect(() => microsFromTimestamp(bad)).toThrow(DoctorError);
   });
 
   it('a group of one or none has no extras', () => {

@@ -14,6 +14,7 @@ import {
   parseIndexDef,
   parseMigrationFileName,
   planUp,
+  RETRYABLE_SQLSTATES,
   runnableStatement,
   singleStatement,
   stripComments,
@@ -167,14 +168,22 @@ describe('status: the catalog is the truth', () => {
 
 describe('retry decision on SQLSTATE', () => {
   it('retries lock timeouts, statement timeouts and deadlocks within the bound, with growing delays', () => {
-    for (const s of ['55P03', '57014', '40P01']) expect(decideRetry({ sqlstate: s, attempt: 1, maxAttempts: 3, cancelledByUser: false })).toMatchObject({ retry: true, delayMs: 1000 });
-    expect(decideRetry({ sqlstate: '55P03', attempt: 2, maxAttempts: 3, cancelledByUser: false, baseDelayMs: 100 }).delayMs).toBe(200);
-    expect(decideRetry({ sqlstate: '55P03', attempt: 3, maxAttempts: 3, cancelledByUser: false })).toMatchObject({ retry: false, reason: expect.stringMatching(/gave up after 3/) });
+    for (const s of ['55P03', '57014', '40P01']) expect(decideRetry({ sqlstate: s, attempt: 1, maxAttempts: 3 })).toMatchObject({ retry: true, delayMs: 1000 });
+    expect(decideRetry({ sqlstate: '55P03', attempt: 2, maxAttempts: 3, baseDelayMs: 100 }).delayMs).toBe(200);
+    expect(decideRetry({ sqlstate: '55P03', attempt: 3, maxAttempts: 3 })).toMatchObject({ retry: false, reason: expect.stringMatching(/gave up after 3/) });
   });
-  it('never retries a cancel the user asked for, nor other errors', () => {
-    expect(decideRetry({ sqlstate: '57014', attempt: 1, maxAttempts: 3, cancelledByUser: true }).retry).toBe(false);
-    expect(decideRetry({ sqlstate: '23505', attempt: 1, maxAttempts: 3, cancelledByUser: false }).retry).toBe(false);
-    expect(decideRetry({ sqlstate: undefined, attempt: 1, maxAttempts: 3, cancelledByUser: false }).retry).toBe(false);
+  it('never retries other errors', () => {
+    expect(decideRetry({ sqlstate: '23505', attempt: 1, maxAttempts: 3 }).retry).toBe(false);
+    expect(decideRetry({ sqlstate: undefined, attempt: 1, maxAttempts: 3 }).retry).toBe(false);
+  });
+  it('says whether the SQLSTATE is a retryable one, from the one list, retried or given up', () => {
+    // The list the build and the drop go by: a lock timeout, a statement timeout or cancel, a deadlock.
+    expect(Object.keys(RETRYABLE_SQLSTATES).sort()).toEqual(['40P01', '55P03', '57014']);
+    for (const s of Object.keys(RETRYABLE_SQLSTATES)) {
+      expect(decideRetry({ sqlstate: s, attempt: 1, maxAttempts: 2 })).toMatchObject({ retry: true, retryable: true });
+      expect(decideRetry({ sqlstate: s, attempt: 2, maxAttempts: 2 })).toMatchObject({ retry: false, retryable: true });
+    }
+    for (const s of ['23505', '42P07', '42501', undefined]) expect(decideRetry({ sqlstate: s, attempt: 1, maxAttempts: 2 })).toMatchObject({ retry: false, retryable: false });
   });
   it('caps backoff, and polls the advisory lock within the wait', () => {
     expect(backoffMs(10, 1000, 5000)).toBe(5000);

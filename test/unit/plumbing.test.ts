@@ -108,3 +108,37 @@ describe('lazy command loading', () => {
     expect(await names(['--version'])).toEqual([]);
   });
 });
+
+describe('schema names and shell hints (issue 10 §6)', () => {
+  it('accepts any name Postgres accepts as a quoted identifier', async () => {
+    const { assertSchemaName } = await import('../../src/core/validate.js');
+    for (const name of ['public', 'my-schema', 'Upper', 'with space', `it's "quoted"`, 'схема', 'a$b', '-dash', 'x'.repeat(63), 'é'.repeat(31)]) {
+      expect(assertSchemaName(name, '--schema')).toBe(name);
+    }
+  });
+  it('refuses what no identifier can be: empty, NUL, more than 63 bytes (Postgres would truncate it)', async () => {
+    const { assertSchemaName } = await import('../../src/core/validate.js');
+    expect(() => assertSchemaName('', '--schema')).toThrow(/--schema is empty/);
+    expect(() => assertSchemaName('a\0b', '--schema')).toThrow(/NUL/);
+    expect(() => assertSchemaName('x'.repeat(64), '--state-schema')).toThrow(/64 bytes long.*at most 63/);
+    expect(() => assertSchemaName('é'.repeat(32), '--schema')).toThrow(/64 bytes/);
+  });
+  it('quotes for a POSIX shell only what needs it', async () => {
+    const { shellQuote, schemaFlag } = await import('../../src/core/validate.js');
+    expect(shellQuote('public')).toBe('public');
+    expect(shellQuote('my-schema')).toBe('my-schema');
+    expect(shellQuote('with space')).toBe(`'with space'`);
+    expect(shellQuote(`it's`)).toBe(`'it'\\''s'`);
+    expect(shellQuote('a$b`c\\d"e')).toBe(`'a$b\`c\\d"e'`);
+    expect(shellQuote('')).toBe(`''`);
+    expect(schemaFlag('--schema', 'Upper Case')).toBe(`--schema 'Upper Case'`);
+    expect(schemaFlag('--schema', '-dash')).toBe('--schema=-dash');
+  });
+  it('quotes identifiers and literals for SQL', async () => {
+    const { quoteIdent, quoteLiteral, renderSql } = await import('../../src/postgres/sql.js');
+    expect(quoteIdent('a"b')).toBe('"a""b"');
+    expect(quoteLiteral(`it's`)).toBe(`'it''s'`);
+    expect(quoteLiteral('a\\b')).toBe(`E'a\\\\b'`);
+    expect(renderSql('{{schema}}.t {{state_lit}}', { schema: 'My "S"', state: `o'k` })).toBe(`"My ""S""".t 'o''k'`);
+  });
+});

@@ -161,6 +161,18 @@ describe('decideUndo', () => {
       ['c', 'would-duplicate', 'row kept-row of the same user and day is in flight'],
     ]);
   });
+  it('of candidates inside one millisecond, restores the newest to the microsecond', () => {
+    // Before-images as the audit's jsonb holds them. 'a' is 100 µs newer than 'b' and 'z' although
+    // all share one millisecond; by milliseconds with ties broken by id, 'z' would be restored.
+    const at = (us: string) => `2025-11-25T10:00:00.000${us}+00:00`;
+    const d = decideUndo(
+      [entry('b', 'pending', 'failed', at('100')), entry('a', 'pending', 'failed', at('200')), entry('z', 'pending', 'failed', at('100'))],
+      new Map(['a', 'b', 'z'].map((id) => [id, { id, status: 'failed' }])),
+      new Map(),
+    );
+    expect(d.restore.map((e) => e.rowId)).toEqual(['a']);
+    expect(d.skipped.map((s) => s.entry.rowId).sort()).toEqual(['b', 'z']);
+  });
   it('restores a terminal before-image freely (undo of an undo)', () => {
     const e = entry('a', 'failed', 'pending', '2025-11-25T10:00:00Z');
     const d = decideUndo([e], new Map([['a', { id: 'a', status: 'pending' }]]), new Map([[`${U1}|2025-11-25`, ['a', 'z']]]));

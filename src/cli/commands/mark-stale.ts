@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { formatAge } from '../../core/duplicates.js';
+import { RECLAIM_IDLE_MS } from '../../core/contract.js';
 import { DEFAULT_LIVE_IDLE_MS } from '../../core/repair.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { badInput } from '../../errors.js';
@@ -32,7 +33,7 @@ export function register(program: Command): void {
       .option('--include-live', 'also mark rows whose event a worker holds right now')
       .addOption(new Option('--live-idle <duration>', 'with Redis: a pending event delivered less than this long ago is live').default(`${DEFAULT_LIVE_IDLE_MS / 60_000}m`)),
   )
-    .addHelpText('after', '\nWith Redis configured, a row whose event is pending in digest-workers and was delivered less than\n--live-idle ago (the worker reclaims after 60 s) is live: skipped and listed unless --include-live.\n\nExamples:\n  digest-doctor mark-stale --older-than 6h\n  digest-doctor mark-stale --older-than 7d --apply')
+    .addHelpText('after', `\nWith Redis configured, a row whose event is pending in digest-workers and was delivered less than\n--live-idle ago (the worker reclaims after ${RECLAIM_IDLE_MS / 1000} s) is live: skipped and listed unless --include-live.\n\nExamples:\n  digest-doctor mark-stale --older-than 6h\n  digest-doctor mark-stale --older-than 7d --apply`)
     .action(
       act<StaleOptions>(async (ctx, o) => {
         const { g } = ctx;
