@@ -8,7 +8,7 @@ import { badInput } from '../errors.js';
 import { connectPg, normalizePgUrl, type Db } from '../postgres/db.js';
 import { assertDigestTable } from '../postgres/table.js';
 import { connectRedis, describeRedis, type RedisClient } from '../redis/connect.js';
-import { parseDuration } from '../core/validate.js';
+import { assertSchemaName, parseDuration } from '../core/validate.js';
 
 export interface GlobalOptions {
   databaseUrl?: string;
@@ -25,13 +25,6 @@ export interface GlobalOptions {
   color: boolean;
   /** Passwords of the configured URLs, masked in every message. */
   secrets: string[];
-}
-
-const IDENT = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-
-function checkIdent(value: string, flag: string): string {
-  if (!IDENT.test(value)) throw badInput(`${flag} "${value}" is not a plain Postgres identifier: use letters, digits and _ (at most 63)`);
-  return value;
 }
 
 export function colorEnabled(flag: boolean | undefined, env: NodeJS.ProcessEnv = process.env, isTty = Boolean(process.stdout.isTTY)): boolean {
@@ -59,8 +52,8 @@ export function readGlobalOptions(program: Command): GlobalOptions {
   const databaseUrl = o.databaseUrl ? normalizePgUrl(o.databaseUrl) : undefined;
   return {
     databaseUrl,
-    schema: checkIdent(o.schema, '--schema'),
-    stateSchema: checkIdent(o.stateSchema, '--state-schema'),
+    schema: assertSchemaName(o.schema, '--schema'),
+    stateSchema: assertSchemaName(o.stateSchema, '--state-schema'),
     redisUrl: o.redisUrl || undefined,
     redisExplicit: program.getOptionValueSource('redisUrl') === 'cli',
     redisCluster: Boolean(o.redisCluster),

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { allowedStatuses, decideUndo, groupKey, inFlightParam, type AuditEntry, type CurrentRow, type UndoDecision } from '../core/repair.js';
 import { judgeStatusChecks } from '../postgres/checks.js';
+import { schemaFlag } from '../core/validate.js';
 import { DoctorError, badInput } from '../errors.js';
 import { CLIENT_HOST, getRun, readRunAudit, type RunRecord } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
@@ -64,7 +65,7 @@ const skipOf = (s: UndoDecision['skipped'][number]) => ({ id: s.entry.rowId, rea
 async function targetRun(db: Db, runId: string): Promise<RunRecord> {
   const run = await getRun(db, runId);
   if (!run) throw badInput(`no repair run ${runId} in schema ${db.ids.state}: digest-doctor runs lists the recorded runs (check --state-schema)`);
-  if (run.tableSchema !== db.ids.schema) throw badInput(`run ${runId} repaired schema ${run.tableSchema}, not ${db.ids.schema}: pass --schema ${run.tableSchema}`);
+  if (run.tableSchema !== db.ids.schema) throw badInput(`run ${runId} repaired schema ${run.tableSchema}, not ${db.ids.schema}: pass ${schemaFlag('--schema', run.tableSchema)}`);
   if (run.status === 'running' && run.sessionAlive) throw new DoctorError('REFUSED', `run ${runId} is still in progress: wait for it to finish, then undo it`);
   return run;
 }
