@@ -331,7 +331,7 @@ export function indexFactDifferences(expected: IndexShape, facts: IndexFacts, pr
   } else if (want) {
     const holds = predicateHolds ?? [];
     const sameSet = candidates.every((c) => holds.includes(c) === want.includes(c));
-    if (!sameSet) out.push(`its predicate covers ${holds.length ? holds.map((h) => `'${h}'`).join(', ') : 'no status'} (of ${candidates.map((c) => `'${c}'`).join(', ')}), expected ${expected.predicate}`);
+    if (!sameSet) out.push(`its predicate covers ${holds.length ? holds.map((h) => `'${h}'`).join(', ') : 'no status'}, expected ${expected.predicate}`);
   }
   return out;
 }
