@@ -8,7 +8,7 @@ export * from './core/stream-id.js';
 export * from './core/validate.js';
 export { redactUrl, redactText } from './core/redact.js';
 export { DoctorError, ExitCode, type ErrorCode, type ExitCodeValue } from './errors.js';
-export { connectPg, normalizePgUrl, Db, type PgConfig, type SqlSession } from './postgres/db.js';
+export { connectPg, normalizePgUrl, Db, fixSessionSettings, SESSION_SETTINGS, type PgConfig, type SqlSession } from './postgres/db.js';
 export { connectRedis, type RedisClient, type RedisConfig } from './redis/connect.js';
 export { ErrorDocumentSchema, SCHEMA_VERSION } from './cli/output.js';
 export { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema, type InspectSummary, type InspectUser } from './ops/inspect.js';

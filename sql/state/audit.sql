@@ -49,20 +49,20 @@ CREATE INDEX IF NOT EXISTS audit_batches_run_idx ON {{state}}.audit_batches (run
 
 -- lz4 compresses a batch's images several times faster than the default pglz; a server built
 -- without lz4 keeps pglz. (Only when not set yet: ALTER TABLE would lock the table on every run.)
-DO $$
+DO $digest_doctor$
 BEGIN
-  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('{{state}}.audit_batches') AND attname = 'befores' AND attcompression <> 'l') THEN
+  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(quote_ident({{state_lit}}) || '.audit_batches') AND attname = 'befores' AND attcompression <> 'l') THEN
     ALTER TABLE {{state}}.audit_batches ALTER COLUMN befores SET COMPRESSION lz4, ALTER COLUMN changes SET COMPRESSION lz4;
   END IF;
 EXCEPTION WHEN feature_not_supported THEN NULL;
-END $$;
+END $digest_doctor$;
 
 -- The audit of an earlier version was a table with a row per changed row and whole jsonb images: its
 -- rows move into audit_batches, one batch per transaction that wrote them (same run and time), with
 -- the whole after-image as the change, and the table makes way for the view.
-DO $$
+DO $digest_doctor$
 BEGIN
-  IF (SELECT relkind FROM pg_class WHERE oid = to_regclass('{{state}}.audit')) = 'r' THEN
+  IF (SELECT relkind FROM pg_class WHERE oid = to_regclass(quote_ident({{state_lit}}) || '.audit')) = 'r' THEN
     INSERT INTO {{state}}.audit_batches (run_id, command, table_schema, row_ids, befores, changes, db_user, client_addr, client_host, application_name, at)
     SELECT run_id, command, table_schema, array_agg(row_id ORDER BY row_id), array_agg(before::json ORDER BY row_id), array_agg(after::json ORDER BY row_id),
            db_user, client_addr, client_host, application_name, at
@@ -72,11 +72,11 @@ BEGIN
     DROP TABLE {{state}}.audit;
   END IF;
   -- One row per changed row: what the audit records, as jsonb images.
-  IF to_regclass('{{state}}.audit') IS NULL THEN
+  IF to_regclass(quote_ident({{state_lit}}) || '.audit') IS NULL THEN
     CREATE VIEW {{state}}.audit AS
     SELECT b.run_id, b.command, b.table_schema, i.row_id, i.before::jsonb AS before, i.before::jsonb || i.change::jsonb AS after,
            b.db_user, b.client_addr, b.client_host, b.application_name, b.at, b.seq AS batch_seq, i.ord AS batch_ord
     FROM {{state}}.audit_batches b
     CROSS JOIN LATERAL unnest(b.row_ids, b.befores, b.changes) WITH ORDINALITY AS i(row_id, before, change, ord);
   END IF;
-END $$;
+END $digest_doctor$;

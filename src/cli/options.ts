@@ -14,7 +14,7 @@ const DEFAULT_REDIS_PROBE_MS = 500;
 import { connectPg, normalizePgUrl, type Db } from '../postgres/db.js';
 import { assertDigestTable } from '../postgres/table.js';
 import { connectRedis, describeRedis, type RedisClient } from '../redis/connect.js';
-import { parseDuration } from '../core/validate.js';
+import { assertSchemaName, parseDuration, shellQuote } from '../core/validate.js';
 
 export interface GlobalOptions {
   databaseUrl?: string;
@@ -35,13 +35,6 @@ export interface GlobalOptions {
   color: boolean;
   /** Passwords of the configured URLs, masked in every message. */
   secrets: string[];
-}
-
-const IDENT = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-
-function checkIdent(value: string, flag: string): string {
-  if (!IDENT.test(value)) throw badInput(`${flag} "${value}" is not a plain Postgres identifier: use letters, digits and _ (at most 63)`);
-  return value;
 }
 
 export function colorEnabled(flag: boolean | undefined, env: NodeJS.ProcessEnv = process.env, isTty = Boolean(process.stdout.isTTY)): boolean {
@@ -72,8 +65,8 @@ export function readGlobalOptions(program: Command): GlobalOptions {
     databaseUrl,
     dataDir: o.dataDir || DEFAULT_DATA_DIR,
     cliFlags: pasteableFlags(program),
-    schema: checkIdent(o.schema, '--schema'),
-    stateSchema: checkIdent(o.stateSchema, '--state-schema'),
+    schema: assertSchemaName(o.schema, '--schema'),
+    stateSchema: assertSchemaName(o.stateSchema, '--state-schema'),
     redisUrl: o.redisUrl || undefined,
     redisExplicit: program.getOptionValueSource('redisUrl') === 'cli',
     redisCluster: Boolean(o.redisCluster),
@@ -86,15 +79,18 @@ export function readGlobalOptions(program: Command): GlobalOptions {
   };
 }
 
-/** Quotes a value for a POSIX shell when it needs it. */
-export function shellQuote(v: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+export { shellQuote };
+
+/** `digest-doctor <args>` as a POSIX shell line to paste: every argument shell-quoted. */
+export function commandLine(args: readonly string[]): string {
+  return ['digest-doctor', ...args.map(shellQuote)].join(' ');
 }
 
 /**
  * The global options this run got on the command line (or from --config), as flags to paste into
  * a printed command: URLs lose their password (node-postgres reads PGPASSWORD, Redis REDISCLI_AUTH
- * is not read, so a Redis password shows as ***), values shell-quoted.
+ * is not read, so a Redis password shows as ***). Raw argv tokens (a value that starts with a dash
+ * joined as `--flag=value`): pass them to main() as they are, print them with commandLine().
  */
 export function pasteableFlags(program: Command): string[] {
   const out: string[] = [];
@@ -111,7 +107,8 @@ export function pasteableFlags(program: Command): string[] {
     }
     let text = String(value);
     if (key === 'databaseUrl' || key === 'redisUrl') text = text.split(',').map(stripPassword).join(',');
-    out.push(flag, shellQuote(text));
+    if (text.startsWith('-')) out.push(`${flag}=${text}`);
+    else out.push(flag, text);
   }
   return out;
 }

@@ -91,16 +91,34 @@ export function zoneOffsetMs(at: Date, timeZone: string = DEFAULT_TIME_ZONE): nu
   return asUtc - Math.floor(at.getTime() / 1000) * 1000;
 }
 
-/** The UTC instants at which service day `day` starts and ends (exclusive) in `timeZone`. */
+/** The first instant whose service day is `day` or later (the local dates of a zone never go back). */
+function startOfDay(day: string, timeZone: string): Date {
+  const midnight = Date.parse(`${day}T00:00:00Z`);
+  // Local midnight of `day` at the offset in force then: right unless the offset changes near midnight.
+  const guess = midnight - zoneOffsetMs(new Date(midnight - zoneOffsetMs(new Date(midnight), timeZone)), timeZone);
+  if (serviceDay(new Date(guess), timeZone) === day && serviceDay(new Date(guess - 1), timeZone) < day) return new Date(guess);
+  // A day whose midnight does not exist (DST starting at midnight: the day starts at 01:00) or whose
+  // offset changes around it: search. Offsets lie within -12 h..+14 h, so the start lies within
+  // 16 h of midnight read as UTC; about 27 halvings to the millisecond.
+  let lo = midnight - 16 * 3_600_000; // its day is before `day`
+  let hi = midnight + 16 * 3_600_000; // its day is `day` or later
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (serviceDay(new Date(mid), timeZone) < day) lo = mid;
+    else hi = mid;
+  }
+  return new Date(hi);
+}
+
+/**
+ * The UTC instants at which service day `day` (YYYY-MM-DD) starts and ends (exclusive) in
+ * `timeZone` (an IANA zone): `start` is the first instant whose serviceDay is `day` (local midnight,
+ * or 01:00 on a day when DST starts at midnight), `end` the start of the next day; so for every
+ * instant t, serviceDay(t) === day exactly when start <= t < end. Bad input (exit 2) when `day` is
+ * not a calendar date. Rules: the IANA tz database, as the runtime's Intl carries it.
+ */
 export function dayBounds(day: string, timeZone: string = DEFAULT_TIME_ZONE): { start: Date; end: Date } {
   assertDay(day);
-  const startOf = (d: string) => {
-    const guess = Date.parse(`${d}T00:00:00Z`);
-    // Two passes settle days whose offset changes near midnight.
-    let t = guess - zoneOffsetMs(new Date(guess), timeZone);
-    t = guess - zoneOffsetMs(new Date(t), timeZone);
-    return new Date(t);
-  };
   const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
-  return { start: startOf(day), end: startOf(next) };
+  return { start: startOfDay(day, timeZone), end: startOfDay(next, timeZone) };
 }

@@ -254,10 +254,86 @@ export interface CatalogIndex {
   exists: boolean;
   valid: boolean;
   ready: boolean;
-  /** pg_get_indexdef, when the index exists. */
+  /** pg_get_indexdef, when the index exists: shown to the operator, never parsed. */
   definition: string | null;
   /** A CREATE INDEX in progress for this index (pg_stat_progress_create_index). */
   building: { pid: number; phase: string; user: string | null; application: string | null } | null;
+  /**
+   * How the index differs from the migration, in words, as judged from the server (catalog fields,
+   * the predicate evaluated by the server, the service upsert's EXPLAIN): see indexFactDifferences.
+   * Empty when it is the same index, or when it does not exist.
+   */
+  differences: string[];
+}
+
+/**
+ * The structural facts of an index, read from pg_index / pg_class / pg_am / pg_opclass (no text):
+ * what makes an index the arbiter of `ON CONFLICT (user_id, digest_date) WHERE ...`.
+ */
+export interface IndexFacts {
+  /** The table it is on (in the service schema; null: another schema). */
+  table: string | null;
+  unique: boolean;
+  method: string;
+  /** Key columns in order, by name; null for an expression key (indkey 0). */
+  keyColumns: Array<string | null>;
+  /** INCLUDE columns. */
+  includeColumns: number;
+  /** Every key uses its type's default operator class and the column's collation. */
+  defaultOpclasses: boolean;
+  defaultCollations: boolean;
+  /** indoption: every key ASC NULLS LAST. */
+  defaultOrder: boolean;
+  nullsNotDistinct: boolean;
+  /** DEFERRABLE (indimmediate false): never an arbiter. */
+  deferrable: boolean;
+  hasPredicate: boolean;
+}
+
+/**
+ * The statuses a canonical predicate of one of our own migration files (`status IN ('a','b')`,
+ * canonicalPredicate) covers; null when it is no such list. Never used on server text.
+ */
+export function predicateStatuses(predicate: string | null): string[] | null {
+  if (predicate === null) return null;
+  const m = /^status IN \((.*)\)$/.exec(predicate);
+  if (!m) return null;
+  const items = m[1]!.split(',').map((x) => /^'((?:[^']|'')*)'$/.exec(x.trim()));
+  return items.every(Boolean) ? items.map((x) => x![1]!.replace(/''/g, "'")) : null;
+}
+
+/**
+ * Differences that matter between the migration's index and the live one, from server facts:
+ * `facts` (catalog fields) and `predicateHolds`, the candidate statuses for which the server
+ * evaluated the live predicate to true (null: no predicate; `{ error }`: it could not say), over
+ * `candidates`. Empty when they are the same index.
+ */
+export function indexFactDifferences(expected: IndexShape, facts: IndexFacts, predicateHolds: string[] | { error: string } | null, candidates: readonly string[]): string[] {
+  const out: string[] = [];
+  if (facts.table !== expected.table) out.push(`on table ${facts.table ?? 'of another schema'}, expected ${expected.table}`);
+  if (expected.unique !== facts.unique) out.push(expected.unique ? 'not UNIQUE' : 'UNIQUE');
+  if (expected.method !== facts.method) out.push(`USING ${facts.method}, expected ${expected.method}`);
+  const cols = facts.keyColumns.map((c) => c ?? '(an expression)');
+  if (cols.join(', ') !== expected.columns.join(', ')) out.push(`key (${cols.join(', ')}), expected the plain columns (${expected.columns.join(', ')})`);
+  if (facts.includeColumns) out.push(`${facts.includeColumns} INCLUDE column(s)`);
+  if (!facts.defaultOpclasses) out.push('a non-default operator class');
+  if (!facts.defaultCollations) out.push('a collation other than the column’s');
+  if (!facts.defaultOrder) out.push('a key order other than ASC NULLS LAST');
+  if (facts.nullsNotDistinct) out.push('NULLS NOT DISTINCT');
+  if (facts.deferrable) out.push('DEFERRABLE (never an ON CONFLICT arbiter)');
+  const want = predicateStatuses(expected.predicate);
+  if (expected.predicate === null) {
+    if (facts.hasPredicate) out.push('a WHERE predicate, expected none');
+  } else if (!facts.hasPredicate) {
+    out.push(`no WHERE predicate, expected ${expected.predicate}`);
+  } else if (predicateHolds && !Array.isArray(predicateHolds)) {
+    out.push(`its predicate could not be evaluated by the server (${predicateHolds.error})`);
+  } else if (want) {
+    const holds = predicateHolds ?? [];
+    const sameSet = candidates.every((c) => holds.includes(c) === want.includes(c));
+    if (!sameSet) out.push(`its predicate covers ${holds.length ? holds.map((h) => `'${h}'`).join(', ') : 'no status'}, expected ${expected.predicate}`);
+  }
+  return out;
 }
 
 export type UpPlan =
@@ -266,10 +342,9 @@ export type UpPlan =
   | { kind: 'building-elsewhere'; pid: number; reason: string }
   | { kind: 'conflict'; differences: string[]; reason: string };
 
-export function indexDifferences(expected: IndexShape, catalog: CatalogIndex): string[] {
-  if (!catalog.exists || !catalog.definition) return [];
-  const actual = parseIndexDef(catalog.definition);
-  return actual ? compareIndexShapes(expected, actual) : [`definition not understood: ${catalog.definition}`];
+/** The catalog's differences from `expected` (judged from server facts when the index was read). */
+export function indexDifferences(_expected: IndexShape, catalog: CatalogIndex): string[] {
+  return catalog.exists ? catalog.differences : [];
 }
 
 /** What `migrate --apply` does about one index migration, given the catalog. */

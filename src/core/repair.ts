@@ -1,7 +1,7 @@
 // Repairs, the pure part: which status a repair may write (from the live CHECK constraint), how a
 // plan is cut into batches, what a batch does once it has re-read its rows under lock, and which
 // rows an undo may restore. No I/O, no clock.
-import { IN_FLIGHT_STATUSES, RECLAIM_IDLE_MS, isInFlight } from './contract.js';
+import { IN_FLIGHT_STATUSES, RECLAIM_IDLE_MS, STATUSES, isInFlight } from './contract.js';
 import { microsFromTimestamp, newestFirst } from './decision.js';
 
 /** Statuses a repair may write, best first. Only a terminal, not-sent status fits. */
@@ -28,112 +28,47 @@ export function repairLockKey(command: RepairCommand, schema: string): [string, 
 }
 
 // ---------------------------------------------------------------------------------------------
-// The CHECK constraint on digest_history.status
+// The CHECK constraints on digest_history.status
 
-export interface CheckConstraint {
+/**
+ * One CHECK constraint of digest_history that involves `status`, judged by the server: which of the
+ * candidate statuses satisfy it (its expression is not false for a row with that status and every
+ * other column NULL), or null when the server could not evaluate it (`error` says why). How it is
+ * asked: src/postgres/checks.ts; the server's text of the constraint is never parsed.
+ */
+export interface StatusCheckVerdict {
   name: string;
-  /** As pg_get_constraintdef prints it. */
-  definition: string;
-}
-
-const LITERAL = /'((?:[^']|'')*)'(?:::[a-z][a-z ]*(?:\(\d+\))?)?/gi;
-// `status`, `"status"`, `(status)::text`, `((status)::text)`
-const COLUMN = String.raw`\(*"?status"?\)*(?:::[a-z][a-z ]*(?:\(\d+\))?)?\)*`;
-const ANY_ARRAY = new RegExp(String.raw`^${COLUMN}\s*=\s*ANY\s*\(+\s*ARRAY\s*\[(.*?)\]\s*(?:\)?::[a-z][a-z ]*\[\])?\)*$`, 'i');
-const IN_LIST = new RegExp(String.raw`^${COLUMN}\s+IN\s*\((.*)\)$`, 'i');
-const EQUALS = new RegExp(String.raw`^${COLUMN}\s*=\s*('(?:[^']|'')*'(?:::[a-z][a-z ]*)?)\)*$`, 'i');
-
-function literals(list: string): string[] | undefined {
-  const out: string[] = [];
-  const rest = list.replace(LITERAL, (_m, v: string) => {
-    out.push(v.replace(/''/g, "'"));
-    return '';
-  });
-  // Anything but commas and spaces left over (NULL, an expression) means we cannot be sure.
-  return /^[\s,]*$/.test(rest) ? out : undefined;
-}
-
-/** Strips balanced outer parentheses: `((x))` -> `x`. */
-function unwrap(expr: string): string {
-  let s = expr.trim();
-  for (;;) {
-    if (!s.startsWith('(') || !s.endsWith(')')) return s;
-    let depth = 0;
-    for (let i = 0; i < s.length; i++) {
-      if (s[i] === '(') depth++;
-      else if (s[i] === ')') depth--;
-      if (depth === 0 && i < s.length - 1) return s;
-    }
-    s = s.slice(1, -1).trim();
-  }
-}
-
-/** Splits on OR at the top level (outside parentheses and quotes). */
-function splitOr(expr: string): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let quoted = false;
-  let start = 0;
-  for (let i = 0; i < expr.length; i++) {
-    const ch = expr[i];
-    if (ch === "'") quoted = !quoted;
-    else if (!quoted && ch === '(') depth++;
-    else if (!quoted && ch === ')') depth--;
-    else if (!quoted && depth === 0 && /^\sOR\s/i.test(expr.slice(i, i + 4))) {
-      parts.push(expr.slice(start, i));
-      start = i + 4;
-      i += 3;
-    }
-  }
-  parts.push(expr.slice(start));
-  return parts.map((p) => p.trim());
+  accepts: string[] | null;
+  error?: string;
 }
 
 /**
- * The statuses a CHECK on `status` allows, from its pg_get_constraintdef text, or undefined when
- * the expression is not a plain list (an inequality, a function call...) and so cannot be read.
+ * What every CHECK on status allows together, in `candidates` order: a list, null when there is no
+ * such constraint, or the first constraint the server could not evaluate.
  */
-export function parseStatusCheck(definition: string): string[] | undefined {
-  const m = /^\s*CHECK\s*\((.*)\)\s*(?:NOT VALID\s*)?$/is.exec(definition);
-  if (!m) return undefined;
-  const allowed: string[] = [];
-  for (const alt of splitOr(unwrap(m[1]!))) {
-    const e = unwrap(alt);
-    const hit = ANY_ARRAY.exec(e) ?? IN_LIST.exec(e) ?? EQUALS.exec(e);
-    const values = hit ? literals(hit[1]!) : undefined;
-    if (!values) return undefined;
-    allowed.push(...values);
+export function allowedStatuses(verdicts: readonly StatusCheckVerdict[], candidates: readonly string[] = STATUSES): { allowed: string[] | null; unreadable?: StatusCheckVerdict } {
+  let allowed: string[] | null = null;
+  for (const v of verdicts) {
+    if (!v.accepts) return { allowed, unreadable: v };
+    const accepts = v.accepts;
+    allowed = (allowed ?? [...candidates]).filter((c) => accepts.includes(c));
   }
-  return [...new Set(allowed)];
+  return { allowed };
 }
 
 export type RepairStatusChoice =
   | { ok: true; status: string; allowed: string[] | null }
   | { ok: false; reason: string; allowed: string[] | null };
 
-/**
- * What every CHECK on status allows together: a list, null when there is no such constraint, or the
- * first constraint that cannot be read.
- */
-export function allowedStatuses(constraints: readonly CheckConstraint[]): { allowed: string[] | null; unreadable?: CheckConstraint } {
-  let allowed: string[] | null = null;
-  for (const c of constraints) {
-    const values = parseStatusCheck(c.definition);
-    if (!values) return { allowed, unreadable: c };
-    allowed = allowed === null ? values : allowed.filter((v) => values.includes(v));
-  }
-  return { allowed };
-}
-
 /** The status a repair writes: the first of REPAIR_TARGET_STATUSES every CHECK on status allows. */
-export function chooseRepairStatus(constraints: readonly CheckConstraint[]): RepairStatusChoice {
-  const { allowed, unreadable: c } = allowedStatuses(constraints);
+export function chooseRepairStatus(verdicts: readonly StatusCheckVerdict[], candidates: readonly string[] = STATUSES): RepairStatusChoice {
+  const { allowed, unreadable: c } = allowedStatuses(verdicts, candidates);
   if (c) {
-    return { ok: false, allowed, reason: `cannot tell which statuses CHECK ${c.name} allows (${c.definition}); nothing was written: mark the rows by hand or simplify the constraint` };
+    return { ok: false, allowed, reason: `the server could not evaluate CHECK ${c.name} for a candidate status (${c.error ?? 'no answer'}); nothing was written: mark the rows by hand or simplify the constraint` };
   }
   const status = REPAIR_TARGET_STATUSES.find((s) => allowed === null || allowed.includes(s));
   if (!status) {
-    const names = constraints.map((k) => k.name).join(', ');
+    const names = verdicts.map((k) => k.name).join(', ');
     return {
       ok: false,
       allowed,

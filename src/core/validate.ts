@@ -54,3 +54,41 @@ export function parseSince(value: string, now: Date, toDay: (at: Date) => string
   if (DURATION.test(value.trim())) return toDay(new Date(now.getTime() - parseDuration(value, '--since')));
   throw badInput(`--since "${value}" is neither a date nor a duration: use YYYY-MM-DD or e.g. 7d`);
 }
+
+/** Postgres' NAMEDATALEN - 1: a longer identifier is silently truncated by the server. */
+export const MAX_IDENTIFIER_BYTES = 63;
+
+/**
+ * A schema name as given (`--schema`, `--state-schema`): any name Postgres accepts as a quoted
+ * identifier (upper case, hyphens, spaces, quotes, unicode), used exactly, quoted in every statement.
+ * Bad input: empty, a NUL character (no identifier can hold one), or longer than 63 bytes in UTF-8
+ * (Postgres would truncate it and reach another schema). Source: PostgreSQL 15 manual, 4.1.1
+ * "Identifiers and Key Words".
+ */
+export function assertSchemaName(value: string, flag: string): string {
+  if (value === '') throw badInput(`${flag} is empty: name a schema, e.g. ${flag} public`);
+  if (value.includes('\0')) throw badInput(`${flag} contains a NUL character, which no Postgres identifier can hold`);
+  const bytes = new TextEncoder().encode(value).length;
+  if (bytes > MAX_IDENTIFIER_BYTES) throw badInput(`${flag} "${value}" is ${bytes} bytes long: Postgres identifiers are at most ${MAX_IDENTIFIER_BYTES} bytes (a longer one is truncated)`);
+  return value;
+}
+
+const SHELL_SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/**
+ * One argument as a POSIX shell reads it back unchanged: as it is when it holds only characters no
+ * shell treats specially, else in single quotes (a quote inside as '\''). Source: POSIX.1-2017,
+ * Shell Command Language, 2.2.2 "Single-Quotes".
+ */
+export function shellQuote(arg: string): string {
+  if (SHELL_SAFE.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `--schema <name>` as a hint to paste into a POSIX shell: the name shell-quoted, and joined with
+ * `=` when it starts with a dash (so the option parser cannot take it for an option).
+ */
+export function schemaFlag(flag: '--schema' | '--state-schema', name: string): string {
+  return name.startsWith('-') ? `${flag}=${shellQuote(name)}` : `${flag} ${shellQuote(name)}`;
+}

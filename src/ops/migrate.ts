@@ -292,7 +292,7 @@ export async function migratePlan(db: Db, o: MigrateOptions): Promise<MigrateRes
   const pre = await preflight(db, o, { duplicates: true, lock: true });
   const runs: MigrationRun[] = [];
   for (const m of migrations) {
-    const c = await readIndex(db, m.index.name);
+    const c = await readIndex(db, m.index);
     const p = planStatements(db, m, c, o);
     runs.push({ version: m.version, name: m.name, checksum: m.checksum, before: indexState(m, c), plan: p.plan, outcome: p.outcome, statements: p.statements, actions: [], attempts: 0, verification: null });
   }
@@ -349,7 +349,7 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
       run.actions.push(`dropped index ${m.index.name} (${why})`);
       return;
     } catch (err) {
-      const c = await readIndex(ctl, m.index.name);
+      const c = await readIndex(ctl, m.index);
       if (!c.exists) return;
       const d = decideRetry({ sqlstate: sqlstateOf(err) ?? undefined, attempt, maxAttempts: o.maxAttempts, baseDelayMs: o.retryDelayMs });
       run.actions.push(`DROP INDEX CONCURRENTLY attempt ${attempt} failed (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})`);
@@ -366,7 +366,7 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
 
 /** Drops the index if a failed build left it INVALID; never touches a valid one. */
 async function dropIfInvalid(ctl: Db, build: Db, m: Migration, o: MigrateOptions, run: MigrationRun, why: string): Promise<void> {
-  const c = await readIndex(ctl, m.index.name);
+  const c = await readIndex(ctl, m.index);
   if (c.exists && !(c.valid && c.ready) && !c.building) await dropConcurrently(ctl, build, m, o, run, why);
 }
 
@@ -396,7 +396,7 @@ function pollProgress(ctl: Db, pid: number, onProgress: ((p: BuildProgress) => v
 }
 
 async function verify(ctl: Db, m: Migration): Promise<z.infer<typeof VerificationSchema>> {
-  const c = await readIndex(ctl, m.index.name);
+  const c = await readIndex(ctl, m.index);
   const differences = c.exists ? indexDifferences(m.index, c) : ['index missing'];
   // The arbiter proof applies to the unique index the service's upsert names.
   const arbiters = m.index.name === UNIQUE_INDEX_NAME ? await upsertArbiters(ctl) : [m.index.name];
@@ -485,7 +485,7 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
     let b: Db | null = null;
     try {
       for (const m of migrations) {
-        const c = await readIndex(db, m.index.name);
+        const c = await readIndex(db, m.index);
         const p = planUp(m.index, c);
         const run = emptyRun(m, c, p.reason, 'noop');
         runs.push(run);
@@ -566,7 +566,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
   const runs: MigrationRun[] = [];
   if (!apply) {
     for (const m of migrations) {
-      const c = await readIndex(db, m.index.name);
+      const c = await readIndex(db, m.index);
       const stmt = renderStatement(db, runnableStatement(m, 'down', db.engine));
       runs.push(emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist: nothing to drop`, c.exists ? 'planned' : 'noop'));
       if (c.exists) runs[runs.length - 1]!.statements.push(...setStatements(o.lockTimeoutMs, o.statementTimeoutMs), stmt);
@@ -585,7 +585,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
     let b: Db | null = null;
     try {
       for (const m of migrations) {
-        const c = await readIndex(db, m.index.name);
+        const c = await readIndex(db, m.index);
         const run = emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist`, 'noop');
         runs.push(run);
         if (c.building) throw new Refusal('busy', `index ${m.index.name} is being built right now by pid ${c.building.pid}: wait for it, then remove it`);
@@ -627,7 +627,7 @@ export async function migrateStatus(db: Db): Promise<MigrateStatus> {
   const ledger = await readLedger(db);
   const out: MigrateStatus['migrations'] = [];
   for (const m of migrations) {
-    const c = await readIndex(db, m.index.name);
+    const c = await readIndex(db, m.index);
     if (c.exists && !c.valid && !c.building) {
       // Without pg_read_all_stats another role's build shows no relation: an INVALID index beside
       // one such build in this database is taken as that build rather than called dead.

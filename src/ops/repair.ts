@@ -4,8 +4,9 @@
 // holds rows).
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { TABLE } from '../core/contract.js';
-import { chooseRepairStatus, chunkByRows, repairLockKey, type CheckConstraint, type RepairCommand } from '../core/repair.js';
+import { STATUSES } from '../core/contract.js';
+import { chooseRepairStatus, chunkByRows, repairLockKey, type RepairCommand } from '../core/repair.js';
+import { judgeStatusChecks } from '../postgres/checks.js';
 import { DoctorError } from '../errors.js';
 import { finishRun, startRun } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
@@ -30,10 +31,13 @@ export const RepairStatusSchema = z.object({
   allowed: z.array(z.string()).nullable(),
 });
 
-/** Reads the CHECK constraints on status from the catalog; REFUSED (exit 4) when none allows a fitting status. */
+/**
+ * Which statuses the CHECK constraints on status accept (the server evaluates each constraint for
+ * each of the contract's STATUSES, src/postgres/checks.ts) and the one a repair writes; REFUSED
+ * (exit 4) when none fits or a constraint cannot be evaluated.
+ */
 export async function repairStatus(db: Db): Promise<z.infer<typeof RepairStatusSchema>> {
-  const checks = await db.query<CheckConstraint>('repair_status_checks', [db.ids.schema, TABLE]);
-  const choice = chooseRepairStatus(checks);
+  const choice = chooseRepairStatus(await judgeStatusChecks(db, STATUSES), STATUSES);
   if (!choice.ok) throw new DoctorError('REFUSED', choice.reason, { details: { allowed: choice.allowed } });
   return { status: choice.status, allowed: choice.allowed };
 }

@@ -1,8 +1,9 @@
 // `undo <run-id>`: puts back the before-images a repair run audited, only for rows whose status is
 // still what the run set, and never a second in-flight row for a (user, day). Audited as its own run.
 import { z } from 'zod';
-import { TABLE } from '../core/contract.js';
-import { allowedStatuses, decideUndo, groupKey, inFlightParam, type AuditEntry, type CheckConstraint, type CurrentRow, type UndoDecision } from '../core/repair.js';
+import { allowedStatuses, decideUndo, groupKey, inFlightParam, type AuditEntry, type CurrentRow, type UndoDecision } from '../core/repair.js';
+import { judgeStatusChecks } from '../postgres/checks.js';
+import { schemaFlag } from '../core/validate.js';
 import { DoctorError, badInput } from '../errors.js';
 import { CLIENT_HOST, getRun, readRunAudit, type RunRecord } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
@@ -65,7 +66,7 @@ const skipOf = (s: UndoDecision['skipped'][number]) => ({ id: s.entry.rowId, rea
 async function targetRun(db: Db, runId: string): Promise<RunRecord> {
   const run = await getRun(db, runId);
   if (!run) throw badInput(`no repair run ${runId} in schema ${db.ids.state}: digest-doctor runs lists the recorded runs (check --state-schema)`);
-  if (run.tableSchema !== db.ids.schema) throw badInput(`run ${runId} repaired schema ${run.tableSchema}, not ${db.ids.schema}: pass --schema ${run.tableSchema}`);
+  if (run.tableSchema !== db.ids.schema) throw badInput(`run ${runId} repaired schema ${run.tableSchema}, not ${db.ids.schema}: pass ${schemaFlag('--schema', run.tableSchema)}`);
   if (run.status === 'running' && run.sessionAlive) throw new DoctorError('REFUSED', `run ${runId} is still in progress: wait for it to finish, then undo it`);
   return run;
 }
@@ -79,7 +80,8 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
   const run = await targetRun(db, input.runId);
   const entries: AuditEntry[] = await readRunAudit(db, input.runId);
   // Only statuses the live CHECK allows go back (an unreadable constraint is left to the database).
-  const { allowed } = allowedStatuses(await db.query<CheckConstraint>('repair_status_checks', [db.ids.schema, TABLE]));
+  const candidates = [...new Set(entries.map((e) => e.before.status))];
+  const { allowed } = allowedStatuses(await judgeStatusChecks(db, candidates), candidates);
   const plan = async () => {
     const { current, byGroup } = await db.readOnly((tx) => currentState(tx, entries, 'undo_present_rows'));
     return decideUndo(entries, current, byGroup, allowed);

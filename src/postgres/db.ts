@@ -156,10 +156,51 @@ export class Db {
   }
 }
 
+/**
+ * The session settings every value the tool reads depends on, fixed on every session it opens
+ * whatever the server, database or role defaults are (`ALTER DATABASE ... SET datestyle` and the like):
+ * - DateStyle ISO: `date` comes back as YYYY-MM-DD and timestamptz in the form node-postgres parses
+ *   (under German or SQL it parses to null, under `SQL, DMY` to the wrong day);
+ * - IntervalStyle postgres: the interval form node-postgres parses;
+ * - TimeZone UTC: timestamptz text carries +00, and `date` casts of instants are UTC;
+ * - extra_float_digits 3: floats exact (the default, 1, is exact too; a negative one rounds).
+ * search_path is left as the role has it (the service's own triggers may rely on it): every
+ * statement of the tool names its tables with their schema, and built-in functions and operators
+ * resolve in pg_catalog, which is searched first unless a search_path lists it explicitly later.
+ * Source: PostgreSQL 15 manual, 20.11.2 "Locale and Formatting" and 8.5.2 "Date/Time Output".
+ */
+export const SESSION_SETTINGS: Readonly<Record<string, string>> = {
+  DateStyle: 'ISO, MDY',
+  IntervalStyle: 'postgres',
+  TimeZone: 'UTC',
+  extra_float_digits: '3',
+};
+
+/**
+ * Fixes SESSION_SETTINGS on a freshly opened session: one statement (`set_config(..., false)`,
+ * session-level), sent after the connect rather than as startup parameters because a pooler such as
+ * pgbouncer refuses startup parameters it does not know (unless `ignore_startup_parameters` lists
+ * them). DateStyle, IntervalStyle and TimeZone are reported to the client (GUC_REPORT), so
+ * pgbouncer, even in transaction mode, replays them on every server connection it hands us.
+ * Throws what the driver throws.
+ */
+export async function fixSessionSettings(session: Pick<SqlSession, 'query'>): Promise<void> {
+  const names = Object.keys(SESSION_SETTINGS);
+  const calls = names.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(', ');
+  await session.query(`SELECT ${calls}`, names.flatMap((n) => [n, SESSION_SETTINGS[n]!]));
+}
+
 const DATE_OID = 1082;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** `date` text as the server sends it under DateStyle ISO; anything else means the session lost its settings. */
+function parseIsoDate(v: string): string {
+  if (!ISO_DATE.test(v)) throw new DoctorError('INTERNAL', `Postgres sent the date "${v}" in another DateStyle than ISO: the session lost the settings digest-doctor fixes at connect (is a pooler resetting them?)`);
+  return v;
+}
 const INT8_OID = 20;
 
-/** Opens one session: application_name digest-doctor, a statement_timeout, and a lock_timeout if given. */
+/** Opens one session: application_name digest-doctor, a statement_timeout, a lock_timeout if given, and SESSION_SETTINGS. */
 export async function connectPg(config: PgConfig): Promise<Db> {
   const { default: pg } = await import('pg');
   const target = describeTarget(config.url);
@@ -168,7 +209,7 @@ export async function connectPg(config: PgConfig): Promise<Db> {
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
         // `date` stays 'YYYY-MM-DD' (pg would make a local-midnight Date); bigint counts become numbers.
-        if (oid === DATE_OID) return (v: string) => v;
+        if (oid === DATE_OID) return parseIsoDate;
         if (oid === INT8_OID) return (v: string) => Number(v);
         return pg.types.getTypeParser(oid, format as 'text');
       }) as typeof pg.types.getTypeParser,
@@ -182,6 +223,7 @@ export async function connectPg(config: PgConfig): Promise<Db> {
   client.on('error', () => undefined);
   try {
     await client.connect();
+    await fixSessionSettings(client);
   } catch (err) {
     await client.end().catch(() => undefined);
     throw classifyPgError(err, target);

@@ -2,11 +2,14 @@
 // ledger, and runs statements. Decisions live in core/migration.ts; orchestration in ops/migrate.ts.
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES, TABLE } from '../core/contract.js';
+import { STATUSES, UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES, TABLE } from '../core/contract.js';
 import {
   buildMigration,
   compareIndexShapes,
   expectedUniqueIndex,
+  indexFactDifferences,
+  type IndexFacts,
+  type IndexShape,
   lockPollDelays,
   parseMigrationFileName,
   type CatalogIndex,
@@ -18,6 +21,7 @@ import { DoctorError } from '../errors.js';
 import type { Db } from './db.js';
 import { SQL_DIR, renderSql } from './sql.js';
 import { ensureState, readState } from './state.js';
+import { evaluateOverStatuses } from './checks.js';
 
 export const TOOL_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
@@ -51,7 +55,18 @@ export function renderStatement(db: Db, statement: string): string {
   return renderSql(statement, db.ids);
 }
 
-export async function readIndex(db: Db, name: string): Promise<CatalogIndex> {
+/** A status no contract value equals: the live predicate must not hold for it either. */
+const PROBE_STATUS = 'digest-doctor:not-a-status';
+
+/**
+ * One index, read from the catalog and judged by the server against the migration's `expected`
+ * shape: structural fields (indisunique, the access method, indkey, indclass, indcollation,
+ * indoption, INCLUDE columns, NULLS NOT DISTINCT, DEFERRABLE), the predicate evaluated by the
+ * server for every contract status (src/postgres/checks.ts), and, for the service's unique index
+ * when everything else matches, the arbiter proof (EXPLAIN of the service's upsert must list it).
+ * pg_get_indexdef is only shown, never parsed. Must not run inside a caller's transaction.
+ */
+export async function readIndex(db: Db, expected: IndexShape): Promise<CatalogIndex> {
   const [row] = await db.query<{
     is_valid: boolean;
     is_ready: boolean;
@@ -60,15 +75,57 @@ export async function readIndex(db: Db, name: string): Promise<CatalogIndex> {
     build_phase: string | null;
     build_user: string | null;
     build_application: string | null;
-  }>('migrate_index_state', [db.ids.schema, name]);
-  if (!row) return { exists: false, valid: false, ready: false, definition: null, building: null };
-  return {
+  }>('migrate_index_state', [db.ids.schema, expected.name]);
+  if (!row) return { exists: false, valid: false, ready: false, definition: null, building: null, differences: [] };
+  const c: CatalogIndex = {
     exists: true,
     valid: row.is_valid,
     ready: row.is_ready,
     definition: row.definition,
     building: row.build_pid ? { pid: row.build_pid, phase: row.build_phase ?? 'unknown', user: row.build_user, application: row.build_application } : null,
+    differences: [],
   };
+  const [f] = await db.query<{
+    table_schema: string;
+    table_name: string;
+    is_unique: boolean;
+    method: string;
+    key_columns: Array<string | null>;
+    include_columns: number;
+    default_opclasses: boolean;
+    default_collations: boolean;
+    default_order: boolean;
+    nulls_not_distinct: boolean;
+    deferrable: boolean;
+    predicate: string | null;
+  }>('migrate_index_facts', [db.ids.schema, expected.name]);
+  if (!f) return c; // dropped between the two reads: the next read sees it absent
+  const facts: IndexFacts = {
+    table: f.table_schema === db.ids.schema ? f.table_name : null,
+    unique: f.is_unique,
+    method: f.method,
+    keyColumns: f.key_columns,
+    includeColumns: f.include_columns,
+    defaultOpclasses: f.default_opclasses,
+    defaultCollations: f.default_collations,
+    defaultOrder: f.default_order,
+    nullsNotDistinct: f.nulls_not_distinct,
+    deferrable: f.deferrable,
+    hasPredicate: f.predicate !== null,
+  };
+  const candidates = [...STATUSES, PROBE_STATUS];
+  let holds: string[] | { error: string } | null = null;
+  if (f.predicate !== null && facts.table === TABLE) holds = (await evaluateOverStatuses(db, [f.predicate], candidates, 'true'))[0] ?? null;
+  c.differences = indexFactDifferences(expected, facts, holds ?? null, candidates);
+  if (expected.name === UNIQUE_INDEX_NAME && c.valid && c.ready) {
+    const arbiters = await upsertArbiters(db);
+    if (c.differences.length === 0 && !arbiters.includes(expected.name)) {
+      c.differences.push(`the service's upsert (ON CONFLICT (user_id, digest_date) WHERE status IN (...)) does not use it as its arbiter: EXPLAIN lists ${arbiters.length ? arbiters.join(', ') : (arbiters.failed ?? 'none')}`);
+    } else if (c.differences.length && arbiters.failed) {
+      c.differences.push(`the service's ON CONFLICT fails against it (${arbiters.failed})`);
+    }
+  }
+  return c;
 }
 
 /** Facts the connection checks need, including whether the session survives between statements. */
@@ -239,9 +296,19 @@ export async function setTimeouts(db: Db, lockTimeoutMs: number, statementTimeou
   await db.query('migrate_set_timeouts', [String(lockTimeoutMs), String(statementTimeoutMs)]);
 }
 
-/** The arbiter indexes Postgres picks for the service's upsert (EXPLAIN only: nothing is inserted). */
-export async function upsertArbiters(db: Db): Promise<string[]> {
-  const [row] = await db.query<{ 'QUERY PLAN': unknown }>('migrate_explain_upsert', [randomUUID(), randomUUID(), '2000-01-01']);
+/**
+ * The arbiter indexes Postgres picks for the service's upsert (EXPLAIN only: nothing is inserted;
+ * allowed in a read-only transaction). When the server finds no arbiter at all (42P10, what the
+ * service's own INSERT would then fail with) the list is empty and `failed` says so.
+ */
+export async function upsertArbiters(db: Db): Promise<string[] & { failed?: string }> {
+  let row: { 'QUERY PLAN': unknown } | undefined;
+  try {
+    [row] = await db.query<{ 'QUERY PLAN': unknown }>('migrate_explain_upsert', [randomUUID(), randomUUID(), '2000-01-01']);
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42P10') throw err;
+    return Object.assign([] as string[], { failed: `42P10: ${(err as Error).message}` });
+  }
   const raw = row?.['QUERY PLAN'];
   const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan?: { 'Conflict Arbiter Indexes'?: string[] } }>;
   return plan?.[0]?.Plan?.['Conflict Arbiter Indexes'] ?? [];

@@ -1,6 +1,7 @@
 // Statements live in sql/queries/<name>.sql, one per file, with $n parameters. Identifiers that
 // cannot be parameters ({{schema}}: the service's schema, {{state}}: the tool's own schema) are
-// substituted here, quoted.
+// substituted here, quoted as identifiers; {{schema_lit}} / {{state_lit}} are the same names as
+// string literals (for to_regclass and the like inside DO blocks, which take no parameters).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -18,8 +19,18 @@ export function loadSqlFile(relativePath: string): string {
   return text;
 }
 
+/** A double-quoted SQL identifier: any name Postgres accepts (no NUL), quotes doubled. */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * A SQL string literal whatever standard_conforming_strings is: an E'' literal (backslashes
+ * doubled) when the text has a backslash, quotes doubled.
+ */
+export function quoteLiteral(text: string): string {
+  const body = text.replace(/'/g, "''");
+  return text.includes('\\') ? `E'${body.replace(/\\/g, '\\\\')}'` : `'${body}'`;
 }
 
 export interface SqlIdentifiers {
@@ -28,7 +39,7 @@ export interface SqlIdentifiers {
 }
 
 export function renderSql(text: string, ids: SqlIdentifiers): string {
-  return text.replace(/\{\{(schema|state)\}\}/g, (_m, which: 'schema' | 'state') => quoteIdent(ids[which]));
+  return text.replace(/\{\{(schema|state)(_lit)?\}\}/g, (_m, which: 'schema' | 'state', lit?: string) => (lit ? quoteLiteral(ids[which]) : quoteIdent(ids[which])));
 }
 
 /** The text of query `name` with identifiers substituted. */

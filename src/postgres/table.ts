@@ -3,6 +3,7 @@
 import { DIGEST_HISTORY_COLUMNS, TABLE } from '../core/contract.js';
 import { missingReadPrivileges, readRefusalMessage } from '../core/privileges.js';
 import { DoctorError } from '../errors.js';
+import { schemaFlag } from '../core/validate.js';
 import type { Db } from './db.js';
 
 export interface ColumnProblem {
@@ -47,7 +48,7 @@ export async function assertDigestTable(db: Db, opts: { alsoReads?: readonly str
   const cols = await db.query<{ column_name: string; udt_name: string }>('table_columns', [db.ids.schema, TABLE]);
   if (cols.length === 0) {
     const [hint] = await db.query<{ schemas: string[] | null }>('schemas_with_table', [TABLE]);
-    const where = hint?.schemas?.length ? `; it exists in: ${hint.schemas.join(', ')} (pass --schema)` : '; is this the service database?';
+    const where = hint?.schemas?.length ? `; it exists in: ${hint.schemas.map((s) => `"${s}"`).join(', ')} (pass ${hint.schemas.map((s) => schemaFlag('--schema', s)).join(' or ')})` : '; is this the service database?';
     throw new DoctorError('SCHEMA_MISMATCH', `schema "${db.ids.schema}" has no table ${TABLE} on ${db.target}${where}`);
   }
   const problems = compareColumns(cols);

@@ -20,6 +20,9 @@ import {
   stripComments,
   withConcurrently,
   type CatalogIndex,
+  type IndexFacts,
+  indexFactDifferences,
+  predicateStatuses,
   type LedgerEntry,
   type SessionFacts,
 } from '../../src/core/migration.js';
@@ -29,8 +32,8 @@ import { loadMigrations } from '../../src/postgres/migrator.js';
 const CATALOG_DEF =
   "CREATE UNIQUE INDEX ux_digest_history_user_date ON t_abc.digest_history USING btree (user_id, digest_date) WHERE ((status)::text = ANY ((ARRAY['pending'::character varying, 'processing'::character varying])::text[]))";
 
-const absent: CatalogIndex = { exists: false, valid: false, ready: false, definition: null, building: null };
-const healthy: CatalogIndex = { exists: true, valid: true, ready: true, definition: CATALOG_DEF, building: null };
+const absent: CatalogIndex = { exists: false, valid: false, ready: false, definition: null, building: null, differences: [] };
+const healthy: CatalogIndex = { exists: true, valid: true, ready: true, definition: CATALOG_DEF, building: null, differences: [] };
 const invalid: CatalogIndex = { ...healthy, valid: false };
 
 describe('structural comparison of index definitions', () => {
@@ -124,7 +127,7 @@ describe('plan', () => {
     expect(planUp(e, { ...invalid, building: { pid: 42, phase: 'building index', user: 'x', application: null } })).toMatchObject({ kind: 'building-elsewhere', pid: 42 });
   });
   it('refuses to touch a valid index of the same name with another definition', () => {
-    const other = { ...healthy, definition: 'CREATE UNIQUE INDEX ux_digest_history_user_date ON s.digest_history USING btree (user_id, digest_date)' };
+    const other = { ...healthy, differences: ["no WHERE predicate, expected status IN ('pending','processing')"] };
     expect(planUp(e, other)).toMatchObject({ kind: 'conflict' });
   });
 });
@@ -153,7 +156,7 @@ describe('status: the catalog is the truth', () => {
   it('drift: ledger says applied but the index is missing, invalid or different', () => {
     expect(migrationStatus(m!, ledger(), absent)).toMatchObject({ state: 'drift', problems: [expect.stringMatching(/missing/)] });
     expect(migrationStatus(m!, ledger(), invalid)).toMatchObject({ state: 'drift', problems: [expect.stringMatching(/INVALID/)] });
-    const different = { ...healthy, definition: CATALOG_DEF.replace(", 'processing'::character varying", '') };
+    const different = { ...healthy, differences: ["its predicate covers 'pending'"] };
     expect(migrationStatus(m!, ledger(), different)).toMatchObject({ state: 'drift', problems: [expect.stringMatching(/differs/)] });
   });
   it('drift: the migration file was edited after it was recorded; or the index is not recorded', () => {
@@ -220,5 +223,41 @@ describe('connection checks', () => {
     expect(failing({ ...ok, defaultReadOnly: true })).toEqual(['writable']);
     expect(failing({ ...ok, canCreateIndex: false, tableOwner: 'app' })).toEqual(['privileges']);
     expect(failing({ ...ok, canWriteState: false })).toEqual(['ledger']);
+  });
+});
+
+describe('indexFactDifferences (server facts against the migration)', () => {
+  const e = expectedUniqueIndex();
+  const CANDIDATES = ['scheduled', 'pending', 'processing', 'sent', 'failed', 'probe'];
+  const plain: IndexFacts = {
+    table: 'digest_history',
+    unique: true,
+    method: 'btree',
+    keyColumns: ['user_id', 'digest_date'],
+    includeColumns: 0,
+    defaultOpclasses: true,
+    defaultCollations: true,
+    defaultOrder: true,
+    nullsNotDistinct: false,
+    deferrable: false,
+    hasPredicate: true,
+  };
+  it('is the same index when the facts match and the predicate holds for exactly pending and processing', () => {
+    expect(predicateStatuses(e.predicate)).toEqual(['pending', 'processing']);
+    expect(indexFactDifferences(e, plain, ['processing', 'pending'], CANDIDATES)).toEqual([]);
+  });
+  it('names each structural difference', () => {
+    expect(indexFactDifferences(e, { ...plain, keyColumns: [null, 'digest_date'] }, ['pending', 'processing'], CANDIDATES)).toEqual([
+      'key ((an expression), digest_date), expected the plain columns (user_id, digest_date)',
+    ]);
+    expect(indexFactDifferences(e, { ...plain, keyColumns: ['digest_date', 'user_id'] }, ['pending', 'processing'], CANDIDATES)).toHaveLength(1);
+    expect(indexFactDifferences(e, { ...plain, unique: false, method: 'hash', defaultOrder: false, deferrable: true, includeColumns: 1 }, ['pending', 'processing'], CANDIDATES)).toHaveLength(5);
+    expect(indexFactDifferences(e, { ...plain, table: null }, ['pending', 'processing'], CANDIDATES)[0]).toMatch(/another schema/);
+  });
+  it('a predicate that holds for another set, none, or could not be evaluated differs', () => {
+    expect(indexFactDifferences(e, plain, ['pending'], CANDIDATES)[0]).toMatch(/covers 'pending', expected/);
+    expect(indexFactDifferences(e, plain, ['pending', 'processing', 'probe'], CANDIDATES)).toHaveLength(1);
+    expect(indexFactDifferences(e, { ...plain, hasPredicate: false }, null, CANDIDATES)[0]).toMatch(/no WHERE predicate/);
+    expect(indexFactDifferences(e, plain, { error: 'boom' }, CANDIDATES)[0]).toMatch(/could not be evaluated.*boom/);
   });
 });

@@ -3,7 +3,8 @@ import { colorEnabled } from '../../src/cli/options.js';
 import { makeStyle } from '../../src/cli/render.js';
 import { redactText, redactUrl, secretsOf } from '../../src/core/redact.js';
 import { normalizePgUrl } from '../../src/postgres/db.js';
-import { renderSql } from '../../src/postgres/sql.js';
+import { quoteIdent, quoteLiteral, renderSql } from '../../src/postgres/sql.js';
+import { assertSchemaName, schemaFlag, shellQuote } from '../../src/core/validate.js';
 import { compareColumns } from '../../src/postgres/table.js';
 import { parseRedisUrls } from '../../src/redis/connect.js';
 import { DIGEST_HISTORY_COLUMNS } from '../../src/core/contract.js';
@@ -109,22 +110,19 @@ describe('lazy command loading', () => {
   });
 });
 
-describe('schema names and shell hints (issue 10 §6)', () => {
-  it('accepts any name Postgres accepts as a quoted identifier', async () => {
-    const { assertSchemaName } = await import('../../src/core/validate.js');
+describe('schema names and shell hints (issue 10, identifiers)', () => {
+  it('accepts any name Postgres accepts as a quoted identifier', () => {
     for (const name of ['public', 'my-schema', 'Upper', 'with space', `it's "quoted"`, 'схема', 'a$b', '-dash', 'x'.repeat(63), 'é'.repeat(31)]) {
       expect(assertSchemaName(name, '--schema')).toBe(name);
     }
   });
-  it('refuses what no identifier can be: empty, NUL, more than 63 bytes (Postgres would truncate it)', async () => {
-    const { assertSchemaName } = await import('../../src/core/validate.js');
+  it('refuses what no identifier can be: empty, NUL, more than 63 bytes (Postgres would truncate it)', () => {
     expect(() => assertSchemaName('', '--schema')).toThrow(/--schema is empty/);
     expect(() => assertSchemaName('a\0b', '--schema')).toThrow(/NUL/);
     expect(() => assertSchemaName('x'.repeat(64), '--state-schema')).toThrow(/64 bytes long.*at most 63/);
     expect(() => assertSchemaName('é'.repeat(32), '--schema')).toThrow(/64 bytes/);
   });
-  it('quotes for a POSIX shell only what needs it', async () => {
-    const { shellQuote, schemaFlag } = await import('../../src/core/validate.js');
+  it('quotes for a POSIX shell only what needs it', () => {
     expect(shellQuote('public')).toBe('public');
     expect(shellQuote('my-schema')).toBe('my-schema');
     expect(shellQuote('with space')).toBe(`'with space'`);
@@ -134,8 +132,7 @@ describe('schema names and shell hints (issue 10 §6)', () => {
     expect(schemaFlag('--schema', 'Upper Case')).toBe(`--schema 'Upper Case'`);
     expect(schemaFlag('--schema', '-dash')).toBe('--schema=-dash');
   });
-  it('quotes identifiers and literals for SQL', async () => {
-    const { quoteIdent, quoteLiteral, renderSql } = await import('../../src/postgres/sql.js');
+  it('quotes identifiers and literals for SQL', () => {
     expect(quoteIdent('a"b')).toBe('"a""b"');
     expect(quoteLiteral(`it's`)).toBe(`'it''s'`);
     expect(quoteLiteral('a\\b')).toBe(`E'a\\\\b'`);

@@ -7,7 +7,6 @@ import {
   decideUndo,
   effectiveRunStatus,
   isLiveDelivery,
-  parseStatusCheck,
   planDuplicateGroups,
   repairLockKey,
   type AuditEntry,
@@ -16,64 +15,46 @@ import {
   type RowImage,
 } from '../../src/core/repair.js';
 
-// Exactly as pg_get_constraintdef prints them (Postgres 15).
-const STOCK = "CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'sent'::character varying, 'failed'::character varying])::text[])))";
-
-describe('parseStatusCheck', () => {
-  it('reads the stock varchar IN list', () => {
-    expect(parseStatusCheck(STOCK)).toEqual(['pending', 'sent', 'failed']);
-  });
-  it('reads a text column = ANY (ARRAY[...])', () => {
-    expect(parseStatusCheck("CHECK ((status = ANY (ARRAY['failed'::text, 'pending'::text])))")).toEqual(['failed', 'pending']);
-  });
-  it('reads OR-ed equalities and a single equality', () => {
-    expect(parseStatusCheck("CHECK ((((status)::text = 'x'::text) OR ((status)::text = 'y'::text)))")).toEqual(['x', 'y']);
-    expect(parseStatusCheck("CHECK (((status)::text = 'pending'::text))")).toEqual(['pending']);
-  });
-  it('unescapes quotes and accepts NOT VALID', () => {
-    expect(parseStatusCheck("CHECK (((status)::text = 'it''s'::text))")).toEqual(["it's"]);
-    expect(parseStatusCheck("CHECK (((status)::text = ANY ((ARRAY['failed'::character varying, 'sent'::character varying])::text[]))) NOT VALID")).toEqual(['failed', 'sent']);
-  });
-  it('reads an IN list written by hand', () => {
-    expect(parseStatusCheck("CHECK (status IN ('pending', 'failed'))")).toEqual(['pending', 'failed']);
-  });
-  it('gives up on expressions that are not a list', () => {
-    expect(parseStatusCheck("CHECK (((status)::text <> 'bad'::text))")).toBeUndefined();
-    expect(parseStatusCheck("CHECK ((length((status)::text) < 10))")).toBeUndefined();
-    expect(parseStatusCheck("CHECK (((status)::text = ANY ((ARRAY['a'::character varying, NULL::character varying])::text[])))")).toBeUndefined();
-    expect(parseStatusCheck('not a check')).toBeUndefined();
-  });
-});
+// Verdicts as src/postgres/checks.ts gets them from the server (which candidates satisfy each CHECK).
+const STOCK = { name: 'chk_digest_status', accepts: ['pending', 'sent', 'failed'] };
 
 describe('allowedStatuses', () => {
-  it('intersects readable constraints and names the first unreadable one', () => {
+  it('is null without a constraint, the accepted candidates in candidate order with one', () => {
     expect(allowedStatuses([])).toEqual({ allowed: null });
-    expect(allowedStatuses([{ name: 'a', definition: STOCK }])).toEqual({ allowed: ['pending', 'sent', 'failed'] });
-    const weird = { name: 'w', definition: "CHECK (((status)::text <> 'x'::text))" };
-    expect(allowedStatuses([{ name: 'a', definition: STOCK }, weird])).toEqual({ allowed: ['pending', 'sent', 'failed'], unreadable: weird });
+    expect(allowedStatuses([{ name: 'a', accepts: ['failed', 'sent', 'pending'] }])).toEqual({ allowed: ['pending', 'sent', 'failed'] });
+  });
+  it('intersects several constraints and stops at one the server could not evaluate', () => {
+    const broken = { name: 'b', accepts: null, error: '22P02 invalid input' };
+    expect(allowedStatuses([STOCK, { name: 'c', accepts: ['sent', 'failed', 'processing'] }])).toEqual({ allowed: ['sent', 'failed'] });
+    expect(allowedStatuses([STOCK, broken])).toEqual({ allowed: ['pending', 'sent', 'failed'], unreadable: broken });
+  });
+  it('only ever lists candidates', () => {
+    expect(allowedStatuses([{ name: 'a', accepts: ['failed', 'x'] }], ['failed', 'sent'])).toEqual({ allowed: ['failed'] });
   });
 });
 
 describe('chooseRepairStatus', () => {
   it("is 'failed' under the stock constraint", () => {
-    expect(chooseRepairStatus([{ name: 'chk_digest_status', definition: STOCK }])).toEqual({ ok: true, status: 'failed', allowed: ['pending', 'sent', 'failed'] });
+    expect(chooseRepairStatus([STOCK])).toEqual({ ok: true, status: 'failed', allowed: ['pending', 'sent', 'failed'] });
   });
   it("is 'failed' with no constraint at all", () => {
     expect(chooseRepairStatus([])).toMatchObject({ ok: true, status: 'failed', allowed: null });
   });
   it('intersects several constraints', () => {
-    const r = chooseRepairStatus([
-      { name: 'a', definition: STOCK },
-      { name: 'b', definition: "CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'sent'::character varying])::text[])))" },
-    ]);
+    const r = chooseRepairStatus([STOCK, { name: 'b', accepts: ['pending', 'sent'] }]);
     expect(r.ok).toBe(false);
     expect(r.allowed).toEqual(['pending', 'sent']);
     if (!r.ok) expect(r.reason).toMatch(/allows only 'pending', 'sent'.*allow 'failed'/);
   });
-  it('refuses an unreadable constraint', () => {
-    const r = chooseRepairStatus([{ name: 'weird', definition: "CHECK (((status)::text <> 'bad'::text))" }]);
+  it('refuses when no candidate fits at all', () => {
+    const r = chooseRepairStatus([{ name: 'none', accepts: [] }]);
     expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.reason).toMatch(/cannot tell which statuses CHECK weird allows/);
+    if (!r.ok) expect(r.reason).toMatch(/allows only no status/);
+  });
+  it('refuses a constraint the server could not evaluate', () => {
+    const r = chooseRepairStatus([{ name: 'weird', accepts: null, error: '42883 function f(text) does not exist' }]);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(/could not evaluate CHECK weird.*42883/);
   });
 });
 

@@ -7,7 +7,7 @@ import { badInput } from '../../errors.js';
 import { runChecks } from '../../ops/check.js';
 import { describeTarget } from '../../postgres/db.js';
 import { closeRedis, describeRedis } from '../../redis/connect.js';
-import { openDb, openOptionalRedis, openRedis, shellQuote } from '../options.js';
+import { commandLine, openDb, openOptionalRedis, openRedis, shellQuote } from '../options.js';
 import { printJson } from '../output.js';
 import { act } from '../run.js';
 
@@ -89,7 +89,6 @@ failed, 2 bad input, 3 the database or a configured Redis is unreachable.`,
           const c = redis.client;
           ctx.defer(() => closeRedis(c));
         }
-        const flags = g.cliFlags.filter((f, i, a) => f !== '--config' && a[i - 1] !== '--config').join(' ');
         const cliUrl = redisUrl.split(',')[0]!.trim();
         const { result, unreachable } = await runChecks({
           db: dbOrError,
@@ -101,10 +100,9 @@ failed, 2 bad input, 3 the database or a configured Redis is unreachable.`,
           thresholds,
           skip: new Set(skipList as CheckName[]),
           strict: Boolean(o.strict),
-          command: (args) => `digest-doctor ${[...g.cliFlags, args].filter(Boolean).join(' ')}`.replace(/\s+/g, ' '),
+          command: (args) => [commandLine(g.cliFlags), args].filter(Boolean).join(' '),
           redisCli: (args) => `redis-cli ${g.redisCluster || redisUrl.includes(',') ? '-c ' : ''}-u ${shellQuote(stripPassword(cliUrl))} ${args}`,
         });
-        void flags;
         if (format === 'json') printJson(CheckResultSchema, result);
         else if (format === 'openmetrics') process.stdout.write(renderOpenMetrics(result));
         else {

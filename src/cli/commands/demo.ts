@@ -4,7 +4,7 @@ import { ExitCode } from '../../errors.js';
 import { recentRuns } from '../../ops/runs.js';
 import { DEMO_KEY_PREFIX, FRESH_USER, INCIDENT_DAY, INCIDENT_USER, seedDemoDatabase, seedDemoRedis } from '../../ops/demo.js';
 import { closeRedis, connectRedis, describeRedis } from '../../redis/connect.js';
-import { DEFAULT_REDIS_URL, openDb, openOptionalRedis, shellQuote } from '../options.js';
+import { DEFAULT_REDIS_URL, commandLine, openDb, openOptionalRedis, shellQuote } from '../options.js';
 import { act } from '../run.js';
 
 interface DemoOptions {
@@ -58,7 +58,7 @@ Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis steps are skipped.`,
         const { main } = await import('../main.js');
         const codes: Array<{ args: string; code: number }> = [];
         const step = async (args: string[], expect: number[]) => {
-          const line = ['digest-doctor', ...flags, ...args].map((a, i) => (i === 0 ? a : shellQuote(a))).join(' ');
+          const line = commandLine([...flags, ...args]);
           ctx.print(ctx.style.accent(`\n$ ${line}`));
           process.exitCode = 0;
           await main(['node', 'digest-doctor', ...flags, ...args]);
@@ -124,13 +124,13 @@ Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis steps are skipped.`,
             thresholds: {},
             skip: new Set(),
             strict: false,
-            command: (a) => `digest-doctor ${[...flags, a].join(' ')}`,
+            command: (a) => `${commandLine(flags)} ${a}`,
             redisCli: (a) => `redis-cli ${a}`,
           });
           ctx.print(renderCheckText(result));
           if (!result.summary.passed) throw new Error('demo: check is not green at the end');
         }
-        ctx.print(ctx.style.heading(`\ndemo done in ${((performance.now() - started) / 1000).toFixed(1)} s; the database keeps its state: try ${['digest-doctor', ...flags, 'inspect'].join(' ')}`));
+        ctx.print(ctx.style.heading(`\ndemo done in ${((performance.now() - started) / 1000).toFixed(1)} s; the database keeps its state: try ${commandLine([...flags, 'inspect'])}`));
         return ExitCode.OK;
       }),
     );

@@ -1,0 +1,64 @@
+// Asking the server what an expression of digest_history (a CHECK constraint, an index predicate)
+// says about a row with a given status, instead of parsing the text the catalog prints. The
+// expression, as pg_get_expr prints it, is evaluated in a SELECT over a row of the table's own
+// column types: `status` set to the candidate, every other column NULL. Read-only transactions
+// only, so it works on a read-only session or a standby and can write nothing whatever the
+// expression calls.
+import { TABLE } from '../core/contract.js';
+import type { StatusCheckVerdict } from '../core/repair.js';
+import type { Db } from './db.js';
+import { quoteIdent } from './sql.js';
+
+interface Column {
+  name: string;
+  type: string;
+}
+
+/** `SELECT <expr> FROM (SELECT $1::<status type> AS status, NULL::<type> AS <col>, ...) AS r`. */
+function overOneRow(columns: readonly Column[], expr: string, as: 'not-false' | 'true'): string {
+  const cols = columns.map((c) => (c.name === 'status' ? `$1::${c.type} AS ${quoteIdent(c.name)}` : `NULL::${c.type} AS ${quoteIdent(c.name)}`));
+  return `SELECT ((${expr}) IS ${as === 'true' ? 'TRUE' : 'NOT FALSE'}) AS verdict FROM (SELECT ${cols.join(', ')}) AS r`;
+}
+
+/**
+ * For each expression: the candidates for which it holds (`as: 'true'`, an index predicate) or is
+ * not false (`'not-false'`, a CHECK constraint: NULL passes), or `{ error }` when the server could
+ * not evaluate it. Each evaluation runs under a savepoint of one READ ONLY transaction. Must not be
+ * called inside a transaction of the caller.
+ */
+export async function evaluateOverStatuses(db: Db, exprs: readonly string[], candidates: readonly string[], as: 'not-false' | 'true'): Promise<Array<string[] | { error: string }>> {
+  if (!exprs.length) return [];
+  const columns = await db.query<Column>('table_row_types', [db.ids.schema, TABLE]);
+  return db.transaction(async (tx) => {
+    const out: Array<string[] | { error: string }> = [];
+    for (const expr of exprs) {
+      const text = overOneRow(columns, expr, as);
+      const holds: string[] = [];
+      let error: string | undefined;
+      for (const c of candidates) {
+        await tx.raw('SAVEPOINT dd_eval');
+        try {
+          const [row] = await tx.raw<{ verdict: boolean }>(text, [c]);
+          if (row?.verdict) holds.push(c);
+          await tx.raw('RELEASE SAVEPOINT dd_eval');
+        } catch (err) {
+          await tx.raw('ROLLBACK TO SAVEPOINT dd_eval');
+          error = `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim();
+          break;
+        }
+      }
+      out.push(error ? { error } : holds);
+    }
+    return out;
+  }, 'BEGIN READ ONLY');
+}
+
+/** Every CHECK on digest_history.status, judged by the server over `candidates`. */
+export async function judgeStatusChecks(db: Db, candidates: readonly string[]): Promise<StatusCheckVerdict[]> {
+  const checks = await db.query<{ name: string; expr: string }>('repair_status_checks', [db.ids.schema, TABLE]);
+  const verdicts = await evaluateOverStatuses(db, checks.map((c) => c.expr), candidates, 'not-false');
+  return checks.map((c, i) => {
+    const v = verdicts[i]!;
+    return Array.isArray(v) ? { name: c.name, accepts: v } : { name: c.name, accepts: null, error: v.error };
+  });
+}
