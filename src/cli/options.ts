@@ -7,7 +7,8 @@ import { secretsOf } from '../core/redact.js';
 import { badInput } from '../errors.js';
 import { connectPg, normalizePgUrl, type Db } from '../postgres/db.js';
 import { assertDigestTable } from '../postgres/table.js';
-import { connectRedis, describeRedis, type RedisClient } from '../redis/connect.js';
+import { connectRedis, describeRedis, parseRedisUrls, type RedisClient } from '../redis/connect.js';
+import { DoctorError } from '../errors.js';
 import { parseDuration } from '../core/validate.js';
 
 export interface GlobalOptions {
@@ -20,6 +21,12 @@ export interface GlobalOptions {
   redisCluster: boolean;
   keyPrefix?: string;
   statementTimeoutMs: number;
+  /** Bound on connecting to Postgres and to Redis (--connect-timeout). */
+  connectTimeoutMs: number;
+  /** Client-side bound on each Postgres reply (--query-timeout); undefined = statement timeout + 10 s; 0 = none. */
+  queryTimeoutMs?: number;
+  /** Bound on each Redis reply (--redis-command-timeout); 0 = none. */
+  redisCommandTimeoutMs: number;
   timeZone: string;
   json: boolean;
   color: boolean;
@@ -50,6 +57,9 @@ export function readGlobalOptions(program: Command): GlobalOptions {
     redisCluster?: boolean;
     keyPrefix?: string;
     statementTimeout: string;
+    connectTimeout: string;
+    queryTimeout?: string;
+    redisCommandTimeout: string;
     tz: string;
     json?: boolean;
     color?: boolean;
@@ -57,6 +67,9 @@ export function readGlobalOptions(program: Command): GlobalOptions {
   const timeZone = o.tz || DEFAULT_TIME_ZONE;
   assertTimeZone(timeZone);
   const databaseUrl = o.databaseUrl ? normalizePgUrl(o.databaseUrl) : undefined;
+  // a Redis URL the tool cannot honour is exit 2 before anything is read, configured by flag or environment
+  if (o.redisUrl) parseRedisUrls(o.redisUrl);
+  const durationOrZero = (v: string, flag: string) => (/^0+(?:ms|s|m|h|d)?$/.test(v.trim()) ? 0 : parseDuration(v, flag));
   return {
     databaseUrl,
     schema: checkIdent(o.schema, '--schema'),
@@ -66,6 +79,9 @@ export function readGlobalOptions(program: Command): GlobalOptions {
     redisCluster: Boolean(o.redisCluster),
     keyPrefix: o.keyPrefix || undefined,
     statementTimeoutMs: parseDuration(o.statementTimeout, '--statement-timeout'),
+    connectTimeoutMs: parseDuration(o.connectTimeout, '--connect-timeout'),
+    queryTimeoutMs: o.queryTimeout === undefined ? undefined : durationOrZero(o.queryTimeout, '--query-timeout'),
+    redisCommandTimeoutMs: durationOrZero(o.redisCommandTimeout, '--redis-command-timeout'),
     timeZone,
     json: Boolean(o.json),
     color: colorEnabled(o.color),
@@ -74,7 +90,7 @@ export function readGlobalOptions(program: Command): GlobalOptions {
 }
 
 /** Connects to Postgres and checks that digest_history matches the contract (unless told not to). */
-export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number } = {}): Promise<Db> {
+export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number; queryTimeoutMs?: number } = {}): Promise<Db> {
   if (!g.databaseUrl) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
   const db = await connectPg({
     url: g.databaseUrl,
@@ -83,6 +99,8 @@ export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; app
     statementTimeoutMs: g.statementTimeoutMs,
     lockTimeoutMs: opts.lockTimeoutMs,
     applicationName: opts.applicationName,
+    connectTimeoutMs: g.connectTimeoutMs,
+    queryTimeoutMs: opts.queryTimeoutMs ?? g.queryTimeoutMs,
   });
   if (opts.checkTable !== false) {
     try {
@@ -108,13 +126,14 @@ export async function openOptionalRedis(g: GlobalOptions): Promise<RedisAvailabi
   try {
     return { client: await openRedis(g) };
   } catch (err) {
-    if (g.redisExplicit) throw err;
-    return { skipped: `Redis at ${describeRedis(g.redisUrl)} unreachable: ${(err as Error).message}` };
+    // a URL naming something the server does not have is an error however it was given
+    if (g.redisExplicit || !(err instanceof DoctorError) || err.exitCode !== 3) throw err;
+    return { skipped: `Redis at ${describeRedis(g.redisUrl)} (REDIS_URL) skipped: ${err.message}` };
   }
 }
 
 /** For commands that need Redis. */
 export async function openRedis(g: GlobalOptions): Promise<RedisClient> {
   if (!g.redisUrl) throw badInput('no Redis configured: pass --redis-url or set REDIS_URL (redis://host:6379)');
-  return connectRedis({ url: g.redisUrl, cluster: g.redisCluster, keyPrefix: g.keyPrefix });
+  return connectRedis({ url: g.redisUrl, cluster: g.redisCluster, keyPrefix: g.keyPrefix, connectTimeoutMs: g.connectTimeoutMs, commandTimeoutMs: g.redisCommandTimeoutMs });
 }

@@ -3,6 +3,7 @@ import { DIGEST_DLQ_STREAM, DIGEST_STREAM, resolveStreamKey } from '../../core/c
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { ExitCode, badInput } from '../../errors.js';
 import { DEFAULT_REPLAY_MARKER_PREFIX, replay, ReplayResultSchema, type ReplayResult } from '../../ops/replay.js';
+import { closeRedis } from '../../redis/connect.js';
 import { openDb, openRedis } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
@@ -62,7 +63,7 @@ export function register(program: Command): void {
         const db = await openDb(g);
         ctx.defer(() => db.close());
         const redis = await openRedis(g);
-        ctx.defer(() => redis.quit().then(() => undefined));
+        ctx.defer(() => closeRedis(redis));
         const result = await replay(db, redis, {
           fromDlq: o.fromDlq,
           failedDate,

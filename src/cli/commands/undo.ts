@@ -19,7 +19,8 @@ export function register(program: Command): void {
       act<BatchFlags>(async (ctx, o, args) => {
         const runId = assertUuid(args[0] ?? '', 'run id');
         const flags = readRepairFlags(ctx, o);
-        const db = await openDb(ctx.g);
+        // the repair's --lock-timeout from the start: a lock on the tool's own tables is waited out that long, not the statement timeout
+        const db = await openDb(ctx.g, { lockTimeoutMs: flags.lockTimeoutMs });
         ctx.defer(() => db.close());
         const result = await stopOnInterrupt(ctx, flags.controller, undoRun(db, { ...flags, runId }));
         if (ctx.g.json) printJson(UndoResultSchema, result);
