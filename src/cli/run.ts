@@ -2,7 +2,7 @@
 // closes what it opened, maps every error to one line (or a --json error document) and an exit code.
 import type { Command } from 'commander';
 import { classifyPgFault, classifyRedisFault, isPgServerError } from '../core/faults.js';
-import { redactText, secretsOf } from '../core/redact.js';
+import { redactDeep, redactText, rememberSecrets, secretsOf } from '../core/redact.js';
 import { DoctorError, ExitCode, type ExitCodeValue } from '../errors.js';
 import { describeTarget } from '../postgres/db.js';
 import { describeRedis } from '../redis/connect.js';
@@ -68,7 +68,7 @@ export function reportError(err: unknown, name: string, json: boolean, secrets: 
         ok: false,
         error: { code: known ? known.code : 'INTERNAL', message, exitCode, details: known ? known.details : undefined },
       });
-      process.stdout.write(redactText(JSON.stringify(doc, null, 2), secrets) + '\n');
+      process.stdout.write(JSON.stringify(redactDeep(doc, secrets), null, 2) + '\n');
     } catch {
       /* the message below still reaches stderr */
     }
@@ -91,6 +91,7 @@ export function act<O>(fn: CommandAction<O>) {
     let interrupt: (() => Promise<void>) | undefined;
     // known before the options are checked, so a URL rejected as bad input is masked too
     let secrets: string[] = secretsOf([root.opts().databaseUrl, root.opts().redisUrl]);
+    rememberSecrets(secrets);
     let targets: FaultTargets = {};
     let json = Boolean(root.opts().json);
     const onSigint = () => {

@@ -5,14 +5,14 @@
 /** Where a URL-looking token starts: `scheme://` (RFC 3986 scheme characters). */
 const SCHEME = /[a-z][a-z0-9+.-]*:\/\//gi;
 /** A query parameter whose value is a secret (libpq `password`, `sslpassword`, tokens...). */
-const SECRET_PARAM = /([?&;](?:[a-z0-9_.-]*pass(?:word)?[a-z0-9_.-]*|[a-z0-9_.-]*secret|[a-z0-9_.-]*token)=)([^&#\s"'<>]*)/gi;
+const SECRET_PARAM = /([?&;](?:[a-z0-9_.-]*pass(?:word)?[a-z0-9_.-]*|[a-z0-9_.-]*secret|[a-z0-9_.-]*token)=)([^&#\s"'<>\\]*)/gi;
 /** `password=...` in a keyword/value connection string or any `key=value` text (not inside a URL). */
 const SECRET_PAIR = /(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"&,;)]+)/gi;
 
 /** The end of a URL-looking token starting at `from`: whitespace, a quote, `<>`, or the next `scheme://`. */
 function tokenEnd(text: string, from: number): number {
   let end = text.length;
-  const stop = /[\s"'`<>]/g;
+  const stop = /[\s"'`<>\\]/g;
   stop.lastIndex = from;
   const s = stop.exec(text);
   if (s) end = s.index;
@@ -58,6 +58,26 @@ export function redactUrl(text: string): string {
     pos = end;
   }
   return out + text.slice(pos);
+}
+
+let remembered: readonly string[] = [];
+
+/** The CLI remembers the configured URLs' passwords once, so every printer (JSON documents included) can mask them. */
+export function rememberSecrets(secrets: readonly string[]): void {
+  remembered = [...new Set([...remembered, ...secrets])];
+}
+
+/** The secrets remembered so far (see rememberSecrets). */
+export function knownSecrets(): readonly string[] {
+  return remembered;
+}
+
+/** Every string inside `value` (a JSON document) passed through redactText. */
+export function redactDeep<T>(value: T, secrets: readonly string[] = []): T {
+  if (typeof value === 'string') return redactText(value, secrets) as T;
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, secrets)) as T;
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, secrets)])) as T;
+  return value;
 }
 
 /** Masks URL passwords, `password=` pairs, and every given secret (e.g. passwords taken from the configured URLs). */

@@ -9,8 +9,13 @@ export interface TcpProxy {
   address: string;
   /** Connections accepted so far. */
   readonly accepted: number;
-  /** Stop carrying bytes either way on every open and future connection; the sockets stay open. */
-  blackhole(): void;
+  /**
+   * Stop carrying bytes either way on every open connection, and (unless `existingOnly`) on every
+   * future one; the sockets stay open.
+   */
+  blackhole(existingOnly?: boolean): void;
+  /** When a chunk from the client contains `text` (a command name), cut or blackhole instead of forwarding it. */
+  faultOn(text: string, action: 'cut' | 'blackhole'): void;
   /** Destroy every connection (both sides) and reset new ones at once. */
   cut(): void;
   /** Forward again (new connections only, after cut). */
@@ -21,8 +26,10 @@ export interface TcpProxy {
 type Mode = 'forward' | 'blackhole' | 'cut';
 
 /** Starts a proxy to `target` (loopback host and port) on a port the OS picks. */
-export async function startTcpProxy(target: { host?: string; port: number }): Promise<TcpProxy> {
+export async function startTcpProxy(target: { host?: string; port: number }, opts: { beforeConnect?: (n: number) => Promise<void> } = {}): Promise<TcpProxy> {
   let mode: Mode = 'forward';
+  let trigger: { text: string; action: 'cut' | 'blackhole' } | undefined;
+  const held = new WeakSet<net.Socket>();
   let accepted = 0;
   const pairs = new Set<[net.Socket, net.Socket | undefined]>();
   const server = net.createServer((client) => {
@@ -40,39 +47,56 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
       client.on('close', () => pairs.delete(pair));
       return;
     }
-    const upstream = net.connect({ host: target.host ?? '127.0.0.1', port: target.port });
+    client.pause();
+    const n = accepted;
+    const upstream = new net.Socket();
     upstream.on('error', () => client.destroy());
     const pair: [net.Socket, net.Socket | undefined] = [client, upstream];
     pairs.add(pair);
-    const forward = (from: net.Socket, to: net.Socket) =>
-      from.on('data', (chunk) => {
-        if (mode === 'forward') to.write(chunk);
-      });
-    forward(client, upstream);
-    forward(upstream, client);
+    const live = () => mode === 'forward' && !held.has(client);
+    client.on('data', (chunk) => {
+      if (trigger && chunk.includes(trigger.text)) {
+        const t = trigger;
+        trigger = undefined;
+        if (t.action === 'cut') api.cut();
+        else held.add(client);
+        return;
+      }
+      if (live()) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (live()) client.write(chunk);
+    });
+    void (opts.beforeConnect ?? (async () => undefined))(n).then(() => {
+      upstream.connect({ host: target.host ?? '127.0.0.1', port: target.port }, () => client.resume());
+    });
     const end = () => {
       pairs.delete(pair);
       client.destroy();
       upstream.destroy();
     };
+    // in a blackhole the server never learns that the client went away (until close())
     client.on('close', () => {
-      // in a blackhole the server never learns that the client went away
-      if (mode !== 'blackhole') end();
+      if (live()) end();
     });
     upstream.on('close', () => {
-      if (mode !== 'blackhole') end();
+      if (live()) end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
-  return {
+  const api: TcpProxy = {
     port,
     address: `127.0.0.1:${port}`,
     get accepted() {
       return accepted;
     },
-    blackhole() {
-      mode = 'blackhole';
+    blackhole(existingOnly = false) {
+      for (const [c] of pairs) held.add(c);
+      if (!existingOnly) mode = 'blackhole';
+    },
+    faultOn(text, action) {
+      trigger = { text, action };
     },
     cut() {
       mode = 'cut';
@@ -94,4 +118,5 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return api;
 }
