@@ -14,7 +14,7 @@ export interface TcpProxy {
    * future one; the sockets stay open.
    */
   blackhole(existingOnly?: boolean): void;
-  /** When a chunk from the client contains `text` (a command name), cut or blackhole instead of forwarding it. */
+  /** When a chunk from the client contains `text` (a command name, any case), cut or blackhole instead of forwarding it. */
   faultOn(text: string, action: 'cut' | 'blackhole'): void;
   /** Destroy every connection (both sides) and reset new ones at once. */
   cut(): void;
@@ -55,7 +55,7 @@ export async function startTcpProxy(target: { host?: string; port: number }, opt
     pairs.add(pair);
     const live = () => mode === 'forward' && !held.has(client);
     client.on('data', (chunk) => {
-      if (trigger && chunk.includes(trigger.text)) {
+      if (trigger && chunk.toString('latin1').toLowerCase().includes(trigger.text.toLowerCase())) {
         const t = trigger;
         trigger = undefined;
         if (t.action === 'cut') api.cut();
