@@ -128,7 +128,7 @@ export async function openOptionalRedis(g: GlobalOptions): Promise<RedisAvailabi
   } catch (err) {
     // a URL naming something the server does not have is an error however it was given
     if (g.redisExplicit || !(err instanceof DoctorError) || err.exitCode !== 3) throw err;
-    return { skipped: `Redis at ${describeRedis(g.redisUrl)} (REDIS_URL) skipped: ${err.message}` };
+    return { skipped: `Redis at ${describeRedis(g.redisUrl)} (REDIS_URL) unreachable, skipped: ${err.message}` };
   }
 }
 
