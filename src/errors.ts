@@ -1,4 +1,5 @@
 // One error type with a stable code and the exit code it maps to. Messages are one line: the problem and the fix.
+// Driver errors (pg, ioredis, sockets) become DoctorErrors in one place: src/core/faults.ts.
 
 export const ExitCode = {
   OK: 0,
@@ -16,8 +17,12 @@ export type ErrorCode =
   | 'SCHEMA_MISMATCH'
   | 'UNREACHABLE'
   | 'AUTH_FAILED'
+  | 'TLS_FAILED'
+  | 'CONNECTION_LOST'
   | 'REFUSED'
+  | 'PERMISSION_DENIED'
   | 'BUSY'
+  | 'TIMEOUT'
   | 'INTERNAL';
 
 const EXIT_BY_CODE: Record<ErrorCode, ExitCodeValue> = {
@@ -26,8 +31,12 @@ const EXIT_BY_CODE: Record<ErrorCode, ExitCodeValue> = {
   SCHEMA_MISMATCH: ExitCode.USAGE,
   UNREACHABLE: ExitCode.UNREACHABLE,
   AUTH_FAILED: ExitCode.UNREACHABLE,
+  TLS_FAILED: ExitCode.UNREACHABLE,
+  CONNECTION_LOST: ExitCode.UNREACHABLE,
   REFUSED: ExitCode.REFUSED,
+  PERMISSION_DENIED: ExitCode.REFUSED,
   BUSY: ExitCode.REFUSED,
+  TIMEOUT: ExitCode.REFUSED,
   INTERNAL: ExitCode.INTERNAL,
 };
 

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_TIME_ZONE } from '../core/contract.js';
+import { redactText, secretsOf } from '../core/redact.js';
 import { ExitCode } from '../errors.js';
 import { COMMANDS, registerCommands } from './commands/index.js';
 import { applyConfig } from './config.js';
@@ -34,12 +35,17 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     .addOption(new Option('--redis-cluster', 'use the Redis Cluster client even for one seed URL').env('DIGEST_DOCTOR_REDIS_CLUSTER'))
     .addOption(new Option('--key-prefix <prefix>', 'prefix prepended to every Redis key (ioredis keyPrefix)').env('DIGEST_DOCTOR_KEY_PREFIX'))
     .addOption(new Option('--statement-timeout <duration>', 'statement_timeout for every Postgres session').default('30s'))
+    .addOption(new Option('--connect-timeout <duration>', 'bound on connecting to Postgres and to Redis').env('DIGEST_DOCTOR_CONNECT_TIMEOUT').default('10s'))
+    .addOption(new Option('--query-timeout <duration>', 'client-side bound on each Postgres reply, for a server that stops answering (0 = none)').env('DIGEST_DOCTOR_QUERY_TIMEOUT').default(undefined, 'statement timeout + 10s'))
+    .addOption(new Option('--redis-command-timeout <duration>', 'bound on each Redis reply (0 = none)').env('DIGEST_DOCTOR_REDIS_COMMAND_TIMEOUT').default('10s'))
     .addOption(new Option('--tz <zone>', 'the service time zone (digest_date is the calendar date there)').env('DIGEST_DOCTOR_TZ').default(DEFAULT_TIME_ZONE))
     .addOption(new Option('--data-dir <dir>', 'the embedded database used when no database URL is configured').env('DIGEST_DOCTOR_DATA_DIR').default('.digest-doctor/db'))
     .addOption(new Option('--config <file>', 'config file (default ./digest-doctor.config.json when present)').env('DIGEST_DOCTOR_CONFIG'))
     .option('--json', 'one JSON document on stdout (with schemaVersion)')
     .option('--no-color', 'no colour (NO_COLOR is honoured too)')
     .showSuggestionAfterError()
+    // commander's own messages (an option's value quoted back) are masked like ours
+    .configureOutput({ writeErr: (str) => process.stderr.write(redactText(str, argvSecrets(args))) })
     .exitOverride()
     .addHelpText('after', EXIT_CODE_HELP)
     // flags > environment > config file > defaults: the file fills what the first two left unset.
@@ -49,6 +55,19 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
   await registerCommands(program, args);
   return program;
 }
+
+/** Passwords of the URLs on the command line (`--x-url v` or `--x-url=v`) and in the environment. */
+function argvSecrets(args: readonly string[]): string[] {
+  const urls: string[] = [process.env.DATABASE_URL ?? '', process.env.REDIS_URL ?? ''];
+  args.forEach((a, i) => {
+    if (/^--(?:database|redis)-url$/.test(a)) urls.push(args[i + 1] ?? '');
+    else if (/^--(?:database|redis)-url=/.test(a)) urls.push(a.slice(a.indexOf('=') + 1));
+  });
+  return secretsOf(urls);
+}
+
+/** After the command has finished and closed what it opened, the process exits within this even if a socket lingers. */
+const EXIT_GRACE_MS = 2_000;
 
 export async function main(argv: string[]): Promise<void> {
   try {
@@ -61,6 +80,9 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const { reportError } = await import('./run.js');
-    process.exitCode = reportError(err, 'digest-doctor', argv.includes('--json'), []);
+    process.exitCode = reportError(err, 'digest-doctor', argv.includes('--json'), argvSecrets(argv.slice(2)));
+  } finally {
+    // a half-closed socket to a server that stopped answering must not keep the process alive
+    setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
   }
 }

@@ -13,7 +13,7 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 const DEFAULT_REDIS_PROBE_MS = 500;
 import { connectPg, normalizePgUrl, type Db } from '../postgres/db.js';
 import { assertDigestTable } from '../postgres/table.js';
-import { connectRedis, describeRedis, type RedisClient } from '../redis/connect.js';
+import { connectRedis, describeRedis, parseRedisUrls, type RedisClient } from '../redis/connect.js';
 import { assertSchemaName, parseDuration, shellQuote } from '../core/validate.js';
 
 export interface GlobalOptions {
@@ -30,6 +30,12 @@ export interface GlobalOptions {
   redisCluster: boolean;
   keyPrefix?: string;
   statementTimeoutMs: number;
+  /** Bound on connecting to Postgres and to Redis (--connect-timeout). */
+  connectTimeoutMs: number;
+  /** Client-side bound on each Postgres reply (--query-timeout); undefined = statement timeout + 10 s; 0 = none. */
+  queryTimeoutMs?: number;
+  /** Bound on each Redis reply (--redis-command-timeout); 0 = none. */
+  redisCommandTimeoutMs: number;
   timeZone: string;
   json: boolean;
   color: boolean;
@@ -53,6 +59,9 @@ export function readGlobalOptions(program: Command): GlobalOptions {
     redisCluster?: boolean;
     keyPrefix?: string;
     statementTimeout: string;
+    connectTimeout: string;
+    queryTimeout?: string;
+    redisCommandTimeout: string;
     tz: string;
     json?: boolean;
     color?: boolean;
@@ -61,6 +70,9 @@ export function readGlobalOptions(program: Command): GlobalOptions {
   const timeZone = o.tz || DEFAULT_TIME_ZONE;
   assertTimeZone(timeZone);
   const databaseUrl = o.databaseUrl ? normalizePgUrl(o.databaseUrl) : undefined;
+  // a Redis URL the tool cannot honour is exit 2 before anything is read, configured by flag or environment
+  if (o.redisUrl) parseRedisUrls(o.redisUrl);
+  const durationOrZero = (v: string, flag: string) => (/^0+(?:ms|s|m|h|d)?$/.test(v.trim()) ? 0 : parseDuration(v, flag));
   return {
     databaseUrl,
     dataDir: o.dataDir || DEFAULT_DATA_DIR,
@@ -72,6 +84,9 @@ export function readGlobalOptions(program: Command): GlobalOptions {
     redisCluster: Boolean(o.redisCluster),
     keyPrefix: o.keyPrefix || undefined,
     statementTimeoutMs: parseDuration(o.statementTimeout, '--statement-timeout'),
+    connectTimeoutMs: parseDuration(o.connectTimeout, '--connect-timeout'),
+    queryTimeoutMs: o.queryTimeout === undefined ? undefined : durationOrZero(o.queryTimeout, '--query-timeout'),
+    redisCommandTimeoutMs: durationOrZero(o.redisCommandTimeout, '--redis-command-timeout'),
     timeZone,
     json: Boolean(o.json),
     color: colorEnabled(o.color),
@@ -128,7 +143,7 @@ function stripPassword(url: string): string {
  * Connects to Postgres (or, with no URL, the embedded engine) and checks that digest_history matches
  * the contract and that the role may read it and the service tables in `alsoReads` (unless told not to).
  */
-export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number; embedded?: boolean; alsoReads?: string[] } = {}): Promise<Db> {
+export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number; queryTimeoutMs?: number; embedded?: boolean; alsoReads?: string[] } = {}): Promise<Db> {
   if (!g.databaseUrl) {
     if (opts.embedded === false) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
     // No URL: the embedded engine, loaded only now, with a notice every time.
@@ -152,6 +167,8 @@ export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; app
     statementTimeoutMs: g.statementTimeoutMs,
     lockTimeoutMs: opts.lockTimeoutMs,
     applicationName: opts.applicationName,
+    connectTimeoutMs: g.connectTimeoutMs,
+    queryTimeoutMs: opts.queryTimeoutMs ?? g.queryTimeoutMs,
   });
   if (opts.checkTable !== false) {
     try {
@@ -176,7 +193,7 @@ export async function openOptionalRedis(g: GlobalOptions): Promise<RedisAvailabi
   if (!g.redisUrl) {
     // No URL: the local default is tried briefly; nothing there means the Redis parts are skipped.
     try {
-      return { client: await connectRedis({ url: DEFAULT_REDIS_URL, cluster: false, keyPrefix: g.keyPrefix, connectTimeoutMs: DEFAULT_REDIS_PROBE_MS }) };
+      return { client: await connectDefaultRedis(g) };
     } catch {
       const skipped = `Redis not configured and nothing answers at ${describeRedis(DEFAULT_REDIS_URL)}: the Redis parts are skipped (pass --redis-url or set REDIS_URL)`;
       process.stderr.write(`digest-doctor: ${skipped}\n`);
@@ -186,19 +203,25 @@ export async function openOptionalRedis(g: GlobalOptions): Promise<RedisAvailabi
   try {
     return { client: await openRedis(g) };
   } catch (err) {
-    if (g.redisExplicit) throw err;
-    return { skipped: `Redis at ${describeRedis(g.redisUrl)} unreachable: ${(err as Error).message}` };
+    // a URL naming something the server does not have is an error however it was given
+    if (g.redisExplicit || !(err instanceof DoctorError) || err.exitCode !== 3) throw err;
+    return { skipped: `Redis at ${describeRedis(g.redisUrl)} (REDIS_URL) unreachable, skipped: ${err.message}` };
   }
+}
+
+/** The local default Redis, tried when none is configured: DEFAULT_REDIS_PROBE_MS to connect and answer. */
+function connectDefaultRedis(g: GlobalOptions): Promise<RedisClient> {
+  return connectRedis({ url: DEFAULT_REDIS_URL, cluster: false, keyPrefix: g.keyPrefix, connectTimeoutMs: DEFAULT_REDIS_PROBE_MS, commandTimeoutMs: g.redisCommandTimeoutMs });
 }
 
 /** For commands that need Redis. */
 export async function openRedis(g: GlobalOptions): Promise<RedisClient> {
   if (!g.redisUrl) {
     try {
-      return await connectRedis({ url: DEFAULT_REDIS_URL, cluster: false, keyPrefix: g.keyPrefix, connectTimeoutMs: DEFAULT_REDIS_PROBE_MS });
+      return await connectDefaultRedis(g);
     } catch (err) {
       throw new DoctorError('UNREACHABLE', `no Redis configured and nothing answers at ${describeRedis(DEFAULT_REDIS_URL)}: pass --redis-url or set REDIS_URL (redis://host:6379)`, { cause: err });
     }
   }
-  return connectRedis({ url: g.redisUrl, cluster: g.redisCluster, keyPrefix: g.keyPrefix });
+  return connectRedis({ url: g.redisUrl, cluster: g.redisCluster, keyPrefix: g.keyPrefix, connectTimeoutMs: g.connectTimeoutMs, commandTimeoutMs: g.redisCommandTimeoutMs });
 }

@@ -1,5 +1,6 @@
 // --json documents: checked against the exported zod schema before they are printed.
 import { z } from 'zod';
+import { knownSecrets, redactDeep } from '../core/redact.js';
 import { DoctorError } from '../errors.js';
 
 export const SCHEMA_VERSION = 1 as const;
@@ -18,5 +19,6 @@ export function printJson<S extends z.ZodType>(schema: S, doc: z.input<S>): void
   if (!parsed.success) {
     throw new DoctorError('INTERNAL', `--json output does not match its schema: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
-  process.stdout.write(JSON.stringify(parsed.data, null, 2) + '\n');
+  // no secret in any output: every string is masked (URL passwords, the configured URLs' passwords)
+  process.stdout.write(JSON.stringify(redactDeep(parsed.data, knownSecrets()), null, 2) + '\n');
 }

@@ -1,11 +1,13 @@
 // Wraps each command action: reads the global options, gives the command its output helpers,
 // closes what it opened, maps every error to one line (or a --json error document) and an exit code.
 import type { Command } from 'commander';
-import { redactText } from '../core/redact.js';
+import { classifyPgFault, classifyRedisFault, isPgServerError } from '../core/faults.js';
+import { redactDeep, redactText, rememberSecrets, secretsOf } from '../core/redact.js';
 import { DoctorError, ExitCode, type ExitCodeValue } from '../errors.js';
-import { classifyRedisReply } from '../redis/connect.js';
+import { describeTarget } from '../postgres/db.js';
+import { describeRedis } from '../redis/connect.js';
 import { readGlobalOptions, type GlobalOptions } from './options.js';
-import { ErrorDocumentSchema, SCHEMA_VERSION, printJson } from './output.js';
+import { ErrorDocumentSchema, SCHEMA_VERSION } from './output.js';
 import { createProgress, type Progress } from './progress.js';
 import { makeStyle, type Style } from './render.js';
 
@@ -29,20 +31,44 @@ function commandPath(cmd: Command): string {
   return names.join(' ');
 }
 
-export function reportError(thrown: unknown, name: string, json: boolean, secrets: readonly string[]): ExitCodeValue {
-  const err = classifyRedisReply(thrown);
-  const known = err instanceof DoctorError;
-  const exitCode = known ? err.exitCode : ExitCode.INTERNAL;
-  const raw = known ? err.message : `internal error: ${(err as Error)?.message ?? String(err)} (set DEBUG=1 for the stack trace)`;
-  const message = redactText(raw, secrets);
+/** Where the configured servers are (host:port, no secret), for messages about errors not classified where they arose. */
+export interface FaultTargets {
+  pg?: string;
+  redis?: string;
+}
+
+/**
+ * Any error as a DoctorError when it is a documented fault: a Postgres server error by SQLSTATE, then
+ * the Redis driver's errors, then the Postgres driver's own (src/core/faults.ts). Undefined: a bug of ours.
+ */
+export function classifyFault(err: unknown, targets: FaultTargets = {}): DoctorError | undefined {
+  if (err instanceof DoctorError) return err;
+  const pg = targets.pg ?? 'the database';
+  if (isPgServerError(err)) return classifyPgFault(err, pg);
+  return classifyRedisFault(err, targets.redis ?? 'the Redis server') ?? classifyPgFault(err, pg);
+}
+
+const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
+
+/**
+ * Prints one line (and, with --json, an error document on stdout) for `err` and returns its exit code:
+ * the documented code of a classified fault, 70 for anything else. Secrets are masked everywhere; the
+ * stack trace only with DEBUG set.
+ */
+export function reportError(err: unknown, name: string, json: boolean, secrets: readonly string[], targets: FaultTargets = {}): ExitCodeValue {
+  const known = classifyFault(err, targets);
+  const exitCode = known ? known.exitCode : ExitCode.INTERNAL;
+  const raw = known ? known.message : `internal error: ${(err as Error)?.message ?? String(err)} (set DEBUG=1 for the stack trace)`;
+  const message = oneLine(redactText(raw, secrets));
   if (json) {
     try {
-      printJson(ErrorDocumentSchema, {
+      const doc = ErrorDocumentSchema.parse({
         schemaVersion: SCHEMA_VERSION,
         command: name,
         ok: false,
-        error: { code: known ? err.code : 'INTERNAL', message, exitCode, details: known ? err.details : undefined },
+        error: { code: known ? known.code : 'INTERNAL', message, exitCode, details: known ? known.details : undefined },
       });
+      process.stdout.write(JSON.stringify(redactDeep(doc, secrets), null, 2) + '\n');
     } catch {
       /* the message below still reaches stderr */
     }
@@ -63,7 +89,10 @@ export function act<O>(fn: CommandAction<O>) {
     const name = commandPath(cmd);
     const cleanups: Array<() => Promise<void> | void> = [];
     let interrupt: (() => Promise<void>) | undefined;
-    let secrets: string[] = [];
+    // known before the options are checked, so a URL rejected as bad input is masked too
+    let secrets: string[] = secretsOf([root.opts().databaseUrl, root.opts().redisUrl]);
+    rememberSecrets(secrets);
+    let targets: FaultTargets = {};
     let json = Boolean(root.opts().json);
     const onSigint = () => {
       process.stderr.write('\ndigest-doctor: interrupted, cleaning up...\n');
@@ -79,6 +108,7 @@ export function act<O>(fn: CommandAction<O>) {
       const g = readGlobalOptions(root);
       secrets = g.secrets;
       json = g.json;
+      targets = { pg: g.databaseUrl ? describeTarget(g.databaseUrl) : undefined, redis: g.redisUrl ? describeRedis(g.redisUrl) : undefined };
       const ctx: CommandContext = {
         g,
         style: makeStyle(g.color && !g.json),
@@ -91,7 +121,7 @@ export function act<O>(fn: CommandAction<O>) {
       };
       process.exitCode = await fn(ctx, opts, args);
     } catch (err) {
-      process.exitCode = reportError(err, name, json, secrets);
+      process.exitCode = reportError(err, name, json, secrets, targets);
     } finally {
       process.removeListener('SIGINT', onSigint);
       for (const c of cleanups.reverse()) {

@@ -166,8 +166,35 @@ export async function recordedRun<T extends { interrupted: boolean }>(
     await finishRun(db, runId, status);
     return { runId, status, body: out };
   } catch (err) {
+    if (db.connectionLost) throw await recordLostRun(db, runId, err);
     await finishRun(db, runId, 'failed', (err as Error)?.message ?? String(err)).catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * The run's session was lost mid-run (the server or the network stopped answering): the batches
+ * committed before are kept (each is whole: table, audit and the run's count together). Records the
+ * run as interrupted over a new session, with the rows it changed; when the server cannot be reached
+ * either, says so and how to see the run later. Returns the error to throw (exit 3).
+ */
+async function recordLostRun(db: Db, runId: string, err: unknown): Promise<DoctorError> {
+  const cause = (err as Error)?.message ?? String(err);
+  const rerun = 'rerun the same command to finish (a rerun converges)';
+  try {
+    const fresh = await db.reopen();
+    try {
+      const rows = await finishRun(fresh, runId, 'interrupted', cause);
+      return new DoctorError('CONNECTION_LOST', `${cause}; run ${runId} stopped after ${rows} row(s) changed and is recorded as interrupted (every batch committed before is whole: table and audit agree): ${rerun}`, { cause: err });
+    } finally {
+      await fresh.close();
+    }
+  } catch {
+    return new DoctorError(
+      'CONNECTION_LOST',
+      `${cause}; run ${runId} could not be recorded as interrupted (the server cannot be reached): the batches committed before the loss are kept, table and audit agree, and \`digest-doctor runs\` shows the run with its rows changed (interrupted once the server has dropped the lost session): ${rerun}`,
+      { cause: err },
+    );
   }
 }
 

@@ -1,7 +1,9 @@
 // The one module that owns the `pg` import. Everything else talks to Postgres through Db.
 import type { Client, QueryResultRow } from 'pg';
 import { DoctorError, badInput } from '../errors.js';
+import { classifyPgFault } from '../core/faults.js';
 import { redactUrl } from '../core/redact.js';
+import { unparsableReason } from '../core/url.js';
 import { sql, type SqlIdentifiers } from './sql.js';
 
 export interface PgConfig {
@@ -14,22 +16,78 @@ export interface PgConfig {
   statementTimeoutMs: number;
   lockTimeoutMs?: number;
   applicationName?: string;
+  /** Bound on connecting (TCP, TLS, startup, authentication). Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * Client-side bound on each statement's reply (pg `query_timeout`), for a server or network that
+   * stops answering; 0 = none. Default: statementTimeoutMs + 10 s (none when statementTimeoutMs is 0).
+   * TCP keepalive (probes after 10 s idle) covers a session whose statements may run long.
+   */
+  queryTimeoutMs?: number;
 }
+
+/** Added to the statement timeout for the client-side bound: the server's own timeout fires first. */
+export const QUERY_TIMEOUT_GRACE_MS = 10_000;
+/** Default bound on connecting to Postgres. */
+export const DEFAULT_PG_CONNECT_TIMEOUT_MS = 10_000;
+/** Idle time before the first TCP keepalive probe on every Postgres session. */
+export const PG_KEEPALIVE_DELAY_MS = 10_000;
+/** How long closing a session may take before its socket is destroyed. */
+const CLOSE_TIMEOUT_MS = 1_000;
 
 const DRIVER_SUFFIX = /^(postgres(?:ql)?)\+[a-z0-9_]+:\/\//i;
 
-/** Strips a SQLAlchemy driver suffix (`postgresql+asyncpg://`) and checks the URL parses. */
+/**
+ * Query parameters of a Postgres URL the tool honours (node-postgres reads them from the URL); any
+ * other is refused rather than silently ignored. `application_name` is refused too: every session is
+ * named digest-doctor.
+ */
+const PG_URL_PARAMS = new Set(['sslmode', 'ssl', 'sslrootcert', 'sslcert', 'sslkey', 'sslnegotiation', 'uselibpqcompat', 'user', 'password', 'host', 'port', 'options']);
+/** sslmode values and what node-postgres 8 does with them (prefer/allow would need a plain-text fallback it does not have). */
+const SSL_MODES = new Set(['disable', 'require', 'verify-ca', 'verify-full', 'no-verify']);
+
+/**
+ * Strips a SQLAlchemy driver suffix (`postgresql+asyncpg://`) and checks the URL: it parses, the
+ * scheme is postgres, the port is 1-65535, every query parameter is one the tool honours and sslmode
+ * one it can honour. BAD_INPUT (exit 2) otherwise, before anything is read or written.
+ */
 export function normalizePgUrl(raw: string): string {
   const url = raw.trim().replace(DRIVER_SUFFIX, 'postgresql://');
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw badInput(`database URL "${redactUrl(url)}" does not parse: expected postgresql://user:password@host:5432/dbname`);
+    const why = unparsableReason(url);
+    throw badInput(`database URL "${redactUrl(url)}": ${why}: expected postgresql://user:password@host:5432/dbname`);
   }
   if (parsed.protocol !== 'postgresql:' && parsed.protocol !== 'postgres:') {
     throw badInput(`database URL scheme "${parsed.protocol}" is not postgres: expected postgresql://user:password@host:5432/dbname`);
+  }
+  if (parsed.port === '0') throw badInput(`database URL "${redactUrl(url)}": port 0 is not a port: give the server's port (1-65535), e.g. :5432`);
+  if (parsed.hash) throw badInput(`database URL "${redactUrl(url)}" has a fragment (#...): remove it, or percent-encode a # in the password as %23`);
+  const unknown = [...new Set(parsed.searchParams.keys())].filter((k) => !PG_URL_PARAMS.has(k));
+  if (unknown.length) {
+    throw badInput(
+      `database URL parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} not supported: remove ${unknown.length > 1 ? 'them' : 'it'} (digest-doctor honours ${[...PG_URL_PARAMS].join(', ')}${unknown.includes('connect_timeout') ? '; use --connect-timeout' : ''}${unknown.includes('application_name') ? '; sessions are always named digest-doctor' : ''})`,
+    );
+  }
+  const sslmode = parsed.searchParams.get('sslmode');
+  if (sslmode !== null && !SSL_MODES.has(sslmode)) {
+    throw badInput(`database URL sslmode=${sslmode} cannot be honoured: use disable, require (the certificate is verified, as verify-full), verify-full, or no-verify (encrypted, not verified)`);
+  }
+  return url;
+}
+
+/**
+ * The URL handed to node-postgres: `sslmode=require` and `verify-ca` are what node-postgres 8 already
+ * treats them as, `verify-full`, spelled so (it prints a nine-line warning for the other spellings).
+ */
+function driverUrl(url: string): string {
+  const parsed = new URL(url);
+  const mode = parsed.searchParams.get('sslmode');
+  if ((mode === 'require' || mode === 'verify-ca') && parsed.searchParams.get('uselibpqcompat') !== 'true') {
+    parsed.searchParams.set('sslmode', 'verify-full');
+    return parsed.toString();
   }
   return url;
 }
@@ -43,29 +101,9 @@ export function describeTarget(url: string): string {
   }
 }
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET', 'EAI_AGAIN', 'ENETUNREACH']);
-
-/** Turns a driver error into a DoctorError where it means "unreachable" or "refused us". */
+/** Turns a driver error into a DoctorError where it is a documented fault (src/core/faults.ts); anything else is returned as is. */
 export function classifyPgError(err: unknown, target: string): unknown {
-  if (err instanceof DoctorError) return err;
-  const e = err as { code?: string; message?: string };
-  const msg = redactUrl(e?.message ?? String(err));
-  if (e?.code && UNREACHABLE_CODES.has(e.code)) {
-    return new DoctorError('UNREACHABLE', `cannot reach Postgres at ${target} (${e.code}): check --database-url / DATABASE_URL and that the server is up`, { cause: err });
-  }
-  if (/timeout expired|Connection terminated/i.test(msg)) {
-    return new DoctorError('UNREACHABLE', `Postgres at ${target} did not answer (${msg}): check the host, port and firewall`, { cause: err });
-  }
-  if (e?.code === '28P01' || e?.code === '28000') {
-    return new DoctorError('AUTH_FAILED', `Postgres at ${target} refused the login (${e.code}: ${msg}): check the user and password in the database URL`, { cause: err });
-  }
-  if (e?.code === '3D000') {
-    return new DoctorError('UNREACHABLE', `Postgres at ${target}: ${msg}: check the database name in the URL`, { cause: err });
-  }
-  if (e?.code === '57P01' || e?.code === '57P03' || e?.code === '53300') {
-    return new DoctorError('UNREACHABLE', `Postgres at ${target} refused us (${e.code}: ${msg})`, { cause: err });
-  }
-  return err;
+  return classifyPgFault(err, target) ?? err;
 }
 
 /**
@@ -77,6 +115,8 @@ export interface SqlSession {
   /** Optional: runs `text` as the session's prepared statement `name` (parsed once, its plan cached by the server). */
   queryPrepared?<R extends QueryResultRow>(name: string, text: string, params: unknown[]): Promise<{ rows: R[] }>;
   end(): Promise<void>;
+  /** Optional: drops the connection at once (no goodbye to a server that stopped answering). */
+  destroy?(): void;
 }
 
 /** node-postgres' Client as a SqlSession; prepared statements are its named queries. */
@@ -85,6 +125,7 @@ function pgSession(client: Client): SqlSession {
     query: <R extends QueryResultRow>(text: string, params?: unknown[]) => client.query<R>(text, params),
     queryPrepared: <R extends QueryResultRow>(name: string, text: string, params: unknown[]) => client.query<R>({ name, text, values: params }),
     end: () => client.end(),
+    destroy: () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy(),
   };
 }
 
@@ -94,6 +135,8 @@ export type Engine = 'postgres' | 'embedded';
 export class Db {
   readonly ids: SqlIdentifiers;
   readonly target: string;
+  /** Set once the connection is lost: every later statement fails at once with this error. */
+  private lost: DoctorError | undefined;
 
   constructor(
     readonly client: SqlSession,
@@ -120,12 +163,29 @@ export class Db {
   }
 
   private async run<R extends QueryResultRow>(text: string, params: unknown[], prepareAs?: string): Promise<R[]> {
+    if (this.lost) throw this.lost;
     try {
       const res = prepareAs && this.client.queryPrepared ? await this.client.queryPrepared<R>(prepareAs, text, params) : await this.client.query<R>(text, params);
       return res.rows;
     } catch (err) {
-      throw classifyPgError(err, this.target);
+      const classified = classifyPgError(err, this.target);
+      if (classified instanceof DoctorError && (classified.code === 'CONNECTION_LOST' || classified.code === 'UNREACHABLE')) {
+        // A session that timed out client-side still has its query queued in the driver: drop it.
+        this.lost = classified;
+        this.client.destroy?.();
+      }
+      throw classified;
     }
+  }
+
+  /** The connection was lost (a statement got no reply, or the socket was cut): nothing more can run on it. */
+  get connectionLost(): boolean {
+    return this.lost !== undefined;
+  }
+
+  /** A new session with the same settings (to record what happened after this one was lost). */
+  async reopen(): Promise<Db> {
+    return connectPg(this.config);
   }
 
   /** A read-only, repeatable-read transaction: every read sees one snapshot. */
@@ -140,7 +200,7 @@ export class Db {
       await this.raw('COMMIT');
       return out;
     } catch (err) {
-      await this.client.query('ROLLBACK').catch(() => undefined);
+      if (!this.lost) await this.client.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
   }
@@ -151,8 +211,22 @@ export class Db {
     return row!.pid;
   }
 
+  /** Ends the session; bounded: a server that does not answer the goodbye has its socket destroyed after 1 s. */
   async close(): Promise<void> {
-    await this.client.end().catch(() => undefined);
+    if (this.lost) {
+      this.client.destroy?.();
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      this.client.end().then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!ended) this.client.destroy?.();
   }
 }
 
@@ -200,12 +274,17 @@ function parseIsoDate(v: string): string {
 }
 const INT8_OID = 20;
 
-/** Opens one session: application_name digest-doctor, a statement_timeout, a lock_timeout if given, and SESSION_SETTINGS. */
+/**
+ * Opens one session: application_name digest-doctor, a statement_timeout, a lock_timeout if given,
+ * SESSION_SETTINGS, bounded connect (connectTimeoutMs) and replies (queryTimeoutMs), TCP keepalive.
+ * Errors are classified (src/core/faults.ts): exit 3 for unreachable, login refused, TLS.
+ */
 export async function connectPg(config: PgConfig): Promise<Db> {
   const { default: pg } = await import('pg');
   const target = describeTarget(config.url);
+  const queryTimeoutMs = config.queryTimeoutMs ?? (config.statementTimeoutMs > 0 ? config.statementTimeoutMs + QUERY_TIMEOUT_GRACE_MS : 0);
   const client = new pg.Client({
-    connectionString: config.url,
+    connectionString: driverUrl(config.url),
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
         // `date` stays 'YYYY-MM-DD' (pg would make a local-midnight Date); bigint counts become numbers.
@@ -217,7 +296,10 @@ export async function connectPg(config: PgConfig): Promise<Db> {
     application_name: config.applicationName ?? 'digest-doctor',
     statement_timeout: config.statementTimeoutMs,
     lock_timeout: config.lockTimeoutMs,
-    connectionTimeoutMillis: config.connectTimeoutMs ?? 10_000,
+    connectionTimeoutMillis: config.connectTimeoutMs ?? DEFAULT_PG_CONNECT_TIMEOUT_MS,
+    query_timeout: queryTimeoutMs > 0 ? queryTimeoutMs : undefined,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: PG_KEEPALIVE_DELAY_MS,
   });
   // An idle client that loses its server emits 'error'; without a listener node would crash.
   client.on('error', () => undefined);

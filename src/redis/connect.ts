@@ -1,7 +1,16 @@
 // The one module that owns the `ioredis` import. A standalone server or a cluster, behind one type.
 import type { Cluster, Redis } from 'ioredis';
 import { DoctorError, badInput } from '../errors.js';
+import { classifyRedisFault } from '../core/faults.js';
 import { redactUrl } from '../core/redact.js';
+import { unparsableReason } from '../core/url.js';
+
+/** Default bound on connecting to Redis (TCP, TLS, AUTH, the first PING). */
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5_000;
+/** Default bound on each Redis command's reply. */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 10_000;
+/** How long QUIT may take before the socket is dropped. */
+const QUIT_TIMEOUT_MS = 500;
 
 export type RedisClient = Redis | Cluster;
 
@@ -12,8 +21,9 @@ export interface RedisConfig {
   cluster?: boolean;
   /** ioredis keyPrefix: prepended to every key (tests isolate themselves with it). */
   keyPrefix?: string;
+  /** Bound on connecting: TCP, TLS, AUTH, SELECT and the first PING together. Default 5 s. */
   connectTimeoutMs?: number;
-  /** Per-command timeout. */
+  /** Bound on each command's reply (ioredis commandTimeout); 0 = none. Default 10 s. */
   commandTimeoutMs?: number;
 }
 
@@ -26,6 +36,11 @@ interface ParsedNode {
   tls: boolean;
 }
 
+/**
+ * Parses one URL or a comma-separated list (cluster nodes). BAD_INPUT (exit 2) for anything the tool
+ * cannot honour: a URL that does not parse, another scheme, a port outside 1-65535, a database that is
+ * not a non-negative integer, any query parameter or fragment (none is read: they would be ignored).
+ */
 export function parseRedisUrls(raw: string): ParsedNode[] {
   const parts = raw.split(',').map((p) => p.trim()).filter(Boolean);
   if (parts.length === 0) throw badInput('Redis URL is empty: expected redis://[user:password@]host:6379[/db]');
@@ -34,13 +49,17 @@ export function parseRedisUrls(raw: string): ParsedNode[] {
     try {
       u = new URL(p);
     } catch {
-      throw badInput(`Redis URL "${redactUrl(p)}" does not parse: expected redis://[user:password@]host:6379[/db]`);
+      throw badInput(`Redis URL "${redactUrl(p)}": ${unparsableReason(p)}: expected redis://[user:password@]host:6379[/db]`);
     }
     if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
       throw badInput(`Redis URL scheme "${u.protocol}" is not redis: expected redis:// or rediss://`);
     }
-    const db = u.pathname && u.pathname !== '/' ? Number(u.pathname.slice(1)) : undefined;
-    if (db !== undefined && !Number.isInteger(db)) throw badInput(`Redis URL "${redactUrl(p)}" has a database "${u.pathname.slice(1)}" that is not a number`);
+    if (u.port === '0') throw badInput(`Redis URL "${redactUrl(p)}": port 0 is not a port: give the server's port (1-65535), e.g. :6379`);
+    if (u.search) throw badInput(`Redis URL "${redactUrl(p)}" has query parameters (${[...new Set(u.searchParams.keys())].join(', ')}) that digest-doctor does not read: remove them (the database goes in the path, /0)`);
+    if (u.hash) throw badInput(`Redis URL "${redactUrl(p)}" has a fragment (#...): remove it, or percent-encode a # in the password as %23`);
+    const dbText = u.pathname && u.pathname !== '/' ? u.pathname.slice(1) : undefined;
+    const db = dbText === undefined ? undefined : /^\d{1,9}$/.test(dbText) ? Number(dbText) : NaN;
+    if (db !== undefined && !Number.isInteger(db)) throw badInput(`Redis URL "${redactUrl(p)}" has a database "${dbText}" that is not a number: expected /0, /1, ...`);
     return {
       host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
       port: u.port ? Number(u.port) : 6379,
@@ -60,16 +79,28 @@ export function describeRedis(raw: string): string {
   }
 }
 
-/** Connects and PINGs; fails fast (no reconnect loop) with an UNREACHABLE DoctorError. */
+/**
+ * Connects, PINGs and checks the database the URL names exists (SELECT: ioredis would report a
+ * failed SELECT only as an event and go on with database 0), all within connectTimeoutMs. Fails
+ * fast (no reconnect loop): UNREACHABLE / AUTH_FAILED / TLS_FAILED (exit 3), or BAD_INPUT (exit 2)
+ * for a database the server does not have or a database index on a cluster.
+ */
 export async function connectRedis(config: RedisConfig): Promise<RedisClient> {
   const nodes = parseRedisUrls(config.url);
   const { Redis, Cluster } = await import('ioredis');
   const first = nodes[0]!;
+  const isClusterConfig = Boolean(config.cluster || nodes.length > 1);
+  const target = describeRedis(config.url);
+  if (isClusterConfig && nodes.some((n) => n.db)) {
+    throw badInput(`Redis URL "${redactUrl(config.url)}" names a database, but a Redis Cluster has only database 0: remove the /<db>`);
+  }
+  const connectTimeoutMs = config.connectTimeoutMs ?? DEFAULT_REDIS_CONNECT_TIMEOUT_MS;
+  const commandTimeoutMs = config.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS;
   const common = {
     username: first.username,
     password: first.password,
-    connectTimeout: config.connectTimeoutMs ?? 5_000,
-    commandTimeout: config.commandTimeoutMs,
+    connectTimeout: connectTimeoutMs,
+    commandTimeout: commandTimeoutMs > 0 ? commandTimeoutMs : undefined,
     maxRetriesPerRequest: 1,
     tls: first.tls ? {} : undefined,
     connectionName: 'digest-doctor',
@@ -79,9 +110,8 @@ export async function connectRedis(config: RedisConfig): Promise<RedisClient> {
     // quit()/disconnect() otherwise keep the process alive up to 2 s waiting for the socket to close
     disconnectTimeout: 200,
   };
-  const target = describeRedis(config.url);
   let client: RedisClient;
-  if (config.cluster || nodes.length > 1) {
+  if (isClusterConfig) {
     client = new Cluster(
       nodes.map((n) => ({ host: n.host, port: n.port })),
       {
@@ -106,46 +136,37 @@ export async function connectRedis(config: RedisConfig): Promise<RedisClient> {
   // The 'error' event carries the real cause (ECONNREFUSED...); connect() only says "Connection is closed".
   let cause: unknown;
   client.on('error', (e) => (cause ??= e));
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new DoctorError('UNREACHABLE', `Redis at ${target} did not answer within ${connectTimeoutMs} ms (it accepts connections but does not reply): check that it is a Redis server and up, or raise --connect-timeout`)),
+      connectTimeoutMs,
+    );
+  });
   try {
-    await client.connect();
-    await client.ping();
+    await Promise.race([
+      (async () => {
+        await client.connect();
+        await client.ping();
+        // ioredis reports a failed SELECT (database index out of range) only as an 'error' event
+        if (first.db) await client.select(first.db);
+      })(),
+      deadline,
+    ]);
   } catch (err) {
     client.disconnect();
-    throw classifyRedisError(cause ?? err, target);
+    // The 'error' event carries the real cause (ECONNREFUSED...); connect() only says "Connection is closed".
+    const classified = classifyRedisFault(err, target);
+    throw (classified && classified.code !== 'CONNECTION_LOST' ? classified : undefined) ?? classifyRedisError(cause ?? err, target);
+  } finally {
+    clearTimeout(timer);
   }
   return client;
 }
 
+/** A Redis driver error as a DoctorError where it is a documented fault (src/core/faults.ts); anything else is returned as is. */
 export function classifyRedisError(err: unknown, target: string): unknown {
-  if (err instanceof DoctorError) return err;
-  const msg = redactUrl((err as Error)?.message ?? String(err));
-  if (/WRONGPASS|NOAUTH|NOPERM|invalid password|invalid username/i.test(msg)) {
-    return new DoctorError('AUTH_FAILED', `Redis at ${target} refused us (${msg}): check the user and password in the Redis URL`, { cause: err });
-  }
-  if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH|ECONNRESET|EAI_AGAIN|connect|Connection is closed|timed? ?out|Failed to refresh slots cache|None of startup nodes/i.test(msg)) {
-    return new DoctorError('UNREACHABLE', `cannot reach Redis at ${target} (${msg}): check --redis-url / REDIS_URL and that the server is up`, { cause: err });
-  }
-  return err;
-}
-
-/**
- * A Redis reply error that is the server's answer rather than our bug: a command the ACL user may
- * not run (NOPERM), or one the server does not have (an older version). Anything else is returned as is.
- */
-export function classifyRedisReply(err: unknown): unknown {
-  if (err instanceof DoctorError) return err;
-  const msg = (err as Error)?.message ?? '';
-  const noperm = /^NOPERM .*?'([^']+)'/.exec(msg) ?? (/^NOPERM/.test(msg) ? [msg, ''] : null);
-  if (noperm) {
-    return new DoctorError('AUTH_FAILED', `the Redis user may not run ${noperm[1] ? `'${noperm[1]}'` : 'a command digest-doctor needs'} (${msg}): grant the commands README lists under "Redis permissions"`, { cause: err });
-  }
-  const unknown = /^ERR unknown command [`']([^`']+)[`']/i.exec(msg);
-  if (unknown) {
-    const cmd = unknown[1]!.toUpperCase();
-    const since: Record<string, string> = { XINFO: '5.0', XRANGE: '5.0', XPENDING: '5.0', XADD: '5.0', XAUTOCLAIM: '6.2', ACL: '6.0' };
-    return new DoctorError('REFUSED', `this Redis has no ${cmd} command: digest-doctor needs Redis ${since[cmd] ?? '5.0'} or later for it`, { cause: err });
-  }
-  return err;
+  return classifyRedisFault(err, target) ?? err;
 }
 
 /** The master nodes to run per-node commands (SCAN) on: every master of a cluster, or the one server. */
@@ -169,11 +190,16 @@ export function versionAtLeast(v: readonly [number, number, number], major: numb
   return v[0] > major || (v[0] === major && v[1] >= minor);
 }
 
+/** The one way to close a client: QUIT, bounded (500 ms), then the socket is dropped; never throws. */
 export async function closeRedis(client: RedisClient | undefined): Promise<void> {
   if (!client) return;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await client.quit();
+    await Promise.race([client.quit(), new Promise((_r, reject) => (timer = setTimeout(() => reject(new Error('QUIT timed out')), QUIT_TIMEOUT_MS)))]);
   } catch {
+    /* dropped below */
+  } finally {
+    clearTimeout(timer);
     client.disconnect();
   }
 }

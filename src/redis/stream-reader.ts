@@ -115,6 +115,8 @@ interface Endpoint {
   db?: number;
   tls?: tls.ConnectionOptions;
   connectTimeout: number;
+  /** Bound on each wait for a reply (the client's commandTimeout); 0 = none. */
+  commandTimeout: number;
   connectionName?: string;
 }
 
@@ -127,6 +129,7 @@ interface NodeOptions {
   db?: number;
   tls?: tls.ConnectionOptions;
   connectTimeout?: number;
+  commandTimeout?: number;
   connectionName?: string;
   sentinels?: unknown[] | null;
 }
@@ -144,6 +147,7 @@ function endpointOf(client: RedisClient): Endpoint | undefined {
     db: o.db,
     tls: o.tls,
     connectTimeout: o.connectTimeout ?? 10_000,
+    commandTimeout: o.commandTimeout ?? 0,
     connectionName: o.connectionName,
   };
 }
@@ -170,7 +174,10 @@ class RawConnection {
   private waiter?: { resolve: () => void; reject: (e: unknown) => void };
   private failure?: unknown;
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly commandTimeout: number,
+  ) {
     socket.on('data', (chunk: Buffer) => {
       this.append(chunk);
       const w = this.waiter;
@@ -185,6 +192,13 @@ class RawConnection {
     };
     socket.on('error', fail);
     socket.on('close', () => fail(new Error('Connection is closed')));
+    // a server that stops answering while a reply is awaited (idle between pages is fine)
+    socket.on('timeout', () => {
+      if (this.waiter) {
+        fail(new Error('Command timed out'));
+        socket.destroy();
+      }
+    });
   }
 
   static async open(ep: Endpoint): Promise<RawConnection> {
@@ -204,7 +218,7 @@ class RawConnection {
       socket.destroy();
       throw e;
     });
-    const conn = new RawConnection(socket);
+    const conn = new RawConnection(socket, ep.commandTimeout);
     try {
       if (ep.password) await conn.simple(ep.username ? ['AUTH', ep.username, ep.password] : ['AUTH', ep.password]);
       if (ep.db) await conn.simple(['SELECT', String(ep.db)]);
@@ -240,6 +254,7 @@ class RawConnection {
 
   private more(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    if (this.commandTimeout > 0) this.socket.setTimeout(this.commandTimeout);
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 

@@ -258,14 +258,14 @@ describe('ACL users with exactly the commands README lists', () => {
     expect(refused).toEqual([]);
   });
 
-  it('a user without a command digest-doctor needs gets one line naming it, exit 3, never 70', async () => {
+  it('a user without a command digest-doctor needs gets one line naming it, exit 4 (a missing privilege), never 70', async () => {
     await server.admin.call('ACL', 'SETUSER', 'digest-noxinfo', ...READ_ONLY.filter((a) => a !== '+xinfo').map((a) => a.replace('ro-secret', 'nx-secret')));
     const p = `ddacl:${randomBytes(4).toString('hex')}:`;
     await server.admin.xadd(p + DIGEST_STREAM, '*', 'data', event());
     const res = await runCli(['--redis-url', server.url('digest-noxinfo', 'nx-secret'), '--key-prefix', p, 'streams']);
-    expect(res.code).toBe(3);
+    expect(res.code).toBe(4);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
-    expect(res.stderr).toMatch(/may not run 'xinfo/i);
+    expect(res.stderr).toMatch(/refused a command \(NOPERM[^)]*'xinfo/i);
     expect(res.stderr).not.toContain('nx-secret');
   });
 });

@@ -1,6 +1,6 @@
 import { entryIdAfter } from '../../src/core/stream-id.js';
 import { redirection } from '../../src/redis/stream-reader.js';
-import { classifyRedisReply } from '../../src/redis/connect.js';
+import { classifyRedisFault } from '../../src/core/faults.js';
 import type { DoctorError } from '../../src/errors.js';
 import { describe, expect, it } from 'vitest';
 import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, CONTEXT_STREAM } from '../../src/core/contract.js';
@@ -160,7 +160,7 @@ describe('6.x-shaped replies', () => {
   });
 });
 
-describe('entryIdAfter, redirection, classifyRedisReply', () => {
+describe('entryIdAfter, redirection, classifyRedisFault', () => {
   it('pages from the next id, the sequence overflowing into the millisecond; nothing after the largest id', () => {
     expect(entryIdAfter('5-0')).toBe('5-1');
     expect(entryIdAfter('5-18446744073709551615')).toBe('6-0');
@@ -172,10 +172,11 @@ describe('entryIdAfter, redirection, classifyRedisReply', () => {
     expect(redirection('ERR x', { host: 'h', port: 1 })).toBeUndefined();
   });
   it('maps NOPERM and unknown commands to one line with an exit code other than 70', () => {
-    const e = classifyRedisReply(new Error("NOPERM this user has no permissions to run the 'info' command")) as DoctorError;
-    expect(e.exitCode).toBe(3);
+    const e = classifyRedisFault(new Error("NOPERM this user has no permissions to run the 'info' command"), 'h:1')!;
+    expect(e.exitCode).toBe(4);
     expect(e.message).toContain("'info'");
-    const u = classifyRedisReply(new Error("ERR unknown command 'XAUTOCLAIM', with args beginning with: ")) as DoctorError;
+    const u = classifyRedisFault(new Error("ERR unknown command 'XAUTOCLAIM', with args beginning with: "), 'h:1')!;
+    expect(u.exitCode).toBe(4);
     expect(u.message).toContain('Redis 6.2 or later');
   });
 });

@@ -96,7 +96,8 @@ export function register(program: Command): void {
         const userId = o.user === undefined ? undefined : assertUuid(o.user, '--user');
         const date = o.date === undefined ? undefined : assertDay(o.date, '--date');
         const since = o.since === undefined ? undefined : parseSince(o.since, new Date(), (d) => serviceDay(d, g.timeZone));
-        const db = await openDb(g);
+        // the repair's --lock-timeout from the start: a lock on the tool's own tables is waited out that long, not the statement timeout
+        const db = await openDb(g, { lockTimeoutMs: flags.lockTimeoutMs });
         ctx.defer(() => db.close());
         const input = { ...flags, userId, date, since, keep: o.keep as KeepPolicy };
         if (flags.apply && willAsk(flags.yes)) {

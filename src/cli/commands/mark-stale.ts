@@ -5,6 +5,7 @@ import { DEFAULT_LIVE_IDLE_MS } from '../../core/repair.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { badInput } from '../../errors.js';
 import { markStale, MarkStaleResultSchema, type MarkStaleResult } from '../../ops/mark-stale.js';
+import { closeRedis } from '../../redis/connect.js';
 import { openDb, openOptionalRedis } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
@@ -44,10 +45,11 @@ export function register(program: Command): void {
         const date = o.date === undefined ? undefined : assertDay(o.date, '--date');
         const limit = o.limit === undefined ? undefined : parsePositiveInt(o.limit, '--limit');
         const liveIdleMs = parseDuration(o.liveIdle, '--live-idle');
-        const db = await openDb(g);
+        // the repair's --lock-timeout from the start: a lock on the tool's own tables is waited out that long, not the statement timeout
+        const db = await openDb(g, { lockTimeoutMs: flags.lockTimeoutMs });
         ctx.defer(() => db.close());
         const redis = await openOptionalRedis(g);
-        if (redis.client) ctx.defer(() => redis.client.quit().then(() => undefined));
+        if (redis.client) ctx.defer(() => closeRedis(redis.client));
         const live = redis.client ? { client: redis.client } : { skipped: redis.skipped! };
         const input = { ...flags, olderThanMs, userId, date, limit, includeLive: Boolean(o.includeLive), liveIdleMs };
         if (flags.apply && willAsk(flags.yes)) {

@@ -16,6 +16,7 @@ import {
   type MigrateStatus,
 } from '../../ops/migrate.js';
 import type { BuildProgress } from '../../postgres/migrator.js';
+import { QUERY_TIMEOUT_GRACE_MS } from '../../postgres/db.js';
 import { openDb } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
@@ -133,7 +134,8 @@ export function register(program: Command): void {
         });
         try {
           const hooks = {
-            connectBuild: () => openDb(ctx.g, { checkTable: false, applicationName: 'digest-doctor migrate (build)' }),
+            // the build may legitimately run for --build-timeout: its replies are bounded by that (plus 10 s), or only by TCP keepalive with 0
+            connectBuild: () => openDb(ctx.g, { checkTable: false, applicationName: 'digest-doctor migrate (build)', queryTimeoutMs: opts.buildTimeoutMs > 0 ? Math.max(opts.buildTimeoutMs, ctx.g.statementTimeoutMs) + QUERY_TIMEOUT_GRACE_MS : 0 }),
             onProgress: (p: BuildProgress) => ctx.progress.update(progressLine(p)),
             signal: ac.signal,
           };

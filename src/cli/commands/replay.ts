@@ -3,7 +3,7 @@ import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, STREAM_MAXLEN, resolveS
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { ExitCode, badInput } from '../../errors.js';
 import { DEFAULT_REPLAY_MARKER_PREFIX, replay, ReplayResultSchema, type ReplayResult } from '../../ops/replay.js';
-import { describeRedis } from '../../redis/connect.js';
+import { closeRedis, describeRedis } from '../../redis/connect.js';
 import { openDb, openRedis } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
@@ -76,7 +76,7 @@ export function register(program: Command): void {
         const db = await openDb(g, { alsoReads: ['users'] });
         ctx.defer(() => db.close());
         const redis = await openRedis(g);
-        ctx.defer(() => redis.quit().then(() => undefined));
+        ctx.defer(() => closeRedis(redis));
         const plan = {
           fromDlq: o.fromDlq,
           failedDate,

@@ -20,7 +20,8 @@ export function register(program: Command): void {
       act<BatchFlags>(async (ctx, o, args) => {
         const runId = assertUuid(args[0] ?? '', 'run id');
         const flags = readRepairFlags(ctx, o);
-        const db = await openDb(ctx.g);
+        // the repair's --lock-timeout from the start: a lock on the tool's own tables is waited out that long, not the statement timeout
+        const db = await openDb(ctx.g, { lockTimeoutMs: flags.lockTimeoutMs });
         ctx.defer(() => db.close());
         if (flags.apply && willAsk(flags.yes)) {
           // On a terminal a person confirms: the plan first (read only), then the question.
