@@ -108,7 +108,7 @@ export function classifyRedisFault(err: unknown, target: string): DoctorError | 
   if (/^(?:WRONGPASS|NOAUTH)|invalid password|invalid username|AUTH .*without any password|Client sent AUTH/i.test(msg)) {
     return make('AUTH_FAILED', `Redis at ${target} refused us (${msg}): check the user and password in --redis-url / REDIS_URL`);
   }
-  if (/^NOPERM/i.test(msg)) return make('PERMISSION_DENIED', `Redis at ${target} refused a command (${msg}): give the ACL user the commands README lists under "Redis permissions", or use another user`);
+  if (/^NOPERM|can't run this command or subcommand/i.test(msg)) return make('PERMISSION_DENIED', `Redis at ${target} refused a command (${msg}): give the ACL user the commands README lists under "Redis permissions", or use another user`);
   const unknown = /^ERR unknown command [`']([^`']+)[`']/i.exec(msg);
   if (unknown) {
     const cmd = unknown[1]!.toUpperCase();
