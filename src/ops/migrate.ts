@@ -580,7 +580,7 @@ const wouldRefuse = (failing: Preflight['checks']) => `--apply would refuse: ${f
 /** The result of an --apply whose preflight failed (exit 4), or null when every check passed. */
 function refusedByPreflight(db: Db, mode: 'apply' | 'down', pre: Preflight): MigrateResult | null {
   const failing = failedChecks(pre);
-  return failing.length ? finish(db, mode, 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, pre, []) : null;
+  return failing.length ? finish(db, mode, 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}${c.fix ? ` (fix: ${c.fix})` : ''}`).join('; ')}; nothing was written`, pre, []) : null;
 }
 
 function finish(db: Db, mode: MigrateResult['mode'], outcome: MigrateOutcome, message: string, pre: Preflight, runs: MigrationRun[]): MigrateResult {
