@@ -6,6 +6,7 @@ import { allowedStatuses, decideUndo, groupKey, inFlightParam, type AuditEntry, 
 import { DoctorError, badInput } from '../errors.js';
 import { CLIENT_HOST, getRun, readRunAudit, type RunRecord } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
+import { assertCanApply } from '../postgres/session.js';
 import { BatchStatsSchema, batchLoop, inBatch, iso, recordedRun, withRepairLock, type BatchOptions, type BatchStats } from './repair.js';
 
 export const UNDO_SCHEMA_VERSION = 1 as const;
@@ -70,6 +71,8 @@ async function targetRun(db: Db, runId: string): Promise<RunRecord> {
 }
 
 export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
+  // Refused (exit 4) on a standby, a read-only database or a transaction pooler before anything is read or written.
+  if (input.apply) await assertCanApply(db, `${COMMAND} --apply`);
   const run = await targetRun(db, input.runId);
   const entries: AuditEntry[] = await readRunAudit(db, input.runId);
   // Only statuses the live CHECK allows go back (an unreadable constraint is left to the database).

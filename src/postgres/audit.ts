@@ -110,10 +110,12 @@ export interface AuditRecord {
 /**
  * Every audited row of a run, in the order written, read whole batches at a time (about `pageSize`
  * rows). Only called for a run that exists, so the state schema does too: it is brought up to date
- * first (an audit written by an earlier version moves into audit_batches).
+ * first (an audit written by an earlier version moves into audit_batches), except in a read-only
+ * session (a hot standby, default_transaction_read_only), where DDL is refused: it is read as it is.
  */
 export async function readRunAudit(db: Db, runId: string, pageSize = 5000): Promise<AuditRecord[]> {
-  await ensureState(db, 'audit');
+  const [session] = await db.raw<{ read_only: boolean }>("SELECT current_setting('transaction_read_only') = 'on' AS read_only");
+  if (!session?.read_only) await ensureState(db, 'audit');
   const out: AuditRecord[] = [];
   let lastSeq = 0;
   for (;;) {

@@ -85,12 +85,16 @@ export async function applyPreflight(db: Db): Promise<ApplyCheck[]> {
  * Runs the applying preflight and refuses (DoctorError REFUSED, exit 4) before anything is
  * written when any check fails. `command` names the command in the message (`fix-duplicates --apply`).
  */
-export async function assertCanApply(db: Db, command: string): Promise<ApplyCheck[]> {
+export async function assertCanApply(db: Db, command: string): Promise<void> {
+  if (passed.has(db)) return;
   const checks = await applyPreflight(db);
   const refusal = applyRefusal(command, checks);
   if (refusal) throw new DoctorError('REFUSED', refusal, { details: { checks } });
-  return checks;
+  passed.add(db);
 }
+
+/** Sessions that passed the applying preflight (it runs once per session; the lock checks run per statement). */
+const passed = new WeakSet<Db>();
 
 /**
  * A session advisory lock already taken on `db` with pg_try_advisory_lock(hashtext(key), hashtext(schema)),
