@@ -285,6 +285,9 @@ async function preflight(db: Db, o: MigrateOptions, opts: { duplicates: boolean;
   return { checks, duplicates, longTransactions: long, preparedTransactions: prepared, lockHolder: holder };
 }
 
+const sqlLiteral = (v: string) => `'${v.replace(/'/g, "''")}'`;
+/** The statements that end prepared transactions, runnable as printed (in the transaction's database, as its owner or a superuser). */
+const finishPrepared = (ps: PreparedTransaction[]) => ps.map((p) => `COMMIT PREPARED ${sqlLiteral(p.gid)} or ROLLBACK PREPARED ${sqlLiteral(p.gid)} (in database ${p.database}, as ${p.owner} or a superuser)`).join('; ');
 const describePrepared = (p: PreparedTransaction) => `'${p.gid}' (owner ${p.owner}, database ${p.database}, prepared ${Math.round(p.ageMs / 1000)} s ago${p.locksTable ? ', holds a lock on digest_history' : ''})`;
 
 /** Prepared transactions of this database: a concurrent build and its drop wait for each until it is committed or rolled back. */
@@ -297,7 +300,7 @@ function preparedCheck(prepared: PreparedTransaction[]): Check {
     name: 'prepared transactions',
     verdict: 'warn',
     detail: `${here.length} prepared transaction(s) in this database, which a concurrent build waits for: ${here.map(describePrepared).join(', ')}`,
-    fix: `have their owner finish them: COMMIT PREPARED '<gid>' or ROLLBACK PREPARED '<gid>' (as ${here[0]!.owner} or a superuser, in database ${here[0]!.database})`,
+    fix: `have their owner finish them: ${finishPrepared(here)}`,
   };
 }
 
@@ -307,7 +310,7 @@ async function blockersText(ctl: Db): Promise<string> {
   const prepared = (await preparedTransactions(ctl).catch(() => [])).filter((p) => p.inThisDatabase);
   const parts: string[] = [];
   if (lockers.length) parts.push(`open transactions it waits for: ${lockers.map((t) => `pid ${t.pid} (${t.application || t.user || '?'}, open ${Math.round(t.ageMs / 1000)} s)`).join(', ')}`);
-  if (prepared.length) parts.push(`prepared transactions it waits for (not in pg_stat_activity): ${prepared.map(describePrepared).join(', ')}; finish each with COMMIT PREPARED or ROLLBACK PREPARED '<gid>'`);
+  if (prepared.length) parts.push(`prepared transactions it waits for (not in pg_stat_activity): ${prepared.map(describePrepared).join(', ')}; finish them: ${finishPrepared(prepared)}`);
   return parts.length ? `; ${parts.join('; ')}` : '';
 }
 

@@ -110,7 +110,7 @@ describe('a prepared transaction holding a lock on digest_history (a cluster wit
     const check = doc.checks.find((k) => k.name === 'prepared transactions')!;
     expect(check.verdict).toBe('warn');
     expect(check.detail).toContain(`'${GID}'`);
-    expect(check.fix).toMatch(/COMMIT PREPARED .* ROLLBACK PREPARED/);
+    expect(check.fix).toBe(`have their owner finish them: COMMIT PREPARED 'dd-test ''prepared''' or ROLLBACK PREPARED 'dd-test ''prepared''' (in database postgres, as postgres or a superuser)`);
   });
 
   it('--apply waits on it, fails (exit 4) naming it, and says what is left; once it is rolled back the build succeeds', async () => {
@@ -119,6 +119,7 @@ describe('a prepared transaction holding a lock on digest_history (a cluster wit
     const doc = MigrateResultSchema.parse(JSON.parse(res.stdout));
     expect(doc.outcome).toBe('busy');
     expect(doc.message).toContain(`prepared transactions it waits for (not in pg_stat_activity): '${GID}' (owner postgres, database postgres`);
+    expect(doc.message).toContain(`ROLLBACK PREPARED 'dd-test ''prepared'''`);
     const left = (await c.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('svc.${INDEX}')`)).rows;
     // The drop of the half-built index waits on the same prepared transaction: the index is left, and named.
     if (left.length) expect(doc.message).toMatch(new RegExp(`index ${INDEX} could not be dropped yet`));
