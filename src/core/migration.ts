@@ -1,6 +1,7 @@
 // The pure half of `migrate`: migration files as data, checksums, the structural comparison of index
 // definitions, the plan for one index migration, status verdicts and the retry decision. No I/O.
 import { createHash } from 'node:crypto';
+import { applyChecks } from './apply-preflight.js';
 import { TABLE, UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES } from './contract.js';
 
 // ---------------------------------------------------------------- migration files
@@ -473,32 +474,11 @@ export interface SessionFacts {
 }
 
 /** Transaction poolers hand each statement to any backend: session locks and SET do not hold there. */
-export const SUPABASE_TRANSACTION_POOLER_PORT = 6543;
+export { SUPABASE_TRANSACTION_POOLER_PORT } from './apply-preflight.js';
 
+/** session, primary and writable (the applying preflight every writing command shares: core/apply-preflight.ts), then privileges and ledger. */
 export function connectionChecks(f: SessionFacts): Check[] {
-  const checks: Check[] = [];
-  const pooler = f.port === SUPABASE_TRANSACTION_POOLER_PORT || !f.sessionKept;
-  checks.push(
-    pooler
-      ? {
-          name: 'session',
-          verdict: 'fail',
-          detail: f.port === SUPABASE_TRANSACTION_POOLER_PORT ? 'port 6543 is the Supabase transaction pooler' : `the connection does not keep a session (${f.sessionProblem ?? 'settings or backend changed between statements'}): a transaction pooler`,
-          fix: 'connect directly or through a session pooler (Supabase: port 5432): advisory locks and SET need one session',
-        }
-      : { name: 'session', verdict: 'ok', detail: 'a direct session (backend and settings stay between statements)', fix: null },
-  );
-  checks.push(
-    f.inRecovery
-      ? { name: 'primary', verdict: 'fail', detail: 'connected to a replica (pg_is_in_recovery)', fix: 'point --database-url at the primary' }
-      : { name: 'primary', verdict: 'ok', detail: 'connected to the primary', fix: null },
-  );
-  const ro = f.transactionReadOnly || f.defaultReadOnly;
-  checks.push(
-    ro
-      ? { name: 'writable', verdict: 'fail', detail: 'the session is read-only (default_transaction_read_only / transaction_read_only)', fix: 'use a read-write role or connection (target_session_attrs=read-write)' }
-      : { name: 'writable', verdict: 'ok', detail: 'the session may write', fix: null },
-  );
+  const checks: Check[] = applyChecks({ port: f.port, kept: f.sessionKept, problem: f.sessionProblem }, f);
   checks.push(
     f.canCreateIndex
       ? { name: 'privileges', verdict: 'ok', detail: `${f.currentUser} may create the index (table owner ${f.tableOwner})`, fix: null }

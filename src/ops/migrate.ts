@@ -26,6 +26,7 @@ import {
   loadMigrations,
   lockHolder,
   longTransactions,
+  preparedTransactions,
   readIndex,
   readLedger,
   releaseMigrateLock,
@@ -36,7 +37,9 @@ import {
   upsertArbiters,
   type BuildProgress,
   type LockHolder,
+  type PreparedTransaction,
 } from '../postgres/migrator.js';
+import { SessionLock } from '../postgres/session.js';
 
 export const MIGRATE_SCHEMA_VERSION = 1 as const;
 
@@ -72,6 +75,18 @@ const LongTransactionSchema = z.object({
   xactStart: z.string(),
   ageMs: z.number(),
   query: z.string().nullable(),
+});
+
+const PreparedTransactionSchema = z.object({
+  gid: z.string(),
+  owner: z.string(),
+  database: z.string(),
+  prepared: z.string(),
+  ageMs: z.number(),
+  /** In the database migrate is connected to: a concurrent build waits for it. */
+  inThisDatabase: z.boolean(),
+  /** It holds a lock on digest_history. */
+  locksTable: z.boolean(),
 });
 
 const DuplicatesSchema = z.object({
@@ -121,6 +136,8 @@ export const MigrateResultSchema = z.object({
   checks: z.array(CheckSchema),
   duplicates: DuplicatesSchema,
   longTransactions: z.array(LongTransactionSchema),
+  /** pg_prepared_xacts, every database, oldest first (not in pg_stat_activity; a build waits for those of its database). */
+  preparedTransactions: z.array(PreparedTransactionSchema),
   lockHolder: LockHolderSchema.nullable(),
   migrations: z.array(MigrationRunSchema),
 });
@@ -225,6 +242,7 @@ interface Preflight {
   checks: Check[];
   duplicates: z.infer<typeof DuplicatesSchema>;
   longTransactions: z.infer<typeof LongTransactionSchema>[];
+  preparedTransactions: PreparedTransaction[];
   lockHolder: LockHolder | null;
 }
 
@@ -256,6 +274,8 @@ async function preflight(db: Db, o: MigrateOptions, opts: { duplicates: boolean;
         }
       : { name: 'long transactions', verdict: 'ok', detail: `none open longer than ${Math.round(o.longTransactionMs / 1000)} s`, fix: null },
   );
+  const prepared = await preparedTransactions(db);
+  checks.push(preparedCheck(prepared));
   const holder = opts.lock ? await lockHolder(db) : null;
   if (opts.lock) {
     checks.push(
@@ -264,7 +284,36 @@ async function preflight(db: Db, o: MigrateOptions, opts: { duplicates: boolean;
         : { name: 'lock', verdict: 'ok', detail: 'no other migrate is running', fix: null },
     );
   }
-  return { checks, duplicates, longTransactions: long, lockHolder: holder };
+  return { checks, duplicates, longTransactions: long, preparedTransactions: prepared, lockHolder: holder };
+}
+
+const sqlLiteral = (v: string) => `'${v.replace(/'/g, "''")}'`;
+/** The statements that end prepared transactions, runnable as printed (in the transaction's database, as its owner or a superuser). */
+const finishPrepared = (ps: PreparedTransaction[]) => ps.map((p) => `COMMIT PREPARED ${sqlLiteral(p.gid)} or ROLLBACK PREPARED ${sqlLiteral(p.gid)} (in database ${p.database}, as ${p.owner} or a superuser)`).join('; ');
+const describePrepared = (p: PreparedTransaction) => `'${p.gid}' (owner ${p.owner}, database ${p.database}, prepared ${Math.round(p.ageMs / 1000)} s ago${p.locksTable ? ', holds a lock on digest_history' : ''})`;
+
+/** Prepared transactions of this database: a concurrent build and its drop wait for each until it is committed or rolled back. */
+function preparedCheck(prepared: PreparedTransaction[]): Check {
+  const here = prepared.filter((p) => p.inThisDatabase);
+  if (!here.length) {
+    return { name: 'prepared transactions', verdict: 'ok', detail: prepared.length ? `none in this database (${prepared.length} in others)` : 'none (pg_prepared_xacts is empty)', fix: null };
+  }
+  return {
+    name: 'prepared transactions',
+    verdict: 'warn',
+    detail: `${here.length} prepared transaction(s) in this database, which a concurrent build waits for: ${here.map(describePrepared).join(', ')}`,
+    fix: `have their owner finish them: ${finishPrepared(here)}`,
+  };
+}
+
+/** What a build or drop that timed out waited for: open transactions holding locks on the table, and prepared transactions of this database. */
+async function blockersText(ctl: Db): Promise<string> {
+  const lockers = await tableLockers(ctl).catch(() => []);
+  const prepared = (await preparedTransactions(ctl).catch(() => [])).filter((p) => p.inThisDatabase);
+  const parts: string[] = [];
+  if (lockers.length) parts.push(`open transactions it waits for: ${lockers.map((t) => `pid ${t.pid} (${t.application || t.user || '?'}, open ${Math.round(t.ageMs / 1000)} s)`).join(', ')}`);
+  if (prepared.length) parts.push(`prepared transactions it waits for (not in pg_stat_activity): ${prepared.map(describePrepared).join(', ')}; finish them: ${finishPrepared(prepared)}`);
+  return parts.length ? `; ${parts.join('; ')}` : '';
 }
 
 export function describeHolder(h: LockHolder): string {
@@ -327,22 +376,76 @@ class Refusal extends Error {
   }
 }
 
-/** Runs `fn` holding the session-level advisory lock; busy (with who holds it) when it cannot be had. */
-async function withLock<T>(db: Db, o: MigrateOptions, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T | { busy: LockHolder | null }> {
+/** The migrate lock held on each control session: the statements that matter prove they run on its holder. */
+const migrateLocks = new WeakMap<Db, SessionLock>();
+
+/** Refusal (exit 4) unless the control statement about to run (`what`) runs on the process that holds the migrate lock. */
+async function assertLockHeld(ctl: Db, what: string): Promise<void> {
+  try {
+    await migrateLocks.get(ctl)?.assertHeld(what);
+  } catch (err) {
+    throw new Refusal('refused', messageOf(err));
+  }
+}
+
+/**
+ * Runs `fn` holding the session-level advisory lock; busy (with who holds it) when it cannot be had.
+ * Right after it is granted, and before each statement that matters, the process running the
+ * statement must be the lock's holder (per pg_locks); a release the holder did not run is reported.
+ */
+async function withLock<T>(db: Db, o: MigrateOptions, signal: AbortSignal | undefined, command: string, fn: () => Promise<T>): Promise<T | { busy: LockHolder | null }> {
   const got = await acquireMigrateLock(db, o.lockWaitMs, signal);
   if (!got.locked) return { busy: got.holder };
+  let lock: SessionLock;
   try {
-    return await fn();
-  } finally {
+    lock = await SessionLock.taken(db, ['digest-doctor:migrate', db.ids.schema], command);
+  } catch (err) {
     await releaseMigrateLock(db).catch(() => undefined);
+    throw new Refusal('refused', messageOf(err));
   }
+  migrateLocks.set(db, lock);
+  let failed = true;
+  try {
+    const out = await fn();
+    failed = false;
+    return out;
+  } finally {
+    migrateLocks.delete(db);
+    const released = await lock.release().catch(() => false);
+    if (!released && !failed) {
+      // eslint-disable-next-line no-unsafe-finally
+      throw new Refusal('refused', `${command} finished, but the migrate lock taken by pid ${lock.pid} was not released by the process that ran the unlock: a transaction pooler; the lock ends with that server connection (connect directly next time)`);
+    }
+  }
+}
+
+/** Refusal unless `b` still runs on server process `pid` (its session settings were set there). */
+async function assertSameProcess(b: Db, pid: number, what: string): Promise<void> {
+  const now = await b.backendPid();
+  if (now !== pid) throw new Refusal('refused', `refused: the build connection changed server process (pid ${pid}, then ${now}) before ${what}: its lock_timeout and statement_timeout would not apply; connect directly, not through a transaction pooler`);
+}
+
+/**
+ * What is left of the index after a failed build or drop, in words ('' when nothing): the catalog
+ * is read again, so the message says exactly what is there.
+ */
+async function leftBehind(ctl: Db, m: Migration): Promise<string> {
+  const c = await readIndex(ctl, m.index).catch(() => null);
+  if (!c) return `; could not read the catalog to check for index ${m.index.name}: run digest-doctor migrate status`;
+  if (!c.exists) return '; nothing is left behind';
+  const state = c.valid && c.ready ? 'valid' : `INVALID${c.ready ? ' but ready (it still rejects duplicate writes)' : ''}`;
+  const by = c.building ? `, still being built by pid ${c.building.pid} (${c.building.application ?? c.building.user ?? '?'})` : '';
+  return `; left behind: index ${m.index.name} (${state}${by}): the next digest-doctor migrate --apply drops and rebuilds an INVALID one, or run ${renderStatement(ctl, runnableStatement(m, 'down', ctl.engine))}`;
 }
 
 /** DROP INDEX CONCURRENTLY of an index known to exist, retried on lock timeouts and deadlocks. */
 async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOptions, run: MigrationRun, why: string): Promise<void> {
   const stmt = renderStatement(build, runnableStatement(m, 'down', build.engine));
+  const pid = await build.backendPid();
   for (let attempt = 1; ; attempt++) {
+    await assertLockHeld(ctl, 'DROP INDEX CONCURRENTLY');
     await setTimeouts(build, o.lockTimeoutMs, o.statementTimeoutMs);
+    await assertSameProcess(build, pid, 'DROP INDEX CONCURRENTLY');
     run.statements.push(...setStatements(o.lockTimeoutMs, o.statementTimeoutMs), stmt);
     try {
       await build.raw(stmt);
@@ -355,8 +458,7 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
       run.actions.push(`DROP INDEX CONCURRENTLY attempt ${attempt} failed (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})`);
       if (!d.retry) {
         // DROP INDEX CONCURRENTLY waits for the same old transactions a build does: name them and leave it for the next run.
-        const blockers = await tableLockers(ctl).catch(() => []);
-        const who = blockers.length ? `; open transactions it waits for: ${blockers.map((t) => `pid ${t.pid} (${t.application || t.user || '?'}, open ${Math.round(t.ageMs / 1000)} s)`).join(', ')}` : '';
+        const who = await blockersText(ctl);
         throw new Refusal('busy', `${why}, but index ${m.index.name} could not be dropped yet (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})${who}: the next digest-doctor migrate --apply drops it (it is found INVALID), or run: ${stmt}`);
       }
       await sleep(d.delayMs);
@@ -364,10 +466,27 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
   }
 }
 
-/** Drops the index if a failed build left it INVALID; never touches a valid one. */
+/** How long a failed build of our own may linger in pg_stat_progress_create_index before it is dropped anyway. */
+const OWN_BUILD_SETTLE_MS = 5_000;
+
+/**
+ * Drops the index if a failed build left it INVALID; never touches a valid one, nor one another
+ * session is building. A build listed in pg_stat_progress_create_index by the build connection's
+ * own process is ours: node-postgres reports a failed statement as soon as the error arrives, while
+ * the server process may still be aborting it (and listed). A round trip on the build connection
+ * waits for the abort to finish; the listing is then waited out (bounded) and never taken for
+ * someone else's build.
+ */
 async function dropIfInvalid(ctl: Db, build: Db, m: Migration, o: MigrateOptions, run: MigrationRun, why: string): Promise<void> {
-  const c = await readIndex(ctl, m.index);
-  if (c.exists && !(c.valid && c.ready) && !c.building) await dropConcurrently(ctl, build, m, o, run, why);
+  const own = await build.backendPid();
+  let c = await readIndex(ctl, m.index);
+  const until = Date.now() + OWN_BUILD_SETTLE_MS;
+  while (c.building?.pid === own && Date.now() < until) {
+    await sleep(50);
+    c = await readIndex(ctl, m.index);
+  }
+  const someoneElse = c.building !== null && c.building.pid !== own;
+  if (c.exists && !(c.valid && c.ready) && !someoneElse) await dropConcurrently(ctl, build, m, o, run, why);
 }
 
 function pollProgress(ctl: Db, pid: number, onProgress: ((p: BuildProgress) => void) | undefined): () => Promise<void> {
@@ -416,7 +535,9 @@ async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: Mig
   try {
     for (let attempt = 1; ; attempt++) {
       if (hooks.signal?.aborted) throw new Refusal('cancelled', 'interrupted before the build started; nothing was built');
+      await assertLockHeld(ctl, 'CREATE INDEX CONCURRENTLY');
       await setTimeouts(b, o.lockTimeoutMs, o.buildTimeoutMs);
+      await assertSameProcess(b, pid, 'CREATE INDEX CONCURRENTLY');
       run.statements.push(...setStatements(o.lockTimeoutMs, o.buildTimeoutMs), stmt);
       run.attempts = attempt;
       const stop = pollProgress(ctl, pid, hooks.onProgress);
@@ -438,14 +559,14 @@ async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: Mig
       // 42P07: the name was taken by someone else's index; it is not ours to drop.
       if (sqlstate !== '42P07') await dropIfInvalid(ctl, b, m, o, run, cancelled ? 'the cancelled build left it invalid' : 'the failed build left it invalid');
       // A cancel the user asked for (57014 too) is never retried.
-      if (cancelled) throw new Refusal('cancelled', `interrupted: the build was cancelled on the server (pg_cancel_backend ${pid}) and its invalid index removed`);
-      if (sqlstate === '23505') throw new Refusal('refused', `a duplicate (user, day) appeared during the build (${messageOf(error)}); the invalid index was removed: run digest-doctor fix-duplicates --apply, then migrate again`);
+      if (cancelled) throw new Refusal('cancelled', `interrupted: the build was cancelled on the server (pg_cancel_backend ${pid})${await leftBehind(ctl, m)}`);
+      if (sqlstate === '23505') throw new Refusal('refused', `a duplicate (user, day) appeared during the build (${messageOf(error)})${await leftBehind(ctl, m)}; run digest-doctor fix-duplicates --apply, then migrate again`);
       const d = decideRetry({ sqlstate: sqlstate ?? undefined, attempt, maxAttempts: o.maxAttempts, baseDelayMs: o.retryDelayMs });
       if (!d.retry) {
         if (d.retryable) {
-          throw new Refusal('busy', `the build did not finish after ${attempt} attempt(s) (${d.reason}); nothing is left behind: rerun when the table is quieter, or raise --lock-timeout / --build-timeout`);
+          throw new Refusal('busy', `the build did not finish after ${attempt} attempt(s) (${d.reason})${await blockersText(ctl)}${await leftBehind(ctl, m)}: rerun when the table is quieter, or raise --lock-timeout / --build-timeout`);
         }
-        throw new Refusal('failed', `the build failed (${sqlstate ?? 'no SQLSTATE'}: ${messageOf(error)}); nothing is left behind`);
+        throw new Refusal('failed', `the build failed (${sqlstate ?? 'no SQLSTATE'}: ${messageOf(error)})${await leftBehind(ctl, m)}`);
       }
       run.actions.push(`retrying in ${d.delayMs} ms (${d.reason})`);
       await sleep(d.delayMs);
@@ -465,7 +586,7 @@ const wouldRefuse = (failing: Preflight['checks']) => `--apply would refuse: ${f
 /** The result of an --apply whose preflight failed (exit 4), or null when every check passed. */
 function refusedByPreflight(db: Db, mode: 'apply' | 'down', pre: Preflight): MigrateResult | null {
   const failing = failedChecks(pre);
-  return failing.length ? finish(db, mode, 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, pre, []) : null;
+  return failing.length ? finish(db, mode, 'refused', `refused: ${failing.map((c) => `${c.name}: ${c.detail}${c.fix ? ` (fix: ${c.fix})` : ''}`).join('; ')}; nothing was written`, pre, []) : null;
 }
 
 function finish(db: Db, mode: MigrateResult['mode'], outcome: MigrateOutcome, message: string, pre: Preflight, runs: MigrationRun[]): MigrateResult {
@@ -481,7 +602,7 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
   if (refused) return refused;
   const runs: MigrationRun[] = [];
   await ledgerWritesAsync(db);
-  const locked = await withLock(db, o, hooks.signal, async () => {
+  const locked = await withLock(db, o, hooks.signal, 'migrate --apply', async () => {
     let b: Db | null = null;
     try {
       for (const m of migrations) {
@@ -492,6 +613,7 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
         if (p.kind === 'noop') {
           const ledger = (await readLedger(db)).get(m.version);
           if (ledger?.status !== 'applied' || ledger.checksum !== m.checksum) {
+            await assertLockHeld(db, 'the ledger write');
             await ledgerBegin(db, m);
             await ledgerFinish(db, m, 'applied');
             run.actions.push('recorded the installed index in the ledger');
@@ -512,6 +634,7 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
           }
           pre.checks.push({ name: 'duplicates', verdict: 'ok', detail: 'no (user, day) holds two rows the index covers', fix: null });
         }
+        await assertLockHeld(db, 'the build');
         await ledgerBegin(db, m);
         try {
           if (p.dropInvalidFirst) await dropIfInvalid(db, b, m, o, run, 'an earlier failed build left it invalid');
@@ -581,7 +704,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
   const refused = refusedByPreflight(db, 'down', pre);
   if (refused) return refused;
   await ledgerWritesAsync(db);
-  const locked = await withLock(db, o, hooks.signal, async () => {
+  const locked = await withLock(db, o, hooks.signal, 'migrate --down --apply', async () => {
     let b: Db | null = null;
     try {
       for (const m of migrations) {
@@ -592,6 +715,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
         const ledger = (await readLedger(db)).get(m.version);
         if (!c.exists) {
           if (ledger && ledger.status !== 'reverted') {
+            await assertLockHeld(db, 'the ledger write');
             await ledgerBegin(db, m);
             await ledgerFinish(db, m, 'reverted');
             run.actions.push('the index was already gone: ledger marked reverted');
@@ -599,6 +723,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
           continue;
         }
         b ??= await hooks.connectBuild();
+        await assertLockHeld(db, 'the drop');
         await ledgerBegin(db, m);
         await dropConcurrently(db, b, m, o, run, 'migrate --down');
         await ledgerFinish(db, m, 'reverted');

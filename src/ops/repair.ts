@@ -10,6 +10,7 @@ import { judgeStatusChecks } from '../postgres/checks.js';
 import { DoctorError } from '../errors.js';
 import { finishRun, startRun } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
+import { SessionLock, assertCanApply } from '../postgres/session.js';
 
 export interface BatchOptions {
   /** Rows per batch. */
@@ -44,12 +45,24 @@ export async function repairStatus(db: Db): Promise<z.infer<typeof RepairStatusS
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The lock of the run in progress on each session: its batches prove they run on the lock's holder. */
+const held = new WeakMap<Db, SessionLock>();
+
+/** REFUSED (exit 4) unless the statement about to run (`what`) runs on the process holding the run's lock. */
+async function assertLockHeld(db: Db, what: string): Promise<void> {
+  await held.get(db)?.assertHeld(what);
+}
+
 /**
- * Runs `fn` holding the session advisory lock of this repair and schema. Polls for up to `waitMs`,
- * then BUSY (exit 4). Session-level, so it also covers the run's many short transactions and is
- * released by the server if the process dies.
+ * Runs `fn` holding the session advisory lock of this repair and schema, after the applying
+ * preflight (primary, writable, one session: REFUSED, exit 4, before anything is written, when any
+ * fails; see postgres/session.ts). Polls for the lock for up to `waitMs`, then BUSY (exit 4).
+ * Session-level, so it also covers the run's many short transactions and is released by the server
+ * if the process dies; every batch first proves it runs on the process that holds it.
  */
 export async function withRepairLock<T>(db: Db, command: RepairCommand, waitMs: number, fn: () => Promise<T>): Promise<T> {
+  const what = `${command} --apply`;
+  await assertCanApply(db, what);
   const key = repairLockKey(command, db.ids.schema);
   const deadline = Date.now() + waitMs;
   for (;;) {
@@ -60,10 +73,27 @@ export async function withRepairLock<T>(db: Db, command: RepairCommand, waitMs: 
     }
     await sleep(Math.min(100, Math.max(10, deadline - Date.now())));
   }
+  let lock: SessionLock;
   try {
-    return await fn();
-  } finally {
+    lock = await SessionLock.taken(db, key, what);
+  } catch (err) {
     await db.query('repair_unlock', key).catch(() => undefined);
+    throw err;
+  }
+  held.set(db, lock);
+  let failed = true;
+  try {
+    const out = await fn();
+    failed = false;
+    return out;
+  } finally {
+    held.delete(db);
+    const released = await lock.release().catch(() => false);
+    // Only reachable if the connection changed process after the last batch's check.
+    if (!released && !failed) {
+      // eslint-disable-next-line no-unsafe-finally
+      throw new DoctorError('REFUSED', `${what} finished, but the repair lock taken by pid ${lock.pid} was not released by the process that ran the unlock: the connection goes through a transaction pooler; the lock ends with that server connection`);
+    }
   }
 }
 
@@ -87,6 +117,7 @@ const BATCH_ATTEMPTS = 3;
  */
 export async function inBatch<T>(db: Db, stats: BatchStats, fn: (db: Db) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
+    await assertLockHeld(db, 'the next batch');
     try {
       const started = performance.now();
       const out = await fn(db);
@@ -153,6 +184,7 @@ export async function recordedRun<T extends { interrupted: boolean }>(
   body: (runId: string) => Promise<T>,
 ): Promise<RunOutcome<T>> {
   const runId = randomUUID();
+  await assertLockHeld(db, 'the run record');
   await startRun(db, { id: runId, ...meta });
   try {
     const [before] = await db.query<{ lock_timeout: string; synchronous_commit: string }>('repair_batch_settings', [String(lockTimeoutMs)]);

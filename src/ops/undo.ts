@@ -8,6 +8,7 @@ import { DoctorError, badInput } from '../errors.js';
 import { CLIENT_HOST, getRun, readRunAudit, type RunRecord } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
 import { ensureState } from '../postgres/state.js';
+import { assertCanApply } from '../postgres/session.js';
 import { BatchStatsSchema, batchLoop, inBatch, iso, recordedRun, withRepairLock, type BatchOptions, type BatchStats } from './repair.js';
 
 export const UNDO_SCHEMA_VERSION = 1 as const;
@@ -76,7 +77,11 @@ async function targetRun(db: Db, runId: string): Promise<RunRecord> {
  * schema up to date (an audit table of an earlier version moves into audit_batches), then undoes.
  */
 export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
-  if (input.apply) await ensureState(db, 'audit');
+  if (input.apply) {
+    // Refused (exit 4) on a standby, a read-only database or a transaction pooler before anything is read or written.
+    await assertCanApply(db, `${COMMAND} --apply`);
+    await ensureState(db, 'audit');
+  }
   const run = await targetRun(db, input.runId);
   const entries: AuditEntry[] = await readRunAudit(db, input.runId);
   // Only statuses the live CHECK allows go back (an unreadable constraint is left to the database).

@@ -256,12 +256,14 @@ export const SESSION_SETTINGS: Readonly<Record<string, string>> = {
  * pgbouncer refuses startup parameters it does not know (unless `ignore_startup_parameters` lists
  * them). DateStyle, IntervalStyle and TimeZone are reported to the client (GUC_REPORT), so
  * pgbouncer, even in transaction mode, replays them on every server connection it hands us.
+ * `extra`: more settings in the same statement (connectPg's statement_timeout and lock_timeout, in ms).
  * Throws what the driver throws.
  */
-export async function fixSessionSettings(session: Pick<SqlSession, 'query'>): Promise<void> {
-  const names = Object.keys(SESSION_SETTINGS);
+export async function fixSessionSettings(session: Pick<SqlSession, 'query'>, extra: Readonly<Record<string, string>> = {}): Promise<void> {
+  const settings = { ...SESSION_SETTINGS, ...extra };
+  const names = Object.keys(settings);
   const calls = names.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(', ');
-  await session.query(`SELECT ${calls}`, names.flatMap((n) => [n, SESSION_SETTINGS[n]!]));
+  await session.query(`SELECT ${calls}`, names.flatMap((n) => [n, settings[n]!]));
 }
 
 const DATE_OID = 1082;
@@ -294,8 +296,6 @@ export async function connectPg(config: PgConfig): Promise<Db> {
       }) as typeof pg.types.getTypeParser,
     },
     application_name: config.applicationName ?? 'digest-doctor',
-    statement_timeout: config.statementTimeoutMs,
-    lock_timeout: config.lockTimeoutMs,
     connectionTimeoutMillis: config.connectTimeoutMs ?? DEFAULT_PG_CONNECT_TIMEOUT_MS,
     query_timeout: queryTimeoutMs > 0 ? queryTimeoutMs : undefined,
     keepAlive: true,
@@ -305,7 +305,10 @@ export async function connectPg(config: PgConfig): Promise<Db> {
   client.on('error', () => undefined);
   try {
     await client.connect();
-    await fixSessionSettings(client);
+    // the timeouts too, in the same statement rather than as startup parameters (a pooler refuses those)
+    const timeouts: Record<string, string> = { statement_timeout: String(config.statementTimeoutMs) };
+    if (config.lockTimeoutMs !== undefined) timeouts.lock_timeout = String(config.lockTimeoutMs);
+    await fixSessionSettings(client, timeouts);
   } catch (err) {
     await client.end().catch(() => undefined);
     throw classifyPgError(err, target);

@@ -22,6 +22,7 @@ import type { Db } from './db.js';
 import { SQL_DIR, renderSql } from './sql.js';
 import { ensureState, readState } from './state.js';
 import { evaluateOverStatuses } from './checks.js';
+import { proveSession } from './session.js';
 
 export const TOOL_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
@@ -128,19 +129,10 @@ export async function readIndex(db: Db, expected: IndexShape): Promise<CatalogIn
   return c;
 }
 
-/** Facts the connection checks need, including whether the session survives between statements. */
+/** Facts the connection checks need, including whether the connection is one session (postgres/session.ts). */
 export async function sessionFacts(db: Db, port: number | null): Promise<SessionFacts> {
-  const probe = randomUUID();
-  let sessionKept = true;
-  let sessionProblem: string | null = null;
-  try {
-    const [set] = await db.query<{ value: string; pid: number }>('migrate_session_probe_set', [probe]);
-    const [get] = await db.query<{ value: string | null; pid: number }>('migrate_session_probe_get');
-    if (get?.value !== probe) [sessionKept, sessionProblem] = [false, 'a session setting was lost between statements'];
-    else if (set?.pid !== get.pid) [sessionKept, sessionProblem] = [false, 'the server process changed between statements'];
-  } catch (err) {
-    [sessionKept, sessionProblem] = [false, `session settings are rejected (${(err as Error).message})`];
-  }
+  const session = await proveSession(db);
+  const [sessionKept, sessionProblem] = [session.kept, session.problem];
   const [f] = await db.query<{ in_recovery: boolean; transaction_read_only: boolean; default_read_only: boolean; current_user: string; server_port: number | null }>(
     'migrate_session_facts',
   );
@@ -222,6 +214,29 @@ export async function tableLockers(db: Db, limit = 5): Promise<LongTransaction[]
     [db.ids.schema, TABLE, limit],
   );
   return rows.map((r) => ({ pid: r.pid, user: r.user_name, application: r.application_name, state: r.state, xactStart: new Date(r.xact_start).toISOString(), ageMs: r.age_ms, query: r.query }));
+}
+
+export interface PreparedTransaction {
+  gid: string;
+  owner: string;
+  database: string;
+  /** When PREPARE TRANSACTION ran (ISO). */
+  prepared: string;
+  ageMs: number;
+  /** In the database we are connected to: a concurrent build (and its drop) waits for it. */
+  inThisDatabase: boolean;
+  /** It holds a lock on digest_history. */
+  locksTable: boolean;
+}
+
+/**
+ * Prepared transactions (pg_prepared_xacts), oldest first: invisible in pg_stat_activity, yet a
+ * concurrent build waits for those of its database (their locks and their snapshot) until someone
+ * runs COMMIT PREPARED or ROLLBACK PREPARED.
+ */
+export async function preparedTransactions(db: Db, limit = 10): Promise<PreparedTransaction[]> {
+  const rows = await db.query<{ gid: string; owner: string; database: string; prepared: Date; age_ms: number; this_db: boolean; locks_table: boolean }>('migrate_prepared_xacts', [db.ids.schema, TABLE, limit]);
+  return rows.map((r) => ({ gid: r.gid, owner: r.owner, database: r.database, prepared: new Date(r.prepared).toISOString(), ageMs: r.age_ms, inThisDatabase: r.this_db, locksTable: r.locks_table }));
 }
 
 export interface DuplicateSample {

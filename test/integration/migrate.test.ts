@@ -122,7 +122,7 @@ describe('migrate (dry run)', () => {
     expect(r.migrations[0]!.statements.at(-1)).toBe(
       `CREATE UNIQUE INDEX CONCURRENTLY ux_digest_history_user_date ON "${t.schema}".digest_history (user_id, digest_date) WHERE status IN ('pending', 'processing')`,
     );
-    expect(r.checks.map((c) => c.name)).toEqual(['session', 'primary', 'writable', 'privileges', 'ledger', 'duplicates', 'long transactions', 'lock']);
+    expect(r.checks.map((c) => c.name)).toEqual(['session', 'primary', 'writable', 'privileges', 'ledger', 'duplicates', 'long transactions', 'prepared transactions', 'lock']);
     expect(await indexRow()).toBeUndefined();
     expect(await stateSchemaExists()).toBe(false);
   });

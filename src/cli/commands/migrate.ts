@@ -196,6 +196,10 @@ export function renderRun(r: MigrateResult, s: Style): string {
     out.push('', s.heading('Long-running transactions (a concurrent build waits for them)'));
     out.push(s.table(['pid', 'user', 'application', 'state', 'open for', 'query'], r.longTransactions.map((t) => [t.pid, t.user, t.application, t.state, formatAge(t.ageMs), (t.query ?? '').slice(0, 60)])));
   }
+  if (r.preparedTransactions.length) {
+    out.push('', s.heading('Prepared transactions (pg_prepared_xacts; a build waits for those of this database)'));
+    out.push(s.table(['gid', 'owner', 'database', 'prepared', 'age', 'locks digest_history'], r.preparedTransactions.map((p) => [p.gid, p.owner, p.database, p.prepared, formatAge(p.ageMs), p.locksTable ? 'yes' : 'no'])));
+  }
   if (r.lockHolder) out.push('', `${s.verdict('fail')} lock held by ${describeHolder(r.lockHolder)}`);
   for (const m of r.migrations) {
     out.push('', s.heading(`${String(m.version).padStart(4, '0')} ${m.name}`));
