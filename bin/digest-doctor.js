@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+import { runBinary } from '../dist/cli/main.js';
 
-main(process.argv);
+runBinary(process.argv);

@@ -81,8 +81,18 @@ export async function main(argv: string[]): Promise<void> {
     }
     const { reportError } = await import('./run.js');
     process.exitCode = reportError(err, 'digest-doctor', argv.includes('--json'), argvSecrets(argv.slice(2)));
+  }
+}
+
+/**
+ * The binary's entry: main(), then the process exits within EXIT_GRACE_MS even if a socket lingers
+ * (a half-closed socket to a server that stopped answering must not keep it alive). Not part of
+ * main() itself, which runs in-process too (demo's steps).
+ */
+export async function runBinary(argv: string[]): Promise<void> {
+  try {
+    await main(argv);
   } finally {
-    // a half-closed socket to a server that stopped answering must not keep the process alive
     setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
   }
 }
