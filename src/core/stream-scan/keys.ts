@@ -9,14 +9,14 @@ export const HEX = new Int8Array(128).fill(-1);
 for (let i = 0; i < 16; i++) HEX['0123456789abcdef'.charCodeAt(i)] = HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
 
 /**
- * A UUID string as four 32-bit words, big-endian by hex digit (case does not matter; non-hex
- * characters such as the dashes are skipped); charCode arithmetic, no substrings. Returns `out`.
+ * The first 32 hex digits in b[s, e) as four 32-bit words, big-endian by digit (either case; any
+ * other byte, such as a UUID's dashes, is skipped). Returns `out`.
  */
-export function uuidWords(uuid: string, out: Uint32Array = new Uint32Array(4)): Uint32Array {
+function hexWords(b: Uint8Array, s: number, e: number, out: Uint32Array): Uint32Array {
   let w = 0;
   let nibbles = 0;
-  for (let i = 0; i < uuid.length && nibbles < 32; i++) {
-    const v = HEX[uuid.charCodeAt(i)] ?? -1;
+  for (let i = s; i < e && nibbles < 32; i++) {
+    const v = HEX[b[i]!] ?? -1;
     if (v < 0) continue;
     w = (w << 4) | v;
     if ((++nibbles & 7) === 0) {
@@ -27,20 +27,20 @@ export function uuidWords(uuid: string, out: Uint32Array = new Uint32Array(4)): 
   return out;
 }
 
-/** uuidWords of the 36 ASCII bytes at b[s, s + 36): the same words as uuidWords of that text. */
+const encoder = new TextEncoder();
+
+/**
+ * A UUID string as four 32-bit words (case does not matter; the dashes are skipped): the words
+ * uuidWordsAt gives for the same text as bytes. Returns `out`.
+ */
+export function uuidWords(uuid: string, out: Uint32Array = new Uint32Array(4)): Uint32Array {
+  const b = encoder.encode(uuid);
+  return hexWords(b, 0, b.length, out);
+}
+
+/** uuidWords of the 36 ASCII bytes of a UUID at b[s, s + 36), read in place. Returns `out`. */
 export function uuidWordsAt(b: Uint8Array, s: number, out: Uint32Array = new Uint32Array(4)): Uint32Array {
-  let w = 0;
-  let nibbles = 0;
-  for (let i = s; i < s + 36; i++) {
-    const v = HEX[b[i]!] ?? -1;
-    if (v < 0) continue;
-    w = (w << 4) | v;
-    if ((++nibbles & 7) === 0) {
-      out[(nibbles >> 3) - 1] = w;
-      w = 0;
-    }
-  }
-  return out;
+  return hexWords(b, s, s + 36, out);
 }
 
 const hex8 = (n: number) => n.toString(16).padStart(8, '0');
