@@ -15,12 +15,13 @@ for (let i = 0; i < 16; i++) HEX['0123456789abcdef'.charCodeAt(i)] = HEX['012345
 function hexWords(b: Uint8Array, s: number, e: number, out: Uint32Array): Uint32Array {
   let w = 0;
   let nibbles = 0;
-  for (let i = s; i < e && nibbles < 32; i++) {
+  for (let i = s; i < e; i++) {
     const v = HEX[b[i]!] ?? -1;
     if (v < 0) continue;
     w = (w << 4) | v;
     if ((++nibbles & 7) === 0) {
       out[(nibbles >> 3) - 1] = w;
+      if (nibbles === 32) break;
       w = 0;
     }
   }
