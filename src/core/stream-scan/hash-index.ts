@@ -36,39 +36,40 @@ export class HashIndex {
     return (h ^ (h >>> 16)) >>> 0;
   }
 
-  /** Whether ordinal `o` holds the (unsigned) key. */
-  private holds(o: number, a: number, b: number, c: number, d: number): boolean {
-    const k = o * this.width;
-    const keys = this.keys;
-    return keys[k] === a && keys[k + 1] === b && (this.width === 2 || (keys[k + 2] === c && keys[k + 3] === d));
-  }
-
   /** The ordinal of the key, or -1. */
   find(a: number, b: number, c = 0, d = 0): number {
-    // compared with Uint32Array cells: signed inputs must be made unsigned
-    a >>>= 0;
-    b >>>= 0;
-    c = this.width === 2 ? 0 : c >>> 0;
-    d = this.width === 2 ? 0 : d >>> 0;
-    for (let i = HashIndex.hash(a, b, c, d) & this.mask; ; i = (i + 1) & this.mask) {
-      const o = this.slots[i]!;
-      if (o < 0) return -1;
-      if (this.holds(o, a, b, c, d)) return o;
+    const i = this.probe(a >>> 0, b >>> 0, c >>> 0, d >>> 0);
+    return this.slots[i]!;
+  }
+
+  /**
+   * The slot holding the key (words already unsigned; c and d ignored at width 2), or the empty
+   * slot where it would go: the one probe loop both find and intern use.
+   */
+  private probe(a: number, b: number, c: number, d: number): number {
+    const keys = this.keys;
+    const slots = this.slots;
+    const mask = this.mask;
+    const w = this.width;
+    if (w === 2) c = d = 0;
+    for (let i = HashIndex.hash(a, b, c, d) & mask; ; i = (i + 1) & mask) {
+      const o = slots[i]!;
+      if (o < 0) return i;
+      const k = o * w;
+      if (keys[k] === a && keys[k + 1] === b && (w === 2 || (keys[k + 2] === c && keys[k + 3] === d))) return i;
     }
   }
 
   /** The key's ordinal; a new key gets the next one (check `size` before and after to tell). */
   intern(a: number, b: number, c = 0, d = 0): number {
+    // compared with Uint32Array cells: signed inputs (results of ^ and |) must be made unsigned
     a >>>= 0;
     b >>>= 0;
-    c = this.width === 2 ? 0 : c >>> 0;
-    d = this.width === 2 ? 0 : d >>> 0;
-    let i = HashIndex.hash(a, b, c, d) & this.mask;
-    for (; ; i = (i + 1) & this.mask) {
-      const o = this.slots[i]!;
-      if (o < 0) break;
-      if (this.holds(o, a, b, c, d)) return o;
-    }
+    c >>>= 0;
+    d >>>= 0;
+    const i = this.probe(a, b, c, d);
+    const found = this.slots[i]!;
+    if (found >= 0) return found;
     const o = this.size++;
     const w = this.width;
     if ((o + 1) * w > this.keys.length) this.keys = grow(this.keys, this.keys.length * 2);
