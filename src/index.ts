@@ -14,7 +14,7 @@ export { ErrorDocumentSchema, SCHEMA_VERSION } from './cli/output.js';
 export { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema, type InspectSummary, type InspectUser } from './ops/inspect.js';
 export { streamsReport, scanStream, StreamsReportSchema, STREAMS_SCHEMA_VERSION, type StreamsReport, type StreamsInput, type StreamScanResult } from './ops/streams.js';
 export * from './core/stream-health.js';
-export { ScanAccumulator, RowCheck, U128Index, parseEntryEvent, plainlyValidEvent, type ScanTotals, type ScanLimits } from './core/stream-scan.js';
+export { ScanAccumulator, RowCheck, U128Index, parseEntryEvent, plainlyValidEvent, type ScanTotals, type ScanLimits } from './core/stream-scan/index.js';
 export { acquireLock, releaseLock, extendLock, newLockToken, findStaleLocks, lockKind, type Lock, type LockOutcome, type LockResult, type StaleLock, type StaleLockOptions } from './redis/locks.js';
 export { publishIdempotent, publishBatch, publishPaced, streamBacklog, backlogLimitFor, BacklogStallError, planPublish, batchCall, choosePublishMode, markerKeyFor, hashTagOf, DEFAULT_MARKER_PREFIX, DEFAULT_MARKER_TTL_MS, DEFAULT_PRODUCER, DEFAULT_STALL_TIMEOUT_MS, type PublishOptions, type PublishResult, type PublishOutcome, type PublishMode, type PublishPlan, type BacklogState, type PaceOptions } from './redis/publish.js';
 export { SCRIPT_CODES } from './redis/scripts.js';

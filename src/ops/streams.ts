@@ -13,7 +13,7 @@ import {
   type StreamFinding,
   type StreamSnapshot,
 } from '../core/stream-health.js';
-import { RowCheck, ScanAccumulator, type ScanTotals } from '../core/stream-scan.js';
+import { RowCheck, ScanAccumulator, type ScanTotals } from '../core/stream-scan/index.js';
 import type { Db } from '../postgres/db.js';
 import { isCluster, type RedisClient } from '../redis/connect.js';
 import { discoverStreams, redisNowMs, streamSnapshot } from '../redis/stream-info.js';

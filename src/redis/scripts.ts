@@ -1,4 +1,4 @@
-// Lua scripts as files (src/redis/lua/<name>-<numberOfKeys>.lua, `-n` when the caller passes the
+// Lua scripts as files (lua/<name>-<numberOfKeys>.lua at the package root, `-n` when the caller passes the
 // count), read once and registered on each
 // client with ioredis defineCommand: callers get a method, EVALSHA (with a NOSCRIPT fallback) is
 // automatic, and ioredis applies keyPrefix to every KEYS entry. Every script returns codes from the
@@ -9,8 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { DoctorError } from '../errors.js';
 import type { RedisClient } from './connect.js';
 
-/** <package root>/src/redis/lua, from src/ (tests) and dist/ (the built CLI) alike. */
-export const LUA_DIR = fileURLToPath(new URL('../../src/redis/lua/', import.meta.url));
+/**
+ * <package root>/lua: two levels up from this module both as src/redis/scripts.ts (tests) and as
+ * dist/redis/scripts.js (the built CLI and the installed package, whose `files` ship lua/), as
+ * sql.ts finds <package root>/sql.
+ */
+export const LUA_DIR = fileURLToPath(new URL('../../lua/', import.meta.url));
 
 export const SCRIPTS = {
   releaseLock: 'release-lock-1',

@@ -8,7 +8,7 @@ import { canReadRaw, xrangePages, xrangeRawPages, type RawEntry } from '../../sr
 import { redisUrl } from '../helpers/redis.js';
 import { REDIS_TARGETS } from '../helpers/redis-targets.js';
 import { DIGEST_STREAM } from '../../src/core/contract.js';
-import { ScanAccumulator } from '../../src/core/stream-scan.js';
+import { ScanAccumulator } from '../../src/core/stream-scan/index.js';
 import { scanStream } from '../../src/ops/streams.js';
 
 /** A raw page as xrangePages would give it: [id, [field, value]] with only the data field kept. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DigestGenerateEventSchema, parseEventJson, parseEventObject, serializeEvent } from '../../src/core/event.js';
-import { hash64, hash64Bytes, matchPlainEvent, parseEntryEvent, plainlyValidEvent, RowCheck, ScanAccumulator, U128Index, uuidWords, uuidWordsAt, wordsToUuid, type PlainEventAt } from '../../src/core/stream-scan.js';
+import { hash64, hash64Bytes, matchPlainEvent, parseEntryEvent, plainlyValidEvent, RowCheck, ScanAccumulator, U128Index, uuidWords, uuidWordsAt, wordsToUuid, type PlainEventAt } from '../../src/core/stream-scan/index.js';
 
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
 const USER = '6af5e7d3-e736-46da-bfc1-42786f2ab1c0';
