@@ -210,10 +210,8 @@ export async function openOptionalRedis(g: GlobalOptions): Promise<RedisAvailabi
 }
 
 /** The local default Redis, tried when none is configured: DEFAULT_REDIS_PROBE_MS to connect and answer. */
-async function connectDefaultRedis(g: GlobalOptions): Promise<RedisClient> {
-  const client = await connectRedis({ url: DEFAULT_REDIS_URL, cluster: false, keyPrefix: g.keyPrefix, connectTimeoutMs: DEFAULT_REDIS_PROBE_MS, commandTimeoutMs: g.redisCommandTimeoutMs });
-  process.stderr.write(`digest-doctor: no Redis URL configured: using the local default ${describeRedis(DEFAULT_REDIS_URL)} (pass --redis-url or set REDIS_URL)\n`);
-  return client;
+function connectDefaultRedis(g: GlobalOptions): Promise<RedisClient> {
+  return connectRedis({ url: DEFAULT_REDIS_URL, cluster: false, keyPrefix: g.keyPrefix, connectTimeoutMs: DEFAULT_REDIS_PROBE_MS, commandTimeoutMs: g.redisCommandTimeoutMs });
 }
 
 /** For commands that need Redis. */

@@ -7,7 +7,7 @@ import { DIGEST_GROUP, DIGEST_STREAM, EVENT_FIELD } from '../core/contract.js';
 import { fieldsToRecord, parseEventJson } from '../core/event.js';
 import { isLiveDelivery, type PendingDelivery } from '../core/repair.js';
 import { idAtOrAfter } from '../core/stream-id.js';
-import { DoctorError } from '../errors.js';
+import { DoctorError, ExitCode } from '../errors.js';
 import { classifyRedisError, isCluster, type RedisClient } from '../redis/connect.js';
 import type { RawEntry } from '../redis/stream-reader.js';
 
@@ -30,13 +30,14 @@ export interface LiveCheck {
 type PendingRow = [id: string, consumer: string, idle: number, deliveries: number];
 
 /**
- * A failed read of the live check: UNREACHABLE when Redis went away, otherwise REFUSED (exit 4)
+ * A failed read of the live check: the connection fault as classified (exit 3) when Redis went away
+ * or stopped answering, otherwise REFUSED (exit 4)
  * naming what could not be read (a NOPERM, a key of another type...) and that nothing was marked.
  */
 function incomplete(client: RedisClient, what: string, err: unknown): DoctorError {
   const target = isCluster(client) ? 'the cluster' : `${client.options.host ?? '127.0.0.1'}:${client.options.port ?? 6379}`;
   const c = classifyRedisError(err, target);
-  if (c instanceof DoctorError && c.code === 'UNREACHABLE') return c;
+  if (c instanceof DoctorError && c.exitCode === ExitCode.UNREACHABLE) return c;
   const msg = (err as Error)?.message ?? String(err);
   return new DoctorError(
     'REFUSED',
