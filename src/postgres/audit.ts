@@ -66,7 +66,7 @@ const toRun = (r: RunRow): RunRecord => ({
 export const CLIENT_HOST = hostname();
 
 export async function startRun(db: Db, run: { id: string; command: string; args: Record<string, unknown>; undoes?: string }): Promise<void> {
-  await ensureState(db, 'audit');
+  await ensureState(db);
   await db.query('runs_start', [run.id, run.command, db.ids.schema, JSON.stringify(run.args), run.undoes ?? null, CLIENT_HOST]);
 }
 
