@@ -1,5 +1,5 @@
 // The repair audit in the tool's own schema ({{state}}.runs, {{state}}.audit_batches and the view
-// {{state}}.audit; sql/state/audit.sql): starting and finishing runs, reading them back. Batches
+// {{state}}.audit; sql/state/): starting and finishing runs, reading them back. Batches
 // write their images themselves, in the same statement as their UPDATE (sql/queries/*_apply.sql).
 import { hostname } from 'node:os';
 import type { Db } from './db.js';
