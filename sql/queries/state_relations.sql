@@ -1,9 +1,10 @@
 -- The tool's own schema as it is: whether it exists, whether the current role may use it, and its
 -- relations with their kind (r table, v view) and whether the role may SELECT them. From the catalog
 -- only: readable by every role, and nothing is created. $1 state schema.
--- Returns schema_exists, schema_usage, role, relations (json array of {name, kind, select}).
+-- Returns schema_exists, schema_usage, schema_create, role, relations (json array of {name, kind, select}).
 SELECT n.oid IS NOT NULL AS schema_exists,
        coalesce(has_schema_privilege(n.oid, 'USAGE'), false) AS schema_usage,
+       coalesce(has_schema_privilege(n.oid, 'CREATE'), false) AS schema_create,
        current_user::text AS role,
        coalesce((SELECT json_agg(json_build_object('name', c.relname, 'kind', c.relkind, 'select', has_table_privilege(c.oid, 'SELECT')) ORDER BY c.relname)
                  FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v')), '[]'::json) AS relations

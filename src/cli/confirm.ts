@@ -38,7 +38,7 @@ export async function confirmWrite(g: GlobalOptions, yes: boolean | undefined, c
   ];
   process.stderr.write(redactText(lines.join('\n'), g.secrets) + '\n');
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: false });
-  let answer = '';
+  let answer: string;
   try {
     process.stderr.write('Apply these changes? [y/N] ');
     answer = await new Promise<string>((resolve) => {

@@ -80,7 +80,7 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
   if (input.apply) {
     // Refused (exit 4) on a standby, a read-only database or a transaction pooler before anything is read or written.
     await assertCanApply(db, `${COMMAND} --apply`);
-    await ensureState(db, 'audit');
+    await ensureState(db);
   }
   const run = await targetRun(db, input.runId);
   const entries: AuditEntry[] = await readRunAudit(db, input.runId);

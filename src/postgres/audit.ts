@@ -1,5 +1,5 @@
 // The repair audit in the tool's own schema ({{state}}.runs, {{state}}.audit_batches and the view
-// {{state}}.audit; sql/state/audit.sql): starting and finishing runs, reading them back. Batches
+// {{state}}.audit; sql/state/): starting and finishing runs, reading them back. Batches
 // write their images themselves, in the same statement as their UPDATE (sql/queries/*_apply.sql).
 import { hostname } from 'node:os';
 import type { Db } from './db.js';
@@ -66,7 +66,7 @@ const toRun = (r: RunRow): RunRecord => ({
 export const CLIENT_HOST = hostname();
 
 export async function startRun(db: Db, run: { id: string; command: string; args: Record<string, unknown>; undoes?: string }): Promise<void> {
-  await ensureState(db, 'audit');
+  await ensureState(db);
   await db.query('runs_start', [run.id, run.command, db.ids.schema, JSON.stringify(run.args), run.undoes ?? null, CLIENT_HOST]);
 }
 

@@ -1,20 +1,25 @@
-// The tool's own schema (--state-schema, default digest_doctor). Created or upgraded only by an
-// applying command (ensureState); everything that only reads takes it as it is (readState): absent
-// means nothing recorded yet, an earlier layout is read in that layout, and a privilege the role
-// lacks is a refusal naming the GRANT, checked in the catalog before any read.
-// Each part keeps its DDL in sql/state/<part>.sql (CREATE ... IF NOT EXISTS only).
+// The tool's own schema (--state-schema, default digest_doctor). Versioned like the service's
+// migrations: sql/state/NNNN_<name>.sql, applied in order, each once, recorded in state_migrations,
+// by an applying command only (ensureState); everything that only reads takes it as it is
+// (readState): absent means nothing recorded yet, an earlier layout is read in that layout, and a
+// privilege the role lacks is a refusal naming the GRANT, checked in the catalog before any read.
+import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { missingReadPrivileges, readRefusalMessage } from '../core/privileges.js';
+import { adoptedStateVersion, stateVersionFiles, type StateVersionFile } from '../core/state-version.js';
 import { DoctorError } from '../errors.js';
-import { loadSqlFile, renderSql } from './sql.js';
+import { SQL_DIR, loadSqlFile, renderSql } from './sql.js';
 import type { Db } from './db.js';
 
-const ensured = new WeakMap<Db, Set<string>>();
+/** The Db handles whose state schema is known to be at the latest version (checked once per process). */
+const ensured = new WeakSet<Db>();
 
-/** The relations each part's DDL leaves behind, with their kind (pg_class.relkind). */
-const PART_RELATIONS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  audit: { runs: 'r', audit_batches: 'r', audit: 'v' },
-  ledger: { schema_migrations: 'r' },
-};
+let files: StateVersionFile[] | undefined;
+/** sql/state's version files, in order (read once). */
+export function stateVersions(): StateVersionFile[] {
+  files ??= stateVersionFiles(readdirSync(SQL_DIR + 'state'));
+  return files;
+}
 
 export interface StateRelation {
   /** pg_class.relkind: r a table, v a view. */
@@ -28,11 +33,12 @@ export interface StateFacts {
   relations: Map<string, StateRelation>;
 }
 
-async function stateFacts(db: Db): Promise<{ exists: boolean; usage: boolean; role: string; relations: Map<string, StateRelation> }> {
-  const [row] = await db.query<{ schema_exists: boolean; schema_usage: boolean; role: string; relations: Array<{ name: string; kind: string; select: boolean }> }>('state_relations', [db.ids.state]);
+async function stateFacts(db: Db): Promise<{ exists: boolean; usage: boolean; create: boolean; role: string; relations: Map<string, StateRelation> }> {
+  const [row] = await db.query<{ schema_exists: boolean; schema_usage: boolean; schema_create: boolean; role: string; relations: Array<{ name: string; kind: string; select: boolean }> }>('state_relations', [db.ids.state]);
   return {
     exists: row!.schema_exists,
     usage: row!.schema_usage,
+    create: row!.schema_create,
     role: row!.role,
     relations: new Map(row!.relations.map((r) => [r.name, { kind: r.kind, select: r.select }])),
   };
@@ -59,34 +65,53 @@ export async function readState(db: Db, needs: readonly string[], what: string):
   return { role: f.role, relations: f.relations };
 }
 
-/** Whether the state relations of `part` are all there in their current layout (nothing to create or upgrade). */
-function upToDate(part: string, relations: Map<string, StateRelation>): boolean {
-  const want = PART_RELATIONS[part];
-  if (!want) return false;
-  return Object.entries(want).every(([name, kind]) => relations.get(name)?.kind === kind);
-}
+const kinds = (relations: Map<string, StateRelation>) => new Map([...relations].map(([name, r]) => [name, r.kind]));
 
 /**
- * Creates the state schema and the relations of `part` if missing, and upgrades an earlier layout
- * (sql/state/<part>.sql). Only applying commands call this: a dry run never does. Nothing is run
- * when the catalog shows everything in place (so a role that may not CREATE in the schema, or on
- * the database, can still apply once an owner has created it: see README, Permissions). A
- * transaction-level advisory lock serialises concurrent first runs (CREATE TABLE IF NOT EXISTS
- * alone races on the catalog).
+ * Brings the state schema to the latest version (sql/state/NNNN_*.sql), creating it if missing. Only
+ * applying commands call this: a dry run never does. Under a transaction-level advisory lock on the
+ * state schema's name (concurrent first runs wait; the second finds the versions recorded), in one
+ * transaction: creates state_migrations if missing; when it records nothing, adopts the layout an
+ * earlier release left (adoptedStateVersion: recorded as `adopted`, nothing run); then runs each
+ * later file in order and records it (`applied`, with the file's sha256). Nothing is written when the
+ * latest version is recorded, nor when the role may not CREATE in the schema and the catalog shows
+ * the latest layout in place (an owner created it: see README, Permissions; recording waits for a
+ * run that may). `caller` is unused: every part is brought up to date at once.
  */
-export async function ensureState(db: Db, part: string): Promise<void> {
-  const done = ensured.get(db) ?? new Set<string>();
-  if (done.has(part)) return;
+export async function ensureState(db: Db, _caller?: string): Promise<void> {
+  if (ensured.has(db)) return;
+  const latest = stateVersions().length;
   const f = await stateFacts(db);
-  if (!(f.exists && f.usage && upToDate(part, f.relations))) {
-    const ddl = renderSql(loadSqlFile(`state/${part}.sql`), db.ids);
+  const record = f.relations.get('state_migrations');
+  let upToDate = false;
+  if (f.exists && f.usage && record?.select) {
+    const [row] = await db.query<{ version: number | null }>('state_versions_max');
+    upToDate = (row?.version ?? 0) >= latest;
+  } else if (f.exists && f.usage && !f.create) {
+    upToDate = adoptedStateVersion(kinds(f.relations)) >= latest;
+  }
+  if (!upToDate) {
     await db.transaction(async (tx) => {
       await tx.raw('SELECT pg_advisory_xact_lock(hashtext($1))', [`digest-doctor:state:${db.ids.state}`]);
       // CREATE SCHEMA checks CREATE on the database before IF NOT EXISTS: only when it is missing.
       if (!f.exists) await tx.raw(`CREATE SCHEMA IF NOT EXISTS ${renderSql('{{state}}', db.ids)}`);
-      await tx.raw(ddl);
+      await tx.query('state_versions_create');
+      const [row] = await tx.query<{ version: number | null }>('state_versions_max');
+      let at = row?.version ?? null;
+      if (at === null) {
+        // Nothing recorded: the layout as it is now, under the lock, is what an earlier release left.
+        at = adoptedStateVersion(kinds((await stateFacts(tx)).relations));
+        for (const v of stateVersions().slice(0, at)) await tx.query('state_versions_record', [v.version, v.name, checksum(v), 'adopted']);
+      }
+      for (const v of stateVersions().slice(at)) {
+        await tx.raw(renderSql(loadSqlFile(`state/${v.file}`), db.ids));
+        await tx.query('state_versions_record', [v.version, v.name, checksum(v), 'applied']);
+      }
     });
   }
-  done.add(part);
-  ensured.set(db, done);
+  ensured.add(db);
+}
+
+function checksum(v: StateVersionFile): string {
+  return createHash('sha256').update(loadSqlFile(`state/${v.file}`)).digest('hex');
 }

@@ -54,7 +54,8 @@ async function downgradeAudit(): Promise<void> {
     DROP VIEW ${s}.audit;
     DROP TABLE ${s}.audit_batches;
     ALTER TABLE ${s}.audit_v1 RENAME TO audit;
-    ALTER TABLE ${s}.audit ADD PRIMARY KEY (run_id, row_id);`);
+    ALTER TABLE ${s}.audit ADD PRIMARY KEY (run_id, row_id);
+    DROP TABLE ${s}.state_migrations; -- an earlier release recorded no state versions`);
 }
 
 /** A mark-stale run on the stuck row only (the duplicate pair stays for fix-duplicates), audited by an earlier version. */
@@ -64,7 +65,7 @@ async function oldVersionAudit(): Promise<string> {
   const runId = JSON.parse(run.stdout).applied.runId as string;
   await downgradeAudit();
   // and a ledger, so migrate status has a state table to read
-  await t.client.query(renderSql(loadSqlFile('state/ledger.sql'), { schema: t.schema, state: t.stateSchema }));
+  await t.client.query(renderSql(loadSqlFile('state/0003_schema_migrations.sql'), { schema: t.schema, state: t.stateSchema }));
   return runId;
 }
 

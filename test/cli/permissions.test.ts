@@ -66,7 +66,7 @@ describe('a missing privilege is named, with the GRANT that fixes it (exit 4)', 
     const run = await runCli([...t.cliArgs, '--json', 'fix-duplicates', '--apply']);
     expect(run.code, run.stderr).toBe(0);
     const runId = JSON.parse(run.stdout).applied.runId as string;
-    await t.client.query(renderSql(loadSqlFile('state/ledger.sql'), { schema: t.schema, state: t.stateSchema }));
+    await t.client.query(renderSql(loadSqlFile('state/0003_schema_migrations.sql'), { schema: t.schema, state: t.stateSchema }));
     const usage = `no USAGE on schema ${t.stateSchema}`;
     for (const args of [['runs'], ['undo', runId], ['migrate', 'status']]) {
       const res = await as(roles.reader, ...args);

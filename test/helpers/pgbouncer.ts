@@ -129,7 +129,7 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<PgBouncer>
     }, `pgbouncer on port ${port}`, 20_000);
   } catch (err) {
     await stop();
-    throw new Error(`${(err as Error).message}\n${log()}`);
+    throw new Error(`${(err as Error).message}\n${log()}`, { cause: err });
   }
   return { port, dir, url, log, stop };
 }

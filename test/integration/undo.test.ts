@@ -32,7 +32,8 @@ async function downgradeAudit(state: string): Promise<void> {
     DROP VIEW ${state}.audit;
     DROP TABLE ${state}.audit_batches;
     ALTER TABLE ${state}.audit_v1 RENAME TO audit;
-    ALTER TABLE ${state}.audit ADD PRIMARY KEY (run_id, row_id);`);
+    ALTER TABLE ${state}.audit ADD PRIMARY KEY (run_id, row_id);
+    DROP TABLE ${state}.state_migrations; -- an earlier release recorded no state versions`);
 }
 
 describe('undo', () => {

@@ -1,7 +1,6 @@
 import { entryIdAfter } from '../../src/core/stream-id.js';
 import { redirection } from '../../src/redis/stream-reader.js';
 import { classifyRedisFault } from '../../src/core/faults.js';
-import type { DoctorError } from '../../src/errors.js';
 import { describe, expect, it } from 'vitest';
 import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, CONTEXT_STREAM } from '../../src/core/contract.js';
 import {

@@ -170,7 +170,7 @@ describe('matchPlainEvent (the byte-level fast path) never accepts what JSON.par
       history_id: [randomUUID(), randomUUID().toUpperCase(), null, 'h', 5, ''],
       trigger: ['manual', 'scheduler', 'scheduler_retry', 'cron', 'Manual', '', null, 1],
       context: ['channels', 'group', 'dm', null, true],
-      window_size_hours: [4, 6, 12, 24, 5, 0, 40, 124, 4.5, -4, '4', null, 1e400],
+      window_size_hours: [4, 6, 12, 24, 5, 0, 40, 124, 4.5, -4, '4', null, Infinity],
       idempotency_key: ['k', '', 'ключ', 'a\\b', 'tab\there', 3, null, {}],
       requested_by: ['1.2.3.4', 12, null, false],
       extra_unknown_field: [1, 'x', null, { a: 1 }, [1], true],
