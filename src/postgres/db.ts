@@ -1,7 +1,7 @@
 // The one module that owns the `pg` import. Everything else talks to Postgres through Db.
 import type { Client, QueryResultRow } from 'pg';
 import { DoctorError, badInput } from '../errors.js';
-import { classifyPgFault } from '../core/faults.js';
+import { classifyPgFault, isPgServerError } from '../core/faults.js';
 import { redactUrl } from '../core/redact.js';
 import { unparsableReason } from '../core/url.js';
 import { sql, type SqlIdentifiers } from './sql.js';
@@ -168,6 +168,9 @@ export class Db {
       const res = prepareAs && this.client.queryPrepared ? await this.client.queryPrepared<R>(prepareAs, text, params) : await this.client.query<R>(text, params);
       return res.rows;
     } catch (err) {
+      // A server's answer (an error with a SQLSTATE) is thrown as the driver gave it: the operations
+      // decide on its code (retry a lock timeout, a 42P10...), and the CLI classifies what reaches it.
+      if (isPgServerError(err)) throw err;
       const classified = classifyPgError(err, this.target);
       if (classified instanceof DoctorError && (classified.code === 'CONNECTION_LOST' || classified.code === 'UNREACHABLE')) {
         // A session that timed out client-side still has its query queued in the driver: drop it.
