@@ -23,6 +23,10 @@ export type ErrorCode =
   | 'PERMISSION_DENIED'
   | 'BUSY'
   | 'TIMEOUT'
+  /** Work stopped because the user interrupted it (migrate: the build was cancelled on the server). */
+  | 'CANCELLED'
+  /** The work ran and failed in a way that is a finding, not a fault (migrate: the build or its verification failed). */
+  | 'BUILD_FAILED'
   | 'INTERNAL';
 
 const EXIT_BY_CODE: Record<ErrorCode, ExitCodeValue> = {
@@ -37,6 +41,8 @@ const EXIT_BY_CODE: Record<ErrorCode, ExitCodeValue> = {
   PERMISSION_DENIED: ExitCode.REFUSED,
   BUSY: ExitCode.REFUSED,
   TIMEOUT: ExitCode.REFUSED,
+  CANCELLED: ExitCode.REFUSED,
+  BUILD_FAILED: ExitCode.FINDINGS,
   INTERNAL: ExitCode.INTERNAL,
 };
 

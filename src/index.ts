@@ -11,6 +11,7 @@ export { DoctorError, ExitCode, type ErrorCode, type ExitCodeValue } from './err
 export { connectPg, normalizePgUrl, Db, fixSessionSettings, SESSION_SETTINGS, type PgConfig, type SqlSession } from './postgres/db.js';
 export { connectRedis, type RedisClient, type RedisConfig } from './redis/connect.js';
 export { ErrorDocumentSchema, SCHEMA_VERSION } from './cli/output.js';
+export { FindingSchema, type Finding } from './core/finding.js';
 export { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema, type InspectSummary, type InspectUser } from './ops/inspect.js';
 export { streamsReport, scanStream, StreamsReportSchema, STREAMS_SCHEMA_VERSION, type StreamsReport, type StreamsInput, type StreamScanResult } from './ops/streams.js';
 export * from './core/stream-health.js';

@@ -1,5 +1,6 @@
 // `check` (CI smoke checks), the pure part: the result shape and its four renderings. No I/O.
 import { z } from 'zod';
+import { FindingSchema, VerdictSchema } from './finding.js';
 
 export const CHECK_SCHEMA_VERSION = 1;
 
@@ -25,16 +26,14 @@ export const CHECK_NAMES = [
 ] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 
-export const CheckVerdictSchema = z.enum(['ok', 'warn', 'fail']);
+export const CheckVerdictSchema = VerdictSchema;
 export type CheckVerdict = z.infer<typeof CheckVerdictSchema>;
 
-export const CheckItemSchema = z.object({
+/** A Finding (core/finding.ts) of one of CHECK_NAMES, about one subject. */
+export const CheckItemSchema = FindingSchema.extend({
   check: z.enum(CHECK_NAMES),
   /** What it is about: the schema, a stream, a stream's group (`stream/group`); null: the whole run. */
   subject: z.string().nullable(),
-  verdict: CheckVerdictSchema,
-  /** One line. */
-  message: z.string(),
   /** The exact command that fixes it, with this run's flags (null when ok, or no command can). */
   fix: z.string().nullable(),
 });
@@ -73,14 +72,15 @@ export function summarize(checks: readonly CheckItem[], strict: boolean): CheckR
   return { ok: n('ok'), warn, fail, passed: fail === 0 && (!strict || warn === 0) };
 }
 
-const label = (c: CheckItem) => (c.subject ? `${c.check} (${c.subject})` : c.check);
+const label = (c: CheckItem): string => checkLabel(c);
 
-/** One line per check: verdict, name, message, and `fix: <command>` when there is one. */
-export function renderCheckText(r: CheckResult): string {
-  const lines = r.checks.map((c) => `${c.verdict === 'fail' ? 'FAIL' : c.verdict.padEnd(4)} ${label(c)}: ${c.message}${c.fix ? ` -> fix: ${c.fix}` : ''}`);
+/** The check and what it is about, as every text format names it: `duplicates (public)`. */
+export const checkLabel = (c: CheckItem): string => (c.subject ? `${c.check} (${c.subject})` : c.check);
+
+/** The last line of the text format: passed or FAILED, the counts, --strict and what was skipped. */
+export function checkSummaryLine(r: CheckResult): string {
   const s = r.summary;
-  lines.push(`${s.passed ? 'passed' : 'FAILED'}: ${s.ok} ok, ${s.warn} warn, ${s.fail} fail${r.strict ? ' (--strict: warnings fail)' : ''}${r.skipped.length ? `; skipped: ${r.skipped.join(', ')}` : ''}`);
-  return lines.join('\n');
+  return `${s.passed ? 'passed' : 'FAILED'}: ${s.ok} ok, ${s.warn} warn, ${s.fail} fail${r.strict ? ' (--strict: warnings fail)' : ''}${r.skipped.length ? `; skipped: ${r.skipped.join(', ')}` : ''}`;
 }
 
 /**

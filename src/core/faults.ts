@@ -33,6 +33,22 @@ const CUT_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_DE
 /** Node's TLS verification failures (tls.TLSSocket authorizationError codes) and handshake errors. */
 const TLS_MESSAGE = /self[- ]signed certificate|unable to (?:verify|get local issuer)|certificate (?:has expired|is not yet valid)|Hostname\/IP does not match|wrong version number|tlsv1 alert|ssl3_get_record|packet length too long|EPROTO|handshake/i;
 
+/**
+ * The SQLSTATE of a Postgres server error, also when it arrives classified (a DoctorError whose
+ * `cause` is the driver's error: Db classifies every failure, so `err.code` is then 'TIMEOUT',
+ * 'BUSY', ... and not the SQLSTATE a retry rule needs). Null when there is none.
+ */
+export function sqlstateOf(err: unknown): string | null {
+  const e = err instanceof DoctorError ? (err.cause as DriverError | undefined) : (err as DriverError | undefined);
+  return isPgServerError(e) ? (e!.code as string) : null;
+}
+
+/** The server's own message of a Postgres error, also when it arrives classified (see sqlstateOf); else the error's message. */
+export function serverMessageOf(err: unknown): string {
+  const e = err instanceof DoctorError && isPgServerError(err.cause) ? err.cause : err;
+  return String((e as DriverError)?.message ?? e);
+}
+
 /** A node-postgres DatabaseError (a server error with a SQLSTATE) rather than a socket or driver error. */
 export function isPgServerError(err: unknown): boolean {
   const e = err as DriverError;

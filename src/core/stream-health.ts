@@ -2,20 +2,15 @@
 // clock's "now" is passed in, replies come in as ioredis returns them.
 import { DIGEST_GROUP, EXPECTED_GROUPS, MAX_DELIVERIES, WORKER_CONSUMER_PATTERN, isDlqStream } from './contract.js';
 import { formatAge } from './duplicates.js';
+import { countVerdicts, type Finding, type FindingVerdict } from './finding.js';
 import { compareEntryIds, entryIdAfter, entryIdTime } from './stream-id.js';
 
-export type FindingVerdict = 'ok' | 'warn' | 'fail';
+export type { FindingVerdict } from './finding.js';
 
-export interface StreamFinding {
+/** A Finding (core/finding.ts) about one stream, or one group of it (null: the stream itself). */
+export interface StreamFinding extends Finding {
   stream: string;
   group: string | null;
-  check: string;
-  verdict: FindingVerdict;
-  message: string;
-  /** What to do about it; null when the check passed. */
-  fix: string | null;
-  /** Entry ids or consumer names the finding is about (capped). */
-  items: string[];
 }
 
 export interface EntrySummary {
@@ -426,7 +421,6 @@ function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs
 
 /** Counts per verdict and the exit rule: any warn or fail is a finding (exit 1). */
 export function summarize(findings: readonly StreamFinding[]): { ok: number; warn: number; fail: number; healthy: boolean } {
-  const n = { ok: 0, warn: 0, fail: 0 };
-  for (const f of findings) n[f.verdict]++;
+  const n = countVerdicts(findings);
   return { ...n, healthy: n.warn === 0 && n.fail === 0 };
 }

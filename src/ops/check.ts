@@ -46,8 +46,8 @@ const messageOf = (err: unknown) => (err as Error)?.message ?? String(err);
  */
 export async function runChecks(input: CheckInput): Promise<{ result: CheckResult; unreachable: boolean }> {
   const checks: CheckItem[] = [];
-  const add = (c: CheckItem) => {
-    if (!input.skip.has(c.check)) checks.push(c);
+  const add = (c: Omit<CheckItem, 'items'> & { items?: string[] }) => {
+    if (!input.skip.has(c.check)) checks.push({ ...c, items: c.items ?? [] });
   };
   const metrics: CheckMetrics = { duplicateGroups: null, inFlightByAge: null, stuckRows: null, pending: [], lag: [], dlqLength: [] };
   const schema = input.target.schema;
@@ -134,7 +134,7 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
         if (name === 'dlq-empty') fix = input.command(`replay --from-dlq --apply`);
         else if (name === 'group' && f.group) fix = input.redisCli(`XGROUP CREATE ${full} ${f.group} '$' MKSTREAM`);
       }
-      add({ check: name, subject, verdict: f.verdict, message: !fix && f.fix ? `${f.message} (${f.fix})` : f.message, fix });
+      add({ check: name, subject, verdict: f.verdict, message: !fix && f.fix ? `${f.message} (${f.fix})` : f.message, fix, items: f.items });
     }
   }
 

@@ -1,7 +1,8 @@
 // `inspect`: the state of digest_history (globally, or one user's day) and, for a user, the lock and
 // the stream entries that carry them. Reads only, in one read-only transaction.
 import { z } from 'zod';
-import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, EVENT_FIELD } from '../core/contract.js';
+import { FindingSchema, finding, type Finding } from '../core/finding.js';
+import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, EVENT_FIELD, WORKER_CONSUMER_PATTERN } from '../core/contract.js';
 import { AGE_BUCKETS, classifyGroup, type KeepPolicy } from '../core/duplicates.js';
 import { fieldsToRecord, parseDlqEntry, parseEventJson } from '../core/event.js';
 import { dayBounds, formatInZone, userLockKey } from '../core/keys.js';
@@ -12,7 +13,8 @@ import type { RedisClient } from '../redis/connect.js';
 import { findStaleLocks } from '../redis/locks.js';
 import { pendingForIds, xrangePages } from '../redis/stream-reader.js';
 
-export const INSPECT_SCHEMA_VERSION = 1 as const;
+/** 2: `findings` are Findings (core/finding.ts) instead of strings; summary: `outsideWindow`; user: `rowsOnOtherDays`. */
+export const INSPECT_SCHEMA_VERSION = 2 as const;
 
 const DuplicateGroupSchema = z.object({
   userId: z.string(),
@@ -60,7 +62,14 @@ export const InspectSummarySchema = z.object({
     }),
     z.object({ skipped: z.literal(true), reason: z.string() }),
   ]),
-  findings: z.array(z.string()),
+  /**
+   * With --date or --since: what the window left out (rows of other digest dates), so a filtered view
+   * never reads as "nothing wrong" about rows it did not look at. null without a filter.
+   */
+  outsideWindow: z
+    .object({ rows: z.number().int(), inFlight: z.number().int(), stuck: z.number().int(), duplicateGroups: z.number().int() })
+    .nullable(),
+  findings: z.array(FindingSchema),
 });
 export type InspectSummary = z.infer<typeof InspectSummarySchema>;
 
@@ -113,7 +122,9 @@ export const InspectUserSchema = z.object({
     }),
     z.object({ skipped: z.literal(true), reason: z.string() }),
   ]),
-  findings: z.array(z.string()),
+  /** The user's rows on any digest date (counted only when the day asked for has none), and the latest such date. */
+  rowsOnOtherDays: z.object({ rows: z.number().int(), latestDate: z.string().nullable() }).nullable(),
+  findings: z.array(FindingSchema),
 });
 export type InspectUser = z.infer<typeof InspectUserSchema>;
 
@@ -154,17 +165,44 @@ export async function inspectSummary(db: Db, redis: RedisPart, input: InspectSum
       [inFlight, date, since, input.stuckAfterMs],
     );
     const statusRows = await tx.query<{ status: string; row_count: number }>('inspect_status_counts', [date, since]);
+    // A window (--date / --since) hides the other digest dates: the same counts over the whole table,
+    // minus the window's, say what it left out. Groups are (user, day), so each is wholly in or out.
+    let outsideWindow: InspectSummary['outsideWindow'] = null;
+    if (date !== null || since !== null) {
+      const [all] = await tx.query<{ total_groups: number }>('inspect_duplicate_groups', [inFlight, null, null, null, 1]);
+      const [allAges] = await tx.query<{ lt_1h: number; h1_d1: number; d1_d7: number; gt_7d: number; stuck: number }>('inspect_inflight_ages', [inFlight, null, null, input.stuckAfterMs]);
+      const allStatus = await tx.query<{ status: string; row_count: number }>('inspect_status_counts', [null, null]);
+      const sum = (rs: Array<{ row_count: number }>) => rs.reduce((n, r) => n + r.row_count, 0);
+      const inFl = (x: { lt_1h: number; h1_d1: number; d1_d7: number; gt_7d: number }) => x.lt_1h + x.h1_d1 + x.d1_d7 + x.gt_7d;
+      outsideWindow = {
+        rows: sum(allStatus) - sum(statusRows),
+        inFlight: inFl(allAges!) - inFl(ages!),
+        stuck: allAges!.stuck - ages!.stuck,
+        duplicateGroups: (all?.total_groups ?? 0) - (groupsRows[0]?.total_groups ?? 0),
+      };
+    }
 
     // Window aggregates run before LIMIT: these count every group, not just the ones listed.
     const totalGroups = groupsRows[0]?.total_groups ?? 0;
     const totalRows = groupsRows[0]?.total_rows ?? 0;
     const a = ages!;
     const byAge = { '< 1 h': a.lt_1h, '1 h - 1 d': a.h1_d1, '1 - 7 d': a.d1_d7, '> 7 d': a.gt_7d };
-    const findings: string[] = [];
-    if (totalGroups > 0) findings.push(`${totalGroups} (user, day) group(s) with more than one in-flight row (${totalRows - totalGroups} extra rows): run digest-doctor fix-duplicates`);
-    if (a.stuck > 0) findings.push(`${a.stuck} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min: run digest-doctor mark-stale --older-than <duration>`);
+    const stuckMin = Math.round(input.stuckAfterMs / 60000);
+    const findings: Finding[] = [];
+    if (totalGroups > 0) findings.push(finding('duplicates', 'fail', `${totalGroups} (user, day) group(s) with more than one in-flight row (${totalRows - totalGroups} extra rows)`, 'digest-doctor fix-duplicates', groupsRows.map((g) => `${g.user_id} ${g.digest_date}`)));
+    if (a.stuck > 0) findings.push(finding('stuck', 'fail', `${a.stuck} in-flight row(s) older than ${stuckMin} min`, 'digest-doctor mark-stale --older-than <duration>'));
     if (!locks.skipped && locks.stale.length) {
-      findings.push(`${locks.stale.length} stale lock(s) (no TTL, or more TTL than the lock allows) block requests: check no request is running, then delete them (first: ${locks.stale[0]!.key})`);
+      findings.push(finding('stale-locks', 'fail', `${locks.stale.length} stale lock(s) (no TTL, or more TTL than the lock allows) block requests`, `check no request is running, then delete them (first: ${locks.stale[0]!.key})`, locks.stale.map((l) => l.key)));
+    }
+    if (outsideWindow && outsideWindow.rows > 0) {
+      const o = outsideWindow;
+      const window = date !== null ? `digest date ${date}` : `digest dates from ${since}`;
+      const hidden = `${o.rows} row(s) outside the window (${window}) were not looked at: ${o.inFlight} in flight, ${o.stuck} stuck (older than ${stuckMin} min), ${o.duplicateGroups} duplicate group(s)`;
+      findings.push(
+        o.stuck > 0 || o.duplicateGroups > 0
+          ? finding('outside-window', 'warn', hidden, 'digest-doctor inspect (without --date / --since) lists them')
+          : finding('outside-window', 'ok', hidden),
+      );
     }
     return {
       schemaVersion: INSPECT_SCHEMA_VERSION,
@@ -192,6 +230,7 @@ export async function inspectSummary(db: Db, redis: RedisPart, input: InspectSum
       stuck: { count: a.stuck, olderThanMs: input.stuckAfterMs, oldestCreatedAt: iso(a.oldest) },
       statusCounts: Object.fromEntries(statusRows.map((r) => [r.status, r.row_count])),
       locks,
+      outsideWindow,
       findings,
     };
   });
@@ -220,10 +259,11 @@ export async function inspectUser(
   given: InspectUserInput,
 ): Promise<InspectUser> {
   const input = { ...given, userId: assertUuid(given.userId, 'user id') };
-  const { now, rows } = await db.readOnly(async (tx) => {
+  const { now, rows, days } = await db.readOnly(async (tx) => {
     const [{ now }] = (await tx.query<{ now: Date }>('db_now')) as [{ now: Date }];
     const rows = await tx.query<UserRow>('inspect_user_rows', [input.userId, input.digestDate]);
-    return { now, rows };
+    const days = rows.length ? null : (await tx.query<{ row_count: number; latest_date: string | null }>('inspect_user_days', [input.userId]))[0]!;
+    return { now, rows, days };
   });
   // The keep rule, to the microsecond (createdUs): the row fix-duplicates would keep.
   const cls = classifyGroup(rows, input.keep ?? 'newest');
@@ -248,16 +288,24 @@ export async function inspectUser(
     };
   });
   const stuckCount = outRows.filter((r) => r.marks.includes('stuck')).length;
-  const findings: string[] = [];
-  if (extras.size) findings.push(`${cls.inFlight.length} in-flight rows for this day (${extras.size} extra): run digest-doctor fix-duplicates --user ${input.userId} --date ${input.digestDate}`);
-  if (stuckCount) findings.push(`${stuckCount} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min: run digest-doctor mark-stale`);
+  const findings: Finding[] = [];
+  if (!rows.length) {
+    // About the input: the user id or the day is likely wrong; never "nothing wrong" about a day with no row.
+    findings.push(
+      days!.row_count > 0
+        ? finding('no-rows', 'warn', `user ${input.userId} has no digest_history row for ${input.digestDate} (${days!.row_count} row(s) on other days, the latest ${days!.latest_date})`, `digest-doctor inspect --user ${input.userId} --date ${days!.latest_date}`)
+        : finding('no-rows', 'warn', `user ${input.userId} has no digest_history row on any day: check the user id (and --schema)`),
+    );
+  }
+  if (extras.size) findings.push(finding('duplicates', 'fail', `${cls.inFlight.length} in-flight rows for this day (${extras.size} extra)`, `digest-doctor fix-duplicates --user ${input.userId} --date ${input.digestDate}`, [...extras]));
+  if (stuckCount) findings.push(finding('stuck', 'fail', `${stuckCount} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min`, 'digest-doctor mark-stale', outRows.filter((r) => r.marks.includes('stuck')).map((r) => r.id)));
 
   let redisPart: InspectUser['redis'];
   if ('skipped' in redis) {
     redisPart = { skipped: true, reason: redis.skipped };
   } else {
     redisPart = await userStreams(redis.client, input, rows);
-    if (redisPart.lock.noTtl) findings.push(`lock ${redisPart.lock.key} has no TTL: it will never expire; delete it once no request is running`);
+    findings.push(...streamFindings(redisPart));
   }
   return {
     schemaVersion: INSPECT_SCHEMA_VERSION,
@@ -271,8 +319,39 @@ export async function inspectUser(
     duplicateCount: extras.size,
     stuckCount,
     redis: redisPart,
+    rowsOnOtherDays: days ? { rows: days.row_count, latestDate: days.latest_date } : null,
     findings,
   };
+}
+
+/**
+ * What is wrong in the user's window of the streams: a lock with no TTL; the same history_id published
+ * twice to the digest stream (the DLQ copy of an entry carries its history_id too, so only the digest
+ * stream counts); an entry pending with a consumer that is not a worker (digest-worker-<pid>); entries
+ * that do not parse; a consumer group missing. Each is a Finding (exit 1).
+ */
+function streamFindings(r: Extract<InspectUser['redis'], { skipped: false }>): Finding[] {
+  const out: Finding[] = [];
+  if (r.lock.noTtl) out.push(finding('lock-no-ttl', 'fail', `lock ${r.lock.key} has no TTL: it will never expire`, 'delete it once no request is running', [r.lock.key]));
+  const byHistory = new Map<string, string[]>();
+  for (const e of r.entries) {
+    if (e.stream !== DIGEST_STREAM || e.historyId === null) continue;
+    byHistory.set(e.historyId, [...(byHistory.get(e.historyId) ?? []), e.id]);
+  }
+  for (const [historyId, ids] of byHistory) {
+    if (ids.length > 1) out.push(finding('published-twice', 'fail', `history_id ${historyId} was published ${ids.length} times to ${DIGEST_STREAM}: the worker may send the digest more than once`, null, ids));
+  }
+  for (const e of r.entries) {
+    if (e.stream === DIGEST_STREAM && e.pending && !WORKER_CONSUMER_PATTERN.test(e.pending.consumer)) {
+      out.push(
+        finding('stray-consumer', 'fail', `entry ${e.id} is held by consumer ${e.pending.consumer}, which is not a digest-worker-<pid> (someone ran XREADGROUP by hand?)`,
+          `hand it to a worker (XCLAIM/XAUTOCLAIM), then XGROUP DELCONSUMER ${DIGEST_STREAM} ${DIGEST_GROUP} ${e.pending.consumer}`, [e.id]),
+      );
+    }
+  }
+  if (r.malformed) out.push(finding('malformed', 'warn', `${r.malformed} entr${r.malformed === 1 ? 'y' : 'ies'} in the window do${r.malformed === 1 ? 'es' : ''} not parse`, 'digest-doctor streams --scan lists them'));
+  for (const m of r.groupsMissing) out.push(finding('group', 'warn', `consumer group missing: ${m}`, null));
+  return out;
 }
 
 const SLACK_MS = 10 * 60_000;

@@ -13,6 +13,8 @@ import {
   type Check,
   type Migration,
 } from '../core/migration.js';
+import { serverMessageOf, sqlstateOf } from '../core/faults.js';
+import { DoctorError } from '../errors.js';
 import type { Db } from '../postgres/db.js';
 import {
   acquireMigrateLock,
@@ -224,8 +226,8 @@ export const DEFAULT_MIGRATE_OPTIONS: MigrateOptions = {
 };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const sqlstateOf = (err: unknown): string | null => (err as { code?: string })?.code ?? (((err as { cause?: { code?: string } })?.cause)?.code ?? null);
-const messageOf = (err: unknown): string => (err as Error)?.message ?? String(err);
+// The server's SQLSTATE and message, also through the DoctorError Db wraps them in (the retry rule reads the SQLSTATE).
+const messageOf = serverMessageOf;
 
 function indexState(m: Migration, c: CatalogIndex): IndexState {
   const differences = indexDifferences(m.index, c);
@@ -367,24 +369,35 @@ export async function migratePlan(db: Db, o: MigrateOptions): Promise<MigrateRes
   };
 }
 
-class Refusal extends Error {
-  constructor(
-    readonly outcome: MigrateOutcome,
-    message: string,
-  ) {
-    super(message);
-  }
+/** The DoctorError code of each way a migrate run stops early (exit codes: src/errors.ts; the same as runExitCode's). */
+const CODE_BY_OUTCOME = { refused: 'REFUSED', busy: 'BUSY', cancelled: 'CANCELLED', failed: 'BUILD_FAILED' } as const;
+type StopOutcome = keyof typeof CODE_BY_OUTCOME;
+
+/**
+ * A DoctorError that stops a migrate run and becomes its result (outcome and message) rather than an
+ * error document: the outcome rides in `details`, so only the stops migrate makes are turned into
+ * results; any other DoctorError (a lost connection, a timeout) still propagates as before.
+ */
+function halt(outcome: StopOutcome, message: string): DoctorError {
+  return new DoctorError(CODE_BY_OUTCOME[outcome], message, { details: { migrateOutcome: outcome } });
+}
+
+/** The outcome of a stop made by `halt`, or undefined for any other error. */
+function stopOutcome(err: unknown): StopOutcome | undefined {
+  if (!(err instanceof DoctorError)) return undefined;
+  const o = (err.details as { migrateOutcome?: StopOutcome } | undefined)?.migrateOutcome;
+  return o !== undefined && o in CODE_BY_OUTCOME ? o : undefined;
 }
 
 /** The migrate lock held on each control session: the statements that matter prove they run on its holder. */
 const migrateLocks = new WeakMap<Db, SessionLock>();
 
-/** Refusal (exit 4) unless the control statement about to run (`what`) runs on the process that holds the migrate lock. */
+/** REFUSED (exit 4) unless the control statement about to run (`what`) runs on the process that holds the migrate lock. */
 async function assertLockHeld(ctl: Db, what: string): Promise<void> {
   try {
     await migrateLocks.get(ctl)?.assertHeld(what);
   } catch (err) {
-    throw new Refusal('refused', messageOf(err));
+    throw halt('refused', messageOf(err));
   }
 }
 
@@ -401,7 +414,7 @@ async function withLock<T>(db: Db, o: MigrateOptions, signal: AbortSignal | unde
     lock = await SessionLock.taken(db, ['digest-doctor:migrate', db.ids.schema], command);
   } catch (err) {
     await releaseMigrateLock(db).catch(() => undefined);
-    throw new Refusal('refused', messageOf(err));
+    throw halt('refused', messageOf(err));
   }
   migrateLocks.set(db, lock);
   let failed = true;
@@ -414,15 +427,15 @@ async function withLock<T>(db: Db, o: MigrateOptions, signal: AbortSignal | unde
     const released = await lock.release().catch(() => false);
     if (!released && !failed) {
       // eslint-disable-next-line no-unsafe-finally
-      throw new Refusal('refused', `${command} finished, but the migrate lock taken by pid ${lock.pid} was not released by the process that ran the unlock: a transaction pooler; the lock ends with that server connection (connect directly next time)`);
+      throw halt('refused', `${command} finished, but the migrate lock taken by pid ${lock.pid} was not released by the process that ran the unlock: a transaction pooler; the lock ends with that server connection (connect directly next time)`);
     }
   }
 }
 
-/** Refusal unless `b` still runs on server process `pid` (its session settings were set there). */
+/** REFUSED unless `b` still runs on server process `pid` (its session settings were set there). */
 async function assertSameProcess(b: Db, pid: number, what: string): Promise<void> {
   const now = await b.backendPid();
-  if (now !== pid) throw new Refusal('refused', `refused: the build connection changed server process (pid ${pid}, then ${now}) before ${what}: its lock_timeout and statement_timeout would not apply; connect directly, not through a transaction pooler`);
+  if (now !== pid) throw halt('refused', `refused: the build connection changed server process (pid ${pid}, then ${now}) before ${what}: its lock_timeout and statement_timeout would not apply; connect directly, not through a transaction pooler`);
 }
 
 /**
@@ -459,7 +472,7 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
       if (!d.retry) {
         // DROP INDEX CONCURRENTLY waits for the same old transactions a build does: name them and leave it for the next run.
         const who = await blockersText(ctl);
-        throw new Refusal('busy', `${why}, but index ${m.index.name} could not be dropped yet (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})${who}: the next digest-doctor migrate --apply drops it (it is found INVALID), or run: ${stmt}`);
+        throw halt('busy', `${why}, but index ${m.index.name} could not be dropped yet (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})${who}: the next digest-doctor migrate --apply drops it (it is found INVALID), or run: ${stmt}`);
       }
       await sleep(d.delayMs);
     }
@@ -534,7 +547,7 @@ async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: Mig
   hooks.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     for (let attempt = 1; ; attempt++) {
-      if (hooks.signal?.aborted) throw new Refusal('cancelled', 'interrupted before the build started; nothing was built');
+      if (hooks.signal?.aborted) throw halt('cancelled', 'interrupted before the build started; nothing was built');
       await assertLockHeld(ctl, 'CREATE INDEX CONCURRENTLY');
       await setTimeouts(b, o.lockTimeoutMs, o.buildTimeoutMs);
       await assertSameProcess(b, pid, 'CREATE INDEX CONCURRENTLY');
@@ -559,14 +572,14 @@ async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: Mig
       // 42P07: the name was taken by someone else's index; it is not ours to drop.
       if (sqlstate !== '42P07') await dropIfInvalid(ctl, b, m, o, run, cancelled ? 'the cancelled build left it invalid' : 'the failed build left it invalid');
       // A cancel the user asked for (57014 too) is never retried.
-      if (cancelled) throw new Refusal('cancelled', `interrupted: the build was cancelled on the server (pg_cancel_backend ${pid})${await leftBehind(ctl, m)}`);
-      if (sqlstate === '23505') throw new Refusal('refused', `a duplicate (user, day) appeared during the build (${messageOf(error)})${await leftBehind(ctl, m)}; run digest-doctor fix-duplicates --apply, then migrate again`);
+      if (cancelled) throw halt('cancelled', `interrupted: the build was cancelled on the server (pg_cancel_backend ${pid})${await leftBehind(ctl, m)}`);
+      if (sqlstate === '23505') throw halt('refused', `a duplicate (user, day) appeared during the build (${messageOf(error)})${await leftBehind(ctl, m)}; run digest-doctor fix-duplicates --apply, then migrate again`);
       const d = decideRetry({ sqlstate: sqlstate ?? undefined, attempt, maxAttempts: o.maxAttempts, baseDelayMs: o.retryDelayMs });
       if (!d.retry) {
         if (d.retryable) {
-          throw new Refusal('busy', `the build did not finish after ${attempt} attempt(s) (${d.reason})${await blockersText(ctl)}${await leftBehind(ctl, m)}: rerun when the table is quieter, or raise --lock-timeout / --build-timeout`);
+          throw halt('busy', `the build did not finish after ${attempt} attempt(s) (${d.reason})${await blockersText(ctl)}${await leftBehind(ctl, m)}: rerun when the table is quieter, or raise --lock-timeout / --build-timeout`);
         }
-        throw new Refusal('failed', `the build failed (${sqlstate ?? 'no SQLSTATE'}: ${messageOf(error)})${await leftBehind(ctl, m)}`);
+        throw halt('failed', `the build failed (${sqlstate ?? 'no SQLSTATE'}: ${messageOf(error)})${await leftBehind(ctl, m)}`);
       }
       run.actions.push(`retrying in ${d.delayMs} ms (${d.reason})`);
       await sleep(d.delayMs);
@@ -620,8 +633,8 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
           }
           continue;
         }
-        if (p.kind === 'building-elsewhere') throw new Refusal('busy', p.reason);
-        if (p.kind === 'conflict') throw new Refusal('refused', `${p.reason}: remove it (digest-doctor migrate --down --apply) or rename it, then migrate again`);
+        if (p.kind === 'building-elsewhere') throw halt('busy', p.reason);
+        if (p.kind === 'conflict') throw halt('refused', `${p.reason}: remove it (digest-doctor migrate --down --apply) or rename it, then migrate again`);
         b ??= await hooks.connectBuild();
         if (m.index.unique) {
           const d = await indexDuplicates(db, o.duplicateLimit);
@@ -630,7 +643,7 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
             // A dead invalid unique index still rejects duplicate writes: it must not outlive the refusal.
             if (p.dropInvalidFirst) await dropIfInvalid(db, b, m, o, run, 'an earlier failed build left it invalid');
             pre.checks.push({ name: 'duplicates', verdict: 'fail', detail: `${d.totalGroups} (user, day) group(s) hold more than one pending/processing row (${d.totalRows} rows)`, fix: 'run digest-doctor fix-duplicates --apply, then migrate again' });
-            throw new Refusal('refused', `refused: ${d.totalGroups} (user, day) group(s) hold more than one pending/processing row; the unique index cannot be built. Run digest-doctor fix-duplicates --apply, then migrate again`);
+            throw halt('refused', `refused: ${d.totalGroups} (user, day) group(s) hold more than one pending/processing row; the unique index cannot be built. Run digest-doctor fix-duplicates --apply, then migrate again`);
           }
           pre.checks.push({ name: 'duplicates', verdict: 'ok', detail: 'no (user, day) holds two rows the index covers', fix: null });
         }
@@ -642,12 +655,12 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
           run.verification = await verify(db, m);
           const v = run.verification;
           if (!(v.valid && v.ready && v.matches && v.arbiterProven)) {
-            throw new Refusal('failed', `built, but verification failed: ${[!v.valid && 'not valid', !v.ready && 'not ready', ...v.differences, !v.arbiterProven && `the upsert's arbiters are [${v.arbiterIndexes.join(', ')}]`].filter(Boolean).join('; ')}`);
+            throw halt('failed', `built, but verification failed: ${[!v.valid && 'not valid', !v.ready && 'not ready', ...v.differences, !v.arbiterProven && `the upsert's arbiters are [${v.arbiterIndexes.join(', ')}]`].filter(Boolean).join('; ')}`);
           }
           await ledgerFinish(db, m, 'applied');
           run.outcome = 'applied';
         } catch (err) {
-          const failure = err instanceof Refusal ? { message: err.message, sqlstate: null } : { message: messageOf(err), sqlstate: sqlstateOf(err) };
+          const failure = stopOutcome(err) ? { message: messageOf(err), sqlstate: null } : { message: messageOf(err), sqlstate: sqlstateOf(err) };
           await ledgerFinish(db, m, 'failed', failure).catch(() => undefined);
           throw err;
         }
@@ -657,14 +670,13 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
       await b?.close();
     }
   }).catch((err: unknown) => {
-    if (err instanceof Refusal) {
-      const last = runs[runs.length - 1];
-      if (last) last.outcome = err.outcome;
-      return err;
-    }
-    throw err;
+    const outcome = stopOutcome(err);
+    if (!outcome) throw err;
+    const last = runs[runs.length - 1];
+    if (last) last.outcome = outcome;
+    return { stopped: outcome, message: (err as DoctorError).message };
   });
-  if (locked instanceof Refusal) return finish(db, 'apply', locked.outcome, locked.message, pre, runs);
+  if (locked && 'stopped' in locked) return finish(db, 'apply', locked.stopped, locked.message, pre, runs);
   if (locked && 'busy' in locked && hooks.signal?.aborted) return finish(db, 'apply', 'cancelled', 'interrupted while waiting for the migrate lock; nothing was done', pre, runs);
   if (locked && 'busy' in locked) {
     pre.lockHolder = locked.busy;
@@ -711,7 +723,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
         const c = await readIndex(db, m.index);
         const run = emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist`, 'noop');
         runs.push(run);
-        if (c.building) throw new Refusal('busy', `index ${m.index.name} is being built right now by pid ${c.building.pid}: wait for it, then remove it`);
+        if (c.building) throw halt('busy', `index ${m.index.name} is being built right now by pid ${c.building.pid}: wait for it, then remove it`);
         const ledger = (await readLedger(db)).get(m.version);
         if (!c.exists) {
           if (ledger && ledger.status !== 'reverted') {
@@ -734,10 +746,11 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
       await b?.close();
     }
   }).catch((err: unknown) => {
-    if (err instanceof Refusal) return err;
-    throw err;
+    const outcome = stopOutcome(err);
+    if (!outcome) throw err;
+    return { stopped: outcome, message: (err as DoctorError).message };
   });
-  if (locked instanceof Refusal) return finish(db, 'down', locked.outcome, locked.message, pre, runs);
+  if (locked && 'stopped' in locked) return finish(db, 'down', locked.stopped, locked.message, pre, runs);
   if (locked && 'busy' in locked) {
     pre.lockHolder = locked.busy;
     return finish(db, 'down', 'busy', `busy: another digest-doctor migrate holds the lock${locked.busy ? `: ${describeHolder(locked.busy)}` : ''}`, pre, runs);

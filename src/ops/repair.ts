@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { STATUSES } from '../core/contract.js';
+import { serverMessageOf, sqlstateOf } from '../core/faults.js';
 import { chooseRepairStatus, chunkByRows, repairLockKey, type RepairCommand } from '../core/repair.js';
 import { judgeStatusChecks } from '../postgres/checks.js';
 import { DoctorError } from '../errors.js';
@@ -125,10 +126,11 @@ export async function inBatch<T>(db: Db, stats: BatchStats, fn: (db: Db) => Prom
       stats.longestBatchMs = Math.max(stats.longestBatchMs, Math.round((performance.now() - started) * 10) / 10);
       return out;
     } catch (err) {
-      const code = (err as { code?: string })?.code;
+      // Db hands server errors over classified (TIMEOUT, BUSY, ...): the retry rule reads the SQLSTATE under it.
+      const code = sqlstateOf(err);
       if (!code || !RETRYABLE.has(code)) throw err;
       if (attempt >= BATCH_ATTEMPTS) {
-        throw new DoctorError('BUSY', `a batch could not get its locks ${BATCH_ATTEMPTS} times (${code}: ${(err as Error).message}): digest_history is locked by another session; rerun when it is free`, { cause: err });
+        throw new DoctorError('BUSY', `a batch could not get its locks ${BATCH_ATTEMPTS} times (${code}: ${serverMessageOf(err)}): digest_history is locked by another session; rerun when it is free`, { cause: err });
       }
       await sleep(100 * attempt);
     }

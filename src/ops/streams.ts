@@ -1,6 +1,7 @@
 // `streams`: health of the digest streams (XINFO / XPENDING, never XREADGROUP) and, with scan, a
 // whole-stream read for duplicate, conflicting, malformed and already-sent events. Read-only.
 import { z } from 'zod';
+import { FindingSchema } from '../core/finding.js';
 import { DEFAULT_STREAMS, DIGEST_DLQ_STREAM, DIGEST_STREAM, isDlqStream } from '../core/contract.js';
 import { formatAge } from '../core/duplicates.js';
 import {
@@ -25,15 +26,8 @@ export const SCANNED_BY_DEFAULT: readonly string[] = [DIGEST_STREAM, DIGEST_DLQ_
 /** Where discovery looks (SCAN MATCH, before the key prefix). */
 export const DISCOVERY_PATTERN = 'stream:digests:*';
 
-const FindingSchema = z.object({
-  stream: z.string(),
-  group: z.string().nullable(),
-  check: z.string(),
-  verdict: z.enum(['ok', 'warn', 'fail']),
-  message: z.string(),
-  fix: z.string().nullable(),
-  items: z.array(z.string()),
-});
+/** A Finding (core/finding.ts) about one stream, or one group of it. */
+const StreamFindingSchema = FindingSchema.extend({ stream: z.string(), group: z.string().nullable() });
 
 const PendingEntrySchema = z.object({ id: z.string(), consumer: z.string(), idleMs: z.number(), deliveries: z.number().int() });
 
@@ -130,7 +124,7 @@ export const StreamsReportSchema = z.object({
   thresholds: z.object({ maxLag: z.number(), maxPending: z.number(), idleMs: z.number(), maxDeliveries: z.number(), listLimit: z.number() }),
   streams: z.array(StreamSchema),
   /** Every check, passing ones too. */
-  findings: z.array(FindingSchema),
+  findings: z.array(StreamFindingSchema),
   /** null unless --scan. */
   scan: z.object({ database: z.boolean(), streams: z.array(ScanSchema) }).nullable(),
   /** healthy: no warn and no fail (the exit code is 1 otherwise). */

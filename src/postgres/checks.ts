@@ -5,6 +5,7 @@
 // only, so it works on a read-only session or a standby and can write nothing whatever the
 // expression calls.
 import { TABLE } from '../core/contract.js';
+import { serverMessageOf, sqlstateOf } from '../core/faults.js';
 import type { StatusCheckVerdict } from '../core/repair.js';
 import type { Db } from './db.js';
 import { quoteIdent } from './sql.js';
@@ -43,7 +44,7 @@ export async function evaluateOverStatuses(db: Db, exprs: readonly string[], can
           await tx.raw('RELEASE SAVEPOINT dd_eval');
         } catch (err) {
           await tx.raw('ROLLBACK TO SAVEPOINT dd_eval');
-          error = `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim();
+          error = `${sqlstateOf(err) ?? ''} ${serverMessageOf(err)}`.trim();
           break;
         }
       }

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { STATUSES, UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES, TABLE } from '../core/contract.js';
+import { serverMessageOf, sqlstateOf } from '../core/faults.js';
 import {
   buildMigration,
   compareIndexShapes,
@@ -321,8 +322,8 @@ export async function upsertArbiters(db: Db): Promise<string[] & { failed?: stri
   try {
     [row] = await db.query<{ 'QUERY PLAN': unknown }>('migrate_explain_upsert', [randomUUID(), randomUUID(), '2000-01-01']);
   } catch (err) {
-    if ((err as { code?: string }).code !== '42P10') throw err;
-    return Object.assign([] as string[], { failed: `42P10: ${(err as Error).message}` });
+    if (sqlstateOf(err) !== '42P10') throw err;
+    return Object.assign([] as string[], { failed: `42P10: ${serverMessageOf(err)}` });
   }
   const raw = row?.['QUERY PLAN'];
   const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan?: { 'Conflict Arbiter Indexes'?: string[] } }>;

@@ -30,7 +30,7 @@ describe('digest-doctor inspect (the built binary)', () => {
     const res = await runCli([...t.cliArgs, 'inspect', '--json']);
     expect(res.code).toBe(1);
     const doc = InspectSummarySchema.parse(JSON.parse(res.stdout));
-    expect(doc.schemaVersion).toBe(1);
+    expect(doc.schemaVersion).toBe(2);
     expect(doc.duplicates.totalGroups).toBe(1);
   });
 

@@ -33,7 +33,7 @@ describe('inspect summary', () => {
     expect(r.inFlightTotal).toBe(3);
     expect(r.inFlightByAge['> 7 d']).toBe(3);
     expect(r.stuck.count).toBe(3);
-    expect(r.findings).toHaveLength(2);
+    expect(r.findings.map((f) => [f.check, f.verdict])).toEqual([['duplicates', 'fail'], ['stuck', 'fail']]);
   });
 
   it('an empty or healthy table has no findings', async () => {
@@ -145,7 +145,9 @@ describe('inspect --user', () => {
     expect(out.redis.malformed).toBe(1);
     expect(out.redis.groupsMissing).toEqual([]);
     expect(out.redis.lock).toMatchObject({ held: true, value: '1', noTtl: true, ttlMs: null });
-    expect(out.findings.some((f) => f.includes('no TTL'))).toBe(true);
+    expect(out.findings.find((f) => f.check === 'lock-no-ttl')).toMatchObject({ verdict: 'fail', items: [`digest:lock:${INCIDENT.user}`] });
+    // the one entry of the window that does not parse is a finding too
+    expect(out.findings.find((f) => f.check === 'malformed')).toMatchObject({ verdict: 'warn', message: '1 entry in the window does not parse' });
   });
 
   it('reads only the window the table points at', async () => {
@@ -171,7 +173,7 @@ describe('inspect --user', () => {
       { key: `digest:lock:${INCIDENT.user}`, kind: 'user', ttlMs: null, maxTtlMs: 300_000, reason: 'no TTL' },
       { key: 'digest:lock:tenant-1:group-9:w-12', kind: 'group', ttlMs: expect.any(Number), maxTtlMs: 900_000, reason: 'TTL longer than the lock allows' },
     ]);
-    expect(out.findings.some((f) => f.includes('2 stale lock(s)'))).toBe(true);
+    expect(out.findings.find((f) => f.check === 'stale-locks')).toMatchObject({ verdict: 'fail', message: expect.stringContaining('2 stale lock(s)'), items: [`digest:lock:${INCIDENT.user}`, 'digest:lock:tenant-1:group-9:w-12'] });
   });
 
   it('reports a missing consumer group', async () => {

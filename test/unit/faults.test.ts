@@ -1,7 +1,7 @@
 // Driver errors to exit codes (src/core/faults.ts), secrets masked in any text (src/core/redact.ts),
 // and what is read from a URL that does not parse (src/core/url.ts).
 import { describe, expect, it } from 'vitest';
-import { classifyPgFault, classifyRedisFault } from '../../src/core/faults.js';
+import { classifyPgFault, classifyRedisFault, serverMessageOf, sqlstateOf } from '../../src/core/faults.js';
 import { redactDeep, redactText, redactUrl, secretsOf } from '../../src/core/redact.js';
 import { rawPort, unparsableReason } from '../../src/core/url.js';
 import { DoctorError } from '../../src/errors.js';
@@ -119,5 +119,22 @@ describe('rawPort / unparsableReason', () => {
     expect(rawPort('postgresql://u:p:1/x@h:5433/db')).toBe('5433');
     expect(rawPort('postgresql://h/db')).toBeUndefined();
     expect(unparsableReason('redis://h:70000')).toMatch(/port 70000 is out of range/);
+  });
+});
+
+describe('the SQLSTATE under a classified error (retry rules read it: migrate builds, repair batches)', () => {
+  it('reads the driver error under the DoctorError Db throws, not the DoctorError code', () => {
+    const lockTimeout = pgServer('55P03', 'canceling statement due to lock timeout');
+    const classified = classifyPgFault(lockTimeout, 'h:1/db')!;
+    expect(classified.code).toBe('TIMEOUT');
+    expect(sqlstateOf(classified)).toBe('55P03');
+    expect(serverMessageOf(classified)).toBe('canceling statement due to lock timeout');
+    expect(sqlstateOf(classifyPgFault(pgServer('40P01', 'deadlock detected'), 'h:1/db'))).toBe('40P01');
+  });
+  it('reads an unclassified server error as is, and nothing from a socket error or a DoctorError of our own', () => {
+    expect(sqlstateOf(pgServer('42P10', 'no unique constraint'))).toBe('42P10');
+    expect(sqlstateOf(sock('ECONNRESET'))).toBeNull();
+    expect(sqlstateOf(new DoctorError('REFUSED', 'no'))).toBeNull();
+    expect(serverMessageOf(new DoctorError('REFUSED', 'no'))).toBe('no');
   });
 });

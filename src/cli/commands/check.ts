@@ -1,6 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { CHECK_NAMES, CheckResultSchema, renderCheckText, renderGithubAnnotations, renderGithubSummary, renderOpenMetrics, type CheckName } from '../../core/check.js';
+import { CHECK_NAMES, CheckResultSchema, checkLabel, checkSummaryLine, renderGithubAnnotations, renderGithubSummary, renderOpenMetrics, type CheckName, type CheckResult } from '../../core/check.js';
 import { parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { ExitCode } from '../../errors.js';
 import { badInput } from '../../errors.js';
@@ -8,7 +8,9 @@ import { runChecks } from '../../ops/check.js';
 import { describeTarget } from '../../postgres/db.js';
 import { closeRedis, describeRedis } from '../../redis/connect.js';
 import { commandLine, openDb, openOptionalRedis, openRedis, shellQuote } from '../options.js';
+import { renderFindings } from '../findings.js';
 import { printJson } from '../output.js';
+import { makeStyle } from '../render.js';
 import { act } from '../run.js';
 
 interface CheckOptions {
@@ -117,4 +119,9 @@ failed, 2 bad input, 3 the database or a configured Redis is unreachable.`,
         return result.summary.passed ? ExitCode.OK : ExitCode.FINDINGS;
       }),
     );
+}
+
+/** check's text format: one line per check (the findings renderer's line layout, no colour: a CI log), then the summary line. */
+export function renderCheckText(r: CheckResult): string {
+  return [renderFindings(r.checks, makeStyle(false), { layout: 'line', label: checkLabel }), checkSummaryLine(r)].filter(Boolean).join('\n');
 }

@@ -113,7 +113,7 @@ Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis steps are skipped.`,
           ctx.print('check never runs on the embedded database (a CI job that lost its DATABASE_URL must fail, not pass on an empty one).');
           ctx.print('Here it runs on the same engine through the library; in CI: digest-doctor check --format github, with DATABASE_URL set.');
           const { runChecks } = await import('../../ops/check.js');
-          const { renderCheckText } = await import('../../core/check.js');
+          const { renderCheckText } = await import('./check.js');
           const { result } = await runChecks({
             db,
             target: { database: db.target, schema: g.schema, redis: facts ? describeRedis(redisUrl) : null },

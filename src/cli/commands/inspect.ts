@@ -2,11 +2,13 @@ import { Option, type Command } from 'commander';
 import { formatAge } from '../../core/duplicates.js';
 import { serviceDay } from '../../core/keys.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt, parseSince } from '../../core/validate.js';
+import { hasProblems, type Finding } from '../../core/finding.js';
 import { ExitCode } from '../../errors.js';
 import { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema, type InspectSummary, type InspectUser } from '../../ops/inspect.js';
 import { closeRedis } from '../../redis/connect.js';
 import { openDb, openOptionalRedis } from '../options.js';
 import { printJson } from '../output.js';
+import { renderFindings } from '../findings.js';
 import type { Style } from '../render.js';
 import { act } from '../run.js';
 
@@ -50,19 +52,21 @@ export function register(program: Command): void {
           });
           if (g.json) printJson(InspectUserSchema, result);
           else ctx.print(renderUser(result, ctx.style));
-          return result.findings.length ? ExitCode.FINDINGS : ExitCode.OK;
+          return hasProblems(result.findings) ? ExitCode.FINDINGS : ExitCode.OK;
         }
         const result = await inspectSummary(db, redisPart, { date, since, limit, stuckAfterMs });
         if (g.json) printJson(InspectSummarySchema, result);
         else ctx.print(renderSummary(result, ctx.style));
-        return result.findings.length ? ExitCode.FINDINGS : ExitCode.OK;
+        return hasProblems(result.findings) ? ExitCode.FINDINGS : ExitCode.OK;
       }),
     );
 }
 
-function findingsBlock(findings: string[], s: Style): string {
-  if (!findings.length) return `${s.verdict('ok')} nothing wrong`;
-  return findings.map((f) => `${s.verdict('fail')} ${f}`).join('\n');
+/** The findings, then "nothing wrong" (`scope`: where nothing was found) when none is a warn or a fail. */
+function findingsBlock(findings: Finding[], s: Style, scope = ''): string {
+  const lines = renderFindings(findings, s, { items: 5 });
+  const ok = hasProblems(findings) ? '' : `${s.verdict('ok')} nothing wrong${scope}`;
+  return [lines, ok].filter(Boolean).join('\n');
 }
 
 export function renderSummary(r: InspectSummary, s: Style): string {
@@ -84,12 +88,14 @@ export function renderSummary(r: InspectSummary, s: Style): string {
   out.push(s.table(Object.keys(r.inFlightByAge), [Object.values(r.inFlightByAge)]));
   out.push('', s.heading('Rows by status'));
   const statuses = Object.entries(r.statusCounts);
-  out.push(statuses.length ? s.table(['status', 'rows'], statuses) : s.dim('table is empty'));
+  const filtered = r.filters.date !== null || r.filters.since !== null;
+  const window = r.filters.date !== null ? `digest date ${r.filters.date}` : `digest dates from ${r.filters.since}`;
+  out.push(statuses.length ? s.table(['status', 'rows'], statuses) : s.dim(filtered ? `no rows in the window (${window})` : 'table is empty'));
   out.push('', s.heading('Locks'));
   if (r.locks.skipped) out.push(`${s.verdict('skip')} Redis part skipped: ${r.locks.reason}`);
   else if (!r.locks.stale.length) out.push(`${s.verdict('ok')} no stale digest:lock:* keys`);
   else out.push(s.table(['key', 'kind', 'TTL left', 'allowed', 'problem'], r.locks.stale.map((l) => [l.key, l.kind, l.ttlMs == null ? 'none' : formatAge(l.ttlMs), formatAge(l.maxTtlMs), s.fail(l.reason)])));
-  out.push('', findingsBlock(r.findings, s));
+  out.push('', findingsBlock(r.findings, s, filtered ? ` in the window (${window})` : ''));
   return out.join('\n');
 }
 
@@ -135,8 +141,6 @@ export function renderUser(r: InspectUser, s: Style): string {
           ]),
         ),
       );
-    for (const m of r.redis.groupsMissing) out.push(`${s.verdict('warn')} consumer group missing: ${m}`);
-    if (r.redis.malformed) out.push(`${s.verdict('warn')} ${r.redis.malformed} entries in the window do not parse (digest-doctor streams --scan lists them)`);
   }
   out.push('', findingsBlock(r.findings, s));
   return out.join('\n');

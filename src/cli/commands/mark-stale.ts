@@ -11,7 +11,7 @@ import { printJson } from '../output.js';
 import type { Style } from '../render.js';
 import { confirmWrite, willAsk } from '../confirm.js';
 import { act } from '../run.js';
-import { addRepairFlags, appliedLine, readRepairFlags, repairExit, stopOnInterrupt, type BatchFlags } from './fix-duplicates.js';
+import { addRepairFlags, appliedLine, readRepairFlags, repairExit, stopOnInterrupt, type BatchFlags } from '../repair-flags.js';
 
 interface StaleOptions extends BatchFlags {
   olderThan?: string;

@@ -7,6 +7,7 @@ import { DEFAULT_SCAN_OPTIONS, scanRate, streamsReport, StreamsReportSchema, typ
 import { closeRedis } from '../../redis/connect.js';
 import { openDb, openRedis } from '../options.js';
 import { printJson } from '../output.js';
+import { renderFindings } from '../findings.js';
 import type { Style } from '../render.js';
 import { act } from '../run.js';
 
@@ -145,10 +146,7 @@ export function renderStreams(r: StreamsReport, s: Style): string {
     );
   }
   out.push(s.heading('Checks'));
-  for (const f of r.findings) {
-    out.push(`${s.verdict(f.verdict)} ${f.stream}${f.group ? ` ${f.group}` : ''} ${s.dim(f.check)}: ${f.message}`);
-    if (f.fix) out.push(`       ${s.accent('fix:')} ${f.fix}`);
-  }
+  if (r.findings.length) out.push(renderFindings(r.findings, s, { label: (f, st) => `${f.stream}${f.group ? ` ${f.group}` : ''} ${st.dim(f.check)}` }));
   const sum = r.summary;
   out.push('', `${sum.healthy ? s.ok('healthy') : s.fail('problems found')}: ${sum.ok} ok, ${sum.warn} warn, ${sum.fail} fail (Redis ${r.server.version}${r.server.cluster ? ', cluster' : ''})`);
   return out.join('\n');

@@ -1,0 +1,38 @@
+// One shape for "what is wrong, and what to do about it", shared by inspect, migrate (its preflight),
+// streams and check: a verdict, the check that produced it, one line of message, the command or step
+// that fixes it, and the ids it is about. Pure; rendered in one place (src/cli/findings.ts).
+import { z } from 'zod';
+
+export const VerdictSchema = z.enum(['ok', 'warn', 'fail']);
+/** ok: the check passed; warn: worth a look (a finding unless told otherwise); fail: something is wrong. */
+export type FindingVerdict = z.infer<typeof VerdictSchema>;
+
+export const FindingSchema = z.object({
+  verdict: VerdictSchema,
+  /** Which check: a short stable name (e.g. `duplicates`, `stuck`, `lag`); tests and CI key on it. */
+  check: z.string(),
+  /** One line: what was seen. */
+  message: z.string(),
+  /** The command or step that fixes it, runnable as printed where it is a command; null when none (or ok). */
+  fix: z.string().nullable(),
+  /** The ids the finding is about (entry ids, row ids, keys, consumers), capped by the producer. */
+  items: z.array(z.string()),
+});
+export type Finding = z.infer<typeof FindingSchema>;
+
+/** A finding; `fix` and `items` default to none. */
+export function finding(check: string, verdict: FindingVerdict, message: string, fix: string | null = null, items: readonly string[] = []): Finding {
+  return { verdict, check, message, fix, items: [...items] };
+}
+
+/** True when any finding is a warn or a fail: the command's exit code is then 1 (findings). */
+export function hasProblems(findings: ReadonlyArray<Pick<Finding, 'verdict'>>): boolean {
+  return findings.some((f) => f.verdict !== 'ok');
+}
+
+/** Counts per verdict. */
+export function countVerdicts(findings: ReadonlyArray<Pick<Finding, 'verdict'>>): Record<FindingVerdict, number> {
+  const n = { ok: 0, warn: 0, fail: 0 };
+  for (const f of findings) n[f.verdict]++;
+  return n;
+}
