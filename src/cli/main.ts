@@ -43,6 +43,7 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     .addOption(new Option('--config <file>', 'config file (default ./digest-doctor.config.json when present)').env('DIGEST_DOCTOR_CONFIG'))
     .option('--json', 'one JSON document on stdout (with schemaVersion)')
     .option('--no-color', 'no colour (NO_COLOR is honoured too)')
+    .addOption(new Option('--wide', 'tables as wide as they need, ids whole (default: fit the terminal, or COLUMNS, or 80 columns)').env('DIGEST_DOCTOR_WIDE'))
     .showSuggestionAfterError()
     // commander's own messages (an option's value quoted back) are masked like ours
     .configureOutput({ writeErr: (str) => process.stderr.write(redactText(str, argvSecrets(args))) })

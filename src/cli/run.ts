@@ -9,7 +9,7 @@ import { describeRedis } from '../redis/connect.js';
 import { readGlobalOptions, type GlobalOptions } from './options.js';
 import { ErrorDocumentSchema, SCHEMA_VERSION } from './output.js';
 import { createProgress, type Progress } from './progress.js';
-import { makeStyle, type Style } from './render.js';
+import { makeStyle, outputWidth, type Style } from './render.js';
 
 export interface CommandContext {
   g: GlobalOptions;
@@ -109,11 +109,12 @@ export function act<O>(fn: CommandAction<O>) {
       secrets = g.secrets;
       json = g.json;
       targets = { pg: g.databaseUrl ? describeTarget(g.databaseUrl) : undefined, redis: g.redisUrl ? describeRedis(g.redisUrl) : undefined };
+      const style = makeStyle(g.color && !g.json, outputWidth(g.wide));
       const ctx: CommandContext = {
         g,
-        style: makeStyle(g.color && !g.json),
+        style,
         progress: createProgress(),
-        print: (text) => process.stdout.write(redactText(text, secrets) + '\n'),
+        print: (text) => process.stdout.write(style.fit(redactText(text, secrets)) + '\n'),
         defer: (c) => cleanups.push(c),
         onInterrupt: (h) => {
           interrupt = h;

@@ -127,7 +127,7 @@ export function render(r: FixDuplicatesResult, show: number, s: Style): string {
   else {
     out.push(
       s.table(
-        ['user', 'day', 'keep', `mark '${r.repairStatus.status}'`],
+        [{ header: 'user', id: true }, 'day', { header: 'keep', id: true, shrink: true }, { header: `mark '${r.repairStatus.status}'`, id: true, shrink: true }],
         r.plan.items.slice(0, show).map((p) => [p.userId, p.digestDate, `${p.keep.id} (${p.keep.status}, ${age(p.keep.createdAt)})`, p.fail.map((f) => `${f.id} (${f.status}, ${age(f.createdAt)})`).join('\n')]),
       ),
     );

@@ -73,7 +73,7 @@ export function renderSummary(r: InspectSummary, s: Style): string {
   else {
     out.push(
       s.table(
-        ['user', 'day', 'rows', 'ids (newest first)', 'ages'],
+        [{ header: 'user', id: true }, 'day', 'rows', { header: 'ids (newest first)', id: true }, 'ages'],
         d.groups.map((g) => [g.userId, g.digestDate, g.rows, g.ids.join('\n'), g.createdAt.map((c) => formatAge(Date.parse(r.now) - Date.parse(c))).join('\n')]),
       ),
     );
@@ -88,7 +88,7 @@ export function renderSummary(r: InspectSummary, s: Style): string {
   out.push('', s.heading('Locks'));
   if (r.locks.skipped) out.push(`${s.verdict('skip')} Redis part skipped: ${r.locks.reason}`);
   else if (!r.locks.stale.length) out.push(`${s.verdict('ok')} no stale digest:lock:* keys`);
-  else out.push(s.table(['key', 'kind', 'TTL left', 'allowed', 'problem'], r.locks.stale.map((l) => [l.key, l.kind, l.ttlMs == null ? 'none' : formatAge(l.ttlMs), formatAge(l.maxTtlMs), s.fail(l.reason)])));
+  else out.push(s.table([{ header: 'key', id: true }, 'kind', 'TTL left', 'allowed', { header: 'problem', shrink: true }], r.locks.stale.map((l) => [l.key, l.kind, l.ttlMs == null ? 'none' : formatAge(l.ttlMs), formatAge(l.maxTtlMs), s.fail(l.reason)])));
   out.push('', findingsBlock(r.findings, s));
   return out.join('\n');
 }
@@ -100,7 +100,7 @@ export function renderUser(r: InspectUser, s: Style): string {
   else
     out.push(
       s.table(
-        ['id', 'status', 'created (UTC)', `created (${r.timeZone})`, 'sent_at', 'age', ''],
+        [{ header: 'id', id: true }, 'status', { header: 'created (UTC)', drop: 1 }, `created (${r.timeZone})`, { header: 'sent_at', drop: 2, shrink: true }, 'age', 'marks'],
         r.rows.map((row) => [
           row.id,
           row.inFlight ? s.warn(row.status) : row.status === 'sent' ? s.ok(row.status) : row.status,
@@ -124,7 +124,7 @@ export function renderUser(r: InspectUser, s: Style): string {
     else
       out.push(
         s.table(
-          ['stream', 'entry id', 'added', 'trigger', 'history_id', 'pending'],
+          [{ header: 'stream', drop: 2, shrink: true }, 'entry id', { header: 'added', drop: 1, shrink: true }, { header: 'trigger', drop: 3 }, { header: 'history_id', id: true }, { header: 'pending', shrink: true }],
           entries.map((e) => [
             e.stream,
             e.id,

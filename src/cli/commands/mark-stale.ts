@@ -76,7 +76,7 @@ export function render(r: MarkStaleResult, show: number, s: Style): string {
   out.push(s.heading(`In-flight rows created before ${r.cutoff} (older than ${formatAge(r.filters.olderThanMs)}): mark '${r.repairStatus.status}'`));
   if (!r.plan.rows) out.push(s.ok('none'));
   else {
-    out.push(s.table(['id', 'user', 'day', 'status', 'age'], r.plan.items.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.status, formatAge(x.ageMs)])));
+    out.push(s.table([{ header: 'id', id: true }, { header: 'user', id: true }, 'day', 'status', 'age'], r.plan.items.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.status, formatAge(x.ageMs)])));
     const more = r.plan.rows > show ? ` (showing ${show}; --show for more, --json for all)` : '';
     out.push(`${s.bold(String(r.plan.rows))} row(s) to mark${more}`);
   }
@@ -84,7 +84,7 @@ export function render(r: MarkStaleResult, show: number, s: Style): string {
   else if (r.redis.groupMissing) out.push(`${s.verdict('warn')} consumer group digest-workers is missing: no event can be live`);
   if (r.live.length) {
     out.push('', s.heading(r.filters.includeLive ? 'Live (marked anyway: --include-live)' : 'Live: event pending and delivered recently, left alone'));
-    out.push(s.table(['id', 'user', 'day', 'entry', 'consumer', 'idle', 'deliveries'], r.live.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.entryId, x.consumer, formatAge(x.idleMs), x.deliveries])));
+    out.push(s.table([{ header: 'id', id: true }, { header: 'user', id: true }, 'day', 'entry', { header: 'consumer', shrink: true }, 'idle', 'deliveries'], r.live.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.entryId, x.consumer, formatAge(x.idleMs), x.deliveries])));
   }
   out.push('');
   const a = r.applied;

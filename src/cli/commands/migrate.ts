@@ -188,17 +188,17 @@ export function renderRun(r: MigrateResult, s: Style): string {
   }
   if (r.duplicates.totalGroups) {
     out.push('', s.heading('Duplicate in-flight rows the index would reject'));
-    out.push(s.table(['user', 'day', 'rows', 'ids', 'statuses'], r.duplicates.groups.map((g) => [g.userId, g.digestDate, g.rows, g.ids.join('\n'), g.statuses.join('\n')])));
+    out.push(s.table([{ header: 'user', id: true }, 'day', 'rows', { header: 'ids', id: true }, 'statuses'], r.duplicates.groups.map((g) => [g.userId, g.digestDate, g.rows, g.ids.join('\n'), g.statuses.join('\n')])));
     if (r.duplicates.groups.length < r.duplicates.totalGroups) out.push(s.dim(`showing ${r.duplicates.groups.length} of ${r.duplicates.totalGroups} groups (--limit for more)`));
     out.push(`fix: ${s.bold('digest-doctor fix-duplicates --apply')}, then migrate again`);
   }
   if (r.longTransactions.length) {
     out.push('', s.heading('Long-running transactions (a concurrent build waits for them)'));
-    out.push(s.table(['pid', 'user', 'application', 'state', 'open for', 'query'], r.longTransactions.map((t) => [t.pid, t.user, t.application, t.state, formatAge(t.ageMs), (t.query ?? '').slice(0, 60)])));
+    out.push(s.table(['pid', 'user', { header: 'application', shrink: true }, 'state', 'open for', { header: 'query', shrink: true, min: 20, drop: 1 }], r.longTransactions.map((t) => [t.pid, t.user, t.application, t.state, formatAge(t.ageMs), (t.query ?? '').slice(0, 60)])));
   }
   if (r.preparedTransactions.length) {
     out.push('', s.heading('Prepared transactions (pg_prepared_xacts; a build waits for those of this database)'));
-    out.push(s.table(['gid', 'owner', 'database', 'prepared', 'age', 'locks digest_history'], r.preparedTransactions.map((p) => [p.gid, p.owner, p.database, p.prepared, formatAge(p.ageMs), p.locksTable ? 'yes' : 'no'])));
+    out.push(s.table([{ header: 'gid', shrink: true }, 'owner', 'database', { header: 'prepared', drop: 1 }, 'age', { header: 'locks digest_history', shrink: true, min: 5 }], r.preparedTransactions.map((p) => [p.gid, p.owner, p.database, p.prepared, formatAge(p.ageMs), p.locksTable ? 'yes' : 'no'])));
   }
   if (r.lockHolder) out.push('', `${s.verdict('fail')} lock held by ${describeHolder(r.lockHolder)}`);
   for (const m of r.migrations) {
@@ -233,7 +233,7 @@ export function renderStatus(r: MigrateStatus, s: Style): string {
   const out: string[] = [s.heading(`migrate status: ${r.target.database}, schema ${r.target.schema} (ledger in ${r.target.stateSchema})`)];
   out.push(
     s.table(
-      ['version', 'name', 'state', 'index (catalog)', 'ledger'],
+      ['version', { header: 'name', shrink: true }, 'state', { header: 'index (catalog)', shrink: true }, { header: 'ledger', shrink: true, min: 20 }],
       r.migrations.map((m) => [
         m.version,
         m.name,

@@ -129,7 +129,7 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
   if (shown.length) {
     out.push(
       s.table(
-        ['source', 'source id', 'history_id', 'user', 'day', 'action', r.applied ? 'entry' : ''],
+        [{ header: 'source', drop: 1 }, { header: 'source id', id: true, shrink: true }, { header: 'history_id', id: true }, { header: 'user', id: true }, 'day', { header: 'action', shrink: true }, { header: 'entry', shrink: true, min: 16 }],
         shown.map((e) => [
           e.source,
           e.sourceId,

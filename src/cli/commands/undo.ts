@@ -48,13 +48,13 @@ export function render(r: UndoResult, show: number, s: Style): string {
   const out = [s.heading(`Undo run ${t.runId} (${t.command}, ${t.startedAt}, by ${t.by}, ${t.rowsChanged} row(s) changed)`)];
   if (!r.plan.restore.length) out.push(s.ok('nothing to put back'));
   else {
-    out.push(s.table(['id', 'user', 'day', 'now', 'back to'], r.plan.restore.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.from, x.to])));
+    out.push(s.table([{ header: 'id', id: true }, { header: 'user', id: true }, 'day', 'now', 'back to'], r.plan.restore.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.from, x.to])));
     out.push(`${s.bold(String(r.plan.restore.length))} row(s) to put back${r.plan.restore.length > show ? ` (showing ${show})` : ''}`);
   }
   const skipped = r.applied?.skipped ?? r.plan.skipped;
   if (skipped.length) {
     out.push('', s.heading('Left as they are'));
-    out.push(s.table(['id', 'why'], skipped.slice(0, show).map((x) => [x.id, x.detail])));
+    out.push(s.table([{ header: 'id', id: true }, { header: 'why', shrink: true, min: 20 }], skipped.slice(0, show).map((x) => [x.id, x.detail])));
   }
   out.push('');
   if (!r.applied) out.push(r.plan.restore.length ? `${s.verdict('info')} dry run: nothing written; rerun with --apply to write` : `${s.verdict('ok')} nothing to undo`);
