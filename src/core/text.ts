@@ -75,3 +75,14 @@ export function progressLine(done: number, total: number | undefined, unit: stri
   if (done > 0 && done < total && elapsedMs > 0) parts.push(`about ${formatDuration(((total - done) * elapsedMs) / done)} left`);
   return parts.join(', ');
 }
+
+/**
+ * A duration as a flag value parseDuration (src/core/validate.ts) reads back to the same milliseconds:
+ * the largest unit that divides it exactly: 3_600_000 -> "1h", 5_400_000 -> "90m", 1_500 -> "1500ms".
+ */
+export function durationFlag(ms: number): string {
+  for (const [unit, size] of [['w', 604_800_000], ['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${Math.round(ms)}ms`;
+}

@@ -1,5 +1,6 @@
 // `inspect`: the state of digest_history (globally, or one user's day) and, for a user, the lock and
 // the stream entries that carry them. Reads only, in one read-only transaction.
+import { durationFlag, formatDuration, plural } from '../core/text.js';
 import { z } from 'zod';
 import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, EVENT_FIELD } from '../core/contract.js';
 import { AGE_BUCKETS, classifyGroup, type KeepPolicy } from '../core/duplicates.js';
@@ -161,10 +162,12 @@ export async function inspectSummary(db: Db, redis: RedisPart, input: InspectSum
     const a = ages!;
     const byAge = { '< 1 h': a.lt_1h, '1 h - 1 d': a.h1_d1, '1 - 7 d': a.d1_d7, '> 7 d': a.gt_7d };
     const findings: string[] = [];
-    if (totalGroups > 0) findings.push(`${totalGroups} (user, day) group(s) with more than one in-flight row (${totalRows - totalGroups} extra rows): run digest-doctor fix-duplicates`);
-    if (a.stuck > 0) findings.push(`${a.stuck} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min: run digest-doctor mark-stale --older-than <duration>`);
+    // the hints narrow as this inspect did; mark-stale's threshold is the --stuck-after that called the rows stuck
+    const scope = input.date ? ` --date ${input.date}` : '';
+    if (totalGroups > 0) findings.push(`${plural(totalGroups, '(user, day) group')} with more than one in-flight row (${plural(totalRows - totalGroups, 'extra row')}): run digest-doctor fix-duplicates${scope || (input.since ? ` --since ${input.since}` : '')}`);
+    if (a.stuck > 0) findings.push(`${plural(a.stuck, 'in-flight row')} older than ${formatDuration(input.stuckAfterMs)}: run digest-doctor mark-stale --older-than ${durationFlag(input.stuckAfterMs)}${scope}`);
     if (!locks.skipped && locks.stale.length) {
-      findings.push(`${locks.stale.length} stale lock(s) (no TTL, or more TTL than the lock allows) block requests: check no request is running, then delete them (first: ${locks.stale[0]!.key})`);
+      findings.push(`${plural(locks.stale.length, 'stale lock')} (no TTL, or more TTL than the lock allows) block requests: check no request is running, then delete them (first: ${locks.stale[0]!.key})`);
     }
     return {
       schemaVersion: INSPECT_SCHEMA_VERSION,
@@ -249,8 +252,8 @@ export async function inspectUser(
   });
   const stuckCount = outRows.filter((r) => r.marks.includes('stuck')).length;
   const findings: string[] = [];
-  if (extras.size) findings.push(`${cls.inFlight.length} in-flight rows for this day (${extras.size} extra): run digest-doctor fix-duplicates --user ${input.userId} --date ${input.digestDate}`);
-  if (stuckCount) findings.push(`${stuckCount} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min: run digest-doctor mark-stale`);
+  if (extras.size) findings.push(`${plural(cls.inFlight.length, 'in-flight row')} for this day (${extras.size} extra): run digest-doctor fix-duplicates --user ${input.userId} --date ${input.digestDate}`);
+  if (stuckCount) findings.push(`${plural(stuckCount, 'in-flight row')} older than ${formatDuration(input.stuckAfterMs)}: run digest-doctor mark-stale --older-than ${durationFlag(input.stuckAfterMs)} --user ${input.userId} --date ${input.digestDate}`);
 
   let redisPart: InspectUser['redis'];
   if ('skipped' in redis) {

@@ -1,3 +1,4 @@
+import { plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { KEEP_POLICIES, formatAge, type KeepPolicy } from '../../core/duplicates.js';
 import { serviceDay } from '../../core/keys.js';
@@ -68,7 +69,7 @@ export function repairExit(planned: number, applied: { status: string; skipped: 
 export function appliedLine(a: { runId: string | null; status: string; rowsChanged: number; batches: number; longestBatchMs: number }, what: string, s: Style): string {
   if (!a.runId) return `${s.verdict('ok')} nothing to ${what}: no changes made`;
   const head = a.status === 'interrupted' ? `${s.verdict('warn')} interrupted: run ${s.bold(a.runId)} changed` : `${s.verdict('ok')} run ${s.bold(a.runId)}:`;
-  return `${head} ${a.rowsChanged} row(s) in ${a.batches} batch(es), longest lock hold ${a.longestBatchMs} ms\n       undo with: digest-doctor undo ${a.runId}`;
+  return `${head} ${plural(a.rowsChanged, 'row')} in ${plural(a.batches, 'batch')}, longest lock hold ${a.longestBatchMs} ms\n       undo with: digest-doctor undo ${a.runId}`;
 }
 
 interface FixOptions extends BatchFlags {
@@ -105,7 +106,7 @@ export function register(program: Command): void {
           const dry = await fixDuplicates(db, { ...input, apply: false });
           if (dry.plan.rows) {
             await confirmWrite(g, flags.yes, 'fix-duplicates --apply', [
-              `mark ${dry.plan.rows} in-flight row(s) of ${dry.plan.groups} (user, day) group(s) '${dry.repairStatus.status}', keeping the ${input.keep} of each (re-read under the repair lock when it starts)`,
+              `mark ${plural(dry.plan.rows, 'in-flight row')} of ${dry.plan.groups} (user, day) group(s) '${dry.repairStatus.status}', keeping the ${input.keep} of each (re-read under the repair lock when it starts)`,
               `audit in ${g.stateSchema}.audit_batches; undo with digest-doctor undo <run-id>`,
             ]);
           }
@@ -132,14 +133,14 @@ export function render(r: FixDuplicatesResult, show: number, s: Style): string {
       ),
     );
     const more = r.plan.groups > show ? ` (showing ${show}; --show for more, --json for all)` : '';
-    out.push(`${s.bold(String(r.plan.groups))} group(s), ${s.fail(String(r.plan.rows))} row(s) to mark${more}`);
+    out.push(`${s.bold(plural(r.plan.groups, 'group'))}, ${s.fail(plural(r.plan.rows, 'row'))} to mark${more}`);
   }
   out.push('');
   const a = r.applied;
   if (!a) out.push(r.plan.rows ? `${s.verdict('info')} dry run: nothing written; rerun with --apply to write` : `${s.verdict('ok')} nothing to fix`);
   else {
     out.push(appliedLine(a, 'fix', s));
-    if (a.runId) out.push(`       ${a.groupsFixed} group(s) fixed, ${a.resolvedMeanwhile} resolved meanwhile by the service`);
+    if (a.runId) out.push(`       ${plural(a.groupsFixed, 'group')} fixed, ${a.resolvedMeanwhile} resolved meanwhile by the service`);
     for (const k of a.skipped) out.push(`${s.verdict('warn')} skipped ${k.userId} ${k.digestDate}: ${k.reason}; rerun to finish`);
   }
   return out.join('\n');

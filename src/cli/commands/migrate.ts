@@ -1,3 +1,4 @@
+import { plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { formatAge } from '../../core/duplicates.js';
 import { parseDuration, parsePositiveInt } from '../../core/validate.js';
@@ -85,7 +86,7 @@ function progressLine(p: BuildProgress): string {
   const parts = [`building: ${p.phase}`];
   if (p.blocksTotal) parts.push(`blocks ${p.blocksDone}/${p.blocksTotal}${pct(p.blocksDone, p.blocksTotal)}`);
   if (p.tuplesTotal) parts.push(`tuples ${p.tuplesDone}/${p.tuplesTotal}${pct(p.tuplesDone, p.tuplesTotal)}`);
-  if (p.lockersTotal) parts.push(`waiting for ${p.lockersTotal - p.lockersDone} transaction(s)`);
+  if (p.lockersTotal) parts.push(`waiting for ${plural(p.lockersTotal - p.lockersDone, 'transaction')}`);
   return parts.join(', ');
 }
 
@@ -239,7 +240,7 @@ export function renderStatus(r: MigrateStatus, s: Style): string {
         m.name,
         m.state === 'applied' ? s.ok(m.state) : m.state === 'pending' ? s.warn(m.state) : s.fail(m.state),
         m.index.exists ? `${m.index.valid && m.index.ready ? 'valid' : 'INVALID'}${m.index.matches ? ', matches' : ', differs'}` : 'absent',
-        m.ledger ? `${m.ledger.status}, ${m.ledger.attempts} attempt(s), by ${m.ledger.appliedBy} ${m.ledger.finishedAt ?? m.ledger.startedAt}${m.ledger.lastSqlstate ? `, last error ${m.ledger.lastSqlstate}` : ''}` : 'no record',
+        m.ledger ? `${m.ledger.status}, ${plural(m.ledger.attempts, 'attempt')}, by ${m.ledger.appliedBy} ${m.ledger.finishedAt ?? m.ledger.startedAt}${m.ledger.lastSqlstate ? `, last error ${m.ledger.lastSqlstate}` : ''}` : 'no record',
       ]),
     ),
   );
@@ -249,7 +250,7 @@ export function renderStatus(r: MigrateStatus, s: Style): string {
   if (r.findings.length) for (const f of r.findings) out.push(`${s.verdict('fail')} ${f}`);
   else if (!r.building) {
     const pending = r.migrations.filter((m) => m.state === 'pending');
-    out.push(pending.length ? `${s.verdict('info')} ${pending.length} migration(s) not applied yet: digest-doctor migrate --apply` : `${s.verdict('ok')} installed, valid, matching, and recorded`);
+    out.push(pending.length ? `${s.verdict('info')} ${plural(pending.length, 'migration')} not applied yet: digest-doctor migrate --apply` : `${s.verdict('ok')} installed, valid, matching, and recorded`);
   }
   return out.join('\n');
 }

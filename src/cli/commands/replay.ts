@@ -1,3 +1,4 @@
+import { plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, STREAM_MAXLEN, resolveStreamKey } from '../../core/contract.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
@@ -96,7 +97,7 @@ export function register(program: Command): void {
           // On a terminal a person confirms: the plan first (a dry run: reads only), then the question.
           const dry = await replay(db, redis, { ...plan, apply: false });
           if (dry.counts.toPublish) {
-            await confirmWrite(g, o.yes, 'replay --apply', [`publish ${dry.counts.toPublish} event(s) to ${dry.stream} (${dry.counts.skipped} skipped, ${dry.counts.invalid} invalid), each once (markers ${dry.marker.prefix}*)`], `redis: ${describeRedis(g.redisUrl!)}${g.keyPrefix ? `, key prefix ${g.keyPrefix}` : ''}`);
+            await confirmWrite(g, o.yes, 'replay --apply', [`publish ${plural(dry.counts.toPublish, 'event')} to ${dry.stream} (${dry.counts.skipped} skipped, ${dry.counts.invalid} invalid), each once (markers ${dry.marker.prefix}*)`], `redis: ${describeRedis(g.redisUrl!)}${g.keyPrefix ? `, key prefix ${g.keyPrefix}` : ''}`);
           }
         }
         const result = await replay(db, redis, {
