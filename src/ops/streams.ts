@@ -15,6 +15,7 @@ import {
 } from '../core/stream-health.js';
 import { RowCheck, ScanAccumulator, type ScanTotals } from '../core/stream-scan.js';
 import { parseIdempotencyKey } from '../core/keys.js';
+import { progressLine } from '../core/text.js';
 import type { Db } from '../postgres/db.js';
 import { isCluster, type RedisClient } from '../redis/connect.js';
 import { discoverStreams, redisNowMs, streamSnapshot } from '../redis/stream-info.js';
@@ -298,7 +299,7 @@ export async function scanStream(
         pending = [];
       }
     }
-    onProgress?.(`scanning ${key}: ${acc.totals.entries.toLocaleString('en-US')} entries`);
+    onProgress?.(`scanning ${key}: ${progressLine(acc.totals.entries, length, 'entry', performance.now() - started)}`);
   };
   // The digest stream is read as raw reply bytes (the event checked in place, no string or object per
   // entry); the DLQ, small and of two shapes, and servers we cannot open a socket to, through ioredis.

@@ -47,7 +47,7 @@ export function readRepairFlags(ctx: CommandContext, o: BatchFlags): BatchOption
     show: parsePositiveInt(o.show, '--show'),
     signal: controller.signal,
     controller,
-    onProgress: (done, total) => ctx.progress.update(`${done}/${total} rows`),
+    onProgress: (done, total) => ctx.progress.count('rows changed', done, total, 'row'),
   };
 }
 

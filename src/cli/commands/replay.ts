@@ -103,13 +103,15 @@ export function register(program: Command): void {
         const result = await replay(db, redis, {
           ...plan,
           apply: o.apply,
-          onProgress: (done, total) => ctx.progress.update(`replay: ${done}/${total} published`),
+          onProgress: (done, total) => ctx.progress.count('replay: published', done, total, 'event'),
           onWait: (w) =>
             ctx.progress.update(`replay: ${w.published}/${w.total} published; waiting for group ${o.group} to read (${w.unread} unread, limit ${w.backlogLimit}, ${Math.round(w.waitedMs / 1000)} s)`),
         });
         ctx.progress.done();
         if (g.json) printJson(ReplayResultSchema, result);
         else ctx.print(renderReplay(result, ctx.style, limit));
+        // a named row that does not exist is a finding about the input, whatever else happened
+        if (notFound(result).length) return ExitCode.FINDINGS;
         return !result.applied && result.counts.toPublish > 0 ? ExitCode.FINDINGS : ExitCode.OK;
       }),
     );
@@ -145,6 +147,8 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
     if (r.events.length > shown.length) out.push(s.dim(`${r.events.length - shown.length} more (--limit, or --json for all)`));
   }
   for (const i of r.invalid) out.push(`${s.verdict('warn')} ${i.source} ${i.sourceId}: ${i.error}`);
+  const missing = notFound(r);
+  for (const id of missing) out.push(`${s.verdict('fail')} --history-id ${id}: no digest_history row with this id (check the id, and --schema): nothing to replay for it, with or without --force`);
   const c = r.counts;
   out.push('');
   if (r.applied) {
@@ -153,7 +157,15 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
     if (c.deliveredGone) out.push(s.dim(`${c.deliveredGone} of the already published were delivered to group ${r.pacing.group} and trimmed since`));
   }
   else if (c.toPublish) out.push(`${s.verdict('info')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; --apply to publish`);
+  else if (missing.length) out.push(`${s.verdict('fail')} nothing replayed: ${plural(missing.length, 'history_id')} not found${c.skipped > missing.length ? `, ${c.skipped - missing.length} skipped` : ''}`);
   else out.push(`${s.verdict('ok')} nothing to replay (${c.skipped} skipped, ${c.invalid} invalid)`);
-  if (c.skipped && !r.force) out.push(s.dim('skipped events are listed above; --force includes those whose row is sent or missing'));
+  // --force only overrides skips it can act on: not a repeat, not a named row that does not exist
+  const forceable = r.events.filter((e) => e.action === 'skip' && e.reason !== 'repeat in the source' && !(e.source === 'history-id' && e.reason === 'row missing'));
+  if (forceable.length && !r.force) out.push(s.dim(`${plural(forceable.length, 'skipped event')} above can be published anyway with --force (its row is already sent or missing)`));
   return out.join('\n');
+}
+
+/** The --history-id rows that do not exist. */
+function notFound(r: ReplayResult): string[] {
+  return r.events.filter((e) => e.source === 'history-id' && e.action === 'skip' && e.reason === 'row missing').map((e) => e.sourceId);
 }
