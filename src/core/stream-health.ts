@@ -333,11 +333,11 @@ export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: nu
     add(null, 'exists', 'fail', `key holds a ${s.type}, not a stream`, 'the service cannot publish here: find who wrote this key and rename or delete it');
     return out;
   }
-  add(null, 'exists', 'ok', `stream has ${s.info.length} entries`);
+  add(null, 'exists', 'ok', `stream has ${plural(s.info.length, 'entry')}`);
   if (dlq) {
     const age = idAgeMs(s.info.firstEntry?.id, nowMs);
     if (s.info.length > 0) {
-      add(null, 'dlq-empty', 'warn', `DLQ holds ${s.info.length} entries (oldest ${age === null ? 'unknown' : formatAge(age)} old)`,
+      add(null, 'dlq-empty', 'warn', `DLQ holds ${plural(s.info.length, 'entry')} (oldest ${age === null ? 'unknown' : formatAge(age)} old)`,
         'replay them with digest-doctor replay --from-dlq --apply once the cause is fixed, then trim the DLQ', s.info.firstEntry ? [s.info.firstEntry.id] : []);
     } else add(null, 'dlq-empty', 'ok', 'DLQ is empty');
   }

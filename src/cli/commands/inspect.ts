@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { formatAge } from '../../core/duplicates.js';
+import { plural } from '../../core/text.js';
 import { serviceDay } from '../../core/keys.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt, parseSince } from '../../core/validate.js';
 import { ExitCode } from '../../errors.js';
@@ -78,7 +79,7 @@ export function renderSummary(r: InspectSummary, s: Style): string {
       ),
     );
     const shown = d.groups.length < d.totalGroups ? ` (showing ${d.groups.length}; --limit for more)` : '';
-    out.push(`total: ${s.bold(String(d.totalGroups))} groups, ${d.totalRows} in-flight rows, ${s.fail(String(d.extraRows))} extra${shown}`);
+    out.push(`total: ${s.bold(plural(d.totalGroups, 'group'))}, ${plural(d.totalRows, 'in-flight row')}, ${s.fail(String(d.extraRows))} extra${shown}`);
   }
   out.push('', s.heading('In-flight rows by age'));
   out.push(s.table(Object.keys(r.inFlightByAge), [Object.values(r.inFlightByAge)]));
@@ -136,7 +137,7 @@ export function renderUser(r: InspectUser, s: Style): string {
         ),
       );
     for (const m of r.redis.groupsMissing) out.push(`${s.verdict('warn')} consumer group missing: ${m}`);
-    if (r.redis.malformed) out.push(`${s.verdict('warn')} ${r.redis.malformed} entries in the window do not parse (digest-doctor streams --scan lists them)`);
+    if (r.redis.malformed) out.push(`${s.verdict('warn')} ${plural(r.redis.malformed, 'entry', 'entries')} in the window ${r.redis.malformed === 1 ? 'does' : 'do'} not parse (digest-doctor streams --scan lists them)`);
   }
   out.push('', findingsBlock(r.findings, s));
   return out.join('\n');

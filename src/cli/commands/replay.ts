@@ -151,13 +151,14 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
   for (const id of missing) out.push(`${s.verdict('fail')} --history-id ${id}: no digest_history row with this id (check the id, and --schema): nothing to replay for it, with or without --force`);
   const c = r.counts;
   out.push('');
-  if (r.applied) {
+  const nothingElse = r.applied ? c.added + c.duplicates === 0 : c.toPublish === 0;
+  if (missing.length && nothingElse) out.push(`${s.verdict('fail')} nothing replayed: ${plural(missing.length, 'history_id')} not found${c.skipped > missing.length ? `, ${c.skipped - missing.length} skipped` : ''}`);
+  else if (r.applied) {
     out.push(`${s.verdict('ok')} ${c.added} added, ${c.duplicates} already published, ${c.skipped} skipped, ${c.invalid} invalid`);
     if (c.reAdded) out.push(s.dim(`${c.reAdded} of the added had a marker whose entry was trimmed before group ${r.pacing.group} read it: published again`));
     if (c.deliveredGone) out.push(s.dim(`${c.deliveredGone} of the already published were delivered to group ${r.pacing.group} and trimmed since`));
   }
   else if (c.toPublish) out.push(`${s.verdict('info')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; --apply to publish`);
-  else if (missing.length) out.push(`${s.verdict('fail')} nothing replayed: ${plural(missing.length, 'history_id')} not found${c.skipped > missing.length ? `, ${c.skipped - missing.length} skipped` : ''}`);
   else out.push(`${s.verdict('ok')} nothing to replay (${c.skipped} skipped, ${c.invalid} invalid)`);
   // --force only overrides skips it can act on: not a repeat, not a named row that does not exist
   const forceable = r.events.filter((e) => e.action === 'skip' && e.reason !== 'repeat in the source' && !(e.source === 'history-id' && e.reason === 'row missing'));
