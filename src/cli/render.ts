@@ -73,7 +73,7 @@ export function makeStyle(color: boolean, width = Infinity): Style {
         wordWrap: false,
       });
       for (const r of layout.rows) t.push(r);
-      const note = layout.hidden.length ? '\n' + c.dim(`(${layout.hidden.join(', ')} not shown at ${width} columns: --wide or --json shows them)`) : '';
+      const note = layout.hidden.length ? '\n' + c.dim(`(${layout.hidden.join(', ')} not shown at ${width} columns: --wide or --json shows ${layout.hidden.length === 1 ? 'it' : 'them'})`) : '';
       return t.toString() + note;
     },
     fit: (text) => fitLines(text, width),
