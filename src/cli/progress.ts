@@ -24,7 +24,9 @@ export function createProgress(enabled = Boolean(process.stderr.isTTY) && !proce
       const now = Date.now();
       if (now - last < 100) return;
       last = now;
-      process.stderr.write(`\r\x1b[2K${text}`);
+      // one terminal row: a wrapped line could not be cleared by the next update
+      const cols = process.stderr.columns || 80;
+      process.stderr.write(`\r\x1b[2K${text.length >= cols ? text.slice(0, cols - 2) + '…' : text}`);
     },
     done(text) {
       process.stderr.write(`\r\x1b[2K${text ? text + '\n' : ''}`);

@@ -73,8 +73,13 @@ export function makeStyle(color: boolean, width = Infinity): Style {
         wordWrap: false,
       });
       for (const r of layout.rows) t.push(r);
+      const drawn = t.toString();
+      // cli-table3 measures some characters wider than the layout did: records then, never an overflow
+      if (Number.isFinite(width) && Math.max(...stripVTControlCharacters(drawn).split('\n').map((l) => l.length)) > width) {
+        return renderRecords(layout.headers, layout.rows.map((r) => r.map((c) => c.replace(/\n/g, ' '))), width, (h) => c.bold(h));
+      }
       const note = layout.hidden.length ? '\n' + c.dim(`(${layout.hidden.join(', ')} not shown at ${width} columns: --wide or --json shows ${layout.hidden.length === 1 ? 'it' : 'them'})`) : '';
-      return t.toString() + note;
+      return drawn + note;
     },
     fit: (text) => fitLines(text, width),
   };

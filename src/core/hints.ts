@@ -11,7 +11,7 @@ import { shellQuote } from './validate.js';
 export function withGlobalFlags(text: string, flags: readonly string[], commands: readonly string[]): string {
   if (!flags.length || !text.includes('digest-doctor ')) return text;
   const names = commands.map((c) => c.replace(/[-]/g, '\\-')).join('|');
-  const re = new RegExp(`(^|[^\\w-])(another |the next )?digest-doctor (?=(?:${names})(?![\\w-]))`, 'g');
+  const re = new RegExp(`(^|[^\\w-])(another |the next )?digest-doctor (?=(?:${names})(?:\\s|$|[\`,;)'"]))`, 'g');
   const inserted = `digest-doctor ${flags.map(shellQuote).join(' ')} `;
   return text.replace(re, (m, lead: string, prose: string | undefined) => (prose ? m : `${lead}${inserted}`));
 }

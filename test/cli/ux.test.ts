@@ -6,6 +6,7 @@ import { ErrorDocumentSchema } from '../../src/cli/output.js';
 import { COMMANDS } from '../../src/cli/commands/index.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { createDemoFixture, type DemoFixture } from '../helpers/demo-fixture.js';
+import { runOnPty } from '../helpers/pty.js';
 import { createTestSchema, INCIDENT, seedIncident } from '../helpers/pg.js';
 
 let f: DemoFixture;
@@ -138,6 +139,29 @@ describe('errors and help', () => {
       expect(res.stdout, name).toContain('Global options');
       expect(res.stdout, name).toContain('--schema');
       expect(res.stdout, name).toMatch(/Exit codes:[\s\S]*\b2 +usage or bad input[\s\S]*130 +interrupted/);
+    }
+  });
+});
+
+describe('progress', () => {
+  it('on a terminal: done of total with the percentage (scan entries, repair rows); in a pipe: nothing', async () => {
+    const env = { CI: '' };
+    const scan = await runOnPty([...f.args, 'streams', '--scan'], { cols: 120, env });
+    // the digest stream's length, as XLEN counts it, is the total
+    const total = await f.r.client.xlen(`${f.r.prefix}stream:digests:generate`);
+    expect(scan.output).toMatch(new RegExp(`scanning stream:digests:generate: \\d+ of ${total} entries \\(\\d+%\\)`));
+    const piped = await runCli([...f.args, 'streams', '--scan'], { env });
+    expect(piped.stderr).not.toContain('scanning');
+
+    const t = await createTestSchema();
+    try {
+      await seedIncident(t);
+      // the incident's in-flight rows older than a day: 3 (two duplicates and the stuck one)
+      const repair = await runOnPty([...t.cliArgs, 'mark-stale', '--older-than', '1d', '--apply', '--yes', '--batch-size', '1'], { cols: 120, env });
+      expect(repair.code).toBe(0);
+      expect(repair.output).toMatch(/rows changed: \d of 3 rows \(\d+%\)/);
+    } finally {
+      await t.cleanup();
     }
   });
 });

@@ -19,7 +19,8 @@ export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegEx
   const run = [process.execPath, BIN, ...args].map(shellQuote).join(' ');
   const cmd = opts.cols ? `stty cols ${Math.floor(opts.cols)} rows 50 && exec ${run}` : run;
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TERM: 'dumb', ...opts.env };
+    // without `cols` the terminal has no size: COLUMNS (wide, for tests that read the content) decides
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TERM: 'dumb', COLUMNS: '1000', ...opts.env };
     delete env.DATABASE_URL;
     delete env.REDIS_URL;
     if (opts.cols) delete env.COLUMNS;

@@ -93,6 +93,8 @@ describe('withGlobalFlags', () => {
     expect(withGlobalFlags('busy: another digest-doctor migrate holds the lock', ['--schema', 's'], cmds)).toBe('busy: another digest-doctor migrate holds the lock');
     expect(withGlobalFlags('digest-doctor --schema s inspect', ['--schema', 's'], cmds)).toBe('digest-doctor --schema s inspect');
     expect(withGlobalFlags('run digest-doctor fix-duplicates', [], cmds)).toBe('run digest-doctor fix-duplicates');
+    // a GitHub annotation's title is not a command
+    expect(withGlobalFlags('::error title=digest-doctor inspect%3A x::y', ['--schema', 's'], cmds)).toBe('::error title=digest-doctor inspect%3A x::y');
     expect(withGlobalFlagsDeep({ a: ['x digest-doctor undo 1'], n: 3 }, ['--schema', 's'], cmds)).toEqual({ a: ['x digest-doctor --schema s undo 1'], n: 3 });
   });
 });

@@ -106,8 +106,8 @@ export function register(program: Command): void {
           const dry = await fixDuplicates(db, { ...input, apply: false });
           if (dry.plan.rows) {
             await confirmWrite(g, flags.yes, 'fix-duplicates --apply', [
-              `mark ${plural(dry.plan.rows, 'in-flight row')} of ${dry.plan.groups} (user, day) group(s) '${dry.repairStatus.status}', keeping the ${input.keep} of each (re-read under the repair lock when it starts)`,
-              `audit in ${g.stateSchema}.audit_batches; undo with digest-doctor undo <run-id>`,
+              `mark ${plural(dry.plan.rows, 'in-flight row')} of ${plural(dry.plan.groups, '(user, day) group')} '${dry.repairStatus.status}', keeping the ${input.keep} of each (re-read under the repair lock when it starts)`,
+              `audit in ${g.stateSchema}.audit_batches; the run id and its undo command are printed when it ends`,
             ]);
           }
         }

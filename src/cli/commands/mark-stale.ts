@@ -59,7 +59,7 @@ export function register(program: Command): void {
           if (dry.plan.rows) {
             await confirmWrite(g, flags.yes, 'mark-stale --apply', [
               `mark ${plural(dry.plan.rows, 'in-flight row')} created before ${dry.cutoff} '${dry.repairStatus.status}' and clear their sent_at (the cut-off is taken again from the database clock when it starts)`,
-              `audit in ${g.stateSchema}.audit_batches; undo with digest-doctor undo <run-id>`,
+              `audit in ${g.stateSchema}.audit_batches; the run id and its undo command are printed when it ends`,
             ]);
           }
         }
