@@ -8,6 +8,8 @@ export const ExitCode = {
   UNREACHABLE: 3,
   REFUSED: 4,
   INTERNAL: 70,
+  /** Ctrl-C or SIGTERM, after cleaning up (128 + SIGINT's 2, as shells report it). */
+  INTERRUPTED: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -5,6 +5,7 @@ import { DEFAULT_TIME_ZONE } from '../core/contract.js';
 import { redactText, secretsOf } from '../core/redact.js';
 import { ExitCode } from '../errors.js';
 import { COMMANDS, registerCommands } from './commands/index.js';
+import { ErrorDocumentSchema, SCHEMA_VERSION } from './output.js';
 import { applyConfig } from './config.js';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -17,9 +18,14 @@ Exit codes:
   3   a database or Redis is unreachable or refused us
   4   refused for safety, or busy (another run holds the lock)
   70  internal error (set DEBUG=1 for the stack trace)
-  130 interrupted (Ctrl-C), after cleaning up
+  130 interrupted (Ctrl-C or SIGTERM), after cleaning up
 
 Writes happen only with --apply; without it every command is a dry run.`;
+
+export const GLOBAL_OPTIONS_HELP = `
+Global options (before or after the command): --database-url, --schema,
+--state-schema, --redis-url, --redis-cluster, --key-prefix, --tz, --data-dir,
+--config, the timeouts, --json, --wide, --no-color: digest-doctor --help.`;
 
 /** The program with the commands `args` (argv after node and the script) needs registered. */
 export async function buildProgram(args: readonly string[] = []): Promise<Command> {
@@ -43,11 +49,15 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     .addOption(new Option('--config <file>', 'config file (default ./digest-doctor.config.json when present)').env('DIGEST_DOCTOR_CONFIG'))
     .option('--json', 'one JSON document on stdout (with schemaVersion)')
     .option('--no-color', 'no colour (NO_COLOR is honoured too)')
+    .addOption(new Option('--wide', 'tables as wide as they need, ids whole (default: fit the terminal, or COLUMNS, or 80 columns)').env('DIGEST_DOCTOR_WIDE'))
     .showSuggestionAfterError()
     // commander's own messages (an option's value quoted back) are masked like ours
-    .configureOutput({ writeErr: (str) => process.stderr.write(redactText(str, argvSecrets(args))) })
+    // commander's own messages (an option's value quoted back) are masked like ours, under our one prefix;
+    // with --json the error document on stdout carries them (main below)
+    .configureOutput({ writeErr: (str) => process.stderr.write(redactText(str.replace(/^error: /, 'digest-doctor: '), argvSecrets(args))) })
     .exitOverride()
-    .addHelpText('after', EXIT_CODE_HELP)
+    // every command's --help ends with where the global options are and the exit codes
+    .addHelpText('afterAll', ({ command }) => (command.parent ? `${GLOBAL_OPTIONS_HELP}\n${EXIT_CODE_HELP}` : EXIT_CODE_HELP))
     // flags > environment > config file > defaults: the file fills what the first two left unset.
     .hook('preAction', (root, action) => {
       applyConfig(root, action, Object.keys(COMMANDS));
@@ -69,7 +79,17 @@ function argvSecrets(args: readonly string[]): string[] {
 /** After the command has finished and closed what it opened, the process exits within this even if a socket lingers. */
 const EXIT_GRACE_MS = 2_000;
 
+let quietOnEpipe = false;
+
 export async function main(argv: string[]): Promise<void> {
+  if (!quietOnEpipe) {
+    quietOnEpipe = true;
+    // a reader that closed early (`digest-doctor --help | head -1`): nothing left to say, exit quietly
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw err;
+    });
+  }
   try {
     const program = await buildProgram(argv.slice(2));
     await program.parseAsync(argv);
@@ -77,6 +97,12 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof CommanderError) {
       // help and version exit 0; every usage error exits 2 (commander's own default is 1)
       process.exitCode = err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+      if (err.exitCode !== 0 && argv.includes('--json')) {
+        // the parser's own errors (unknown option or command, missing value) as the BAD_INPUT document
+        const message = redactText(err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim(), argvSecrets(argv.slice(2)));
+        const name = commandOperand(argv.slice(2)) ?? 'digest-doctor';
+        process.stdout.write(JSON.stringify(ErrorDocumentSchema.parse({ schemaVersion: SCHEMA_VERSION, command: name, ok: false, error: { code: 'BAD_INPUT', message, exitCode: ExitCode.USAGE } }), null, 2) + '\n');
+      }
       return;
     }
     const { reportError } = await import('./run.js');
@@ -95,4 +121,9 @@ export async function runBinary(argv: string[]): Promise<void> {
   } finally {
     setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
   }
+}
+
+/** The command named in `args` (its first operand that is a command name), for the error document. */
+function commandOperand(args: readonly string[]): string | undefined {
+  return args.find((a) => a in COMMANDS);
 }

@@ -39,6 +39,8 @@ export interface GlobalOptions {
   timeZone: string;
   json: boolean;
   color: boolean;
+  /** --wide: tables unlimited in width, ids whole. */
+  wide: boolean;
   /** Passwords of the configured URLs, masked in every message. */
   secrets: string[];
 }
@@ -65,6 +67,7 @@ export function readGlobalOptions(program: Command): GlobalOptions {
     tz: string;
     json?: boolean;
     color?: boolean;
+    wide?: boolean;
     dataDir?: string;
   }>();
   const timeZone = o.tz || DEFAULT_TIME_ZONE;
@@ -90,6 +93,7 @@ export function readGlobalOptions(program: Command): GlobalOptions {
     timeZone,
     json: Boolean(o.json),
     color: colorEnabled(o.color),
+    wide: Boolean(o.wide),
     secrets: secretsOf([o.databaseUrl, o.redisUrl]),
   };
 }
@@ -115,7 +119,7 @@ export function pasteableFlags(program: Command): string[] {
     if (source !== 'cli' && source !== 'config') continue;
     const value = program.getOptionValue(key);
     const flag = opt.long ?? opt.short;
-    if (!flag || value === undefined || flag === '--json' || flag === '--version') continue;
+    if (!flag || value === undefined || flag === '--json' || flag === '--version' || flag === '--wide') continue;
     if (typeof value === 'boolean') {
       if (opt.negate ? !value : value) out.push(flag);
       continue;

@@ -1,19 +1,32 @@
 // Progress for long work: on stderr, only when stderr is a terminal (silent in CI and pipes).
+import { progressLine } from '../core/text.js';
 
 export interface Progress {
   update(text: string): void;
+  /**
+   * `what`: done of total units, the percentage, the rate since the first call and the time left
+   * ("replay: 2,000 of 8,000 events (25%), 950/s, about 6s left"); total undefined: done and rate.
+   */
+  count(what: string, done: number, total: number | undefined, unit: string): void;
   done(text?: string): void;
 }
 
 export function createProgress(enabled = Boolean(process.stderr.isTTY) && !process.env.CI): Progress {
-  if (!enabled) return { update: () => undefined, done: () => undefined };
+  if (!enabled) return { update: () => undefined, count: () => undefined, done: () => undefined };
   let last = 0;
+  let started: number | undefined;
   return {
+    count(what, done, total, unit) {
+      started ??= performance.now();
+      this.update(`${what}: ${progressLine(done, total, unit, performance.now() - started)}`);
+    },
     update(text) {
       const now = Date.now();
       if (now - last < 100) return;
       last = now;
-      process.stderr.write(`\r\x1b[2K${text}`);
+      // one terminal row: a wrapped line could not be cleared by the next update
+      const cols = process.stderr.columns || 80;
+      process.stderr.write(`\r\x1b[2K${text.length >= cols ? text.slice(0, cols - 2) + '…' : text}`);
     },
     done(text) {
       process.stderr.write(`\r\x1b[2K${text ? text + '\n' : ''}`);

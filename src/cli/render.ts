@@ -1,7 +1,23 @@
 // The only user of chalk and cli-table3. Colour is decided once (NO_COLOR, --no-color, TTY) and
 // passed in; neither library honours NO_COLOR on its own.
+import { stripVTControlCharacters } from 'node:util';
 import { Chalk } from 'chalk';
 import Table from 'cli-table3';
+import { layoutTable, renderRecords, type Column } from '../core/layout.js';
+
+export type { Column, ColumnSpec } from '../core/layout.js';
+
+/**
+ * The width human output must fit: --wide (or DIGEST_DOCTOR_WIDE) is unlimited; on a terminal its
+ * columns; otherwise COLUMNS when set, else 80 (a pipe or a CI log).
+ */
+export function outputWidth(wide: boolean, env: NodeJS.ProcessEnv = process.env, stdout: { isTTY?: boolean; columns?: number } = process.stdout): number {
+  if (wide) return Infinity;
+  const fromEnv = Number(env.COLUMNS);
+  if (stdout.isTTY && stdout.columns && stdout.columns > 0) return stdout.columns;
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  return 80;
+}
 
 export type Verdict = 'ok' | 'warn' | 'fail' | 'skip' | 'info';
 
@@ -14,13 +30,24 @@ export interface Style {
   fail(s: string): string;
   accent(s: string): string;
   verdict(v: Verdict): string;
-  table(head: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number | null | undefined>>): string;
+  /** Columns the output must fit (Infinity with --wide). */
+  width: number;
+  /**
+   * A table that fits `width`: layoutTable (src/core/layout.ts) shortens ids, wraps shrinkable
+   * columns, hides low-value ones (and says so), or switches to one record per row.
+   */
+  table(head: readonly Column[], rows: ReadonlyArray<ReadonlyArray<string | number | null | undefined>>): string;
+  /**
+   * Fits a printed line to `width`: prose wraps at spaces under its own indentation; a break inside
+   * a `digest-doctor ...` command ends with " \\" so the command still pastes as one.
+   */
+  fit(text: string): string;
   heading(s: string): string;
 }
 
 const MARK: Record<Verdict, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip', info: 'info' };
 
-export function makeStyle(color: boolean): Style {
+export function makeStyle(color: boolean, width = Infinity): Style {
   const c = new Chalk({ level: color ? 1 : 0 });
   const style: Style = {
     color,
@@ -35,15 +62,60 @@ export function makeStyle(color: boolean): Style {
       const text = `[${MARK[v]}]`;
       return v === 'ok' ? c.green(text) : v === 'warn' ? c.yellow(text) : v === 'fail' ? c.red.bold(text) : c.dim(text);
     },
+    width,
     table(head, rows) {
+      const cells = rows.map((r) => r.map((v) => (v === null || v === undefined ? '' : String(v))));
+      const layout = layoutTable(head, cells, width);
+      if (layout.kind === 'records') return renderRecords(layout.headers, layout.rows, width, (h) => c.bold(h));
       const t = new Table({
-        head: head.map((h) => c.bold(h)),
+        head: layout.headers.map((h) => c.bold(h)),
         style: { head: [], border: [], compact: false },
         wordWrap: false,
       });
-      for (const r of rows) t.push(r.map((v) => (v === null || v === undefined ? '' : String(v))));
-      return t.toString();
+      for (const r of layout.rows) t.push(r);
+      const drawn = t.toString();
+      // cli-table3 measures some characters wider than the layout did: records then, never an overflow
+      if (Number.isFinite(width) && Math.max(...stripVTControlCharacters(drawn).split('\n').map((l) => l.length)) > width) {
+        return renderRecords(layout.headers, layout.rows.map((r) => r.map((c) => c.replace(/\n/g, ' '))), width, (h) => c.bold(h));
+      }
+      const note = layout.hidden.length ? '\n' + c.dim(`(${layout.hidden.join(', ')} not shown at ${width} columns: --wide or --json shows ${layout.hidden.length === 1 ? 'it' : 'them'})`) : '';
+      return drawn + note;
     },
+    fit: (text) => fitLines(text, width),
   };
   return style;
+}
+
+/** See Style.fit. */
+export function fitLines(text: string, width: number): string {
+  if (!Number.isFinite(width)) return text;
+  return text
+    .split('\n')
+    .map((line) => fitLine(line, width))
+    .join('\n');
+}
+
+function fitLine(line: string, width: number): string {
+  const plain = stripVTControlCharacters(line);
+  // table borders are already fitted; GitHub workflow commands (::error ...) must stay one line
+  if (plain.length <= width || /^[\u2500-\u257f|]/.test(plain.trimStart()) || plain.startsWith('::')) return line;
+  // colour codes cannot be split safely: a line that has to be wrapped loses its colour
+  const indent = /^\s*/.exec(plain)![0];
+  const hang = indent + (/^\s*\[[a-zA-Z ]{4}\] /.test(plain) ? '       ' : '  ');
+  const words = plain.slice(indent.length).split(' ');
+  const out: string[] = [];
+  let cur = indent;
+  let inCommand = false;
+  for (const word of words) {
+    const fresh = cur.trim() === '';
+    const room = width - (inCommand ? 2 : 0);
+    if (!fresh && cur.length + 1 + word.length > room) {
+      out.push(inCommand ? `${cur} \\` : cur);
+      cur = hang + word;
+    } else cur = fresh ? cur + word : `${cur} ${word}`;
+    if (word === 'digest-doctor' || word === '`digest-doctor') inCommand = true;
+    else if (inCommand && /[,;)`]$/.test(word)) inCommand = false;
+  }
+  out.push(cur);
+  return out.join('\n');
 }

@@ -2,6 +2,7 @@
 // batch size and timeouts, rows shown; Ctrl-C handling, the exit rule and the "applied" line.
 import { Option, type Command } from 'commander';
 import { DEFAULT_BATCH_LOCK_TIMEOUT_MS, DEFAULT_BATCH_SIZE, DEFAULT_LOCK_WAIT_MS, MAX_BATCH_SIZE } from '../core/repair.js';
+import { plural } from '../core/text.js';
 import { parseDuration, parsePositiveInt } from '../core/validate.js';
 import { ExitCode, badInput, type ExitCodeValue } from '../errors.js';
 import type { BatchOptions } from '../ops/repair.js';
@@ -42,7 +43,7 @@ export function readRepairFlags(ctx: CommandContext, o: BatchFlags): BatchOption
     show: parsePositiveInt(o.show, '--show'),
     signal: controller.signal,
     controller,
-    onProgress: (done, total) => ctx.progress.update(`${done}/${total} rows`),
+    onProgress: (done, total) => ctx.progress.count('rows changed', done, total, 'row'),
   };
 }
 
@@ -64,5 +65,5 @@ export function repairExit(planned: number, applied: { status: string; skipped: 
 export function appliedLine(a: { runId: string | null; status: string; rowsChanged: number; batches: number; longestBatchMs: number }, what: string, s: Style): string {
   if (!a.runId) return `${s.verdict('ok')} nothing to ${what}: no changes made`;
   const head = a.status === 'interrupted' ? `${s.verdict('warn')} interrupted: run ${s.bold(a.runId)} changed` : `${s.verdict('ok')} run ${s.bold(a.runId)}:`;
-  return `${head} ${a.rowsChanged} row(s) in ${a.batches} batch(es), longest lock hold ${a.longestBatchMs} ms\n       undo with: digest-doctor undo ${a.runId}`;
+  return `${head} ${plural(a.rowsChanged, 'row')} in ${plural(a.batches, 'batch')}, longest lock hold ${a.longestBatchMs} ms\n       undo with: digest-doctor undo ${a.runId}`;
 }

@@ -7,9 +7,10 @@ import { DoctorError, ExitCode, type ExitCodeValue } from '../errors.js';
 import { describeTarget } from '../postgres/db.js';
 import { describeRedis } from '../redis/connect.js';
 import { readGlobalOptions, type GlobalOptions } from './options.js';
-import { ErrorDocumentSchema, SCHEMA_VERSION } from './output.js';
+import { COMMANDS } from './commands/index.js';
+import { ErrorDocumentSchema, SCHEMA_VERSION, setHintFlags, withHints } from './output.js';
 import { createProgress, type Progress } from './progress.js';
-import { makeStyle, type Style } from './render.js';
+import { makeStyle, outputWidth, type Style } from './render.js';
 
 export interface CommandContext {
   g: GlobalOptions;
@@ -59,7 +60,7 @@ export function reportError(err: unknown, name: string, json: boolean, secrets: 
   const known = classifyFault(err, targets);
   const exitCode = known ? known.exitCode : ExitCode.INTERNAL;
   const raw = known ? known.message : `internal error: ${(err as Error)?.message ?? String(err)} (set DEBUG=1 for the stack trace)`;
-  const message = oneLine(redactText(raw, secrets));
+  const message = oneLine(redactText(withHints(raw), secrets));
   if (json) {
     try {
       const doc = ErrorDocumentSchema.parse({
@@ -78,6 +79,9 @@ export function reportError(err: unknown, name: string, json: boolean, secrets: 
   return exitCode;
 }
 
+/** After Ctrl-C or SIGTERM, how long the work in flight gets to stop cleanly and report before the process exits anyway. */
+const INTERRUPT_GRACE_MS = 60_000;
+
 /** Builds a commander action handler around `fn`. */
 export function act<O>(fn: CommandAction<O>) {
   return async function (this: Command, ...received: unknown[]): Promise<void> {
@@ -94,36 +98,50 @@ export function act<O>(fn: CommandAction<O>) {
     rememberSecrets(secrets);
     let targets: FaultTargets = {};
     let json = Boolean(root.opts().json);
-    const onSigint = () => {
-      process.stderr.write('\ndigest-doctor: interrupted, cleaning up...\n');
+    // Ctrl-C and SIGTERM alike: a command that registered a handler stops its work cleanly (a repair
+    // after the batch in flight) and still prints its result (run id, rows changed, the undo command),
+    // then exits 130. A second signal, or no handler, exits at once.
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals) => {
       const h = interrupt;
       interrupt = undefined;
-      if (!h) {
+      if (signalled || !h) {
+        process.stderr.write(`\ndigest-doctor: ${sig}: exiting\n`);
         process.exit(130);
       }
-      h().finally(() => process.exit(130));
+      signalled = true;
+      process.stderr.write(`\ndigest-doctor: ${sig}: stopping cleanly (again to exit at once)...\n`);
+      h().catch(() => undefined);
+      // bounded: the work in flight gets this long to wind down
+      setTimeout(() => process.exit(130), INTERRUPT_GRACE_MS).unref();
     };
-    process.once('SIGINT', onSigint);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
       const g = readGlobalOptions(root);
+      setHintFlags(g.cliFlags, Object.keys(COMMANDS));
       secrets = g.secrets;
       json = g.json;
       targets = { pg: g.databaseUrl ? describeTarget(g.databaseUrl) : undefined, redis: g.redisUrl ? describeRedis(g.redisUrl) : undefined };
+      const style = makeStyle(g.color && !g.json, outputWidth(g.wide));
       const ctx: CommandContext = {
         g,
-        style: makeStyle(g.color && !g.json),
+        style,
         progress: createProgress(),
-        print: (text) => process.stdout.write(redactText(text, secrets) + '\n'),
+        print: (text) => process.stdout.write(style.fit(redactText(withHints(text), secrets)) + '\n'),
         defer: (c) => cleanups.push(c),
         onInterrupt: (h) => {
           interrupt = h;
         },
       };
-      process.exitCode = await fn(ctx, opts, args);
+      const code = await fn(ctx, opts, args);
+      process.exitCode = signalled ? ExitCode.INTERRUPTED : code;
     } catch (err) {
-      process.exitCode = reportError(err, name, json, secrets, targets);
+      const code = reportError(err, name, json, secrets, targets);
+      process.exitCode = signalled ? ExitCode.INTERRUPTED : code;
     } finally {
-      process.removeListener('SIGINT', onSigint);
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
       for (const c of cleanups.reverse()) {
         try {
           await c();

@@ -1,3 +1,4 @@
+import { formatDuration } from './text.js';
 // Duplicate classification and staleness. Pure.
 import { isInFlight } from './contract.js';
 import { newestFirst, type DecisionRow } from './decision.js';
@@ -47,17 +48,7 @@ export function ageBucket(ageMs: number): AgeBucket {
   return '> 7 d';
 }
 
-/** `3d 4h`, `12m 5s`: an age for people. */
+/** An age for people: formatDuration (src/core/text.ts): `3d 4h`, `12m 5s`, `10m`. */
 export function formatAge(ms: number): string {
-  if (!Number.isFinite(ms)) return 'unknown';
-  const neg = ms < 0;
-  let s = Math.floor(Math.abs(ms) / 1000);
-  const d = Math.floor(s / 86400);
-  s -= d * 86400;
-  const h = Math.floor(s / 3600);
-  s -= h * 3600;
-  const m = Math.floor(s / 60);
-  s -= m * 60;
-  const parts = d ? [`${d}d`, `${h}h`] : h ? [`${h}h`, `${m}m`] : m ? [`${m}m`, `${s}s`] : [`${s}s`];
-  return (neg ? '-' : '') + parts.join(' ');
+  return formatDuration(ms);
 }

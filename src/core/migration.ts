@@ -1,5 +1,6 @@
 // The pure half of `migrate`: migration files as data, checksums, the structural comparison of index
 // definitions, the plan for one index migration, status verdicts and the retry decision. No I/O.
+import { plural } from './text.js';
 import { createHash } from 'node:crypto';
 import { applyChecks } from './apply-preflight.js';
 import { TABLE, UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES } from './contract.js';
@@ -316,7 +317,7 @@ export function indexFactDifferences(expected: IndexShape, facts: IndexFacts, pr
   if (expected.method !== facts.method) out.push(`USING ${facts.method}, expected ${expected.method}`);
   const cols = facts.keyColumns.map((c) => c ?? '(an expression)');
   if (cols.join(', ') !== expected.columns.join(', ')) out.push(`key (${cols.join(', ')}), expected the plain columns (${expected.columns.join(', ')})`);
-  if (facts.includeColumns) out.push(`${facts.includeColumns} INCLUDE column(s)`);
+  if (facts.includeColumns) out.push(`${plural(facts.includeColumns, 'INCLUDE column')}`);
   if (!facts.defaultOpclasses) out.push('a non-default operator class');
   if (!facts.defaultCollations) out.push('a collation other than the column’s');
   if (!facts.defaultOrder) out.push('a key order other than ASC NULLS LAST');
@@ -426,7 +427,7 @@ export interface RetryDecision {
 export function decideRetry(input: { sqlstate: string | undefined; attempt: number; maxAttempts: number; baseDelayMs?: number }): RetryDecision {
   const why = input.sqlstate ? RETRYABLE_SQLSTATES[input.sqlstate] : undefined;
   if (!why) return { retry: false, retryable: false, delayMs: 0, reason: `SQLSTATE ${input.sqlstate ?? 'none'} is not retryable` };
-  if (input.attempt >= input.maxAttempts) return { retry: false, retryable: true, delayMs: 0, reason: `${why}; gave up after ${input.attempt} attempt(s)` };
+  if (input.attempt >= input.maxAttempts) return { retry: false, retryable: true, delayMs: 0, reason: `${why}; gave up after ${plural(input.attempt, 'attempt')}` };
   return { retry: true, retryable: true, delayMs: backoffMs(input.attempt, input.baseDelayMs ?? 1000), reason: why };
 }
 

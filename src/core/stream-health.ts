@@ -1,5 +1,6 @@
 // Stream health: typed XINFO / XPENDING replies and the findings drawn from them. Pure: the Redis
 // clock's "now" is passed in, replies come in as ioredis returns them.
+import { plural } from './text.js';
 import { DIGEST_GROUP, EXPECTED_GROUPS, MAX_DELIVERIES, WORKER_CONSUMER_PATTERN, isDlqStream } from './contract.js';
 import { formatAge } from './duplicates.js';
 import { countVerdicts, type Finding, type FindingVerdict } from './finding.js';
@@ -327,11 +328,11 @@ export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: nu
     add(null, 'exists', 'fail', `key holds a ${s.type}, not a stream`, 'the service cannot publish here: find who wrote this key and rename or delete it');
     return out;
   }
-  add(null, 'exists', 'ok', `stream has ${s.info.length} entries`);
+  add(null, 'exists', 'ok', `stream has ${plural(s.info.length, 'entry')}`);
   if (dlq) {
     const age = idAgeMs(s.info.firstEntry?.id, nowMs);
     if (s.info.length > 0) {
-      add(null, 'dlq-empty', 'warn', `DLQ holds ${s.info.length} entries (oldest ${age === null ? 'unknown' : formatAge(age)} old)`,
+      add(null, 'dlq-empty', 'warn', `DLQ holds ${plural(s.info.length, 'entry')} (oldest ${age === null ? 'unknown' : formatAge(age)} old)`,
         'replay them with digest-doctor replay --from-dlq --apply once the cause is fixed, then trim the DLQ', s.info.firstEntry ? [s.info.firstEntry.id] : []);
     } else add(null, 'dlq-empty', 'ok', 'DLQ is empty');
   }
@@ -390,8 +391,8 @@ function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs
   const dead = g.consumers.filter((c) => c.pending > 0 && quietMs(c) > t.idleMs);
   if (dead.length)
     add(name, 'idle-consumers', 'warn',
-      `${dead.length} consumer(s) idle over ${formatAge(t.idleMs)} hold ${dead.reduce((n, c) => n + c.pending, 0)} pending: ${dead.map((c) => `${c.name} (${c.pending}, idle ${formatAge(quietMs(c))})`).join(', ')}`,
-      `claim their entries for a live worker (${pre70 ? `XAUTOCLAIM ${key} ${name} <worker> 60000 0 on Redis 6.2+; before 6.2 XCLAIM ${key} ${name} <worker> 60000 <id> ...` : `XAUTOCLAIM ${key} ${name} <worker> 60000 0`}), then XGROUP DELCONSUMER ${key} ${name} <consumer>`,
+      `${plural(dead.length, 'consumer')} idle over ${formatAge(t.idleMs)} hold ${dead.reduce((n, c) => n + c.pending, 0)} pending: ${dead.map((c) => `${c.name} (${c.pending}, idle ${formatAge(quietMs(c))})`).join(', ')}`,
+      `claim their entries for a live worker (${pre70 ? `XAUTOCLAIM ${key} ${name} <worker> 60000 0 on Redis 6.2+; before 6.2 XCLAIM ${key} ${name} <worker> 60000 <id> ...` : `XAUTOCLAIM ${key} ${name} <worker> 60000 0`}), then ${dead.map((c) => `XGROUP DELCONSUMER ${key} ${name} ${c.name}`).join('; ')} (<worker>: the name of a live worker of yours)`,
       dead.map((c) => c.name));
   else add(name, 'idle-consumers', 'ok', `no consumer idle over ${formatAge(t.idleMs)} holds entries`);
 
@@ -399,8 +400,8 @@ function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs
     const stray = g.consumers.filter((c) => !WORKER_CONSUMER_PATTERN.test(c.name));
     if (stray.length)
       add(name, 'stray-consumers', stray.some((c) => c.pending > 0) ? 'fail' : 'warn',
-        `${stray.length} consumer(s) not named digest-worker-<pid> (someone ran XREADGROUP by hand?): ${stray.map((c) => `${c.name} (${c.pending} pending)`).join(', ')}`,
-        `hand their entries to a worker (XCLAIM/XAUTOCLAIM), then XGROUP DELCONSUMER ${key} ${name} <consumer>; diagnose with digest-doctor, never XREADGROUP`,
+        `${plural(stray.length, 'consumer')} not named digest-worker-<pid> (someone ran XREADGROUP by hand?): ${stray.map((c) => `${c.name} (${c.pending} pending)`).join(', ')}`,
+        `hand their entries to a worker (XCLAIM/XAUTOCLAIM), then ${stray.map((c) => `XGROUP DELCONSUMER ${key} ${name} ${c.name}`).join('; ')}; diagnose with digest-doctor, never XREADGROUP`,
         stray.map((c) => c.name));
     else add(name, 'stray-consumers', 'ok', 'every consumer is a digest-worker-<pid>');
   }
@@ -408,13 +409,13 @@ function pendingChecks(key: string, g: GroupSnapshot, t: HealthThresholds, nowMs
   const p = g.pending;
   const partial = p.complete ? '' : ` (first ${p.scanned} of ${g.pendingSummary.count} pending checked)`;
   if (p.dangling.length)
-    add(name, 'dangling', 'warn', `${p.dangling.length} pending id(s) whose entry no longer exists${partial}`,
-      `ack them: XACK ${key} ${name} <id> ... (they can never be processed)`, p.dangling);
+    add(name, 'dangling', 'warn', `${plural(p.dangling.length, 'pending id')} whose entry no longer exists${partial}`,
+      `ack them (they can never be processed): XACK ${key} ${name} ${p.dangling.slice(0, 10).join(' ')}${p.dangling.length > 10 ? ' ... (the rest: --json lists them)' : ''}`, p.dangling);
   else add(name, 'dangling', 'ok', `no dangling pending id${p.danglingChecked ? ` (${p.danglingChecked} checked)` : ''}${partial}`);
 
   if (p.poison.length)
     add(name, 'poison', 'fail',
-      `${p.poison.length} entr${p.poison.length === 1 ? 'y' : 'ies'} delivered ${t.maxDeliveries} times or more (max ${p.mostDelivered?.deliveries ?? 0})${partial}`,
+      `${plural(p.poison.length, 'entry')} delivered ${t.maxDeliveries} times or more (max ${p.mostDelivered?.deliveries ?? 0})${partial}`,
       'the worker should have moved them to the DLQ: copy them there (or fix and ack), then XACK', p.poison.map((e) => e.id));
   else add(name, 'poison', 'ok', `no entry delivered ${t.maxDeliveries}+ times${partial}`);
 }

@@ -1,5 +1,6 @@
 // `inspect`: the state of digest_history (globally, or one user's day) and, for a user, the lock and
 // the stream entries that carry them. Reads only, in one read-only transaction.
+import { durationFlag, formatDuration, plural } from '../core/text.js';
 import { z } from 'zod';
 import { FindingSchema, finding, type Finding } from '../core/finding.js';
 import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, EVENT_FIELD, WORKER_CONSUMER_PATTERN } from '../core/contract.js';
@@ -187,20 +188,21 @@ export async function inspectSummary(db: Db, redis: RedisPart, input: InspectSum
     const totalRows = groupsRows[0]?.total_rows ?? 0;
     const a = ages!;
     const byAge = { '< 1 h': a.lt_1h, '1 h - 1 d': a.h1_d1, '1 - 7 d': a.d1_d7, '> 7 d': a.gt_7d };
-    const stuckMin = Math.round(input.stuckAfterMs / 60000);
     const findings: Finding[] = [];
-    if (totalGroups > 0) findings.push(finding('duplicates', 'fail', `${totalGroups} (user, day) group(s) with more than one in-flight row (${totalRows - totalGroups} extra rows)`, 'digest-doctor fix-duplicates', groupsRows.map((g) => `${g.user_id} ${g.digest_date}`)));
-    if (a.stuck > 0) findings.push(finding('stuck', 'fail', `${a.stuck} in-flight row(s) older than ${stuckMin} min`, 'digest-doctor mark-stale --older-than <duration>'));
+    // the hints narrow as this inspect did; mark-stale's threshold is the --stuck-after that called the rows stuck
+    const scope = input.date ? ` --date ${input.date}` : '';
+    if (totalGroups > 0) findings.push(finding('duplicates', 'fail', `${plural(totalGroups, '(user, day) group')} with more than one in-flight row (${plural(totalRows - totalGroups, 'extra row')})`, `digest-doctor fix-duplicates${scope || (input.since ? ` --since ${input.since}` : '')}`, groupsRows.map((g) => `${g.user_id} ${g.digest_date}`)));
+    if (a.stuck > 0) findings.push(finding('stuck', 'fail', `${plural(a.stuck, 'in-flight row')} older than ${formatDuration(input.stuckAfterMs)}`, `digest-doctor mark-stale --older-than ${durationFlag(input.stuckAfterMs)}${scope}`));
     if (!locks.skipped && locks.stale.length) {
-      findings.push(finding('stale-locks', 'fail', `${locks.stale.length} stale lock(s) (no TTL, or more TTL than the lock allows) block requests`, `check no request is running, then delete them (first: ${locks.stale[0]!.key})`, locks.stale.map((l) => l.key)));
+      findings.push(finding('stale-locks', 'fail', `${plural(locks.stale.length, 'stale lock')} (no TTL, or more TTL than the lock allows) block requests`, `check no request is running, then delete them (first: ${locks.stale[0]!.key})`, locks.stale.map((l) => l.key)));
     }
     if (outsideWindow && outsideWindow.rows > 0) {
       const o = outsideWindow;
       const window = date !== null ? `digest date ${date}` : `digest dates from ${since}`;
-      const hidden = `${o.rows} row(s) outside the window (${window}) were not looked at: ${o.inFlight} in flight, ${o.stuck} stuck (older than ${stuckMin} min), ${o.duplicateGroups} duplicate group(s)`;
+      const hidden = `${plural(o.rows, 'row')} outside the window (${window}) were not looked at: ${o.inFlight} in flight, ${o.stuck} stuck (older than ${formatDuration(input.stuckAfterMs)}), ${plural(o.duplicateGroups, 'duplicate group')}`;
       findings.push(
         o.stuck > 0 || o.duplicateGroups > 0
-          ? finding('outside-window', 'warn', hidden, 'digest-doctor inspect (without --date / --since) lists them')
+          ? finding('outside-window', 'warn', hidden, 'digest-doctor inspect')
           : finding('outside-window', 'ok', hidden),
       );
     }
@@ -293,12 +295,12 @@ export async function inspectUser(
     // About the input: the user id or the day is likely wrong; never "nothing wrong" about a day with no row.
     findings.push(
       days!.row_count > 0
-        ? finding('no-rows', 'warn', `user ${input.userId} has no digest_history row for ${input.digestDate} (${days!.row_count} row(s) on other days, the latest ${days!.latest_date})`, `digest-doctor inspect --user ${input.userId} --date ${days!.latest_date}`)
+        ? finding('no-rows', 'warn', `user ${input.userId} has no digest_history row for ${input.digestDate} (${plural(days!.row_count, 'row')} on other days, the latest ${days!.latest_date})`, `digest-doctor inspect --user ${input.userId} --date ${days!.latest_date}`)
         : finding('no-rows', 'warn', `user ${input.userId} has no digest_history row on any day: check the user id (and --schema)`),
     );
   }
-  if (extras.size) findings.push(finding('duplicates', 'fail', `${cls.inFlight.length} in-flight rows for this day (${extras.size} extra)`, `digest-doctor fix-duplicates --user ${input.userId} --date ${input.digestDate}`, [...extras]));
-  if (stuckCount) findings.push(finding('stuck', 'fail', `${stuckCount} in-flight row(s) older than ${Math.round(input.stuckAfterMs / 60000)} min`, 'digest-doctor mark-stale', outRows.filter((r) => r.marks.includes('stuck')).map((r) => r.id)));
+  if (extras.size) findings.push(finding('duplicates', 'fail', `${plural(cls.inFlight.length, 'in-flight row')} for this day (${extras.size} extra)`, `digest-doctor fix-duplicates --user ${input.userId} --date ${input.digestDate}`, [...extras]));
+  if (stuckCount) findings.push(finding('stuck', 'fail', `${plural(stuckCount, 'in-flight row')} older than ${formatDuration(input.stuckAfterMs)}`, `digest-doctor mark-stale --older-than ${durationFlag(input.stuckAfterMs)} --user ${input.userId} --date ${input.digestDate}`, outRows.filter((r) => r.marks.includes('stuck')).map((r) => r.id)));
 
   let redisPart: InspectUser['redis'];
   if ('skipped' in redis) {

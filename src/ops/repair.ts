@@ -2,6 +2,7 @@
 // lock, the run record, and batches (short, each one statement or one transaction, with a
 // lock_timeout, timed for how long they hold their row locks, retried once when another session
 // holds rows).
+import { plural } from '../core/text.js';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { STATUSES } from '../core/contract.js';
@@ -219,7 +220,7 @@ async function recordLostRun(db: Db, runId: string, err: unknown): Promise<Docto
     const fresh = await db.reopen();
     try {
       const rows = await finishRun(fresh, runId, 'interrupted', cause);
-      return new DoctorError('CONNECTION_LOST', `${cause}; run ${runId} stopped after ${rows} row(s) changed and is recorded as interrupted (every batch committed before is whole: table and audit agree): ${rerun}`, { cause: err });
+      return new DoctorError('CONNECTION_LOST', `${cause}; run ${runId} stopped after ${plural(rows, 'row')} changed and is recorded as interrupted (every batch committed before is whole: table and audit agree): ${rerun}`, { cause: err });
     } finally {
       await fresh.close();
     }

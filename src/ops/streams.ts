@@ -15,6 +15,8 @@ import {
   type StreamSnapshot,
 } from '../core/stream-health.js';
 import { RowCheck, ScanAccumulator, type ScanTotals } from '../core/stream-scan/index.js';
+import { parseIdempotencyKey } from '../core/keys.js';
+import { progressLine } from '../core/text.js';
 import type { Db } from '../postgres/db.js';
 import { isCluster, type RedisClient } from '../redis/connect.js';
 import { discoverStreams, redisNowMs, streamSnapshot } from '../redis/stream-info.js';
@@ -291,7 +293,7 @@ export async function scanStream(
         pending = [];
       }
     }
-    onProgress?.(`scanning ${key}: ${acc.totals.entries.toLocaleString('en-US')} entries`);
+    onProgress?.(`scanning ${key}: ${progressLine(acc.totals.entries, length, 'entry', performance.now() - started)}`);
   };
   // The digest stream is read as raw reply bytes (the event checked in place, no string or object per
   // entry); the DLQ, small and of two shapes, and servers we cannot open a socket to, through ioredis.
@@ -338,7 +340,7 @@ export function scanFindings(r: StreamScanResult, listLimit: number, keyPrefix =
   add('scan-idempotency', c.keys > 0, 'warn',
     `${c.keys} idempotency key(s) with several history_ids (${c.extraHistoryIds} extra): ${c.examples.map((e) => `${e.key} -> ${e.historyIds.join(', ')}`).join('; ')}`,
     'no idempotency key carries two history_ids',
-    'several digests were requested for one user and day: run digest-doctor inspect --user <id> --date <day> and fix-duplicates',
+    `several digests were requested for one user and day: ${inspectHints(c.examples.map((e) => e.key))}`,
     c.examples.map((e) => e.key));
   const m = r.malformed;
   add('scan-malformed', m.count > 0, 'fail',
@@ -366,4 +368,11 @@ export function scanFindings(r: StreamScanResult, listLimit: number, keyPrefix =
 export function scanRate(r: StreamScanResult): string {
   const secs = r.durationMs / 1000;
   return `${r.entries} entries in ${formatAge(r.durationMs)}${secs > 0 ? ` (${Math.round(r.entries / secs)}/s)` : ''}`;
+}
+
+/** `digest-doctor inspect --user <id> --date <day>` for each user key (digest:<user>:<day>), then fix-duplicates for them. */
+function inspectHints(keys: readonly string[]): string {
+  const users = keys.map(parseIdempotencyKey).filter((k) => k?.kind === 'user').slice(0, 3);
+  if (!users.length) return 'find the rows with digest-doctor inspect, then run digest-doctor fix-duplicates';
+  return users.map((k) => `run digest-doctor inspect --user ${k!.userId} --date ${k!.day}, then digest-doctor fix-duplicates --user ${k!.userId} --date ${k!.day}`).join('; ');
 }

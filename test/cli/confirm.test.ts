@@ -34,7 +34,7 @@ describe('a person confirms a write on a terminal', () => {
     expect(no.code, no.output).toBe(4);
     expect(no.output).toContain('fix-duplicates --apply will write');
     // the incident's pair: two pending rows of one (user, day), one to mark
-    expect(no.output).toContain('mark 1 in-flight row(s) of 1 (user, day) group(s)');
+    expect(no.output).toContain('mark 1 in-flight row of 1 (user, day) group');
     expect(no.output).toContain(`database: postgres@127.0.0.1:5432/${database()}, schema ${t.schema} (state schema ${t.stateSchema})`);
     expect(no.output).toContain('not confirmed: nothing was written');
     expect(no.output).not.toContain(PASSWORD);
@@ -66,7 +66,7 @@ describe('a person confirms a write on a terminal', () => {
     const undo = await runOnPty([...args, 'undo', runId, '--apply'], { answer: 'n' });
     expect(undo.asked).toBe(true);
     expect(undo.code, undo.output).toBe(4);
-    expect(undo.output).toContain(`put back 1 row(s) changed by run ${runId} (mark-stale)`);
+    expect(undo.output).toContain(`put back 1 row changed by run ${runId} (mark-stale)`);
     expect(await checksumExcept(t.client, t.schema, 'false')).toBe(before);
 
     // migrate needs no duplicates: a fresh schema

@@ -12,7 +12,9 @@ export interface CliResult {
 
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...opts.env };
+    // wide by default: tests read the content; the layout at a given width is test/cli/output-width.test.ts's
+    // (a test that wants the pipe's default of 80 passes COLUMNS: undefined)
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', COLUMNS: '1000', ...opts.env };
     // The test environment must not leak configuration into the binary unless a test sets it.
     if (!opts.env || !('DATABASE_URL' in opts.env)) delete env.DATABASE_URL;
     if (!opts.env || !('REDIS_URL' in opts.env)) delete env.REDIS_URL;

@@ -13,13 +13,17 @@ export interface PtyResult {
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegExp; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<PtyResult> {
+/** `cols`: the terminal's width (stty cols), with COLUMNS removed so the program reads the terminal. */
+export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegExp; timeoutMs?: number; env?: NodeJS.ProcessEnv; cols?: number } = {}): Promise<PtyResult> {
   const prompt = opts.prompt ?? /\[y\/N\]/;
-  const cmd = [process.execPath, BIN, ...args].map(shellQuote).join(' ');
+  const run = [process.execPath, BIN, ...args].map(shellQuote).join(' ');
+  const cmd = opts.cols ? `stty cols ${Math.floor(opts.cols)} rows 50 && exec ${run}` : run;
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TERM: 'dumb', ...opts.env };
+    // without `cols` the terminal has no size: COLUMNS (wide, for tests that read the content) decides
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TERM: 'dumb', COLUMNS: '1000', ...opts.env };
     delete env.DATABASE_URL;
     delete env.REDIS_URL;
+    if (opts.cols) delete env.COLUMNS;
     const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
     let asked = false;

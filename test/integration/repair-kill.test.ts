@@ -78,23 +78,32 @@ describe('SIGKILL during --apply', () => {
     expect(third.stdout).toMatch(/nothing to fix: no changes made/);
   });
 
-  it('Ctrl-C (SIGINT) stops after the batch in flight, exits 130 and records the run as interrupted', async () => {
-    await seedGroups(t, { tag: 'i', groups: 4000, perGroup: 3, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
-    const child = spawn(process.execPath, [BIN, ...t.cliArgs, 'fix-duplicates', '--apply', '--batch-size', '8'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    let run: { id: string; rows_changed: number } | undefined;
-    while (!run || run.rows_changed < 30) {
-      await sleep(10);
-      run = (await t.client.query(`SELECT id::text, rows_changed FROM ${t.stateSchema}.runs`).catch(() => ({ rows: [] }))).rows[0];
-      if (child.exitCode !== null) throw new Error('the repair finished before it could be interrupted: make the table larger');
-    }
-    child.kill('SIGINT');
-    expect(await closed).toBe(130);
-    const recorded = await t.client.query(`SELECT status, finished_at IS NOT NULL AS finished FROM ${t.stateSchema}.runs WHERE id = $1`, [run.id]);
-    expect(recorded.rows[0]).toEqual({ status: 'interrupted', finished: true });
-    await auditAgrees(run.id);
-    expect([...(await inFlightPerGroup(t.client, t.schema)).values()].every((n) => n === 1 || n === 3)).toBe(true);
-  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${sig} stops after the batch in flight, exits 130, records the run as interrupted and prints run id, rows changed and the undo command (stdout a pipe)`, async () => {
+      await seedGroups(t, { tag: 'i', groups: 4000, perGroup: 3, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
+      const child = spawn(process.execPath, [BIN, ...t.cliArgs, 'fix-duplicates', '--apply', '--batch-size', '8'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      let run: { id: string; rows_changed: number } | undefined;
+      while (!run || run.rows_changed < 30) {
+        await sleep(10);
+        run = (await t.client.query(`SELECT id::text, rows_changed FROM ${t.stateSchema}.runs`).catch(() => ({ rows: [] }))).rows[0];
+        if (child.exitCode !== null) throw new Error('the repair finished before it could be interrupted: make the table larger');
+      }
+      child.kill(sig);
+      expect(await closed).toBe(130);
+      const recorded = await t.client.query(`SELECT status, finished_at IS NOT NULL AS finished, rows_changed FROM ${t.stateSchema}.runs WHERE id = $1`, [run.id]);
+      expect(recorded.rows[0]).toMatchObject({ status: 'interrupted', finished: true });
+      const text = stdout.replace(/ \\\n\s*/g, ' ');
+      expect(text).toContain(`interrupted: run ${run.id} changed ${recorded.rows[0].rows_changed} rows`);
+      // the undo command as printed targets this schema
+      const undo = /undo with: (digest-doctor .*)$/m.exec(text)?.[1];
+      expect(undo).toBe(`digest-doctor --database-url ${t.url} --schema ${t.schema} --state-schema ${t.stateSchema} undo ${run.id}`);
+      await auditAgrees(run.id);
+      expect([...(await inFlightPerGroup(t.client, t.schema)).values()].every((n) => n === 1 || n === 3)).toBe(true);
+    });
+  }
 
   it('mark-stale: table and audit agree and the rerun converges', async () => {
     await seedGroups(t, { tag: 's', groups: 6000, perGroup: 2, day: '2025-11-20', base: '2025-11-20T08:00:00Z' });

@@ -1,3 +1,4 @@
+import { plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { KEEP_POLICIES, formatAge, type KeepPolicy } from '../../core/duplicates.js';
 import { serviceDay } from '../../core/keys.js';
@@ -44,8 +45,8 @@ export function register(program: Command): void {
           const dry = await fixDuplicates(db, { ...input, apply: false });
           if (dry.plan.rows) {
             await confirmWrite(g, flags.yes, 'fix-duplicates --apply', [
-              `mark ${dry.plan.rows} in-flight row(s) of ${dry.plan.groups} (user, day) group(s) '${dry.repairStatus.status}', keeping the ${input.keep} of each (re-read under the repair lock when it starts)`,
-              `audit in ${g.stateSchema}.audit_batches; undo with digest-doctor undo <run-id>`,
+              `mark ${plural(dry.plan.rows, 'in-flight row')} of ${plural(dry.plan.groups, '(user, day) group')} '${dry.repairStatus.status}', keeping the ${input.keep} of each (re-read under the repair lock when it starts)`,
+              `audit in ${g.stateSchema}.audit_batches; the run id and its undo command are printed when it ends`,
             ]);
           }
         }
@@ -66,19 +67,19 @@ export function render(r: FixDuplicatesResult, show: number, s: Style): string {
   else {
     out.push(
       s.table(
-        ['user', 'day', 'keep', `mark '${r.repairStatus.status}'`],
+        [{ header: 'user', id: true }, 'day', { header: 'keep', id: true, shrink: true }, { header: `mark '${r.repairStatus.status}'`, id: true, shrink: true }],
         r.plan.items.slice(0, show).map((p) => [p.userId, p.digestDate, `${p.keep.id} (${p.keep.status}, ${age(p.keep.createdAt)})`, p.fail.map((f) => `${f.id} (${f.status}, ${age(f.createdAt)})`).join('\n')]),
       ),
     );
     const more = r.plan.groups > show ? ` (showing ${show}; --show for more, --json for all)` : '';
-    out.push(`${s.bold(String(r.plan.groups))} group(s), ${s.fail(String(r.plan.rows))} row(s) to mark${more}`);
+    out.push(`${s.bold(plural(r.plan.groups, 'group'))}, ${s.fail(plural(r.plan.rows, 'row'))} to mark${more}`);
   }
   out.push('');
   const a = r.applied;
   if (!a) out.push(r.plan.rows ? `${s.verdict('info')} dry run: nothing written; rerun with --apply to write` : `${s.verdict('ok')} nothing to fix`);
   else {
     out.push(appliedLine(a, 'fix', s));
-    if (a.runId) out.push(`       ${a.groupsFixed} group(s) fixed, ${a.resolvedMeanwhile} resolved meanwhile by the service`);
+    if (a.runId) out.push(`       ${plural(a.groupsFixed, 'group')} fixed, ${a.resolvedMeanwhile} resolved meanwhile by the service`);
     for (const k of a.skipped) out.push(`${s.verdict('warn')} skipped ${k.userId} ${k.digestDate}: ${k.reason}; rerun to finish`);
   }
   return out.join('\n');

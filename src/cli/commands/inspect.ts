@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { formatAge } from '../../core/duplicates.js';
+import { plural } from '../../core/text.js';
 import { serviceDay } from '../../core/keys.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt, parseSince } from '../../core/validate.js';
 import { hasProblems, type Finding } from '../../core/finding.js';
@@ -77,12 +78,12 @@ export function renderSummary(r: InspectSummary, s: Style): string {
   else {
     out.push(
       s.table(
-        ['user', 'day', 'rows', 'ids (newest first)', 'ages'],
+        [{ header: 'user', id: true }, 'day', 'rows', { header: 'ids (newest first)', id: true }, 'ages'],
         d.groups.map((g) => [g.userId, g.digestDate, g.rows, g.ids.join('\n'), g.createdAt.map((c) => formatAge(Date.parse(r.now) - Date.parse(c))).join('\n')]),
       ),
     );
     const shown = d.groups.length < d.totalGroups ? ` (showing ${d.groups.length}; --limit for more)` : '';
-    out.push(`total: ${s.bold(String(d.totalGroups))} groups, ${d.totalRows} in-flight rows, ${s.fail(String(d.extraRows))} extra${shown}`);
+    out.push(`total: ${s.bold(plural(d.totalGroups, 'group'))}, ${plural(d.totalRows, 'in-flight row')}, ${s.fail(String(d.extraRows))} extra${shown}`);
   }
   out.push('', s.heading('In-flight rows by age'));
   out.push(s.table(Object.keys(r.inFlightByAge), [Object.values(r.inFlightByAge)]));
@@ -94,7 +95,7 @@ export function renderSummary(r: InspectSummary, s: Style): string {
   out.push('', s.heading('Locks'));
   if (r.locks.skipped) out.push(`${s.verdict('skip')} Redis part skipped: ${r.locks.reason}`);
   else if (!r.locks.stale.length) out.push(`${s.verdict('ok')} no stale digest:lock:* keys`);
-  else out.push(s.table(['key', 'kind', 'TTL left', 'allowed', 'problem'], r.locks.stale.map((l) => [l.key, l.kind, l.ttlMs == null ? 'none' : formatAge(l.ttlMs), formatAge(l.maxTtlMs), s.fail(l.reason)])));
+  else out.push(s.table([{ header: 'key', id: true }, 'kind', 'TTL left', 'allowed', { header: 'problem', shrink: true }], r.locks.stale.map((l) => [l.key, l.kind, l.ttlMs == null ? 'none' : formatAge(l.ttlMs), formatAge(l.maxTtlMs), s.fail(l.reason)])));
   out.push('', findingsBlock(r.findings, s, filtered ? ` in the window (${window})` : ''));
   return out.join('\n');
 }
@@ -106,7 +107,7 @@ export function renderUser(r: InspectUser, s: Style): string {
   else
     out.push(
       s.table(
-        ['id', 'status', 'created (UTC)', `created (${r.timeZone})`, 'sent_at', 'age', ''],
+        [{ header: 'id', id: true }, 'status', { header: 'created (UTC)', drop: 1 }, `created (${r.timeZone})`, { header: 'sent_at', drop: 2, shrink: true }, 'age', 'marks'],
         r.rows.map((row) => [
           row.id,
           row.inFlight ? s.warn(row.status) : row.status === 'sent' ? s.ok(row.status) : row.status,
@@ -130,7 +131,7 @@ export function renderUser(r: InspectUser, s: Style): string {
     else
       out.push(
         s.table(
-          ['stream', 'entry id', 'added', 'trigger', 'history_id', 'pending'],
+          [{ header: 'stream', drop: 2, shrink: true }, 'entry id', { header: 'added', drop: 1, shrink: true }, { header: 'trigger', drop: 3 }, { header: 'history_id', id: true }, { header: 'pending', shrink: true }],
           entries.map((e) => [
             e.stream,
             e.id,

@@ -1,3 +1,4 @@
+import { plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { formatAge } from '../../core/duplicates.js';
 import { RECLAIM_IDLE_MS } from '../../core/contract.js';
@@ -57,8 +58,8 @@ export function register(program: Command): void {
           const dry = await markStale(db, live, { ...input, apply: false });
           if (dry.plan.rows) {
             await confirmWrite(g, flags.yes, 'mark-stale --apply', [
-              `mark ${dry.plan.rows} in-flight row(s) created before ${dry.cutoff} '${dry.repairStatus.status}' and clear their sent_at (the cut-off is taken again from the database clock when it starts)`,
-              `audit in ${g.stateSchema}.audit_batches; undo with digest-doctor undo <run-id>`,
+              `mark ${plural(dry.plan.rows, 'in-flight row')} created before ${dry.cutoff} '${dry.repairStatus.status}' and clear their sent_at (the cut-off is taken again from the database clock when it starts)`,
+              `audit in ${g.stateSchema}.audit_batches; the run id and its undo command are printed when it ends`,
             ]);
           }
         }
@@ -76,23 +77,23 @@ export function render(r: MarkStaleResult, show: number, s: Style): string {
   out.push(s.heading(`In-flight rows created before ${r.cutoff} (older than ${formatAge(r.filters.olderThanMs)}): mark '${r.repairStatus.status}'`));
   if (!r.plan.rows) out.push(s.ok('none'));
   else {
-    out.push(s.table(['id', 'user', 'day', 'status', 'age'], r.plan.items.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.status, formatAge(x.ageMs)])));
+    out.push(s.table([{ header: 'id', id: true }, { header: 'user', id: true }, 'day', 'status', 'age'], r.plan.items.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.status, formatAge(x.ageMs)])));
     const more = r.plan.rows > show ? ` (showing ${show}; --show for more, --json for all)` : '';
-    out.push(`${s.bold(String(r.plan.rows))} row(s) to mark${more}`);
+    out.push(`${s.bold(plural(r.plan.rows, 'row'))} to mark${more}`);
   }
   if (!r.redis.checked) out.push(`${s.verdict('skip')} live check skipped: ${r.redis.reason}`);
   else if (r.redis.groupMissing) out.push(`${s.verdict('warn')} consumer group digest-workers is missing: no event can be live`);
   if (r.live.length) {
     out.push('', s.heading(r.filters.includeLive ? 'Live (marked anyway: --include-live)' : 'Live: event pending and delivered recently, left alone'));
-    out.push(s.table(['id', 'user', 'day', 'entry', 'consumer', 'idle', 'deliveries'], r.live.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.entryId, x.consumer, formatAge(x.idleMs), x.deliveries])));
+    out.push(s.table([{ header: 'id', id: true }, { header: 'user', id: true }, 'day', 'entry', { header: 'consumer', shrink: true }, 'idle', 'deliveries'], r.live.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.entryId, x.consumer, formatAge(x.idleMs), x.deliveries])));
   }
   out.push('');
   const a = r.applied;
   if (!a) out.push(r.plan.rows ? `${s.verdict('info')} dry run: nothing written; rerun with --apply to write` : `${s.verdict('ok')} nothing stale`);
   else {
     out.push(appliedLine(a, 'mark', s));
-    if (a.changedMeanwhile) out.push(`       ${a.changedMeanwhile} row(s) moved on by the service meanwhile: left as they are`);
-    if (a.skipped.length) out.push(`${s.verdict('warn')} ${a.skipped.length} row(s) held by another session were skipped: rerun to finish`);
+    if (a.changedMeanwhile) out.push(`       ${plural(a.changedMeanwhile, 'row')} moved on by the service meanwhile: left as they are`);
+    if (a.skipped.length) out.push(`${s.verdict('warn')} ${plural(a.skipped.length, 'row')} held by another session were skipped: rerun to finish`);
   }
   return out.join('\n');
 }

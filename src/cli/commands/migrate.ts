@@ -1,3 +1,4 @@
+import { plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { formatAge } from '../../core/duplicates.js';
 import { parseDuration, parsePositiveInt } from '../../core/validate.js';
@@ -85,7 +86,7 @@ function progressLine(p: BuildProgress): string {
   const parts = [`building: ${p.phase}`];
   if (p.blocksTotal) parts.push(`blocks ${p.blocksDone}/${p.blocksTotal}${pct(p.blocksDone, p.blocksTotal)}`);
   if (p.tuplesTotal) parts.push(`tuples ${p.tuplesDone}/${p.tuplesTotal}${pct(p.tuplesDone, p.tuplesTotal)}`);
-  if (p.lockersTotal) parts.push(`waiting for ${p.lockersTotal - p.lockersDone} transaction(s)`);
+  if (p.lockersTotal) parts.push(`waiting for ${plural(p.lockersTotal - p.lockersDone, 'transaction')}`);
   return parts.join(', ');
 }
 
@@ -188,17 +189,17 @@ export function renderRun(r: MigrateResult, s: Style): string {
   }
   if (r.duplicates.totalGroups) {
     out.push('', s.heading('Duplicate in-flight rows the index would reject'));
-    out.push(s.table(['user', 'day', 'rows', 'ids', 'statuses'], r.duplicates.groups.map((g) => [g.userId, g.digestDate, g.rows, g.ids.join('\n'), g.statuses.join('\n')])));
+    out.push(s.table([{ header: 'user', id: true }, 'day', 'rows', { header: 'ids', id: true }, 'statuses'], r.duplicates.groups.map((g) => [g.userId, g.digestDate, g.rows, g.ids.join('\n'), g.statuses.join('\n')])));
     if (r.duplicates.groups.length < r.duplicates.totalGroups) out.push(s.dim(`showing ${r.duplicates.groups.length} of ${r.duplicates.totalGroups} groups (--limit for more)`));
     out.push(`fix: ${s.bold('digest-doctor fix-duplicates --apply')}, then migrate again`);
   }
   if (r.longTransactions.length) {
     out.push('', s.heading('Long-running transactions (a concurrent build waits for them)'));
-    out.push(s.table(['pid', 'user', 'application', 'state', 'open for', 'query'], r.longTransactions.map((t) => [t.pid, t.user, t.application, t.state, formatAge(t.ageMs), (t.query ?? '').slice(0, 60)])));
+    out.push(s.table(['pid', 'user', { header: 'application', shrink: true }, 'state', 'open for', { header: 'query', shrink: true, min: 20, drop: 1 }], r.longTransactions.map((t) => [t.pid, t.user, t.application, t.state, formatAge(t.ageMs), (t.query ?? '').slice(0, 60)])));
   }
   if (r.preparedTransactions.length) {
     out.push('', s.heading('Prepared transactions (pg_prepared_xacts; a build waits for those of this database)'));
-    out.push(s.table(['gid', 'owner', 'database', 'prepared', 'age', 'locks digest_history'], r.preparedTransactions.map((p) => [p.gid, p.owner, p.database, p.prepared, formatAge(p.ageMs), p.locksTable ? 'yes' : 'no'])));
+    out.push(s.table([{ header: 'gid', shrink: true }, 'owner', 'database', { header: 'prepared', drop: 1 }, 'age', { header: 'locks digest_history', shrink: true, min: 5 }], r.preparedTransactions.map((p) => [p.gid, p.owner, p.database, p.prepared, formatAge(p.ageMs), p.locksTable ? 'yes' : 'no'])));
   }
   if (r.lockHolder) out.push('', `${s.verdict('fail')} lock held by ${describeHolder(r.lockHolder)}`);
   for (const m of r.migrations) {
@@ -233,13 +234,13 @@ export function renderStatus(r: MigrateStatus, s: Style): string {
   const out: string[] = [s.heading(`migrate status: ${r.target.database}, schema ${r.target.schema} (ledger in ${r.target.stateSchema})`)];
   out.push(
     s.table(
-      ['version', 'name', 'state', 'index (catalog)', 'ledger'],
+      ['version', { header: 'name', shrink: true }, 'state', { header: 'index (catalog)', shrink: true }, { header: 'ledger', shrink: true, min: 20 }],
       r.migrations.map((m) => [
         m.version,
         m.name,
         m.state === 'applied' ? s.ok(m.state) : m.state === 'pending' ? s.warn(m.state) : s.fail(m.state),
         m.index.exists ? `${m.index.valid && m.index.ready ? 'valid' : 'INVALID'}${m.index.matches ? ', matches' : ', differs'}` : 'absent',
-        m.ledger ? `${m.ledger.status}, ${m.ledger.attempts} attempt(s), by ${m.ledger.appliedBy} ${m.ledger.finishedAt ?? m.ledger.startedAt}${m.ledger.lastSqlstate ? `, last error ${m.ledger.lastSqlstate}` : ''}` : 'no record',
+        m.ledger ? `${m.ledger.status}, ${plural(m.ledger.attempts, 'attempt')}, by ${m.ledger.appliedBy} ${m.ledger.finishedAt ?? m.ledger.startedAt}${m.ledger.lastSqlstate ? `, last error ${m.ledger.lastSqlstate}` : ''}` : 'no record',
       ]),
     ),
   );
@@ -249,7 +250,7 @@ export function renderStatus(r: MigrateStatus, s: Style): string {
   if (r.findings.length) for (const f of r.findings) out.push(`${s.verdict('fail')} ${f}`);
   else if (!r.building) {
     const pending = r.migrations.filter((m) => m.state === 'pending');
-    out.push(pending.length ? `${s.verdict('info')} ${pending.length} migration(s) not applied yet: digest-doctor migrate --apply` : `${s.verdict('ok')} installed, valid, matching, and recorded`);
+    out.push(pending.length ? `${s.verdict('info')} ${plural(pending.length, 'migration')} not applied yet: digest-doctor migrate --apply` : `${s.verdict('ok')} installed, valid, matching, and recorded`);
   }
   return out.join('\n');
 }

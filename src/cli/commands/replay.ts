@@ -1,3 +1,4 @@
+import { plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, STREAM_MAXLEN, resolveStreamKey } from '../../core/contract.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
@@ -55,7 +56,7 @@ export function register(program: Command): void {
     .addOption(new Option('--limit <n>', 'events listed in the table').default('50'))
     .addHelpText(
       'after',
-      '\nExit codes: 0 applied, or nothing to replay; 1 a dry run found events to replay; 2 bad input; 3 unreachable; 4 refused: a key that is not a stream, no consumer group to read a replay that does not fit, or the group read nothing for --stall-timeout (rerun the same command to send the rest).\n\nExamples:\n  digest-doctor replay --from-dlq\n  digest-doctor replay --failed --date 2025-11-25 --apply --rate 500\n  digest-doctor replay --history-id dac58a5d-522f-4e94-b803-caee803b53c6 --apply',
+      '\nExit codes: 0 applied, or nothing to replay; 1 a dry run found events to replay, or a --history-id has no row; 2 bad input; 3 unreachable; 4 refused: a key that is not a stream, no consumer group to read a replay that does not fit, or the group read nothing for --stall-timeout (rerun the same command to send the rest).\n\nExamples:\n  digest-doctor replay --from-dlq\n  digest-doctor replay --failed --date 2025-11-25 --apply --rate 500\n  digest-doctor replay --history-id dac58a5d-522f-4e94-b803-caee803b53c6 --apply',
     )
     .action(
       act<ReplayFlags>(async (ctx, o) => {
@@ -96,19 +97,21 @@ export function register(program: Command): void {
           // On a terminal a person confirms: the plan first (a dry run: reads only), then the question.
           const dry = await replay(db, redis, { ...plan, apply: false });
           if (dry.counts.toPublish) {
-            await confirmWrite(g, o.yes, 'replay --apply', [`publish ${dry.counts.toPublish} event(s) to ${dry.stream} (${dry.counts.skipped} skipped, ${dry.counts.invalid} invalid), each once (markers ${dry.marker.prefix}*)`], `redis: ${describeRedis(g.redisUrl!)}${g.keyPrefix ? `, key prefix ${g.keyPrefix}` : ''}`);
+            await confirmWrite(g, o.yes, 'replay --apply', [`publish ${plural(dry.counts.toPublish, 'event')} to ${dry.stream} (${dry.counts.skipped} skipped, ${dry.counts.invalid} invalid), each once (markers ${dry.marker.prefix}*)`], `redis: ${describeRedis(g.redisUrl!)}${g.keyPrefix ? `, key prefix ${g.keyPrefix}` : ''}`);
           }
         }
         const result = await replay(db, redis, {
           ...plan,
           apply: o.apply,
-          onProgress: (done, total) => ctx.progress.update(`replay: ${done}/${total} published`),
+          onProgress: (done, total) => ctx.progress.count('replay: published', done, total, 'event'),
           onWait: (w) =>
             ctx.progress.update(`replay: ${w.published}/${w.total} published; waiting for group ${o.group} to read (${w.unread} unread, limit ${w.backlogLimit}, ${Math.round(w.waitedMs / 1000)} s)`),
         });
         ctx.progress.done();
         if (g.json) printJson(ReplayResultSchema, result);
         else ctx.print(renderReplay(result, ctx.style, limit));
+        // a named row that does not exist is a finding about the input, whatever else happened
+        if (notFound(result).length) return ExitCode.FINDINGS;
         return !result.applied && result.counts.toPublish > 0 ? ExitCode.FINDINGS : ExitCode.OK;
       }),
     );
@@ -129,7 +132,7 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
   if (shown.length) {
     out.push(
       s.table(
-        ['source', 'source id', 'history_id', 'user', 'day', 'action', r.applied ? 'entry' : ''],
+        [{ header: 'source', drop: 1 }, { header: 'source id', id: true, shrink: true }, { header: 'history_id', id: true }, { header: 'user', id: true }, 'day', { header: 'action', shrink: true }, { header: 'entry', shrink: true, min: 16 }],
         shown.map((e) => [
           e.source,
           e.sourceId,
@@ -144,15 +147,26 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
     if (r.events.length > shown.length) out.push(s.dim(`${r.events.length - shown.length} more (--limit, or --json for all)`));
   }
   for (const i of r.invalid) out.push(`${s.verdict('warn')} ${i.source} ${i.sourceId}: ${i.error}`);
+  const missing = notFound(r);
+  for (const id of missing) out.push(`${s.verdict('fail')} --history-id ${id}: no digest_history row with this id (check the id, and --schema): nothing to replay for it, with or without --force`);
   const c = r.counts;
   out.push('');
-  if (r.applied) {
+  const nothingElse = r.applied ? c.added + c.duplicates === 0 : c.toPublish === 0;
+  if (missing.length && nothingElse) out.push(`${s.verdict('fail')} nothing replayed: ${plural(missing.length, 'history_id')} not found${c.skipped > missing.length ? `, ${c.skipped - missing.length} skipped` : ''}`);
+  else if (r.applied) {
     out.push(`${s.verdict('ok')} ${c.added} added, ${c.duplicates} already published, ${c.skipped} skipped, ${c.invalid} invalid`);
     if (c.reAdded) out.push(s.dim(`${c.reAdded} of the added had a marker whose entry was trimmed before group ${r.pacing.group} read it: published again`));
     if (c.deliveredGone) out.push(s.dim(`${c.deliveredGone} of the already published were delivered to group ${r.pacing.group} and trimmed since`));
   }
   else if (c.toPublish) out.push(`${s.verdict('info')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; --apply to publish`);
   else out.push(`${s.verdict('ok')} nothing to replay (${c.skipped} skipped, ${c.invalid} invalid)`);
-  if (c.skipped && !r.force) out.push(s.dim('skipped events are listed above; --force includes those whose row is sent or missing'));
+  // --force only overrides skips it can act on: not a repeat, not a named row that does not exist
+  const forceable = r.events.filter((e) => e.action === 'skip' && e.reason !== 'repeat in the source' && !(e.source === 'history-id' && e.reason === 'row missing'));
+  if (forceable.length && !r.force) out.push(s.dim(`${plural(forceable.length, 'skipped event')} above can be published anyway with --force (its row is already sent or missing)`));
   return out.join('\n');
+}
+
+/** The --history-id rows that do not exist. */
+function notFound(r: ReplayResult): string[] {
+  return r.events.filter((e) => e.source === 'history-id' && e.action === 'skip' && e.reason === 'row missing').map((e) => e.sourceId);
 }

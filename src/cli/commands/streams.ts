@@ -104,14 +104,14 @@ export function renderStreams(r: StreamsReport, s: Style): string {
     const i = st.info;
     out.push(
       s.table(
-        ['length', 'first entry', 'age', 'last entry', 'age', 'last generated', 'entries added', 'max deleted'],
+        ['length', 'first entry', 'age', 'last entry', 'age', { header: 'last generated', drop: 2 }, { header: 'entries added', drop: 3 }, { header: 'max deleted', drop: 1 }],
         [[i.length, i.firstEntryId, age(i.firstEntryAgeMs), i.lastEntryId, age(i.lastEntryAgeMs), i.lastGeneratedId, i.entriesAdded ?? 'n/a', i.maxDeletedEntryId ?? 'n/a']],
       ),
     );
     if (st.groups.length)
       out.push(
         s.table(
-          ['group', 'consumers', 'pending', 'oldest pending', 'max deliveries', 'last delivered', 'entries read', 'lag'],
+          [{ header: 'group', shrink: true }, { header: 'consumers', shrink: true, min: 20 }, 'pending', { header: 'oldest pending', shrink: true, min: 7 }, { header: 'max deliveries', drop: 2, shrink: true, min: 5 }, { header: 'last delivered', drop: 1 }, { header: 'entries read', drop: 3, shrink: true, min: 7 }, 'lag'],
           st.groups.map((g) => [
             g.name,
             g.consumerList.map((c) => `${c.name} (${c.pending}, idle ${formatAge(c.idleMs)})`).join('\n') || '0',
@@ -130,7 +130,7 @@ export function renderStreams(r: StreamsReport, s: Style): string {
     out.push(s.heading('Scan'));
     out.push(
       s.table(
-        ['stream', 'entries', 'malformed', 'duplicated history_ids', 'key conflicts', 'rows sent', 'rows missing', 'took'],
+        [{ header: 'stream', shrink: true, min: 16 }, 'entries', { header: 'malformed', shrink: true, min: 6 }, { header: 'duplicated history_ids', shrink: true, min: 10 }, { header: 'key conflicts', shrink: true, min: 8 }, { header: 'rows sent', shrink: true, min: 5 }, { header: 'rows missing', shrink: true, min: 7 }, { header: 'took', shrink: true, min: 10, drop: 1 }],
         r.scan.streams.map((x) => [
           x.key,
           x.entries,

@@ -1,3 +1,4 @@
+import { plural } from '../../core/text.js';
 import type { Command } from 'commander';
 import { assertUuid } from '../../core/validate.js';
 import { undoRun, UndoResultSchema, type UndoResult } from '../../ops/undo.js';
@@ -28,7 +29,7 @@ export function register(program: Command): void {
           const dry = await undoRun(db, { ...flags, runId, apply: false });
           if (dry.plan.restore.length) {
             await confirmWrite(ctx.g, flags.yes, 'undo --apply', [
-              `put back ${dry.plan.restore.length} row(s) changed by run ${runId} (${dry.target.command}); ${dry.plan.skipped.length} left as they are`,
+              `put back ${plural(dry.plan.restore.length, 'row')} changed by run ${runId} (${dry.target.command}); ${dry.plan.skipped.length} left as they are`,
               `audited as a run of its own in ${ctx.g.stateSchema}`,
             ]);
           }
@@ -45,16 +46,16 @@ export function register(program: Command): void {
 
 export function render(r: UndoResult, show: number, s: Style): string {
   const t = r.target;
-  const out = [s.heading(`Undo run ${t.runId} (${t.command}, ${t.startedAt}, by ${t.by}, ${t.rowsChanged} row(s) changed)`)];
+  const out = [s.heading(`Undo run ${t.runId} (${t.command}, ${t.startedAt}, by ${t.by}, ${plural(t.rowsChanged, 'row')} changed)`)];
   if (!r.plan.restore.length) out.push(s.ok('nothing to put back'));
   else {
-    out.push(s.table(['id', 'user', 'day', 'now', 'back to'], r.plan.restore.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.from, x.to])));
-    out.push(`${s.bold(String(r.plan.restore.length))} row(s) to put back${r.plan.restore.length > show ? ` (showing ${show})` : ''}`);
+    out.push(s.table([{ header: 'id', id: true }, { header: 'user', id: true }, 'day', 'now', 'back to'], r.plan.restore.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.from, x.to])));
+    out.push(`${s.bold(plural(r.plan.restore.length, 'row'))} to put back${r.plan.restore.length > show ? ` (showing ${show})` : ''}`);
   }
   const skipped = r.applied?.skipped ?? r.plan.skipped;
   if (skipped.length) {
     out.push('', s.heading('Left as they are'));
-    out.push(s.table(['id', 'why'], skipped.slice(0, show).map((x) => [x.id, x.detail])));
+    out.push(s.table([{ header: 'id', id: true }, { header: 'why', shrink: true, min: 20 }], skipped.slice(0, show).map((x) => [x.id, x.detail])));
   }
   out.push('');
   if (!r.applied) out.push(r.plan.restore.length ? `${s.verdict('info')} dry run: nothing written; rerun with --apply to write` : `${s.verdict('ok')} nothing to undo`);
