@@ -199,7 +199,7 @@ export async function inspectSummary(db: Db, redis: RedisPart, input: InspectSum
     if (outsideWindow && outsideWindow.rows > 0) {
       const o = outsideWindow;
       const window = date !== null ? `digest date ${date}` : `digest dates from ${since}`;
-      const hidden = `${plural(o.rows, 'row')} outside the window (${window}) were not looked at: ${o.inFlight} in flight, ${o.stuck} stuck (older than ${formatDuration(input.stuckAfterMs)}), ${plural(o.duplicateGroups, 'duplicate group')}`;
+      const hidden = `${plural(o.rows, 'row')} outside the window (${window}) ${o.rows === 1 ? 'was' : 'were'} not looked at: ${o.inFlight} in flight, ${o.stuck} stuck (older than ${formatDuration(input.stuckAfterMs)}), ${plural(o.duplicateGroups, 'duplicate group')}`;
       findings.push(
         o.stuck > 0 || o.duplicateGroups > 0
           ? finding('outside-window', 'warn', hidden, 'digest-doctor inspect')

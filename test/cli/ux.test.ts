@@ -53,7 +53,7 @@ describe('wording', () => {
     expect(res.stdout).not.toMatch(/\b1 (groups|entries|extra rows|rows)\b/);
     expect(res.stdout).not.toMatch(/\(s\)|\(es\)/);
     expect(res.stdout).not.toMatch(/\d[mhd] 0[smh]\b/);
-    expect(res.stdout).toContain('older than 1h: run digest-doctor');
+    expect(res.stdout).toMatch(/older than 1h\n\s+fix: digest-doctor .*mark-stale --older-than 1h/);
   });
 });
 
@@ -78,7 +78,7 @@ describe('hints that paste', () => {
       // schema public of the test database has no digest_history: a hint without --schema exits 2 there
       const res = await runCli([...h, '--json']);
       expect(res.code, `${h.join(' ')}: ${res.stderr}`).toBeLessThanOrEqual(1);
-      expect(JSON.parse(res.stdout).schemaVersion).toBe(1);
+      expect(JSON.parse(res.stdout).schemaVersion).toEqual(expect.any(Number));
     }
   }, 240_000);
 

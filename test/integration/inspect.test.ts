@@ -173,7 +173,7 @@ describe('inspect --user', () => {
       { key: `digest:lock:${INCIDENT.user}`, kind: 'user', ttlMs: null, maxTtlMs: 300_000, reason: 'no TTL' },
       { key: 'digest:lock:tenant-1:group-9:w-12', kind: 'group', ttlMs: expect.any(Number), maxTtlMs: 900_000, reason: 'TTL longer than the lock allows' },
     ]);
-    expect(out.findings.find((f) => f.check === 'stale-locks')).toMatchObject({ verdict: 'fail', message: expect.stringContaining('2 stale lock(s)'), items: [`digest:lock:${INCIDENT.user}`, 'digest:lock:tenant-1:group-9:w-12'] });
+    expect(out.findings.find((f) => f.check === 'stale-locks')).toMatchObject({ verdict: 'fail', message: expect.stringContaining('2 stale locks'), items: [`digest:lock:${INCIDENT.user}`, 'digest:lock:tenant-1:group-9:w-12'] });
   });
 
   it('reports a missing consumer group', async () => {
