@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+import { runMain } from '../dist/cli/main.js';
 
-main(process.argv);
+runMain(process.argv);

@@ -81,6 +81,16 @@ export async function main(argv: string[]): Promise<void> {
     }
     const { reportError } = await import('./run.js');
     process.exitCode = reportError(err, 'digest-doctor', argv.includes('--json'), argvSecrets(argv.slice(2)));
+  }
+}
+
+/**
+ * The process entry (bin/digest-doctor.js): main, then exit within EXIT_GRACE_MS even if a socket
+ * lingers. Not part of main itself: `demo` runs main once per step in its own process.
+ */
+export async function runMain(argv: string[]): Promise<void> {
+  try {
+    await main(argv);
   } finally {
     // a half-closed socket to a server that stopped answering must not keep the process alive
     setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();

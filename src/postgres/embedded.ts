@@ -15,7 +15,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 
 import { dirname, resolve } from 'node:path';
 import type { QueryResultRow } from 'pg';
 import { DoctorError } from '../errors.js';
-import { Db, type PgConfig, type SqlSession } from './db.js';
+import { Db, fixSessionSettings, type PgConfig, type SqlSession } from './db.js';
 
 export { DEFAULT_DATA_DIR } from './embedded-defaults.js';
 
@@ -128,13 +128,23 @@ export async function connectEmbedded(dataDir: string | null, config: Omit<PgCon
   }
   const shared = await p;
   shared.refs++;
-  const db = new Db(session(shared, key), { ...config, url: `embedded:${dataDir ?? 'memory'}` }, 'embedded');
-  await db.raw(`SET application_name = '${(config.applicationName ?? 'digest-doctor').replace(/'/g, "''")}'`);
+  const s = session(shared, key);
+  const db = new Db(s, { ...config, url: `embedded:${dataDir ?? 'memory'}` }, 'embedded', () => connectEmbedded(dataDir, config));
+  try {
+    // The same settings connectPg fixes (DateStyle, TimeZone, ...); the timeouts are accepted, not enforced.
+    const timeouts: Record<string, string> = { statement_timeout: String(config.statementTimeoutMs), application_name: config.applicationName ?? 'digest-doctor' };
+    if (config.lockTimeoutMs !== undefined) timeouts.lock_timeout = String(config.lockTimeoutMs);
+    await fixSessionSettings(s, timeouts);
+  } catch (err) {
+    await s.end();
+    throw err;
+  }
   return db;
 }
 
 /** Wraps an already open PGlite instance (the test suite's) as a Db; closing the Db leaves it open. */
 export function embeddedDb(pg: PGliteLike, config: Omit<PgConfig, 'url'>): Db {
   const shared: Shared = { pg, refs: 2, lockFile: null };
-  return new Db(session(shared, 'external'), { ...config, url: 'embedded:memory' }, 'embedded');
+  const db = new Db(session(shared, 'external'), { ...config, url: 'embedded:memory' }, 'embedded', async () => embeddedDb(pg, config));
+  return db;
 }

@@ -29,9 +29,13 @@ const pidOf = async (db: Db): Promise<number> => (await db.query<{ pid: number }
  *    process; a transaction pooler gives an idle client's server connection to the next client
  *    (pgbouncer pool_mode = transaction does, even when no other client is active).
  * The second client connects with the same configuration (URL, timeouts) and writes nothing.
+ * The embedded engine (one in-process backend behind a lock file) is one session by construction.
  * Errors: a second connection that cannot be made is thrown as classified by connectPg (exit 3).
  */
 export async function proveSession(db: Db): Promise<SessionEvidence> {
+  // The embedded engine is one backend in this process (no pooler can stand between), and its lock
+  // file keeps every other process out: one session by construction, nothing to probe.
+  if (db.engine === 'embedded') return { port: null, kept: true, problem: null };
   const port = urlPort(db.config.url, process.env);
   const fail = (problem: string): SessionEvidence => ({ port, kept: false, problem });
   const probe = randomUUID();
