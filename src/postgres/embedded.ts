@@ -11,8 +11,9 @@
 //   directory is BUSY (exit 4) instead of corrupting it;
 // - no statement_timeout or lock_timeout is enforced (one single-threaded backend), and
 //   pg_stat_progress_* / pg_stat_activity show only this session.
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { QueryResultRow } from 'pg';
 import { DoctorError } from '../errors.js';
 import { Db, fixSessionSettings, type PgConfig, type SqlSession } from './db.js';
@@ -70,15 +71,84 @@ function takeLock(dir: string): string {
   throw new DoctorError('BUSY', `could not take the lock file ${file}: remove it if no digest-doctor is running`);
 }
 
+/** The PGlite package's version (the template is only valid for the Postgres build it was made by). */
+function pgliteVersion(): string {
+  let d = dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite')));
+  for (let i = 0; i < 5; i++, d = dirname(d)) {
+    const f = join(d, 'package.json');
+    if (existsSync(f)) {
+      const p = JSON.parse(readFileSync(f, 'utf8')) as { name?: string; version?: string };
+      if (p.name === '@electric-sql/pglite' && p.version) return p.version;
+    }
+  }
+  return 'unknown';
+}
+
+/**
+ * Where the freshly initialised data directory of this PGlite version is kept, as PGlite's
+ * dumpDataDir writes it (gzip tar, ~4.5 MB): beside the compiled code (`dist/pglite-template/`),
+ * made by `npm run build` (scripts/embedded-template.mjs).
+ */
+export function embeddedTemplatePath(): string {
+  // the package root is two levels up from both src/postgres and dist/postgres
+  return fileURLToPath(new URL(`../../dist/pglite-template/pglite-${pgliteVersion()}.tar.gz`, import.meta.url));
+}
+
+/**
+ * Writes embeddedTemplatePath(): an empty database initialised in memory (initdb, the 5-15 s a new
+ * data directory otherwise costs), dumped with dumpDataDir. Does nothing when it exists. Returns its path.
+ */
+export async function writeEmbeddedTemplate(): Promise<string> {
+  const file = embeddedTemplatePath();
+  if (existsSync(file)) return file;
+  const { PGlite } = await import('@electric-sql/pglite');
+  const pg = await PGlite.create();
+  try {
+    const blob = await pg.dumpDataDir('gzip');
+    mkdirSync(dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, Buffer.from(await blob.arrayBuffer()));
+    renameSync(tmp, file);
+  } finally {
+    await pg.close();
+  }
+  return file;
+}
+
+const PARSERS = async () => {
+  const { types } = await import('@electric-sql/pglite');
+  // As node-postgres is set up in connectPg: dates stay 'YYYY-MM-DD', bigint counts are numbers.
+  return { [types.DATE]: (v: string) => v, [types.INT8]: (v: string) => Number(v) };
+};
+
+/**
+ * Opens (creating if need be) the data directory. A new directory is loaded from the template when
+ * there is one (PGlite's loadDataDir: the cluster initdb made, ~1 s instead of 5-15 s); if the
+ * template is missing or cannot be loaded, initdb runs as PGlite does by default.
+ */
+async function createPglite(dir: string | null): Promise<PGliteLike> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const parsers = await PARSERS();
+  if (dir && !existsSync(join(dir, 'PG_VERSION'))) {
+    const template = embeddedTemplatePath();
+    if (existsSync(template)) {
+      try {
+        mkdirSync(dir, { recursive: true });
+        return (await PGlite.create(dir, { parsers, loadDataDir: new Blob([readFileSync(template)]) })) as unknown as PGliteLike;
+      } catch {
+        // a damaged or foreign template: start afresh with initdb
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }
+  if (dir) mkdirSync(dir, { recursive: true });
+  return (await PGlite.create(dir ?? undefined, { parsers })) as unknown as PGliteLike;
+}
+
 async function start(dir: string | null): Promise<Shared> {
   const lockFile = dir ? takeLock(dir) : null;
   try {
-    if (dir) mkdirSync(dir, { recursive: true });
-    const { PGlite, types } = await import('@electric-sql/pglite');
-    const pg = (await PGlite.create(dir ?? undefined, {
-      // As node-postgres is set up in connectPg: dates stay 'YYYY-MM-DD', bigint counts are numbers.
-      parsers: { [types.DATE]: (v: string) => v, [types.INT8]: (v: string) => Number(v) },
-    })) as unknown as PGliteLike;
+    const pg = await createPglite(dir);
     return { pg, refs: 0, lockFile };
   } catch (err) {
     if (lockFile) rmSync(lockFile, { force: true });
