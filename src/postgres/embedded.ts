@@ -25,9 +25,9 @@ export function embeddedNotice(dataDir: string): string {
   return `digest-doctor: no --database-url or DATABASE_URL: using the embedded database (PGlite) in ${dataDir}; one process at a time, indexes built without CONCURRENTLY, no statement_timeout`;
 }
 
-interface PGliteLike {
-  query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
-  exec(text: string): Promise<Array<{ rows: unknown[] }>>;
+export interface PGliteLike {
+  query<R>(text: string, params?: unknown[], options?: { parsers?: Record<number, (v: string, typeId: number) => unknown> }): Promise<{ rows: R[]; affectedRows?: number; fields: unknown[] }>;
+  exec(text: string, options?: { parsers?: Record<number, (v: string, typeId: number) => unknown> }): Promise<Array<{ rows: unknown[]; affectedRows?: number; fields: unknown[] }>>;
   close(): Promise<void>;
 }
 
@@ -35,7 +35,13 @@ interface Shared {
   pg: PGliteLike;
   refs: number;
   lockFile: string | null;
+  /** The session whose transaction block is open: the others' statements wait for its end. */
+  txOwner: symbol | null;
+  waiters: Array<() => void>;
 }
+
+const BEGINS = /^\s*(?:BEGIN|START\s+TRANSACTION)\b/i;
+const ENDS = /^\s*(?:COMMIT|END|ROLLBACK|ABORT)\s*;?\s*$/i;
 
 // One instance per data directory and process; Db sessions share it and the last close closes it.
 const open = new Map<string, Promise<Shared>>();
@@ -149,7 +155,7 @@ async function start(dir: string | null): Promise<Shared> {
   const lockFile = dir ? takeLock(dir) : null;
   try {
     const pg = await createPglite(dir);
-    return { pg, refs: 0, lockFile };
+    return { pg, refs: 0, lockFile, txOwner: null, waiters: [] };
   } catch (err) {
     if (lockFile) rmSync(lockFile, { force: true });
     if (err instanceof DoctorError) throw err;
@@ -157,19 +163,45 @@ async function start(dir: string | null): Promise<Shared> {
   }
 }
 
+/**
+ * One Db session over the shared instance. The instance is one backend, so sessions would see each
+ * other's transaction blocks: a session that opens one (BEGIN) owns the backend until its COMMIT or
+ * ROLLBACK, and the other sessions' statements wait (as a server makes them wait on row locks, but
+ * for every statement). Session-level state (settings, advisory locks) stays shared: see the header.
+ */
 function session(shared: Shared, key: string): SqlSession {
   let ended = false;
+  const me = Symbol('session');
+  const release = () => {
+    if (shared.txOwner !== me) return;
+    shared.txOwner = null;
+    for (const w of shared.waiters.splice(0)) w();
+  };
   return {
     async query<R extends QueryResultRow>(text: string, params?: unknown[]) {
-      if (params && params.length) return shared.pg.query<R>(text, params);
-      // No parameters: the simple protocol, which (like node-postgres) accepts several statements;
-      // the last statement's rows are the result.
-      const results = await shared.pg.exec(text);
-      return { rows: (results[results.length - 1]?.rows ?? []) as R[] };
+      while (shared.txOwner && shared.txOwner !== me) await new Promise<void>((r) => shared.waiters.push(r));
+      const begins = BEGINS.test(text);
+      if (begins) shared.txOwner = me;
+      try {
+        if (params && params.length) return await shared.pg.query<R>(text, params);
+        // No parameters: the simple protocol, which (like node-postgres) accepts several statements;
+        // the last statement's rows are the result.
+        const results = await shared.pg.exec(text);
+        return { rows: (results[results.length - 1]?.rows ?? []) as R[] };
+      } catch (err) {
+        if (begins) release();
+        throw err;
+      } finally {
+        if (ENDS.test(text)) release();
+      }
     },
     async end() {
       if (ended) return;
       ended = true;
+      if (shared.txOwner === me) {
+        await shared.pg.exec('ROLLBACK').catch(() => undefined);
+        release();
+      }
       shared.refs--;
       if (shared.refs === 0) {
         open.delete(key);
@@ -212,9 +244,28 @@ export async function connectEmbedded(dataDir: string | null, config: Omit<PgCon
   return db;
 }
 
+/**
+ * The PGlite instance of `dataDir` itself, shared with this process's Db sessions on it (same lock
+ * file, same reference count), for a caller that needs PGlite's own API (the test suite's client).
+ * `release` drops this reference; the last one closes the instance and frees the directory.
+ */
+export async function openEmbeddedPglite(dataDir: string): Promise<{ pg: PGliteLike; release(): Promise<void> }> {
+  const key = resolve(dataDir);
+  let p = open.get(key);
+  if (!p) {
+    p = start(key);
+    open.set(key, p);
+    p.catch(() => open.delete(key));
+  }
+  const shared = await p;
+  shared.refs++;
+  const s = session(shared, key);
+  return { pg: shared.pg, release: () => s.end() };
+}
+
 /** Wraps an already open PGlite instance (the test suite's) as a Db; closing the Db leaves it open. */
 export function embeddedDb(pg: PGliteLike, config: Omit<PgConfig, 'url'>): Db {
-  const shared: Shared = { pg, refs: 2, lockFile: null };
+  const shared: Shared = { pg, refs: 2, lockFile: null, txOwner: null, waiters: [] };
   const db = new Db(session(shared, 'external'), { ...config, url: 'embedded:memory' }, 'embedded', async () => embeddedDb(pg, config));
   return db;
 }
