@@ -143,6 +143,8 @@ export class Db {
     readonly config: PgConfig,
     /** What runs the SQL: a server, or the embedded engine (one connection, no CONCURRENTLY). */
     readonly engine: Engine = 'postgres',
+    /** How `reopen` opens a new session like this one (default: connectPg with the same config). */
+    private readonly opener?: () => Promise<Db>,
   ) {
     this.ids = { schema: config.schema, state: config.stateSchema };
     this.target = engine === 'embedded' ? config.url : describeTarget(config.url);
@@ -188,7 +190,7 @@ export class Db {
 
   /** A new session with the same settings (to record what happened after this one was lost). */
   async reopen(): Promise<Db> {
-    return connectPg(this.config);
+    return this.opener ? this.opener() : connectPg(this.config);
   }
 
   /** A read-only, repeatable-read transaction: every read sees one snapshot. */

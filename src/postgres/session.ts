@@ -29,10 +29,13 @@ const pidOf = async (db: Db): Promise<number> => (await db.query<{ pid: number }
  *    process; a transaction pooler gives an idle client's server connection to the next client
  *    (pgbouncer pool_mode = transaction does, even when no other client is active).
  * The second client connects with the same configuration (URL, timeouts) and writes nothing.
- * On the embedded engine (one in-process session) test 3 does not apply and is skipped.
+ * The embedded engine (one in-process backend behind a lock file) is one session by construction.
  * Errors: a second connection that cannot be made is thrown as classified by connectPg (exit 3).
  */
 export async function proveSession(db: Db): Promise<SessionEvidence> {
+  // The embedded engine is one backend in this process (no pooler can stand between), and its lock
+  // file keeps every other process out: one session by construction, nothing to probe.
+  if (db.engine === 'embedded') return { port: null, kept: true, problem: null };
   const port = urlPort(db.config.url, process.env);
   const fail = (problem: string): SessionEvidence => ({ port, kept: false, problem });
   const probe = randomUUID();
@@ -46,8 +49,6 @@ export async function proveSession(db: Db): Promise<SessionEvidence> {
   } catch (err) {
     return fail(`session settings are rejected (${(err as Error).message})`);
   }
-  // The embedded engine is one session in this process by construction: there is no pooler to find (and no URL to open a second client on).
-  if (db.engine === 'embedded') return { port, kept: true, problem: null };
   const other = await connectPg({ ...db.config, applicationName: 'digest-doctor (session probe)' });
   try {
     for (let round = 1; round <= PIN_ROUNDS; round++) {

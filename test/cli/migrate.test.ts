@@ -1,4 +1,5 @@
 // migrate through the built binary: exit codes, and --json parsed by the exported schemas.
+import { ENGINES } from '../helpers/pg.js';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -10,13 +11,6 @@ import { TENANT, createTestSchema, ensureUser, insertRows, seedIncident, type Te
 let t: TestSchema;
 const others: pg.Client[] = [];
 
-beforeEach(async () => {
-  t = await createTestSchema();
-});
-afterEach(async () => {
-  for (const c of others.splice(0)) await c.end().catch(() => undefined);
-  await t.cleanup();
-});
 
 const cli = (...args: string[]) => runCli([...t.cliArgs, ...args]);
 const json = (...args: string[]) => runCli([...t.cliArgs, '--json', ...args]);
@@ -42,6 +36,16 @@ async function cleanRows(): Promise<void> {
   ]);
 }
 
+describe.each(ENGINES)('migrate CLI (%s)', (engine) => { // the whole file, on each engine (not reindented)
+// another session holding the lock or a blocking transaction, pg_stat_progress: the server only (test/helpers/engine.ts)
+const serverIt = (engine === 'server' ? it : () => undefined) as typeof it;
+beforeEach(async () => {
+  t = await createTestSchema({ engine });
+});
+afterEach(async () => {
+  for (const c of others.splice(0)) await c.end().catch(() => undefined);
+  await t.cleanup();
+});
 describe('digest-doctor migrate (built binary)', () => {
   it('dry run, --apply, a second --apply, status: exit 0 each, documents parse', async () => {
     await cleanRows();
@@ -82,7 +86,7 @@ describe('digest-doctor migrate (built binary)', () => {
     expect(await indexExists()).toBe(false);
   });
 
-  it('busy: another session holds the migrate lock -> exit 4 naming it', async () => {
+  serverIt('busy: another session holds the migrate lock -> exit 4 naming it', async () => {
     await cleanRows();
     const holder = await client();
     const [{ pid }] = (await holder.query(`SELECT pg_backend_pid() AS pid, pg_advisory_lock(hashtext('digest-doctor:migrate'), hashtext($1::text))`, [t.schema])).rows;
@@ -105,7 +109,7 @@ describe('digest-doctor migrate (built binary)', () => {
 
     const downPlan = await cli('migrate', '--down');
     expect(downPlan.code).toBe(0);
-    expect(downPlan.stdout).toContain('DROP INDEX CONCURRENTLY');
+    expect(downPlan.stdout).toContain(engine === 'server' ? 'DROP INDEX CONCURRENTLY' : 'DROP INDEX');
     expect(await indexExists()).toBe(true);
     const down = await json('migrate', '--down', '--apply');
     expect(down.code).toBe(0);
@@ -123,7 +127,7 @@ describe('digest-doctor migrate (built binary)', () => {
     expect(await indexExists()).toBe(false);
   });
 
-  it('Ctrl-C during the build cancels it on the server and removes the invalid index (exit 130)', async () => {
+  serverIt('Ctrl-C during the build cancels it on the server and removes the invalid index (exit 130)', async () => {
     await cleanRows();
     // an open writer transaction keeps the build waiting, so the interrupt lands mid-build
     const blocker = await client();
@@ -152,4 +156,5 @@ describe('digest-doctor migrate (built binary)', () => {
     expect(stdout).toMatch(/cancelled on the server/);
     expect(await indexExists()).toBe(false);
   });
+});
 });

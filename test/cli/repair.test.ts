@@ -1,21 +1,26 @@
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorDocumentSchema, FixDuplicatesResultSchema, MarkStaleResultSchema, RunsResultSchema, UndoResultSchema } from '../../src/index.js';
-import { runCli } from '../helpers/cli.js';
-import { createTestSchema, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
+import { spawnSync } from 'node:child_process';
+import { BIN, runCli } from '../helpers/cli.js';
+import { createTestSchema, ENGINES, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
 
 let t: TestSchema;
+
+const cli = (...args: string[]) => runCli([...t.cliArgs, ...args]);
+const json = (...args: string[]) => runCli([...t.cliArgs, '--json', ...args]);
+
+describe.each(ENGINES)('repair commands (%s)', (engine) => { // the whole file, on each engine (not reindented)
+// another session holding the repair's advisory lock: the server only (test/helpers/engine.ts)
+const serverIt = (engine === 'server' ? it : () => undefined) as typeof it;
+const embeddedIt = (engine === 'embedded' ? it : () => undefined) as typeof it;
 beforeEach(async () => {
-  t = await createTestSchema();
+  t = await createTestSchema({ engine });
   await seedIncident(t);
 });
 afterEach(async () => {
   await t.cleanup();
 });
-
-const cli = (...args: string[]) => runCli([...t.cliArgs, ...args]);
-const json = (...args: string[]) => runCli([...t.cliArgs, '--json', ...args]);
-
 describe('fix-duplicates (the built binary)', () => {
   it('dry run exits 1 with the plan, --apply exits 0 with a run id, a second --apply exits 0 and says nothing changed', async () => {
     const dry = await json('fix-duplicates');
@@ -53,7 +58,18 @@ describe('fix-duplicates (the built binary)', () => {
     expect(state.rowCount).toBe(0);
   });
 
-  it('exits 4 (busy) while another run of the same repair holds the lock', async () => {
+  embeddedIt('exits 4 (busy) while another process has the embedded database open, and writes nothing', async () => {
+    // the test's own handle is open (its last query): the subprocess must not open the directory too
+    await t.client.query('SELECT 1');
+    const child = spawnSync(process.execPath, [BIN, ...t.cliArgs, '--json', 'fix-duplicates', '--apply'], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8', timeout: 60_000 });
+    expect(child.status).toBe(4);
+    expect(ErrorDocumentSchema.parse(JSON.parse(child.stdout)).error.code).toBe('BUSY');
+    expect(child.stderr).toContain(`the embedded database ${t.dataDir} is in use by another digest-doctor (pid ${process.pid})`);
+    const failed = await t.client.query(`SELECT count(*)::int AS n FROM ${t.schema}.digest_history WHERE status = 'failed'`);
+    expect(failed.rows[0].n).toBe(1); // the incident's one failed row, nothing more
+  });
+
+  serverIt('exits 4 (busy) while another run of the same repair holds the lock', async () => {
     const holder = new pg.Client({ connectionString: t.url });
     await holder.connect();
     try {
@@ -123,4 +139,5 @@ describe('mark-stale, undo and runs (the built binary)', () => {
     expect(runs.code).toBe(0);
     expect(RunsResultSchema.parse(JSON.parse(runs.stdout)).runs).toEqual([]);
   });
+});
 });

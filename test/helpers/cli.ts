@@ -1,6 +1,7 @@
 // Runs the built binary as a subprocess (npm test builds first).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { releaseEmbedded } from './engine.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/digest-doctor.js', import.meta.url));
 
@@ -10,7 +11,9 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  // the embedded engine is one process at a time: the test lets go of a data directory first
+  if (args.includes('--data-dir')) await releaseEmbedded();
   return new Promise((resolve, reject) => {
     // wide by default: tests read the content; the layout at a given width is test/cli/output-width.test.ts's
     // (a test that wants the pipe's default of 80 passes COLUMNS: undefined)

@@ -2,14 +2,24 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { connectPg, type Db } from '../../src/postgres/db.js';
+import { connectEmbedded } from '../../src/postgres/embedded.js';
 import { loadSqlFile, renderSql } from '../../src/postgres/sql.js';
+import { embeddedClient, embeddedDataDir, type QueryClient, type TestEngine } from './engine.js';
+
+export { ENGINES, type TestEngine } from './engine.js';
 
 export interface TestSchema {
+  /** What runs the SQL (test/helpers/engine.ts). */
+  engine: TestEngine;
+  /** The server's URL; for the embedded engine `embedded:<data dir>` (no server to connect to). */
   url: string;
+  /** The embedded engine's data directory (null on the server). */
+  dataDir: string | null;
   schema: string;
   /** The tool's own schema for this test (ledger, audit). */
   stateSchema: string;
-  client: pg.Client;
+  client: QueryClient;
   /** Global CLI flags that point digest-doctor at this schema. */
   cliArgs: string[];
   cleanup(): Promise<void>;
@@ -19,11 +29,31 @@ export function databaseUrl(): string {
   return inject('databaseUrl');
 }
 
-/** Creates schema t_<random> holding tenants, users and digest_history exactly as the service has them. */
-export async function createTestSchema(opts: { withTables?: boolean } = {}): Promise<TestSchema> {
-  const url = databaseUrl();
+/**
+ * Creates schema t_<random> holding tenants, users and digest_history exactly as the service has
+ * them, on the run's server database or (engine 'embedded') in this test file's embedded data directory.
+ */
+export async function createTestSchema(opts: { withTables?: boolean; engine?: TestEngine } = {}): Promise<TestSchema> {
   const schema = `t_${randomBytes(5).toString('hex')}`;
   const stateSchema = `${schema}_dd`;
+  if (opts.engine === 'embedded') {
+    const dataDir = embeddedDataDir();
+    const client = embeddedClient();
+    await client.query(`CREATE SCHEMA ${schema}`);
+    if (opts.withTables !== false) await client.query(renderSql(loadSqlFile('fixtures/service_schema.sql'), { schema, state: stateSchema }));
+    return {
+      engine: 'embedded',
+      url: `embedded:${dataDir}`,
+      dataDir,
+      schema,
+      stateSchema,
+      client,
+      cliArgs: ['--data-dir', dataDir, '--schema', schema, '--state-schema', stateSchema],
+      // the data directory goes with the file (engine.ts); the handle stays open for the next test
+      async cleanup() {},
+    };
+  }
+  const url = databaseUrl();
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => undefined);
   await client.connect();
@@ -32,7 +62,9 @@ export async function createTestSchema(opts: { withTables?: boolean } = {}): Pro
     await client.query(renderSql(loadSqlFile('fixtures/service_schema.sql'), { schema, state: stateSchema }));
   }
   return {
+    engine: 'server',
     url,
+    dataDir: null,
     schema,
     stateSchema,
     client,
@@ -43,6 +75,12 @@ export async function createTestSchema(opts: { withTables?: boolean } = {}): Pro
       await client.end().catch(() => undefined);
     },
   };
+}
+
+/** A Db of the library on the test schema: connectPg on the server, connectEmbedded on the data directory. */
+export async function openTestDb(t: TestSchema, statementTimeoutMs = 30_000): Promise<Db> {
+  const ids = { schema: t.schema, stateSchema: t.stateSchema, statementTimeoutMs };
+  return t.dataDir ? connectEmbedded(t.dataDir, ids) : connectPg({ url: t.url, ...ids });
 }
 
 export interface RowSpec {

@@ -1,13 +1,14 @@
 // Helpers for the repair suites (fix-duplicates, mark-stale, undo): a Db on a test schema, bulk
 // seeding in SQL, and checksums of the rows a repair must not touch.
-import type pg from 'pg';
-import { connectPg, type Db } from '../../src/postgres/db.js';
+import type { QueryClient } from './engine.js';
+import type { Db } from '../../src/postgres/db.js';
 import type { MarkStaleInput } from '../../src/ops/mark-stale.js';
 import type { BatchOptions } from '../../src/ops/repair.js';
-import { TENANT, type TestSchema } from './pg.js';
+import { TENANT, openTestDb, type TestSchema } from './pg.js';
 
+/** A Db on the test schema, on the test's engine. */
 export async function openRepairDb(t: TestSchema): Promise<Db> {
-  return connectPg({ url: t.url, schema: t.schema, stateSchema: t.stateSchema, statementTimeoutMs: 30_000 });
+  return openTestDb(t, 30_000);
 }
 
 export const batchDefaults = (over: Partial<BatchOptions> = {}): BatchOptions => ({ batchSize: 500, lockTimeoutMs: 2_000, lockWaitMs: 200, ...over });
@@ -47,13 +48,13 @@ export async function seedGroups(
 }
 
 /** md5 of every row (as text, in id order) except `excluded`: proves the rest of the table is untouched. */
-export async function checksumExcept(c: pg.Client, schema: string, where: string, params: unknown[] = []): Promise<string> {
+export async function checksumExcept(c: QueryClient, schema: string, where: string, params: unknown[] = []): Promise<string> {
   const { rows } = await c.query<{ sum: string | null }>(`SELECT md5(string_agg(d::text, '|' ORDER BY d.id)) AS sum FROM ${schema}.digest_history d WHERE NOT (${where})`, params);
   return rows[0]!.sum ?? 'empty';
 }
 
 /** In-flight rows per (user, day): group key -> count, for groups that have any row. */
-export async function inFlightPerGroup(c: pg.Client, schema: string): Promise<Map<string, number>> {
+export async function inFlightPerGroup(c: QueryClient, schema: string): Promise<Map<string, number>> {
   const { rows } = await c.query<{ k: string; n: number }>(
     `SELECT user_id || '|' || digest_date AS k, count(*) FILTER (WHERE status IN ('pending', 'processing', 'scheduled'))::int AS n
      FROM ${schema}.digest_history GROUP BY user_id, digest_date`,

@@ -3,24 +3,26 @@ import pg from 'pg';
 import { fixDuplicates } from '../../src/ops/fix-duplicates.js';
 import { DoctorError } from '../../src/errors.js';
 import type { Db } from '../../src/postgres/db.js';
-import { createTestSchema, INCIDENT, insertRows, seedIncident, type TestSchema } from '../helpers/pg.js';
+import { createTestSchema, ENGINES, INCIDENT, insertRows, seedIncident, type TestSchema } from '../helpers/pg.js';
 import { batchDefaults, checksumExcept, inFlightPerGroup, openRepairDb, seedGroups } from '../helpers/repair.js';
 
 let t: TestSchema;
 let db: Db;
 
-beforeEach(async () => {
-  t = await createTestSchema();
-  db = await openRepairDb(t);
-});
-afterEach(async () => {
-  await db.close();
-  await t.cleanup();
-});
 
 const statusOf = async (id: string) => (await t.client.query(`SELECT status FROM ${t.schema}.digest_history WHERE id = $1`, [id])).rows[0]?.status;
 
-describe('fix-duplicates', () => {
+describe.each(ENGINES)('fix-duplicates (%s)', (engine) => {
+  beforeEach(async () => {
+    t = await createTestSchema({ engine });
+    db = await openRepairDb(t);
+  });
+  afterEach(async () => {
+    await db.close();
+    await t.cleanup();
+  });
+  // a second connection holding locks or writing meanwhile: the server only (test/helpers/engine.ts)
+  const serverIt = (engine === 'server' ? it : () => undefined) as typeof it;
   it('a dry run plans the incident and writes nothing, not even the state schema', async () => {
     const s = await seedIncident(t);
     const before = await checksumExcept(t.client, t.schema, 'false');
@@ -156,7 +158,7 @@ describe('fix-duplicates', () => {
     expect(r.applied!.rowsChanged).toBe(1);
   });
 
-  it('a second repair at the same time exits busy while the first holds the lock', async () => {
+  serverIt('a second repair at the same time exits busy while the first holds the lock', async () => {
     await seedIncident(t);
     const holder = new pg.Client({ connectionString: t.url });
     await holder.connect();
@@ -175,7 +177,7 @@ describe('fix-duplicates', () => {
     }
   });
 
-  it('two repairs started together never double-process: the rows changed add up once', async () => {
+  serverIt('two repairs started together never double-process: the rows changed add up once', async () => {
     await seedGroups(t, { tag: 'c', groups: 60, perGroup: 3, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
     const other = await openRepairDb(t);
     try {
@@ -192,7 +194,7 @@ describe('fix-duplicates', () => {
     }
   });
 
-  it('a concurrent writer moving the in-flight row around never leaves a group with none or two', async () => {
+  serverIt('a concurrent writer moving the in-flight row around never leaves a group with none or two', async () => {
     const users = await seedGroups(t, { tag: 'w', groups: 50, perGroup: 3, sentPerGroup: 2, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
     // The writer: in one transaction, an in-flight row of a group is finished (sent) and a sent row of
     // the same group goes back to pending: like the service, it never changes a group's in-flight count.
@@ -240,7 +242,7 @@ describe('fix-duplicates', () => {
     }
   });
 
-  it('skips and lists a group whose row another session holds through both passes; a rerun finishes it', async () => {
+  serverIt('skips and lists a group whose row another session holds through both passes; a rerun finishes it', async () => {
     const s = await seedIncident(t);
     const holder = new pg.Client({ connectionString: t.url });
     await holder.connect();

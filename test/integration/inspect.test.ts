@@ -1,26 +1,27 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connectPg, type Db } from '../../src/postgres/db.js';
+import type { Db } from '../../src/postgres/db.js';
 import { connectRedis, closeRedis, type RedisClient } from '../../src/redis/connect.js';
 import { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect.js';
 import { serializeEvent } from '../../src/core/event.js';
-import { createTestSchema, insertRows, INCIDENT, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';
+import { createTestSchema, ENGINES, insertRows, INCIDENT, openTestDb, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
 
 let t: TestSchema;
 let db: Db;
 
+
+const base = { limit: 20, stuckAfterMs: 3_600_000 };
+const noRedis = { skipped: 'Redis not configured' };
+
+describe.each(ENGINES)('inspect (%s)', (engine) => { // the whole file, on each engine (not reindented)
 beforeEach(async () => {
-  t = await createTestSchema();
-  db = await connectPg({ url: t.url, schema: t.schema, stateSchema: t.stateSchema, statementTimeoutMs: 10_000 });
+  t = await createTestSchema({ engine });
+  db = await openTestDb(t, 10_000);
 });
 afterEach(async () => {
   await db.close();
   await t.cleanup();
 });
-
-const base = { limit: 20, stuckAfterMs: 3_600_000 };
-const noRedis = { skipped: 'Redis not configured' };
-
 describe('inspect summary', () => {
   it('finds the incident: one duplicate group, stuck rows, counts by status', async () => {
     const ids = await seedIncident(t);
@@ -183,4 +184,5 @@ describe('inspect --user', () => {
     if (out.redis.skipped) throw new Error('redis skipped');
     expect(out.redis.groupsMissing).toEqual(['stream:digests:generate digest-workers']);
   });
+});
 });

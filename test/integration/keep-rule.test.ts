@@ -14,7 +14,7 @@ import { inspectUser } from '../../src/ops/inspect.js';
 import type { Db } from '../../src/postgres/db.js';
 import { connectRedis, closeRedis, type RedisClient } from '../../src/redis/connect.js';
 import { requestDigest } from '../../src/service/request-digest.js';
-import { createTestSchema, insertRows, TENANT, type TestSchema } from '../helpers/pg.js';
+import { createTestSchema, ENGINES, insertRows, TENANT, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
 import { batchDefaults, openRepairDb } from '../helpers/repair.js';
 
@@ -61,8 +61,13 @@ let t: TestSchema;
 let db: Db;
 let all: Row[][];
 
+
+const ids = (rows: readonly { id: string }[]) => rows.map((r) => r.id);
+const duplicated = () => all.filter((g) => classifyGroup(g).extras.length > 0);
+
+describe.each(ENGINES)('keep-rule (%s)', (engine) => { // the whole file, on each engine (not reindented)
 beforeEach(async () => {
-  t = await createTestSchema();
+  t = await createTestSchema({ engine });
   db = await openRepairDb(t);
   all = groups();
   // The service's CHECK allows pending, sent and failed; the contract's other in-flight statuses
@@ -75,10 +80,6 @@ afterEach(async () => {
   await db.close();
   await t.cleanup();
 });
-
-const ids = (rows: readonly { id: string }[]) => rows.map((r) => r.id);
-const duplicated = () => all.filter((g) => classifyGroup(g).extras.length > 0);
-
 describe('the keep rule, in SQL and in the core, to the microsecond', () => {
   it('the cases are worked out by hand: the core keeps by microseconds, then id', () => {
     const [g1, g2] = all;
@@ -144,4 +145,5 @@ describe('the keep rule, in SQL and in the core, to the microsecond', () => {
       expect(returned).toBeGreaterThan(3);
     });
   });
+});
 });

@@ -5,24 +5,25 @@ import { buildEvent, serializeEvent } from '../../src/core/event.js';
 import { markStale } from '../../src/ops/mark-stale.js';
 import type { Db } from '../../src/postgres/db.js';
 import { connectRedis, type RedisClient } from '../../src/redis/connect.js';
-import { createTestSchema, INCIDENT, insertRows, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';
+import { createTestSchema, ENGINES, INCIDENT, insertRows, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
 import { NO_REDIS, checksumExcept, openRepairDb, staleInput } from '../helpers/repair.js';
 
 let t: TestSchema;
 let db: Db;
 
+
+const rowOf = async (id: string) => (await t.client.query(`SELECT status, sent_at FROM ${t.schema}.digest_history WHERE id = $1`, [id])).rows[0];
+
+describe.each(ENGINES)('mark-stale (%s)', (engine) => { // the whole file, on each engine (not reindented)
 beforeEach(async () => {
-  t = await createTestSchema();
+  t = await createTestSchema({ engine });
   db = await openRepairDb(t);
 });
 afterEach(async () => {
   await db.close();
   await t.cleanup();
 });
-
-const rowOf = async (id: string) => (await t.client.query(`SELECT status, sent_at FROM ${t.schema}.digest_history WHERE id = $1`, [id])).rows[0];
-
 describe('mark-stale', () => {
   it('plans in-flight rows older than the cut-off from the database clock, and a dry run writes nothing', async () => {
     const s = await seedIncident(t);
@@ -212,4 +213,5 @@ describe('mark-stale with Redis', () => {
     expect((await markStale(db, { client }, staleInput({ liveIdleMs: 300_000 }))).live.map((x) => x.id)).toEqual([s.pendingNew]);
     expect((await markStale(db, { client }, staleInput({ liveIdleMs: 60_000 }))).live).toEqual([]);
   });
+});
 });

@@ -1,5 +1,8 @@
 // SIGKILL in the middle of an applied repair: the table and the audit still agree, no batch is half
-// applied, the run shows as interrupted, and a rerun converges.
+// applied, the run shows as interrupted, and a rerun converges. Likewise replay --apply (each row's
+// event published once, markers agree) and migrate --apply (no INVALID index after a rerun, the
+// ledger agrees or is drift the next --apply records), killed several times at random points.
+// Server only: the server's rollback of a dead client's session is what is under test.
 import { spawn } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FixDuplicatesResultSchema } from '../../src/ops/fix-duplicates.js';
@@ -117,5 +120,122 @@ describe('SIGKILL during --apply', () => {
     const left = await t.client.query(`SELECT count(*)::int AS n FROM ${t.schema}.digest_history WHERE status <> 'failed'`);
     expect(left.rows[0].n).toBe(0);
     expect((await t.client.query(`SELECT count(*)::int AS n FROM ${t.stateSchema}.audit`)).rows[0].n).toBe(12000);
+  });
+});
+
+// Replay and migrate under SIGKILL at random points, several times in a row (bounded), then reruns.
+// The kill point is random within the run: after the first sign of work (an entry in the stream, the
+// build's session on the server), a random 0-`spread` ms more.
+describe('SIGKILL during replay --apply and migrate --apply, at random points', () => {
+  const KILLS = 4;
+
+  /** Spawns the CLI, waits for `started()` (bounded), then a random delay, then SIGKILLs it if still running. */
+  async function killAtRandom(args: string[], started: () => Promise<boolean>, spread: number): Promise<'killed' | 'finished'> {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    const deadline = Date.now() + 60_000;
+    while (child.exitCode === null && !(await started()) && Date.now() < deadline) await sleep(5);
+    await sleep(Math.floor(Math.random() * spread));
+    const running = child.exitCode === null && child.signalCode === null;
+    child.kill('SIGKILL');
+    await closed;
+    return running ? 'killed' : 'finished';
+  }
+
+  it('replay: after kills and reruns, every row is published exactly once and every marker points at its entry', async () => {
+    const { createTestRedis } = await import('../helpers/redis.js');
+    const { DIGEST_STREAM } = await import('../../src/core/contract.js');
+    const r = await createTestRedis();
+    try {
+      const N = 3000;
+      const day = '2025-11-25';
+      await seedGroups(t, { tag: 'rp', groups: N, perGroup: 1, day, base: '2025-11-25T08:00:00Z' });
+      await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'failed'`);
+      const ids = new Set((await t.client.query(`SELECT id::text FROM ${t.schema}.digest_history`)).rows.map((x) => x.id as string));
+      const stream = r.key(DIGEST_STREAM);
+      // paced to 800 events/s: a run takes about 4 s, so kills land mid-run
+      const args = [...t.cliArgs, ...r.cliArgs, 'replay', '--failed', '--date', day, '--apply', '--rate', '800'];
+
+      /** The stream's entries by history_id, and every replay marker: the invariants hold after any kill. */
+      const agree = async (): Promise<number> => {
+        const entries = await r.client.xrange(stream, '-', '+');
+        const byHistory = new Map<string, string[]>();
+        for (const [id, fields] of entries) {
+          const h = JSON.parse(fields[fields.indexOf('data') + 1]!).history_id as string;
+          byHistory.set(h, [...(byHistory.get(h) ?? []), id]);
+        }
+        // never twice, and only rows of the table
+        expect([...byHistory.values()].filter((v) => v.length > 1)).toEqual([]);
+        expect([...byHistory.keys()].filter((h) => !ids.has(h))).toEqual([]);
+        // each published event has its marker, holding its entry's id; no marker without its entry
+        const markers = new Map<string, string>();
+        let cursor = '0';
+        for (let i = 0; i < 10_000; i++) {
+          const [next, keys] = await r.client.scan(cursor, 'MATCH', `${r.prefix}*idem:replay:*`, 'COUNT', 1000);
+          for (const k of keys) markers.set(k.slice(k.lastIndexOf(':') + 1), (await r.client.get(k))!);
+          cursor = next;
+          if (cursor === '0') break;
+        }
+        expect(markers.size).toBe(byHistory.size);
+        for (const [h, [entry]] of byHistory) expect(markers.get(h), h).toBe(entry);
+        return byHistory.size;
+      };
+
+      const outcomes: string[] = [];
+      for (let k = 0; k < KILLS; k++) {
+        // this run has started publishing once the stream grows past what earlier runs left
+        const before = await r.client.xlen(stream);
+        outcomes.push(await killAtRandom(args, async () => (await r.client.xlen(stream)) > before, 1000));
+        const n = await agree();
+        if (process.env.DD_KILL_TRACE) console.error(`replay round ${k}: ${outcomes[k]}, ${n} published`);
+      }
+      expect(outcomes).toContain('killed');
+      // reruns converge: one run finishes it, the next adds nothing
+      const rerun = await runCli([...args.slice(0, -2), '--json']);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      expect(await agree()).toBe(N);
+      const again = await runCli([...args.slice(0, -2), '--json']);
+      expect(again.code).toBe(0);
+      expect(JSON.parse(again.stdout).counts.added).toBe(0);
+      expect(await r.client.xlen(stream)).toBe(N);
+    } finally {
+      await r.cleanup();
+    }
+  });
+
+  it('migrate: after kills, no INVALID index is left by a rerun, the ledger agrees or is drift the next --apply records', async () => {
+    const { MigrateStatusSchema, UNIQUE_INDEX_NAME } = await import('../../src/index.js');
+    // enough rows for the build to take a while: one row per user and day, no duplicates
+    await seedGroups(t, { tag: 'mg', groups: 60_000, perGroup: 1, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
+    const index = async () =>
+      (await t.client.query(`SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`, [t.schema, UNIQUE_INDEX_NAME])).rows[0] as { valid: boolean } | undefined;
+    const migrateSessions = async () => (await t.client.query(`SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'digest-doctor migrate%' AND datname = current_database()`)).rows.map((x) => x.pid as number);
+    const started = async () => (await t.client.query(`SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'digest-doctor migrate%' AND state = 'active' AND query ILIKE '%CREATE UNIQUE INDEX%'`)).rowCount! > 0;
+    const outcomes: string[] = [];
+    for (let k = 0; k < KILLS; k++) {
+      // between rounds the index goes again, so every round has a build to interrupt
+      if (k > 0) await t.client.query(`DROP INDEX IF EXISTS ${t.schema}.${UNIQUE_INDEX_NAME}`);
+      outcomes.push(await killAtRandom([...t.cliArgs, 'migrate', '--apply'], started, 400));
+      // the server goes on with (or abandons) the dead client's build: wait for its sessions to end (bounded)
+      for (let i = 0; i < 3000 && (await migrateSessions()).length; i++) await sleep(10);
+      const status = await runCli([...t.cliArgs, '--json', 'migrate', 'status']);
+      const doc = MigrateStatusSchema.parse(JSON.parse(status.stdout));
+      // what status reports is what the catalog shows: applied only with a valid index; otherwise drift or pending
+      const ix = await index();
+      if (doc.drift === false && doc.migrations[0]!.state === 'applied') expect(ix?.valid).toBe(true);
+      expect([0, 1]).toContain(status.code);
+      if (process.env.DD_KILL_TRACE) console.error(`round ${k}: ${outcomes[k]}, index ${JSON.stringify(ix)}, status exit ${status.code}, drift ${doc.drift}, state ${doc.migrations[0]?.state}`);
+    }
+    expect(outcomes).toContain('killed');
+    // the rerun: exit 0, a valid index, and a ledger that agrees (no drift)
+    const rerun = await runCli([...t.cliArgs, '--json', 'migrate', '--apply']);
+    expect(rerun.code, rerun.stdout + rerun.stderr).toBe(0);
+    expect(await index()).toEqual({ valid: true });
+    const status = await runCli([...t.cliArgs, '--json', 'migrate', 'status']);
+    expect(status.code).toBe(0);
+    expect(MigrateStatusSchema.parse(JSON.parse(status.stdout))).toMatchObject({ drift: false, migrations: [{ state: 'applied' }] });
+    const again = await runCli([...t.cliArgs, 'migrate', '--apply']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/nothing to do: already applied/);
   });
 });

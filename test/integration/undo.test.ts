@@ -6,20 +6,12 @@ import { recentRuns } from '../../src/ops/runs.js';
 import { undoRun } from '../../src/ops/undo.js';
 import { readRunAudit, startRun } from '../../src/postgres/audit.js';
 import type { Db } from '../../src/postgres/db.js';
-import { createTestSchema, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
+import { createTestSchema, ENGINES, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
 import { NO_REDIS, batchDefaults, checksumExcept, inFlightPerGroup, openRepairDb, seedGroups, staleInput } from '../helpers/repair.js';
 
 let t: TestSchema;
 let db: Db;
 
-beforeEach(async () => {
-  t = await createTestSchema();
-  db = await openRepairDb(t);
-});
-afterEach(async () => {
-  await db.close();
-  await t.cleanup();
-});
 
 const stale = (apply: boolean) => markStale(db, NO_REDIS, staleInput({ apply }));
 const setStatus = (id: string, status: string) => t.client.query(`UPDATE ${t.schema}.digest_history SET status = $2 WHERE id = $1`, [id, status]);
@@ -36,6 +28,15 @@ async function downgradeAudit(state: string): Promise<void> {
     DROP TABLE ${state}.state_migrations; -- an earlier release recorded no state versions`);
 }
 
+describe.each(ENGINES)('undo (%s)', (engine) => { // the whole file, on each engine (not reindented)
+beforeEach(async () => {
+  t = await createTestSchema({ engine });
+  db = await openRepairDb(t);
+});
+afterEach(async () => {
+  await db.close();
+  await t.cleanup();
+});
 describe('undo', () => {
   it('undoes a run audited by an earlier version: the dry run reads the old table as it is, --apply moves it into audit_batches first', async () => {
     const s = await seedIncident(t);
@@ -196,4 +197,5 @@ describe('undo', () => {
       await elsewhere.cleanup();
     }
   });
+});
 });
