@@ -148,32 +148,25 @@ function stripPassword(url: string): string {
  * the contract and that the role may read it and the service tables in `alsoReads` (unless told not to).
  */
 export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; applicationName?: string; lockTimeoutMs?: number; queryTimeoutMs?: number; embedded?: boolean; alsoReads?: string[] } = {}): Promise<Db> {
+  let db: Db;
   if (!g.databaseUrl) {
     if (opts.embedded === false) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
     // No URL: the embedded engine, loaded only now, with a notice every time.
     const { connectEmbedded, embeddedNotice } = await import('../postgres/embedded.js');
     process.stderr.write(embeddedNotice(g.dataDir) + '\n');
-    const db = await connectEmbedded(g.dataDir, { schema: g.schema, stateSchema: g.stateSchema, statementTimeoutMs: g.statementTimeoutMs, lockTimeoutMs: opts.lockTimeoutMs, applicationName: opts.applicationName });
-    if (opts.checkTable !== false) {
-      try {
-        await assertDigestTable(db, { alsoReads: opts.alsoReads });
-      } catch (err) {
-        await db.close();
-        throw err;
-      }
-    }
-    return db;
+    db = await connectEmbedded(g.dataDir, { schema: g.schema, stateSchema: g.stateSchema, statementTimeoutMs: g.statementTimeoutMs, lockTimeoutMs: opts.lockTimeoutMs, applicationName: opts.applicationName });
+  } else {
+    db = await connectPg({
+      url: g.databaseUrl,
+      schema: g.schema,
+      stateSchema: g.stateSchema,
+      statementTimeoutMs: g.statementTimeoutMs,
+      lockTimeoutMs: opts.lockTimeoutMs,
+      applicationName: opts.applicationName,
+      connectTimeoutMs: g.connectTimeoutMs,
+      queryTimeoutMs: opts.queryTimeoutMs ?? g.queryTimeoutMs,
+    });
   }
-  const db = await connectPg({
-    url: g.databaseUrl,
-    schema: g.schema,
-    stateSchema: g.stateSchema,
-    statementTimeoutMs: g.statementTimeoutMs,
-    lockTimeoutMs: opts.lockTimeoutMs,
-    applicationName: opts.applicationName,
-    connectTimeoutMs: g.connectTimeoutMs,
-    queryTimeoutMs: opts.queryTimeoutMs ?? g.queryTimeoutMs,
-  });
   if (opts.checkTable !== false) {
     try {
       await assertDigestTable(db, { alsoReads: opts.alsoReads });

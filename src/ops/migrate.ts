@@ -1,5 +1,6 @@
 // `migrate`: install (or remove) the partial unique index on a live database, safely. The plan and
 // every verdict come from core/migration.ts; the statements and catalog reads from postgres/migrator.ts.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { UNIQUE_INDEX_NAME } from '../core/contract.js';
 import {
@@ -17,7 +18,6 @@ import { serverMessageOf, sqlstateOf } from '../core/faults.js';
 import { DoctorError } from '../errors.js';
 import type { Db } from '../postgres/db.js';
 import {
-  acquireMigrateLock,
   buildProgress,
   cancelBackend,
   indexDuplicates,
@@ -27,11 +27,11 @@ import {
   ledgerWritesAsync,
   loadMigrations,
   lockHolder,
+  MIGRATE_LOCK,
   longTransactions,
   preparedTransactions,
   readIndex,
   readLedger,
-  releaseMigrateLock,
   renderStatement,
   sessionFacts,
   setTimeouts,
@@ -41,7 +41,7 @@ import {
   type LockHolder,
   type PreparedTransaction,
 } from '../postgres/migrator.js';
-import { SessionLock } from '../postgres/session.js';
+import { holdAdvisoryLock, pollAdvisoryLock, type LockKey, type SessionLock } from '../postgres/session.js';
 
 export const MIGRATE_SCHEMA_VERSION = 1 as const;
 
@@ -225,7 +225,6 @@ export const DEFAULT_MIGRATE_OPTIONS: MigrateOptions = {
   port: null,
 };
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 // The server's SQLSTATE and message, also through the DoctorError Db wraps them in (the retry rule reads the SQLSTATE).
 const messageOf = serverMessageOf;
 
@@ -407,29 +406,13 @@ async function assertLockHeld(ctl: Db, what: string): Promise<void> {
  * statement must be the lock's holder (per pg_locks); a release the holder did not run is reported.
  */
 async function withLock<T>(db: Db, o: MigrateOptions, signal: AbortSignal | undefined, command: string, fn: () => Promise<T>): Promise<T | { busy: LockHolder | null }> {
-  const got = await acquireMigrateLock(db, o.lockWaitMs, signal);
-  if (!got.locked) return { busy: got.holder };
-  let lock: SessionLock;
-  try {
-    lock = await SessionLock.taken(db, ['digest-doctor:migrate', db.ids.schema], command);
-  } catch (err) {
-    await releaseMigrateLock(db).catch(() => undefined);
-    throw halt('refused', messageOf(err));
-  }
-  migrateLocks.set(db, lock);
-  let failed = true;
-  try {
-    const out = await fn();
-    failed = false;
-    return out;
-  } finally {
-    migrateLocks.delete(db);
-    const released = await lock.release().catch(() => false);
-    if (!released && !failed) {
-      // eslint-disable-next-line no-unsafe-finally
-      throw halt('refused', `${command} finished, but the migrate lock taken by pid ${lock.pid} was not released by the process that ran the unlock: a transaction pooler; the lock ends with that server connection (connect directly next time)`);
-    }
-  }
+  const key: LockKey = [MIGRATE_LOCK, db.ids.schema];
+  if (!(await pollAdvisoryLock(db, key, o.lockWaitMs, signal))) return { busy: await lockHolder(db) };
+  return holdAdvisoryLock(db, key, command, migrateLocks, fn, {
+    wrap: (err) => halt('refused', messageOf(err)),
+    notReleased: (pid) =>
+      halt('refused', `${command} finished, but the migrate lock taken by pid ${pid} was not released by the process that ran the unlock: a transaction pooler; the lock ends with that server connection (connect directly next time)`),
+  });
 }
 
 /** REFUSED unless `b` still runs on server process `pid` (its session settings were set there). */

@@ -2,6 +2,7 @@
 // lock, the run record, and batches (short, each one statement or one transaction, with a
 // lock_timeout, timed for how long they hold their row locks, retried once when another session
 // holds rows).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { plural } from '../core/text.js';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -12,7 +13,7 @@ import { judgeStatusChecks } from '../postgres/checks.js';
 import { DoctorError } from '../errors.js';
 import { finishRun, startRun } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
-import { SessionLock, assertCanApply } from '../postgres/session.js';
+import { SessionLock, assertCanApply, holdAdvisoryLock, pollAdvisoryLock } from '../postgres/session.js';
 
 export interface BatchOptions {
   /** Rows per batch. */
@@ -45,7 +46,6 @@ export async function repairStatus(db: Db): Promise<z.infer<typeof RepairStatusS
   return { status: choice.status, allowed: choice.allowed };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The lock of the run in progress on each session: its batches prove they run on the lock's holder. */
 const held = new WeakMap<Db, SessionLock>();
@@ -66,37 +66,14 @@ export async function withRepairLock<T>(db: Db, command: RepairCommand, waitMs: 
   const what = `${command} --apply`;
   await assertCanApply(db, what);
   const key = repairLockKey(command, db.ids.schema);
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const [row] = await db.query<{ locked: boolean }>('repair_try_lock', key);
-    if (row?.locked) break;
-    if (Date.now() >= deadline) {
-      throw new DoctorError('BUSY', `another ${command} is running on schema ${db.ids.schema} (it holds the repair lock): wait for it to finish (digest-doctor runs shows it) or raise --lock-wait`);
-    }
-    await sleep(Math.min(100, Math.max(10, deadline - Date.now())));
+  if (!(await pollAdvisoryLock(db, key, waitMs))) {
+    throw new DoctorError('BUSY', `another ${command} is running on schema ${db.ids.schema} (it holds the repair lock): wait for it to finish (digest-doctor runs shows it) or raise --lock-wait`);
   }
-  let lock: SessionLock;
-  try {
-    lock = await SessionLock.taken(db, key, what);
-  } catch (err) {
-    await db.query('repair_unlock', key).catch(() => undefined);
-    throw err;
-  }
-  held.set(db, lock);
-  let failed = true;
-  try {
-    const out = await fn();
-    failed = false;
-    return out;
-  } finally {
-    held.delete(db);
-    const released = await lock.release().catch(() => false);
+  return holdAdvisoryLock(db, key, what, held, fn, {
     // Only reachable if the connection changed process after the last batch's check.
-    if (!released && !failed) {
-      // eslint-disable-next-line no-unsafe-finally
-      throw new DoctorError('REFUSED', `${what} finished, but the repair lock taken by pid ${lock.pid} was not released by the process that ran the unlock: the connection goes through a transaction pooler; the lock ends with that server connection`);
-    }
-  }
+    notReleased: (pid) =>
+      new DoctorError('REFUSED', `${what} finished, but the repair lock taken by pid ${pid} was not released by the process that ran the unlock: the connection goes through a transaction pooler; the lock ends with that server connection`),
+  });
 }
 
 export const BatchStatsSchema = z.object({

@@ -11,7 +11,6 @@ import {
   indexFactDifferences,
   type IndexFacts,
   type IndexShape,
-  lockPollDelays,
   parseMigrationFileName,
   type CatalogIndex,
   type LedgerEntry,
@@ -172,23 +171,8 @@ export async function lockHolder(db: Db): Promise<LockHolder | null> {
   return { pid: r.pid, user: r.user_name, application: r.application_name, clientAddr: r.client_addr, since: r.backend_start ? new Date(r.backend_start).toISOString() : null, state: r.state, query: r.query };
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Polls pg_try_advisory_lock (session-level, never blocking) with backoff for up to waitMs. */
-export async function acquireMigrateLock(db: Db, waitMs: number, signal?: AbortSignal): Promise<{ locked: true } | { locked: false; holder: LockHolder | null }> {
-  const delays = [0, ...lockPollDelays(waitMs)];
-  for (const d of delays) {
-    if (d) await sleep(d);
-    if (signal?.aborted) break;
-    const [r] = await db.query<{ locked: boolean }>('migrate_lock_try', [db.ids.schema]);
-    if (r?.locked) return { locked: true };
-  }
-  return { locked: false, holder: await lockHolder(db) };
-}
-
-export async function releaseMigrateLock(db: Db): Promise<void> {
-  await db.query('migrate_lock_release', [db.ids.schema]);
-}
+/** The migrate lock of a service schema is (MIGRATE_LOCK, schema): see postgres/session.ts pollAdvisoryLock. */
+export const MIGRATE_LOCK = 'digest-doctor:migrate';
 
 export interface LongTransaction {
   pid: number;

@@ -3,6 +3,7 @@
 // that matters, that the process running it is the one holding the lock. Verdicts and messages come
 // from core/apply-preflight.ts.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   applyChecks,
   applyRefusal,
@@ -12,6 +13,7 @@ import {
   type SessionEvidence,
   type WriteFacts,
 } from '../core/apply-preflight.js';
+import { lockPollDelays } from '../core/migration.js';
 import { DoctorError } from '../errors.js';
 import { connectPg, type Db } from './db.js';
 
@@ -109,14 +111,14 @@ const passed = new WeakSet<Db>();
 export class SessionLock {
   private constructor(
     private readonly db: Db,
-    private readonly key: [string, string],
+    private readonly key: LockKey,
     private readonly command: string,
     /** The server process that holds the lock. */
     readonly pid: number,
   ) {}
 
   /** Call right after the lock was granted: records the holder; REFUSED when this statement runs elsewhere. */
-  static async taken(db: Db, key: [string, string], command: string): Promise<SessionLock> {
+  static async taken(db: Db, key: LockKey, command: string): Promise<SessionLock> {
     const [r] = await db.query<{ pid: number; holders: number[] }>('session_lock_check', key);
     if (!r!.holders.includes(r!.pid)) {
       throw new DoctorError('REFUSED', lostSessionMessage(command, `the advisory lock was granted, but the next statement runs on pid ${r!.pid}, which does not hold it${r!.holders.length ? ` (held by pid ${r!.holders.join(', ')})` : ''}`, urlPort(db.config.url, process.env)));
@@ -139,5 +141,63 @@ export class SessionLock {
   async release(): Promise<boolean> {
     const [r] = await this.db.query<{ released: boolean }>('session_lock_release', this.key);
     return Boolean(r?.released);
+  }
+}
+
+/** An advisory lock of the tool: (what, schema), each hashed with hashtext (sql/queries/session_lock_*.sql). */
+export type LockKey = [string, string];
+
+/**
+ * Polls pg_try_advisory_lock(hashtext(key[0]), hashtext(key[1])) on this session: session-level,
+ * never a blocking or transaction-level lock (a blocked waiter can deadlock a concurrent index build:
+ * Flyway #1654). Tries at once, then after each delay of lockPollDelays (50 ms doubling up to 2 s)
+ * until `waitMs` have passed or `signal` aborts. Returns true once granted, false otherwise.
+ */
+export async function pollAdvisoryLock(db: Db, key: LockKey, waitMs: number, signal?: AbortSignal): Promise<boolean> {
+  for (const delay of [0, ...lockPollDelays(waitMs)]) {
+    if (delay) await sleep(delay);
+    if (signal?.aborted) return false;
+    const [r] = await db.query<{ locked: boolean }>('session_lock_try', key);
+    if (r?.locked) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs `fn` holding the advisory lock `key` that pollAdvisoryLock just granted on `db`: proves the
+ * holder first (SessionLock.taken; when that fails the lock is released and the error, passed
+ * through `wrap`, thrown), keeps the SessionLock in `registry` while `fn` runs (the statements that
+ * matter call assertHeld on it), and releases it after. When `fn` succeeded but the unlock ran on
+ * another process than the holder (a transaction pooler switched connections), throws
+ * `notReleased(pid)`: the lock stays with that server connection until it ends.
+ */
+export async function holdAdvisoryLock<T>(
+  db: Db,
+  key: LockKey,
+  command: string,
+  registry: WeakMap<Db, SessionLock>,
+  fn: () => Promise<T>,
+  errors: { wrap?: (err: unknown) => unknown; notReleased: (pid: number) => Error },
+): Promise<T> {
+  let lock: SessionLock;
+  try {
+    lock = await SessionLock.taken(db, key, command);
+  } catch (err) {
+    await db.query('session_lock_release', key).catch(() => undefined);
+    throw errors.wrap ? errors.wrap(err) : err;
+  }
+  registry.set(db, lock);
+  let failed = true;
+  try {
+    const out = await fn();
+    failed = false;
+    return out;
+  } finally {
+    registry.delete(db);
+    const released = await lock.release().catch(() => false);
+    if (!released && !failed) {
+      // eslint-disable-next-line no-unsafe-finally
+      throw errors.notReleased(lock.pid);
+    }
   }
 }
