@@ -318,7 +318,7 @@ describe('nothing hangs: traffic stopped or cut mid-run', () => {
         expect(res.stderr).not.toContain(PW);
         const run = (await s.client.query(`SELECT status, rows_changed FROM ${s.stateSchema}.runs`)).rows[0];
         expect(run.status).toBe('interrupted');
-        expect(res.stderr).toContain(`${run.rows_changed} row(s) changed`);
+        expect(res.stderr).toContain(`stopped after ${run.rows_changed} rows changed`);
         // and when nothing gets through, the message says what was done and where to look; the first
         // proxy goes (the lost session ends, freeing the repair lock) and a new one is blackholed whole
         await proxy.close();
@@ -332,7 +332,8 @@ describe('nothing hangs: traffic stopped or cut mid-run', () => {
         );
         expect(again.code, again.stderr).toBe(3);
         expect(again.afterFaultMs).toBeLessThan(15_000);
-        expect(again.stderr).toMatch(/could not be recorded.*digest-doctor runs/);
+        // the hint carries this run's flags (issue 15), so it runs as printed
+        expect(again.stderr).toMatch(/could not be recorded.*`digest-doctor --database-url \S+ --schema \S+ --state-schema \S+ .*runs`/);
       } finally {
         await proxy.close();
         for (const c of cleanups) await c();
