@@ -67,7 +67,7 @@ function timed(argv, env, mark) {
 export default async function run({ scale, redisUrl }) {
   if (!existsSync(BUNDLE)) throw new Error('no dist/bundle/main.js: run npm run build');
   writeFileSync(UNBUNDLED, `import { main } from ${JSON.stringify(new URL('../dist/cli/main.js', import.meta.url).href)};\nmain(process.argv);\n`);
-  const rounds = Math.max(5, Math.round(21 * scale ** 0.5));
+  const rounds = scale < 1 ? 5 : 15;
   const bench = await createBenchDatabase('startup');
   const admin = new pg.Client({ connectionString: bench.url });
   await admin.connect();
