@@ -54,6 +54,7 @@ export default async function run({ scale }) {
     // round with the median tool/baseline ratio (each ratio taken within one round), not the best
     // time of each side taken from different rounds.
     const rounds = { fix: [], stale: [], undo: [] };
+    const undoPlanMs = [];
     const expect = (name, pair, n) => {
       if (pair.tool.value.applied.rowsChanged !== n || pair.base.value.rowCount !== n) {
         throw new Error(`${name} changed ${pair.tool.value.applied.rowsChanged} rows, the UPDATE ${pair.base.value.rowCount}; expected ${n}`);
@@ -83,6 +84,8 @@ export default async function run({ scale }) {
       expect('stale', st, stale);
       const [a, b] = [await outcome(client, 'tool'), await outcome(client, 'base')];
       if (a !== b) throw new Error('the tool and the set-based UPDATEs left different tables');
+      // What the undo spends before its first batch: the audit read and the plan (a dry run does both).
+      undoPlanMs.push((await time(() => undoRun(db, { ...BATCH, runId: st.tool.value.applied.runId, apply: false }))).ms);
       expect('undo', await pair(baselineUndoStale('base'), () => undoRun(db, { ...BATCH, runId: st.tool.value.applied.runId, apply: true })), stale);
       const [c, d] = [await outcome(client, 'tool'), await outcome(client, 'base')];
       if (c !== d) throw new Error('the undo and the set-based UPDATE left different tables');
@@ -111,7 +114,8 @@ export default async function run({ scale }) {
         'advisory lock, lock_timeout and synchronous_commit off set on the session for the run (the run\'s final record flushes the batches), each batch one statement in its own transaction: row locks (FOR UPDATE SKIP LOCKED), the guarded UPDATE, the images into the audit (one audit_batches row per batch), the run\'s count; an undo batch too: lock, decide as decideUndo does, restore, audit), the ' +
         'baseline is one UPDATE from a bare pg client without audit (for undo: the stale rows back to pending). The two tables are checked to end up identical after each. Lock hold is measured from the ' +
         `batch's first locking statement to its commit, the longest batch of the median round; its baseline column is the 200 ms limit the issue sets. ` +
-        `Longest over all rounds: fix-duplicates ${lockMax(rounds.fix)} ms, mark-stale ${lockMax(rounds.stale)} ms, undo ${lockMax(rounds.undo)} ms.`,
+        `Longest over all rounds: fix-duplicates ${lockMax(rounds.fix)} ms, mark-stale ${lockMax(rounds.stale)} ms, undo ${lockMax(rounds.undo)} ms. ` +
+        `Of the undo's time, its audit read and plan before the first batch (timed as a dry run of the same run, each round): ${undoPlanMs.map((x) => Math.round(x)).join(', ')} ms.`,
     };
   } finally {
     for (const d of dbs) await d.close();
