@@ -115,6 +115,7 @@ export default async function run({ scale }) {
         'baseline is one UPDATE from a bare pg client without audit (for undo: the stale rows back to pending). The two tables are checked to end up identical after each. Lock hold is measured from the ' +
         `batch's first locking statement to its commit, the longest batch of the median round; its baseline column is the 200 ms limit the issue sets. ` +
         `Longest over all rounds: fix-duplicates ${lockMax(rounds.fix)} ms, mark-stale ${lockMax(rounds.stale)} ms, undo ${lockMax(rounds.undo)} ms. ` +
+        "An undo batch is one statement like the others' (lock, decide as the dry run does, restore, audit), but it reaches its rows by primary key (the audit keeps no ctids; the other repairs' plans read them), and before its first batch it reads the run's whole audit (every before-image, to the client) and plans from the rows as they are; the baseline UPDATE does none of that. " +
         `Of the undo's time, its audit read and plan before the first batch (timed as a dry run of the same run, each round): ${undoPlanMs.map((x) => Math.round(x)).join(', ')} ms.`,
     };
   } finally {

@@ -5,7 +5,7 @@
 // replaces the full report with a part of it. `--quick` is `--scale 0.1`: every benchmark in about two
 // minutes, to check a change before a full run.
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ADMIN_DATABASE_URL, REDIS_URL } from './lib.mjs';
@@ -28,9 +28,10 @@ for (const name of names) {
   process.stderr.write(`bench ${name} (scale ${scale})...\n`);
   const mod = await import(pathToFileURL(`${dir}${name}.mjs`).href);
   const started = Date.now();
+  const loadBefore = loadavg()[0];
   try {
     const report = await mod.default({ databaseUrl: ADMIN_DATABASE_URL, redisUrl: REDIS_URL, scale });
-    reports.push({ name, ...report, seconds: Math.round((Date.now() - started) / 100) / 10 });
+    reports.push({ name, ...report, seconds: Math.round((Date.now() - started) / 100) / 10, load: [loadBefore, loadavg()[0]].map((x) => Math.round(x * 10) / 10) });
   } catch (err) {
     reports.push({ name, title: name, error: String(err?.stack ?? err), results: [] });
   }
@@ -45,7 +46,10 @@ const lines = [
   'Each figure is measured side by side with its baseline in the same run; the ratio is tool / baseline',
   '(for throughputs, tool / baseline where higher is better). Timings are the best of a few runs, or the',
   'run with the median ratio (each benchmark\'s notes say which), on a shared two-core machine whose speed',
-  'drifts: treat single figures as rough and ratios as the signal.',
+  'drifts: treat single figures as rough and ratios as the signal. Each section gives the load average',
+  '(as `uptime` shows it) before and after it ran: other work shared the machine.',
+  '',
+  `The whole run took ${Math.round((Date.now() - t0) / 1000)} s.`,
   '',
 ];
 for (const r of reports) {
@@ -60,7 +64,7 @@ for (const r of reports) {
   }
   lines.push('');
   if (r.notes) lines.push(r.notes, '');
-  lines.push(`(${r.seconds} s including set-up)`, '');
+  lines.push(`(${r.seconds} s including set-up; the machine's 1-minute load average ${r.load[0]} before, ${r.load[1]} after, on ${cpus().length} cores)`, '');
 }
 mkdirSync(`${dir}results`, { recursive: true });
 writeFileSync(out, lines.join('\n'));
