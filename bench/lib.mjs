@@ -112,3 +112,8 @@ export function result(name, value, unit, baseline, target, higherIsBetter = fal
   const pass = target == null || ratio == null ? null : higherIsBetter ? ratio >= target : ratio <= target;
   return { name, value: Math.round(value * 100) / 100, unit, baseline: baseline == null ? null : Math.round(baseline * 100) / 100, ratio: ratio == null ? null : Math.round(ratio * 100) / 100, target, pass };
 }
+
+/** The element of `list` whose key(x) is the median (the lower middle for an even count). */
+export function median(list, key) {
+  return [...list].sort((a, b) => key(a) - key(b))[(list.length - 1) >> 1];
+}

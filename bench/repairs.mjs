@@ -13,6 +13,7 @@ const IN_FLIGHT = "('scheduled', 'pending', 'processing')";
 const LOCK_LIMIT_MS = 200;
 const BATCH = { batchSize: 500, lockTimeoutMs: 2_000, lockWaitMs: 5_000 };
 const ROUNDS = 5;
+const QUICK_ROUNDS = 3;
 
 // The baselines: what a person would type in psql to make the same change in one statement.
 const baselineFix = (s) => `UPDATE ${s}.digest_history d SET status = 'failed'
@@ -53,13 +54,15 @@ export default async function run({ scale }) {
     // round with the median tool/baseline ratio (each ratio taken within one round), not the best
     // time of each side taken from different rounds.
     const rounds = { fix: [], stale: [], undo: [] };
+    const undoPlanMs = [];
     const expect = (name, pair, n) => {
       if (pair.tool.value.applied.rowsChanged !== n || pair.base.value.rowCount !== n) {
         throw new Error(`${name} changed ${pair.tool.value.applied.rowsChanged} rows, the UPDATE ${pair.base.value.rowCount}; expected ${n}`);
       }
       rounds[name].push(pair);
     };
-    for (let round = 0; round < ROUNDS; round++) {
+    const nRounds = scale < 1 ? QUICK_ROUNDS : ROUNDS;
+    for (let round = 0; round < nRounds; round++) {
       for (const s of ['tool', 'base']) await client.query(`UPDATE ${s}.digest_history SET status = 'pending' WHERE status = 'failed'`);
       await client.query('TRUNCATE dd.audit_batches, dd.runs');
       await client.query('VACUUM ANALYZE');
@@ -81,6 +84,8 @@ export default async function run({ scale }) {
       expect('stale', st, stale);
       const [a, b] = [await outcome(client, 'tool'), await outcome(client, 'base')];
       if (a !== b) throw new Error('the tool and the set-based UPDATEs left different tables');
+      // What the undo spends before its first batch: the audit read and the plan (a dry run does both).
+      undoPlanMs.push((await time(() => undoRun(db, { ...BATCH, runId: st.tool.value.applied.runId, apply: false }))).ms);
       expect('undo', await pair(baselineUndoStale('base'), () => undoRun(db, { ...BATCH, runId: st.tool.value.applied.runId, apply: true })), stale);
       const [c, d] = [await outcome(client, 'tool'), await outcome(client, 'base')];
       if (c !== d) throw new Error('the undo and the set-based UPDATE left different tables');
@@ -89,8 +94,8 @@ export default async function run({ scale }) {
     const ratios = (list) => list.map((r) => (r.tool.ms / r.base.ms).toFixed(2)).join(', ');
     const lockMax = (list) => Math.max(...list.map((r) => r.tool.value.applied.longestBatchMs));
     const names = { fix: 'fix-duplicates --apply', stale: 'mark-stale --apply', undo: 'undo --apply of that mark-stale run' };
-    // The issue sets the 2x target for the two repairs; undo has none (measured all the same).
-    const targets = { fix: 2, stale: 2, undo: null };
+    // The issues set 2x for each (issue 16 for undo).
+    const targets = { fix: 2, stale: 2, undo: 2 };
     const results = [];
     for (const [k, list] of Object.entries(rounds)) {
       const m = median(list);
@@ -104,12 +109,14 @@ export default async function run({ scale }) {
       title: `repairs on ${rows.toLocaleString('en')} rows: ${dupGroups.toLocaleString('en')} duplicate groups, ${stale.toLocaleString('en')} stale rows`,
       results,
       notes:
-        `Both copies of the table are filled identically and the tool's own schema is created before the rounds (as after a first run); ${ROUNDS} rounds, each putting both copies back and timing tool and baseline side by side (alternating which goes first); the figures are those of the round with the median ratio (all rounds: fix-duplicates ${ratios(rounds.fix)}; mark-stale ${ratios(rounds.stale)}; undo ${ratios(rounds.undo)}). ` +
+        `Both copies of the table are filled identically and the tool's own schema is created before the rounds (as after a first run); ${nRounds} rounds, each putting both copies back and timing tool and baseline side by side (alternating which goes first); the figures are those of the round with the median ratio (all rounds: fix-duplicates ${ratios(rounds.fix)}; mark-stale ${ratios(rounds.stale)}; undo ${ratios(rounds.undo)}). ` +
         'Each repair runs through the library (the code the CLI runs: plan in a read-only snapshot, ' +
-        'advisory lock, lock_timeout and synchronous_commit off set on the session for the run (the run\'s final record flushes the batches), each batch one statement in its own transaction: row locks (FOR UPDATE SKIP LOCKED), the guarded UPDATE, the images into the audit (one audit_batches row per batch), the run\'s count; an undo batch is one transaction: lock, look, decide, restore), the ' +
+        'advisory lock, lock_timeout and synchronous_commit off set on the session for the run (the run\'s final record flushes the batches), each batch one statement in its own transaction: row locks (FOR UPDATE SKIP LOCKED), the guarded UPDATE, the images into the audit (one audit_batches row per batch), the run\'s count; an undo batch too: lock, decide as decideUndo does, restore, audit), the ' +
         'baseline is one UPDATE from a bare pg client without audit (for undo: the stale rows back to pending). The two tables are checked to end up identical after each. Lock hold is measured from the ' +
         `batch's first locking statement to its commit, the longest batch of the median round; its baseline column is the 200 ms limit the issue sets. ` +
-        `Longest over all rounds: fix-duplicates ${lockMax(rounds.fix)} ms, mark-stale ${lockMax(rounds.stale)} ms, undo ${lockMax(rounds.undo)} ms.`,
+        `Longest over all rounds: fix-duplicates ${lockMax(rounds.fix)} ms, mark-stale ${lockMax(rounds.stale)} ms, undo ${lockMax(rounds.undo)} ms. ` +
+        "An undo batch is one statement like the others' (lock, decide as the dry run does, restore, audit), but it reaches its rows by primary key (the audit keeps no ctids; the other repairs' plans read them), and before its first batch it reads the run's whole audit (every before-image, to the client) and plans from the rows as they are; the baseline UPDATE does none of that. " +
+        `Of the undo's time, its audit read and plan before the first batch (timed as a dry run of the same run, each round): ${undoPlanMs.map((x) => Math.round(x)).join(', ')} ms.`,
     };
   } finally {
     for (const d of dbs) await d.close();

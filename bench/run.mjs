@@ -2,15 +2,17 @@
 // Runs every bench/*.mjs (or those named with --only a,b) one after another and writes the figures
 // to BENCHMARKS.md and bench/results/latest.json; a partial run (--only, or `--scale 0.1` for a quick
 // one) writes to bench/results/partial.md and partial.json instead (or to --out), so it never
-// replaces the full report with a part of it.
+// replaces the full report with a part of it. `--quick` is `--scale 0.1`: every benchmark in about two
+// minutes, to check a change before a full run.
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ADMIN_DATABASE_URL, REDIS_URL } from './lib.mjs';
 
-const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' }, only: { type: 'string' }, out: { type: 'string' } } });
-const scale = Number(values.scale);
+const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, out: { type: 'string' } } });
+// --quick: every benchmark at a tenth of its size (written to bench/results/partial.md).
+const scale = values.quick ? 0.1 : Number(values.scale);
 const full = !values.only && scale === 1;
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const out = values.out ?? (full ? 'BENCHMARKS.md' : `${dir}results/partial.md`);
@@ -21,13 +23,15 @@ const names = readdirSync(dir)
   .sort();
 
 const reports = [];
+const t0 = Date.now();
 for (const name of names) {
   process.stderr.write(`bench ${name} (scale ${scale})...\n`);
   const mod = await import(pathToFileURL(`${dir}${name}.mjs`).href);
   const started = Date.now();
+  const loadBefore = loadavg()[0];
   try {
     const report = await mod.default({ databaseUrl: ADMIN_DATABASE_URL, redisUrl: REDIS_URL, scale });
-    reports.push({ name, ...report, seconds: Math.round((Date.now() - started) / 100) / 10 });
+    reports.push({ name, ...report, seconds: Math.round((Date.now() - started) / 100) / 10, load: [loadBefore, loadavg()[0]].map((x) => Math.round(x * 10) / 10) });
   } catch (err) {
     reports.push({ name, title: name, error: String(err?.stack ?? err), results: [] });
   }
@@ -42,7 +46,10 @@ const lines = [
   'Each figure is measured side by side with its baseline in the same run; the ratio is tool / baseline',
   '(for throughputs, tool / baseline where higher is better). Timings are the best of a few runs, or the',
   'run with the median ratio (each benchmark\'s notes say which), on a shared two-core machine whose speed',
-  'drifts: treat single figures as rough and ratios as the signal.',
+  'drifts: treat single figures as rough and ratios as the signal. Each section gives the load average',
+  '(as `uptime` shows it) before and after it ran: other work shared the machine.',
+  '',
+  `The whole run took ${Math.round((Date.now() - t0) / 1000)} s.`,
   '',
 ];
 for (const r of reports) {
@@ -57,10 +64,10 @@ for (const r of reports) {
   }
   lines.push('');
   if (r.notes) lines.push(r.notes, '');
-  lines.push(`(${r.seconds} s including set-up)`, '');
+  lines.push(`(${r.seconds} s including set-up; the machine's 1-minute load average ${r.load[0]} before, ${r.load[1]} after, on ${cpus().length} cores)`, '');
 }
 mkdirSync(`${dir}results`, { recursive: true });
 writeFileSync(out, lines.join('\n'));
 writeFileSync(`${dir}results/${full ? 'latest' : 'partial'}.json`, JSON.stringify({ scale, reports }, null, 2));
 const failed = reports.filter((r) => r.error || r.results.some((x) => x.pass === false));
-process.stderr.write(`wrote ${out}${failed.length ? `; not met or failed: ${failed.map((r) => r.name).join(', ')}` : ''}\n`);
+process.stderr.write(`wrote ${out} in ${Math.round((Date.now() - t0) / 1000)} s${failed.length ? `; not met or failed: ${failed.map((r) => r.name).join(', ')}` : ''}\n`);

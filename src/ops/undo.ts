@@ -47,9 +47,9 @@ export interface UndoInput extends BatchOptions {
   apply: boolean;
 }
 
-/** Each audited row as it is now (with its ctid when locked: undo_lock_rows), and the in-flight rows of their groups. */
-async function currentState(db: Db, entries: readonly AuditEntry[], lockSql: 'undo_lock_rows' | 'undo_present_rows') {
-  const rows = await db.query<CurrentRow & { tid?: string }>(lockSql, [entries.map((e) => e.rowId)]);
+/** Each audited row as it is now, and the in-flight rows of their groups (the dry run's plan). */
+async function currentState(db: Db, entries: readonly AuditEntry[]) {
+  const rows = await db.query<CurrentRow>('undo_present_rows', [entries.map((e) => e.rowId)]);
   const current = new Map(rows.map((r) => [r.id, r]));
   const groups = [...new Map(entries.map((e) => [groupKey(e.before.user_id, e.before.digest_date), e.before])).values()];
   const inFlight = await db.query<{ id: string; user_id: string; digest_date: string }>('undo_group_in_flight', [groups.map((g) => g.user_id), groups.map((g) => g.digest_date), inFlightParam()]);
@@ -88,7 +88,7 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
   const candidates = [...new Set(entries.map((e) => e.before.status))];
   const { allowed } = allowedStatuses(await judgeStatusChecks(db, candidates), candidates);
   const plan = async () => {
-    const { current, byGroup } = await db.readOnly((tx) => currentState(tx, entries, 'undo_present_rows'));
+    const { current, byGroup } = await db.readOnly((tx) => currentState(tx, entries));
     return decideUndo(entries, current, byGroup, allowed);
   };
   const base = (d: UndoDecision) => ({
@@ -121,43 +121,53 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
   });
 }
 
+type BatchVerdict = 'restore' | 'held' | UndoDecision['skipped'][number]['reason'];
+
 async function applyUndo(db: Db, runId: string, groups: AuditEntry[][], allowed: string[] | null, input: UndoInput) {
   const stats: BatchStats = { batches: 0, longestBatchMs: 0 };
   let rowsChanged = 0;
   const skipped: Array<z.infer<typeof UndoSkipSchema>> = [];
   const loop = await batchLoop(groups, (g) => g.length, input, async (batch) => {
     const entries = batch.flat();
-    // Several statements (lock, look, decide, restore): one transaction.
-    const out = await inBatch(db, stats, (b) => b.transaction(async (tx) => {
-      const { current, byGroup } = await currentState(tx, entries, 'undo_lock_rows');
-      // A row we could not lock but that exists is held elsewhere: its whole group waits for the retry.
-      const present = new Set((await tx.query<{ id: string }>('undo_present_rows', [entries.filter((e) => !current.has(e.rowId)).map((e) => e.rowId)])).map((r) => r.id));
-      const heldGroups = new Set(entries.filter((e) => present.has(e.rowId)).map((e) => groupKey(e.before.user_id, e.before.digest_date)));
-      const ready = entries.filter((e) => !heldGroups.has(groupKey(e.before.user_id, e.before.digest_date)));
-      const d = decideUndo(ready, current, byGroup, allowed);
-      const changed = d.restore.length
-        ? (
-            await tx.query<{ id: string }>('undo_apply', [
-              d.restore.map((e) => e.rowId),
-              d.restore.map((e) => JSON.stringify(e.before)),
-              d.restore.map((e) => e.after.status),
-              inFlightParam(),
-              runId,
-              COMMAND,
-              db.ids.schema,
-              CLIENT_HOST,
-              d.restore.map((e) => current.get(e.rowId)!.tid),
-            ])
-          ).map((r) => r.id)
-        : [];
-      return { d, changed, heldGroups };
-    }));
-    rowsChanged += out.changed.length;
-    skipped.push(...out.d.skipped.map(skipOf));
-    // The guard in undo_apply saw a row go in flight since the decision: skipped, not retried.
-    const changedSet = new Set(out.changed);
-    skipped.push(...out.d.restore.filter((e) => !changedSet.has(e.rowId)).map((e) => ({ id: e.rowId, reason: 'would-duplicate' as const, detail: 'another row of the same user and day went in flight meanwhile' })));
-    return batch.filter((g) => out.heldGroups.has(groupKey(g[0]!.before.user_id, g[0]!.before.digest_date)));
+    // One statement: lock, decide (as decideUndo), restore, audit (sql/queries/undo_batch.sql).
+    const rows = await inBatch(db, stats, (b) =>
+      b.query<{ id: string; verdict: BatchVerdict; status: string | null; other: string | null; changed: boolean }>('undo_batch', [
+        entries.map((e) => e.rowId),
+        entries.map((e) => JSON.stringify(e.before)),
+        entries.map((e) => e.after.status),
+        inFlightParam(),
+        runId,
+        COMMAND,
+        db.ids.schema,
+        CLIENT_HOST,
+        allowed,
+      ]),
+    );
+    const byId = new Map(entries.map((e) => [e.rowId, e]));
+    // A day with a row held elsewhere, or a row that changed between the statement's snapshot and its
+    // lock (the restore found no row at the locked version), waits whole for the retry.
+    const retry = new Set<string>();
+    for (const r of rows) {
+      const e = byId.get(r.id)!;
+      if (r.changed) rowsChanged++;
+      else if (r.verdict === 'held' || r.verdict === 'restore') retry.add(groupKey(e.before.user_id, e.before.digest_date));
+      else skipped.push({ id: r.id, reason: r.verdict, detail: skipDetail(r.verdict, e, r.status, r.other) });
+    }
+    return batch.filter((g) => retry.has(groupKey(g[0]!.before.user_id, g[0]!.before.digest_date)));
   });
   return { stats, rowsChanged, skipped, loop, interrupted: loop.interrupted };
+}
+
+/** The detail decideUndo gives for each reason (src/core/repair.ts). */
+function skipDetail(reason: UndoDecision['skipped'][number]['reason'], e: AuditEntry, status: string | null, other: string | null): string {
+  switch (reason) {
+    case 'row-deleted':
+      return 'the row no longer exists';
+    case 'status-changed':
+      return `status is now '${status}', the run set '${e.after.status}'`;
+    case 'status-not-allowed':
+      return `the CHECK constraint no longer allows '${e.before.status}'`;
+    default:
+      return `row ${other} of the same user and day is in flight`;
+  }
 }

@@ -135,26 +135,49 @@ describe('undo', () => {
     expect(await checksumExcept(t.client, t.schema, 'false')).toBe(after);
   });
 
-  it('the batch statement itself puts nothing back in flight beside a row that went in flight after the decision', async () => {
+  it('the batch statement itself decides from the rows as it locks them: nothing goes back in flight beside a row that went in flight after the plan', async () => {
     const s = await seedIncident(t);
     const run = await stale(true);
     const entries = await readRunAudit(db, run.applied!.runId!);
     expect(entries.map((e) => e.rowId).sort()).toEqual([s.stuck, s.pendingOld, s.pendingNew].sort());
-    // After the decision, the service takes the incident day's failed row back in flight.
+    // After the plan, the service takes the incident day's failed row back in flight.
     await setStatus(s.failed, 'pending');
     const undoId = randomUUID();
     await startRun(db, { id: undoId, command: 'undo', args: {} });
-    const changed = await db.transaction(async (tx) => {
-      const locked = new Map((await tx.query<{ id: string; tid: string }>('undo_lock_rows', [entries.map((e) => e.rowId)])).map((r) => [r.id, r.tid]));
-      const params = [entries.map((e) => e.rowId), entries.map((e) => JSON.stringify(e.before)), entries.map((e) => e.after.status), ['scheduled', 'pending', 'processing'], undoId, 'undo', t.schema, 'test', entries.map((e) => locked.get(e.rowId))];
-      return (await tx.query<{ id: string }>('undo_apply', params)).map((r) => r.id);
-    });
-    // The stuck row's day has nothing else in flight: it goes back; the incident day's two stay failed.
-    expect(changed).toEqual([s.stuck]);
+    const params = [entries.map((e) => e.rowId), entries.map((e) => JSON.stringify(e.before)), entries.map((e) => e.after.status), ['scheduled', 'pending', 'processing'], undoId, 'undo', t.schema, 'test', null];
+    const rows = await db.query<{ id: string; verdict: string; other: string | null; changed: boolean }>('undo_batch', params);
+    // The stuck row's day has nothing else in flight: it goes back; the incident day's two stay
+    // failed, each naming the row now in flight.
+    expect(rows.map((r) => [r.id, r.verdict, r.other, r.changed]).sort()).toEqual(
+      [
+        [s.stuck, 'restore', null, true],
+        [s.pendingOld, 'would-duplicate', s.failed, false],
+        [s.pendingNew, 'would-duplicate', s.failed, false],
+      ].sort(),
+    );
     const counts = await inFlightPerGroup(t.client, t.schema);
     expect(counts.get(`${INCIDENT.user}|${INCIDENT.day}`)).toBe(1);
     const audit = await t.client.query(`SELECT row_id::text AS id, before->>'status' AS b, after->>'status' AS a FROM ${t.stateSchema}.audit WHERE run_id = $1`, [undoId]);
     expect(audit.rows).toEqual([{ id: s.stuck, b: 'failed', a: 'pending' }]);
+  });
+
+  it('a row another session holds leaves its whole day for the retry; the rest of the batch goes back', async () => {
+    const s = await seedIncident(t);
+    await setStatus(s.pendingNew, 'sent');
+    const run = await stale(true);
+    const entries = await readRunAudit(db, run.applied!.runId!);
+    expect(entries.map((e) => e.rowId).sort()).toEqual([s.stuck, s.pendingOld].sort());
+    const undoId = randomUUID();
+    await startRun(db, { id: undoId, command: 'undo', args: {} });
+    const holder = await t.client.query('BEGIN').then(() => t.client.query(`SELECT 1 FROM ${t.schema}.digest_history WHERE id = $1 FOR UPDATE`, [s.pendingOld]));
+    expect(holder.rowCount).toBe(1);
+    try {
+      const params = [entries.map((e) => e.rowId), entries.map((e) => JSON.stringify(e.before)), entries.map((e) => e.after.status), ['scheduled', 'pending', 'processing'], undoId, 'undo', t.schema, 'test', null];
+      const rows = await db.query<{ id: string; verdict: string; changed: boolean }>('undo_batch', params);
+      expect(rows.map((r) => [r.id, r.verdict, r.changed]).sort()).toEqual([[s.stuck, 'restore', true], [s.pendingOld, 'held', false]].sort());
+    } finally {
+      await t.client.query('ROLLBACK');
+    }
   });
 
   it('once the kept row is done, puts back only the newest of the failed rows of each day', async () => {

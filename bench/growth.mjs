@@ -1,0 +1,127 @@
+// Growth: inspect, fix-duplicates --apply, mark-stale --apply and the stream scan at 100,000 and at
+// 1,000,000 rows / entries (times the scale). Each run is a child process of its own, so its peak
+// RSS is its own; the ratio of costs between the sizes must stay within 10x (linear or better, plus
+// noise), and the peak RSS should stay flat or grow sub-linearly.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { createBenchDatabase, createServiceSchema, fillDigestHistory } from './lib.mjs';
+
+const exec = promisify(execFile);
+const SELF = fileURLToPath(import.meta.url);
+const BATCH = { batchSize: 500, lockTimeoutMs: 2_000, lockWaitMs: 5_000 };
+
+async function child(args) {
+  const { stdout } = await exec(process.execPath, [SELF, '--child', ...args], { maxBuffer: 16 << 20 });
+  return JSON.parse(stdout);
+}
+
+export default async function run({ redisUrl, scale }) {
+  const sizes = [100_000, 1_000_000].map((n) => Math.round(n * scale));
+  const bench = await createBenchDatabase('growth');
+  const admin = new pg.Client({ connectionString: bench.url });
+  await admin.connect();
+  const prefix = `ddbench:${randomBytes(4).toString('hex')}:`;
+  const out = {};
+  try {
+    for (const n of sizes) {
+      const s = `s${n}`;
+      await createServiceSchema(admin, s);
+      // A tenth of the rows in duplicate groups (two in-flight rows each), a tenth stale.
+      await fillDigestHistory(admin, s, { rows: n, dupGroups: Math.round(n / 20), stale: Math.round(n / 10) });
+      await admin.query(`VACUUM ANALYZE ${s}.digest_history`);
+      const url = bench.url;
+      out[n] = {};
+      for (const op of ['inspect', 'fix-duplicates', 'mark-stale']) out[n][op] = await child([op, url, s, String(n)]);
+      await admin.query(`DROP SCHEMA ${s} CASCADE`);
+      await admin.query('DROP SCHEMA IF EXISTS dd CASCADE');
+      out[n].scan = await child(['fill-scan', redisUrl, `${prefix}${n}:`, String(n)]);
+    }
+    const [a, b] = sizes;
+    const mb = (kb) => Math.round(kb / 10.24) / 100;
+    const results = [];
+    for (const op of ['inspect', 'fix-duplicates', 'mark-stale', 'scan']) {
+      const ratio = out[b][op].ms / out[a][op].ms;
+      results.push({ name: `${op}: time at ${b.toLocaleString('en')} vs at ${a.toLocaleString('en')}`, value: Math.round(out[b][op].ms), unit: 'ms', baseline: Math.round(out[a][op].ms), ratio: Math.round(ratio * 100) / 100, target: '<= 10 (+ noise)', pass: ratio <= 12 });
+      const r = out[b][op].maxRssKb / out[a][op].maxRssKb;
+      results.push({ name: `${op}: peak RSS at ${b.toLocaleString('en')} vs at ${a.toLocaleString('en')}`, value: mb(out[b][op].maxRssKb), unit: 'MB', baseline: mb(out[a][op].maxRssKb), ratio: Math.round(r * 100) / 100, target: '< 10 (sub-linear)', pass: r < 10 });
+    }
+    return {
+      title: `growth: ${a.toLocaleString('en')} vs ${b.toLocaleString('en')} rows / entries`,
+      results,
+      notes:
+        `Each table has a tenth of its rows in duplicate groups (${Math.round(b / 20).toLocaleString('en')} groups at ${b.toLocaleString('en')}) and a tenth stale; the stream is filled as in the scan benchmark. ` +
+        'Each op is the library call the CLI makes (inspectSummary; fixDuplicates and markStale with --apply, batches of 500; scanStream), run once in a child process of its own: the time is the op alone (connections opened before the clock starts), the peak RSS the child\'s process.resourceUsage().maxRSS (Node itself is about 45 MB). ' +
+        'The ratio column is the larger size over the smaller: 10 is linear. The repairs\' results carry their whole plan (every row they change, for --json), so their RSS grows with the rows changed.',
+    };
+  } finally {
+    await admin.end();
+    await bench.drop();
+  }
+}
+
+if (process.argv[2] === '--child') {
+  const [, , , op, url, schemaOrPrefix, nStr] = process.argv;
+  const n = Number(nStr);
+  let started;
+  let extra;
+  if (op === 'fill-scan') {
+    const { Redis } = await import('ioredis');
+    const { DIGEST_STREAM } = await import('../dist/core/contract.js');
+    const { serializeEvent, isoUtc } = await import('../dist/core/event.js');
+    const fillClient = new Redis(url, { keyPrefix: schemaOrPrefix });
+    const { randomUUID } = await import('node:crypto');
+    for (let done = 0; done < n; done += 10_000) {
+      const p = fillClient.pipeline();
+      for (let i = done; i < Math.min(n, done + 10_000); i++) {
+        const u = randomUUID();
+        p.xadd(DIGEST_STREAM, '*', 'data', serializeEvent({ schema_version: 'v1', trace_id: randomUUID(), occurred_at: isoUtc(new Date()), idempotency_key: `digest:${u}:2025-11-25`, user_id: u, tenant_id: '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b', digest_date: '2025-11-25', trigger: 'scheduler', history_id: randomUUID(), context: 'channels', delivery_channel: 'telegram', delivery_format: 'markdown' }));
+      }
+      await p.exec();
+    }
+    fillClient.disconnect();
+    // The scan in a fresh child: this one's heap holds the fill's garbage.
+    const { stdout } = await exec(process.execPath, [SELF, '--child', 'scan', url, schemaOrPrefix, nStr], { maxBuffer: 16 << 20 });
+    const c2 = new Redis(url, { keyPrefix: schemaOrPrefix });
+    await c2.del(DIGEST_STREAM);
+    c2.disconnect();
+    process.stdout.write(stdout);
+    process.exit(0);
+  }
+  if (op === 'scan') {
+    const { connectRedis, closeRedis } = await import('../dist/redis/connect.js');
+    const { scanStream, DEFAULT_SCAN_OPTIONS } = await import('../dist/ops/streams.js');
+    const { DIGEST_STREAM } = await import('../dist/core/contract.js');
+    const r = await connectRedis({ url, keyPrefix: schemaOrPrefix });
+    started = performance.now();
+    const res = await scanStream(r, undefined, DIGEST_STREAM, true, DEFAULT_SCAN_OPTIONS);
+    extra = { entries: res.entries };
+    await closeRedis(r);
+    if (res.entries !== n) throw new Error(`scanned ${res.entries} entries, expected ${n}`);
+  } else {
+    const { connectPg } = await import('../dist/postgres/db.js');
+    const db = await connectPg({ url, schema: schemaOrPrefix, stateSchema: 'dd', statementTimeoutMs: 600_000 });
+    started = performance.now();
+    if (op === 'inspect') {
+      const { inspectSummary } = await import('../dist/ops/inspect.js');
+      const r = await inspectSummary(db, { skipped: 'bench' }, { limit: 20, stuckAfterMs: 3_600_000 });
+      extra = { groups: r.duplicates.totalGroups };
+    } else if (op === 'fix-duplicates') {
+      const { fixDuplicates } = await import('../dist/ops/fix-duplicates.js');
+      const r = await fixDuplicates(db, { ...BATCH, keep: 'newest', apply: true });
+      extra = { changed: r.applied.rowsChanged };
+    } else {
+      const { markStale } = await import('../dist/ops/mark-stale.js');
+      const r = await markStale(db, { skipped: 'bench: no Redis' }, { ...BATCH, olderThanMs: 7 * 86_400_000, includeLive: false, liveIdleMs: 300_000, apply: true });
+      extra = { changed: r.applied.rowsChanged };
+    }
+    const ms = performance.now() - started;
+    await db.close();
+    process.stdout.write(JSON.stringify({ ms, maxRssKb: process.resourceUsage().maxRSS, ...extra }));
+    process.exit(0);
+  }
+  process.stdout.write(JSON.stringify({ ms: performance.now() - started, maxRssKb: process.resourceUsage().maxRSS, ...extra }));
+  process.exit(0);
+}

@@ -1,0 +1,139 @@
+// Start-up, which every invocation pays: `--version`, `--help` and `inspect` against an empty table
+// (the time until its first query reaches Postgres), each against `node -e 0`, side by side. The
+// shipped entry (bin/digest-doctor.js, which loads the esbuild bundle in dist/bundle/) and the tsc
+// output it replaces (dist/cli/main.js, loaded directly) are both measured, so the lever shows.
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createBenchDatabase, createServiceSchema, median, result } from './lib.mjs';
+
+const BIN = fileURLToPath(new URL('../bin/digest-doctor.js', import.meta.url));
+const BUNDLE = new URL('../dist/bundle/main.js', import.meta.url);
+// The tsc output loaded directly, as bin/ did before the bundle.
+const UNBUNDLED = `${tmpdir()}/dd-bench-unbundled-${process.pid}.mjs`;
+
+/**
+ * A TCP proxy in front of Postgres that notes when the client sends its first message after the
+ * startup packet (with trust authentication, the first query: pg sends no SSLRequest without sslmode).
+ */
+async function firstQueryProxy(target) {
+  let firstQueryAt = null;
+  const server = net.createServer((c) => {
+    const up = net.connect(target.port, target.host);
+    let seen = 0;
+    let startupLength = null;
+    c.on('data', (chunk) => {
+      if (startupLength === null && seen + chunk.length >= 4) startupLength = Buffer.concat([Buffer.alloc(0), chunk]).readInt32BE(0);
+      seen += chunk.length;
+      if (firstQueryAt === null && startupLength !== null && seen > startupLength) firstQueryAt = process.hrtime.bigint();
+    });
+    c.pipe(up).pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: server.address().port,
+    reset() {
+      firstQueryAt = null;
+    },
+    firstQueryAt: () => firstQueryAt,
+    close: () => new Promise((r) => server.close(r)),
+  };
+}
+
+/** Runs argv to its exit; wall ms from spawn, and ms until `mark()` (if given) returned a time. */
+function timed(argv, env, mark) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const p = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    const killer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      clearTimeout(killer);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      const at = mark?.();
+      if (code !== 0 && code !== 1) reject(new Error(`${argv.join(' ')} exited ${code}: ${err}`));
+      else resolve({ ms, firstMs: at ? Number(at - t0) / 1e6 : null });
+    });
+  });
+}
+
+export default async function run({ scale, redisUrl }) {
+  if (!existsSync(BUNDLE)) throw new Error('no dist/bundle/main.js: run npm run build');
+  writeFileSync(UNBUNDLED, `import { main } from ${JSON.stringify(new URL('../dist/cli/main.js', import.meta.url).href)};\nmain(process.argv);\n`);
+  const rounds = scale < 1 ? 5 : 15;
+  const bench = await createBenchDatabase('startup');
+  const admin = new pg.Client({ connectionString: bench.url });
+  await admin.connect();
+  const u = new URL(bench.url);
+  const proxy = await firstQueryProxy({ host: u.hostname, port: Number(u.port || 5432) });
+  try {
+    await createServiceSchema(admin, 'public');
+    const viaProxy = new URL(bench.url);
+    viaProxy.port = String(proxy.port);
+    const env = { ...process.env, NO_COLOR: '1' };
+    for (const k of ['DATABASE_URL', 'REDIS_URL', 'DEBUG', 'NODE_OPTIONS']) delete env[k];
+    // Redis under a key prefix of its own (an empty stream): the whole command, as the on-call runs it.
+    const inspectArgs = ['--database-url', viaProxy.toString(), '--redis-url', redisUrl, '--key-prefix', `ddbench:${process.pid}:`, 'inspect'];
+    const node = process.execPath;
+    const subjects = {
+      node: [node, '-e', '0'],
+      version: [node, BIN, '--version'],
+      help: [node, BIN, '--help'],
+      inspect: [node, BIN, ...inspectArgs],
+      versionTsc: [node, UNBUNDLED, '--version'],
+      helpTsc: [node, UNBUNDLED, '--help'],
+      inspectTsc: [node, UNBUNDLED, ...inspectArgs],
+    };
+    // warm the file cache once
+    for (const argv of Object.values(subjects)) await timed(argv, env, proxy.firstQueryAt).catch((e) => { throw e; });
+    // Each round runs node -e 0 then every subject, in a rotating order; every ratio is taken within
+    // its round (against that round's node -e 0), and the figure is the median ratio over the rounds.
+    const per = Object.fromEntries(Object.keys(subjects).map((k) => [k, []]));
+    const keys = Object.keys(subjects).filter((k) => k !== 'node');
+    for (let r = 0; r < rounds; r++) {
+      const base = await timed(subjects.node, env);
+      const order = keys.map((_, i) => keys[(i + r) % keys.length]);
+      for (const k of order) {
+        proxy.reset();
+        per[k].push({ ...(await timed(subjects[k], env, proxy.firstQueryAt)), base: base.ms });
+      }
+      per.node.push({ ms: base.ms, base: base.ms });
+    }
+    const row = (name, k, target, field = 'ms') => {
+      const list = per[k].map((x) => ({ v: x[field], b: x.base }));
+      const m = median(list, (x) => x.v / x.b);
+      return result(name, m.v, 'ms', m.b, target);
+    };
+    const results = [
+      row('--version (bin/, bundled) vs node -e 0', 'version', 3),
+      row('--help (bin/, bundled) vs node -e 0', 'help', 2),
+      row('inspect on an empty table (bin/, bundled): spawn to its first query vs node -e 0', 'inspect', 2, 'firstMs'),
+      row('inspect on an empty table (bin/, bundled): the whole process vs node -e 0', 'inspect', null),
+      row('--version, tsc output unbundled vs node -e 0', 'versionTsc', null),
+      row('--help, tsc output unbundled vs node -e 0', 'helpTsc', null),
+      row('inspect first query, tsc output unbundled vs node -e 0', 'inspectTsc', null, 'firstMs'),
+    ];
+    const all = (k, field = 'ms') => per[k].map((x) => (x[field] / x.base).toFixed(2)).join(' ');
+    return {
+      title: 'start-up: --version, --help, inspect on an empty table, each against node -e 0',
+      results,
+      notes:
+        `${rounds} rounds; each runs \`node -e 0\` and then every subject once, in a rotating order, and takes each subject's ratio against that round's \`node -e 0\`; the row is the round with the median ratio (so the machine's load, which moves both, cancels out as far as it can). ` +
+        'bin/digest-doctor.js loads the esbuild bundle (dist/bundle/, built by `npm run build`: one entry plus a chunk per command, loaded on demand) when it is at least as new as the tsc output; the "tsc output unbundled" rows import dist/cli/main.js directly, as bin/ did before. ' +
+        "The first query is the first message the process sends after Postgres's startup packet, seen by a TCP proxy in front of the server (the time includes connecting; Redis is given, under a key prefix with no stream). " +
+        "Where the time goes (a CPU profile of `--help`, node --cpu-prof): Node's bootstrap and the built-in modules the drivers need (net, tls, crypto, readline), the ESM loader resolving and reading the bundle's chunks, and compiling the chunk that holds zod, pg and ioredis. `--help` lists every command, so it registers all of them, and each command's module imports its operations (and with them the drivers and zod schemas) at the top: that, not our code's own work, is what keeps `--help` above 2x. The lever left is registering commands from a static description (names, options, help text) and importing a command's module only to run it; src/cli/commands/* is being restructured elsewhere, so it is not done here. `--version` loads the entry chunk only. " +
+        `All ratios: --version ${all('version')}; --help ${all('help')}; inspect first query ${all('inspect', 'firstMs')}; unbundled --help ${all('helpTsc')}; unbundled inspect first query ${all('inspectTsc', 'firstMs')}.`,
+    };
+  } finally {
+    await proxy.close();
+    await admin.end();
+    await bench.drop();
+  }
+}

@@ -1,0 +1,59 @@
+// `npm run build` step 2: bundles the CLI (dist/cli/main.js, the tsc output) with esbuild into
+// dist/bundle/, one small entry plus a chunk per command loaded on demand (code splitting keeps the
+// commands' lazy imports lazy). Node then resolves and reads a few dozen files at start-up instead of
+// several hundred (zod, pg, ioredis, commander and our modules): see BENCHMARKS.md, start-up.
+// bin/digest-doctor.js loads the bundle when it is at least as new as the tsc output.
+// Files read at run time (sql/, the Lua scripts, package.json) are found relative to import.meta.url
+// two directories up from each module (src/<dir>/x.ts -> dist/<dir>/x.js), so the bundle lives two
+// levels down as well (dist/bundle/*.js) and the same relative URLs reach the package root.
+// The embedded engine (@electric-sql/pglite: wasm and data files next to its own modules) stays
+// external, loaded from node_modules only by the commands that use it.
+import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const EXTERNAL = ['@electric-sql/pglite', '@electric-sql/pglite/*'];
+
+/**
+ * With code splitting, esbuild turns a CommonJS package reached by `await import('pkg')` into a chunk
+ * with only a default export, so `const { Redis } = await import('ioredis')` would find nothing. Such
+ * an import is sent to a small ES module instead that imports the package and re-exports its
+ * module.exports keys by name (read here by requiring the package), as Node's own import does.
+ */
+const cjsDynamicImports = {
+  name: 'cjs-dynamic-imports',
+  setup(b) {
+    const req = createRequire(`${root}package.json`);
+    const deps = new Set(Object.keys(req('./package.json').dependencies).filter((d) => !EXTERNAL.includes(d)));
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (args.kind !== 'dynamic-import' || args.namespace === 'cjs-reexport' || !deps.has(args.path)) return undefined;
+      return { path: args.path, namespace: 'cjs-reexport' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'cjs-reexport' }, (args) => {
+      const names = Object.keys(req(args.path)).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+      const spec = JSON.stringify(args.path);
+      return { contents: `import m from ${spec};\nexport default m;\nexport const { ${names.join(', ')} } = m;\n`, resolveDir: root, loader: 'js' };
+    });
+  },
+};
+rmSync(`${root}dist/bundle`, { recursive: true, force: true });
+await build({
+  entryPoints: { main: `${root}dist/cli/main.js` },
+  outdir: `${root}dist/bundle`,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external: EXTERNAL,
+  plugins: [cjsDynamicImports],
+  // pg and ioredis are CommonJS and require() Node's modules: give the ESM bundle a require.
+  banner: { js: "import { createRequire as __ddCreateRequire } from 'node:module'; const require = __ddCreateRequire(import.meta.url);" },
+  // Whitespace and syntax only: identifiers (class and function names in errors) stay as written.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  sourcemap: 'linked',
+  logLevel: 'warning',
+});
