@@ -79,7 +79,7 @@ describe('digest-doctor migrate (built binary)', () => {
     const doc = MigrateResultSchema.parse(JSON.parse(res.stdout));
     expect(doc.outcome).toBe('refused');
     expect(doc.duplicates.groups[0]).toMatchObject({ rows: 2, digestDate: '2025-11-25' });
-    expect(doc.message).toMatch(/digest-doctor fix-duplicates --apply/);
+    expect(doc.message).toMatch(/digest-doctor .*--schema \S+ .*fix-duplicates --apply/);
     const human = await cli('migrate', '--apply');
     expect(human.code).toBe(4);
     expect(human.stdout).toContain('6af5e7d3-e736-46da-bfc1-42786f2ab1c0');
