@@ -45,7 +45,8 @@ describe('fix-duplicates (the built binary)', () => {
     expect(res.code).toBe(0);
     expect(res.stdout).toContain(INCIDENT.user);
     expect(res.stdout).toMatch(/keep the oldest, mark the rest 'failed'/);
-    expect(res.stdout).toMatch(/undo with: digest-doctor undo [0-9a-f-]{36}/);
+    // the undo command carries this run's flags (issue 15), so it pastes as printed
+    expect(res.stdout).toMatch(/undo with: digest-doctor .*--schema \S+ .*undo [0-9a-f-]{36}/);
     expect(res.stdout).not.toMatch(/\x1b\[/);
   });
 
