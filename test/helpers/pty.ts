@@ -27,8 +27,11 @@ export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegEx
     const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
     let asked = false;
-    const onData = (d: Buffer) => {
-      output += d.toString();
+    // decoded as a stream: a character split across two chunks must not become two replacement characters
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    const onData = (d: string) => {
+      output += d;
       if (!asked && prompt.test(output)) {
         asked = true;
         if (opts.answer !== undefined) child.stdin.write(`${opts.answer}\n`);
