@@ -15,7 +15,7 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort, waitUntil } from './ports.js';
+import { freePort, pgAnswers, waitUntil } from './ports.js';
 
 const run = promisify(execFile);
 const VERSION = '15';
@@ -59,17 +59,6 @@ function installExitHook(): void {
   });
 }
 
-async function ready(url: string): Promise<boolean> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-  c.on('error', () => undefined);
-  try {
-    await c.connect();
-    await c.query('SELECT 1');
-    return true;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
 
 export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgCluster> {
   const port = await freePort();
@@ -99,7 +88,7 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
       else await run(backup[0]!, backup.slice(1), { timeout: 120_000 });
     }
     await run('pg_ctlcluster', ['--skip-systemctl-redirect', VERSION, name, 'start'], { timeout: 120_000 });
-    await waitUntil(() => ready(url()), `cluster ${name} on port ${port}`);
+    await waitUntil(() => pgAnswers(url()), `cluster ${name} on port ${port}`);
     if (opts.standbyOf) {
       await waitUntil(async () => {
         const c = new pg.Client({ connectionString: url() });

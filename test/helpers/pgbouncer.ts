@@ -9,8 +9,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { freePort, waitUntil } from './ports.js';
+import { freePort, pgAnswers, waitUntil } from './ports.js';
 
 export const PGBOUNCER_BIN = '/usr/sbin/pgbouncer';
 
@@ -117,15 +116,7 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<PgBouncer>
   try {
     await waitUntil(async () => {
       if (child.exitCode !== null) throw new Error(`pgbouncer exited with ${child.exitCode}: ${log()}`);
-      const c = new pg.Client({ connectionString: url(), connectionTimeoutMillis: 2_000 });
-      c.on('error', () => undefined);
-      try {
-        await c.connect();
-        await c.query('SELECT 1');
-        return true;
-      } finally {
-        await c.end().catch(() => undefined);
-      }
+      return pgAnswers(url());
     }, `pgbouncer on port ${port}`, 20_000);
   } catch (err) {
     await stop();

@@ -23,3 +23,17 @@ export async function waitUntil(check: () => Promise<boolean>, what: string, tim
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+/** Whether a Postgres (or a pooler in front of one) at `url` accepts a login and answers SELECT 1 within about 2 s; a refused connect throws. */
+export async function pgAnswers(url: string): Promise<boolean> {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return true;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}

@@ -3,11 +3,11 @@
 // fetched once into ~/.cache/digest-doctor-test (DIGEST_DOCTOR_TEST_CACHE) and run with their libs.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 
@@ -20,17 +20,6 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** A port the OS says is free right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const BULLSEYE = 'http://deb.debian.org/debian/';
 /** Debian bullseye's redis 6.0.16 and the libraries it links (file names from dists/bullseye/main/binary-amd64/Packages). */
