@@ -33,7 +33,7 @@ export async function confirmWrite(g: GlobalOptions, yes: boolean | undefined, c
   const lines = [
     `${command} will write:`,
     ...summary.map((l) => `  ${l}`),
-    `  database: ${describeWriteTarget(g.databaseUrl)}, schema ${g.schema} (state schema ${g.stateSchema})`,
+    `  database: ${g.databaseUrl ? describeWriteTarget(g.databaseUrl) : `the embedded database in ${g.dataDir}`}, schema ${g.schema} (state schema ${g.stateSchema})`,
     ...(extraTarget ? [`  ${extraTarget}`] : []),
   ];
   process.stderr.write(redactText(lines.join('\n'), g.secrets) + '\n');

@@ -30,10 +30,10 @@ describe('demo', () => {
       const cmds = printed(res.stdout);
       // global flags come back in the order the program declares them
       const base = `digest-doctor --redis-url ${r.url} --key-prefix ${r.prefix} --data-dir ${dataDir}`;
-      expect(cmds.slice(0, 7)).toEqual([`${base} inspect`, `${base} inspect --user 6af5e7d3-e736-46da-bfc1-42786f2ab1c0 --date 2025-11-25`, `${base} fix-duplicates`, `${base} fix-duplicates --apply`, `${base} mark-stale --older-than 1d --apply`, `${base} migrate --apply`, `${base} migrate status`]);
+      expect(cmds.slice(0, 7)).toEqual([`${base} inspect`, `${base} inspect --user 6af5e7d3-e736-46da-bfc1-42786f2ab1c0 --date 2025-11-25`, `${base} fix-duplicates`, `${base} fix-duplicates --apply --yes`, `${base} mark-stale --older-than 1d --apply --yes`, `${base} migrate --apply --yes`, `${base} migrate status`]);
       expect(cmds).toContain(`${base} streams`);
-      expect(cmds).toContain(`${base} replay --from-dlq --apply`);
-      expect(cmds.some((c) => /^digest-doctor .* undo [0-9a-f-]{36} --apply$/.test(c))).toBe(true);
+      expect(cmds).toContain(`${base} replay --from-dlq --apply --yes`);
+      expect(cmds.some((c) => /^digest-doctor .* undo [0-9a-f-]{36} --apply --yes$/.test(c))).toBe(true);
       expect(res.stdout).toMatch(/^passed: \d+ ok, 0 warn, 0 fail$/m);
       expect(res.stderr).toContain(`using the embedded database (PGlite) in ${dataDir}`);
       // the state is kept: inspect on it finds nothing wrong. In flight: the kept row of each of the two

@@ -57,7 +57,9 @@ Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis steps are skipped.`,
         if (facts && !g.keyPrefix) flags.push('--key-prefix', prefix);
         const { main } = await import('../main.js');
         const codes: Array<{ args: string; code: number }> = [];
-        const step = async (args: string[], expect: number[]) => {
+        const step = async (given: string[], expect: number[]) => {
+          // the demo is the person who confirms: its writes carry --yes, so a terminal never stops it at a prompt
+          const args = given.includes('--apply') && !given.includes('--yes') ? [...given, '--yes'] : given;
           const line = commandLine([...flags, ...args]);
           ctx.print(ctx.style.accent(`\n$ ${line}`));
           process.exitCode = 0;
