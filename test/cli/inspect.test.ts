@@ -2,13 +2,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorDocumentSchema } from '../../src/cli/output.js';
 import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestSchema, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
+import { createTestSchema, databaseUrl, ENGINES, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
 
 let t: TestSchema;
 let r: TestRedis;
+
+describe.each(ENGINES)('inspect on a database (%s)', (engine) => { // not reindented
+// a DATABASE_URL in the environment names a server: the server only
+const serverIt = (engine === 'server' ? it : () => undefined) as typeof it;
+/** The flags that name the database and nothing else (no --schema). */
+const databaseArgs = () => (t.dataDir ? ['--data-dir', t.dataDir] : ['--database-url', t.url]);
 beforeAll(async () => {
-  t = await createTestSchema();
+  t = await createTestSchema({ engine });
   await seedIncident(t);
   r = await createTestRedis();
 });
@@ -34,7 +40,7 @@ describe('digest-doctor inspect (the built binary)', () => {
     expect(doc.duplicates.totalGroups).toBe(1);
   });
 
-  it('takes DATABASE_URL with a +asyncpg suffix from the environment', async () => {
+  serverIt('takes DATABASE_URL with a +asyncpg suffix from the environment', async () => {
     const url = t.url.replace('postgresql://', 'postgresql+asyncpg://');
     const res = await runCli(['--schema', t.schema, 'inspect', '--json', '--date', '2025-11-20'], { env: { DATABASE_URL: url } });
     expect(res.code).toBe(1);
@@ -86,17 +92,19 @@ describe('bad input: one line, exit 2, no stack trace', () => {
       expect(res.stderr).toMatch(message);
       expect(res.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
       expect(res.stderr).not.toMatch(/\n\s+at /);
+      // refused before any database is opened: no embedded notice (no PGlite start-up for a typo)
+      expect(res.stderr).not.toContain('using the embedded database');
     });
   }
 
   it('a schema without digest_history names the schemas that have it', async () => {
-    const res = await runCli(['--database-url', t.url, '--schema', 'nowhere', 'inspect']);
+    const res = await runCli([...databaseArgs(), '--schema', 'nowhere', 'inspect']);
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(new RegExp(`schema "nowhere" has no table digest_history.*${t.schema}`));
   });
 
   it('a table whose columns differ from the contract', async () => {
-    const other = await createTestSchema();
+    const other = await createTestSchema({ engine });
     try {
       await other.client.query(`ALTER TABLE ${other.schema}.digest_history DROP COLUMN sent_at`);
       const res = await runCli([...other.cliArgs, 'inspect']);
@@ -107,6 +115,24 @@ describe('bad input: one line, exit 2, no stack trace', () => {
     }
   });
 
+  it('--json errors are a document too', async () => {
+    const res = await runCli([...t.cliArgs, 'inspect', '--json', '--user', 'x']);
+    expect(res.code).toBe(2);
+    const doc = ErrorDocumentSchema.parse(JSON.parse(res.stdout));
+    expect(doc.error).toMatchObject({ code: 'BAD_INPUT', exitCode: 2 });
+  });
+
+  it('DEBUG=1 adds the stack trace', async () => {
+    const res = await runCli([...t.cliArgs, 'inspect', '--user', 'x'], { env: { DEBUG: '1' } });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/\n\s+at /);
+  });
+});
+
+});
+
+// Engine-independent: no database of a test is named.
+describe('the database flags', () => {
   it('a database URL that does not parse', async () => {
     const res = await runCli(['--database-url', 'postgresql://u:pw@[::1', 'inspect']);
     expect(res.code).toBe(2);
@@ -127,21 +153,9 @@ describe('bad input: one line, exit 2, no stack trace', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
-
-  it('--json errors are a document too', async () => {
-    const res = await runCli([...t.cliArgs, 'inspect', '--json', '--user', 'x']);
-    expect(res.code).toBe(2);
-    const doc = ErrorDocumentSchema.parse(JSON.parse(res.stdout));
-    expect(doc.error).toMatchObject({ code: 'BAD_INPUT', exitCode: 2 });
-  });
-
-  it('DEBUG=1 adds the stack trace', async () => {
-    const res = await runCli([...t.cliArgs, 'inspect', '--user', 'x'], { env: { DEBUG: '1' } });
-    expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/\n\s+at /);
-  });
 });
 
+// A server's URL: the login and the network are the server's.
 describe('connections', () => {
   it('an unreachable database is exit 3, and the password never shows', async () => {
     const res = await runCli(['--database-url', 'postgresql://app:hunter2@127.0.0.1:1/app', 'inspect', '--json']);
@@ -152,10 +166,10 @@ describe('connections', () => {
   });
 
   it('a refused login is exit 3 and masks the password the driver may echo', async () => {
-    const u = new URL(t.url);
+    const u = new URL(databaseUrl());
     u.username = 'no_such_role_dd';
     u.password = 'Sup3rSecret';
-    const res = await runCli(['--database-url', u.toString(), '--schema', t.schema, 'inspect']);
+    const res = await runCli(['--database-url', u.toString(), 'inspect']);
     expect(res.code).toBe(3);
     expect(res.stdout + res.stderr).not.toContain('Sup3rSecret');
   });

@@ -8,19 +8,11 @@ import { buildEvent, serializeEvent } from '../../src/core/event.js';
 import { InspectUserSchema } from '../../src/ops/inspect.js';
 import { ReplayResultSchema } from '../../src/ops/replay.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestSchema, INCIDENT, insertRows, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';
+import { createTestSchema, ENGINES, INCIDENT, insertRows, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
 
 let t: TestSchema;
 let redis: TestRedis;
-beforeEach(async () => {
-  t = await createTestSchema();
-  redis = await createTestRedis();
-});
-afterEach(async () => {
-  await redis.cleanup();
-  await t.cleanup();
-});
 
 /** The event the service would publish, with every UUID in it written upper-case. */
 function upperCaseEvent(userId: string, historyId: string, day: string): string {
@@ -31,7 +23,16 @@ function upperCaseEvent(userId: string, historyId: string, day: string): string 
   return out;
 }
 
-describe('UUIDs in any case', () => {
+describe.each(ENGINES)('UUIDs in any case (%s)', (engine) => {
+  beforeEach(async () => {
+    t = await createTestSchema({ engine });
+    redis = await createTestRedis();
+  });
+  afterEach(async () => {
+    await redis.cleanup();
+    await t.cleanup();
+  });
+
   it('inspect --user in upper case finds the entry whose user_id and history_id are upper case, and reports them lower-case', async () => {
     const s = await seedIncident(t);
     await redis.client.xgroup('CREATE', redis.key(DIGEST_STREAM), DIGEST_GROUP, '0', 'MKSTREAM');
