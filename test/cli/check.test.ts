@@ -1,6 +1,10 @@
 // `check` on a healthy database (the demo's end state) and on the incident, in all four formats;
 // the config file; no database at all. Expected verdicts come from the fixtures: incident.sql has one
 // (user, day) with two pending rows, three pending rows older than a week and no unique index.
+// `check` never runs on the embedded database (README, src/cli/commands/check.ts: exit 2, an explicit
+// --data-dir included), so its verdicts are tested on the server; on the embedded engine the test is
+// that refusal (the last describe).
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -8,7 +12,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckResultSchema } from '../../src/core/check.js';
-import { runCli } from '../helpers/cli.js';
+import { ErrorDocumentSchema } from '../../src/cli/output.js';
+import { BIN, runCli } from '../helpers/cli.js';
 import { createTestSchema, databaseUrl, seedIncident, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -201,5 +206,46 @@ describe('config file', () => {
     expect(env.code).toBe(1);
     const flag = await runCli(['--config', file, 'check', '--stuck-after', '3650d'], { env: { DIGEST_DOCTOR_STUCK_AFTER: '1h' } });
     expect(flag.code).toBe(0);
+  });
+});
+
+describe('the embedded engine: check refuses it, an explicit --data-dir holding data included', () => {
+  let e: TestSchema;
+  let dir: string;
+  beforeAll(async () => {
+    e = await createTestSchema({ engine: 'embedded' });
+    await seedIncident(e); // a database with the incident in it: the refusal is not about an empty one
+    dir = mkdtempSync(join(tmpdir(), 'dd-config-'));
+  });
+  afterAll(async () => {
+    await e?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--data-dir: exit 2 naming what it needs, and the data directory is never opened', async () => {
+    // The test holds the data directory open (its lock file): a command that opened it would be BUSY (4).
+    await e.client.query('SELECT 1');
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+    delete env.DATABASE_URL;
+    delete env.REDIS_URL;
+    const res = spawnSync(process.execPath, [BIN, ...e.cliArgs, 'check'], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(res.status, res.stderr).toBe(2);
+    expect(res.stderr).toMatch(/check needs a database: pass --database-url or set DATABASE_URL \(it never runs on the embedded database/);
+    expect(res.stderr).not.toContain('using the embedded database');
+    expect(res.stdout).not.toMatch(/^(ok|warn|FAIL) /m); // no check ran
+  });
+
+  it('--json: the refusal is an error document (BAD_INPUT, exit 2)', async () => {
+    const res = await runCli([...e.cliArgs, '--json', 'check']);
+    expect(res.code).toBe(2);
+    expect(ErrorDocumentSchema.parse(JSON.parse(res.stdout)).error).toMatchObject({ code: 'BAD_INPUT', exitCode: 2 });
+  });
+
+  it('a config file naming the data directory: exit 2 as well', async () => {
+    const file = join(dir, 'embedded.json');
+    writeFileSync(file, JSON.stringify({ dataDir: e.dataDir, schema: e.schema, stateSchema: e.stateSchema }));
+    const res = await runCli(['--config', file, 'check']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/check needs a database/);
   });
 });
