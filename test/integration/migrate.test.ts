@@ -1,4 +1,8 @@
-// migrate against a real Postgres: each test its own schema (and state schema), cleaned up.
+// migrate against a real Postgres: each test its own schema (and state schema), cleaned up. On both
+// engines (test/helpers/engine.ts). The embedded engine has one connection: no CONCURRENTLY (the
+// statements are the migration files as written), no second session holding locks or building, no
+// pg_stat_progress, no statement_timeout; those cases run on the server only, and where the embedded
+// run does something else instead, the test says what it does.
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -6,8 +10,9 @@ import { UNIQUE_INDEX_NAME } from '../../src/core/contract.js';
 import { runnableStatement } from '../../src/core/migration.js';
 import { DEFAULT_MIGRATE_OPTIONS, migrateApply, migrateDown, migratePlan, migrateStatus, type MigrateHooks, type MigrateOptions } from '../../src/ops/migrate.js';
 import { connectPg, type Db } from '../../src/postgres/db.js';
+import { connectEmbedded } from '../../src/postgres/embedded.js';
 import { loadMigrations, renderStatement } from '../../src/postgres/migrator.js';
-import { TENANT, createTestSchema, ensureUser, insertRows, type TestSchema } from '../helpers/pg.js';
+import { ENGINES, TENANT, createTestSchema, ensureUser, insertRows, type TestSchema } from '../helpers/pg.js';
 
 let t: TestSchema;
 let dbs: Db[] = [];
@@ -15,8 +20,10 @@ let extra: pg.Client[] = [];
 
 const OPTS: MigrateOptions = { ...DEFAULT_MIGRATE_OPTIONS, retryDelayMs: 50, lockWaitMs: 0, lockTimeoutMs: 30_000 };
 
+/** A Db on the test schema: `url` on the server; the embedded data directory when `url` is the test's embedded one. */
 async function open(url = t.url, app = 'digest-doctor migrate'): Promise<Db> {
-  const db = await connectPg({ url, schema: t.schema, stateSchema: t.stateSchema, statementTimeoutMs: 60_000, applicationName: app });
+  const ids = { schema: t.schema, stateSchema: t.stateSchema, statementTimeoutMs: 60_000, applicationName: app };
+  const db = t.dataDir && url === t.url ? await connectEmbedded(t.dataDir, ids) : await connectPg({ url, ...ids });
   dbs.push(db);
   return db;
 }
@@ -101,8 +108,15 @@ async function seedDuplicates(): Promise<string[]> {
   ]);
 }
 
+describe.each(ENGINES)('migrate (%s)', (engine) => { // the whole file, on each engine (not reindented)
+// a second session (a lock holder, a concurrent writer or build, pg_cancel_backend), pg_stat_progress,
+// statement_timeout, a URL's port or options, roles: the server only (test/helpers/engine.ts)
+const serverIt = (engine === 'server' ? it : () => undefined) as typeof it;
+const embeddedIt = (engine === 'embedded' ? it : () => undefined) as typeof it;
+/** The migration's statements as each engine runs them: CONCURRENTLY added on the server, the file as written embedded. */
+const CONCURRENTLY = engine === 'server' ? ' CONCURRENTLY' : '';
 beforeEach(async () => {
-  t = await createTestSchema();
+  t = await createTestSchema({ engine });
 });
 
 afterEach(async () => {
@@ -120,23 +134,30 @@ describe('migrate (dry run)', () => {
     expect(r.outcome).toBe('planned');
     expect(r.ok).toBe(true);
     expect(r.migrations[0]!.statements.at(-1)).toBe(
-      `CREATE UNIQUE INDEX CONCURRENTLY ux_digest_history_user_date ON "${t.schema}".digest_history (user_id, digest_date) WHERE status IN ('pending', 'processing')`,
+      `CREATE UNIQUE INDEX${CONCURRENTLY} ux_digest_history_user_date ON "${t.schema}".digest_history (user_id, digest_date) WHERE status IN ('pending', 'processing')`,
     );
     expect(r.checks.map((c) => c.name)).toEqual(['session', 'primary', 'writable', 'privileges', 'ledger', 'duplicates', 'long transactions', 'prepared transactions', 'lock']);
     expect(await indexRow()).toBeUndefined();
     expect(await stateSchemaExists()).toBe(false);
   });
 
-  it('shows the duplicates it would refuse on, and who holds the lock', async () => {
+  it('shows the duplicates it would refuse on', async () => {
     for (let i = 0; i < 3; i++) await seedDuplicates();
-    const holder = await client();
-    const [{ pid }] = (await holder.query(`SELECT pg_backend_pid() AS pid, pg_advisory_lock(hashtext('digest-doctor:migrate'), hashtext($1::text))`, [t.schema])).rows;
     const r = await migratePlan(await open(), { ...OPTS, duplicateLimit: 2 });
     expect(r.ok).toBe(false);
     expect(r.duplicates).toMatchObject({ checked: true, totalGroups: 3, totalRows: 6 });
     expect(r.duplicates.groups).toHaveLength(2);
     expect(r.duplicates.groups[0]!.statuses).toEqual(['pending', 'pending']);
     expect(r.checks.find((c) => c.name === 'duplicates')!.fix).toMatch(/digest-doctor fix-duplicates/);
+    expect(r.lockHolder).toBeNull();
+  });
+
+  serverIt('shows who holds the lock', async () => {
+    const holder = await client();
+    const [{ pid }] = (await holder.query(`SELECT pg_backend_pid() AS pid, pg_advisory_lock(hashtext('digest-doctor:migrate'), hashtext($1::text))`, [t.schema])).rows;
+    const r = await migratePlan(await open(), OPTS);
+    expect(r.ok).toBe(false);
+    expect(r.checks.find((c) => c.name === 'lock')!.verdict).toBe('fail');
     expect(r.lockHolder?.pid).toBe(pid);
   });
 });
@@ -160,6 +181,8 @@ describe('migrate --apply', () => {
     const r = await migrateApply(db, OPTS, hooks());
     expect(r.outcome).toBe('applied');
     expect(r.migrations[0]!.verification).toEqual({ valid: true, ready: true, matches: true, differences: [], arbiterIndexes: [UNIQUE_INDEX_NAME], arbiterProven: true });
+    // what it did, in the engine's words: the embedded run says it built without CONCURRENTLY, and why
+    expect(r.migrations[0]!.actions).toEqual([`built index ${UNIQUE_INDEX_NAME} ${engine === 'server' ? 'concurrently' : 'without CONCURRENTLY (embedded engine: one connection, nothing else writes)'} (attempt 1)`]);
     expect(await indexRow()).toEqual({ indisvalid: true, indisready: true });
     const [row] = await ledger();
     expect(row).toMatchObject({ version: 1, name: 'ux_digest_history_user_date', status: 'applied', attempts: 1, applied_by: 'postgres', checksum: loadMigrations()[0]!.checksum });
@@ -175,7 +198,7 @@ describe('migrate --apply', () => {
     expect((await migrateStatus(db)).drift).toBe(false);
   });
 
-  it('keeps a concurrent writer working during the build', async () => {
+  serverIt('keeps a concurrent writer working during the build', async () => {
     await seedClean(20_000);
     const w = await client();
     const users = (await w.query(`SELECT id FROM ${t.schema}.users LIMIT 50`)).rows.map((r) => r.id as string);
@@ -222,12 +245,12 @@ describe('migrate --apply', () => {
     const r = await migrateApply(await open(), OPTS, hooks());
     expect(r.outcome).toBe('applied');
     expect(r.migrations[0]!.before).toMatchObject({ exists: true, valid: false });
-    expect(r.migrations[0]!.statements).toContain(`DROP INDEX CONCURRENTLY "${t.schema}".ux_digest_history_user_date`);
+    expect(r.migrations[0]!.statements).toContain(`DROP INDEX${CONCURRENTLY} "${t.schema}".ux_digest_history_user_date`);
     expect(r.migrations[0]!.actions[0]).toMatch(/dropped index ux_digest_history_user_date/);
     expect(await indexRow()).toEqual({ indisvalid: true, indisready: true });
   });
 
-  it("leaves an INVALID index alone while someone else's build of it is still in progress", async () => {
+  serverIt("leaves an INVALID index alone while someone else's build of it is still in progress", async () => {
     await seedClean(10);
     const blocker = await openWriter();
     const builder = await client();
@@ -241,7 +264,7 @@ describe('migrate --apply', () => {
     expect(await indexRow()).toEqual({ indisvalid: true, indisready: true });
   });
 
-  it('two migrators at once: one builds, the other answers busy naming the holder', async () => {
+  serverIt('two migrators at once: one builds, the other answers busy naming the holder', async () => {
     await seedClean(10);
     const blocker = await openWriter();
     const first = migrateApply(await open(t.url, 'digest-doctor migrate first'), OPTS, hooks());
@@ -254,7 +277,7 @@ describe('migrate --apply', () => {
     expect((await first).outcome).toBe('applied');
   });
 
-  it('on lock_timeout drops the half-built index and retries', async () => {
+  serverIt('on lock_timeout drops the half-built index and retries', async () => {
     await seedClean(10);
     const blocker = await openWriter();
     const run = migrateApply(await open(), { ...OPTS, lockTimeoutMs: 1000, maxAttempts: 3 }, hooks());
@@ -269,7 +292,7 @@ describe('migrate --apply', () => {
     expect((await ledger())[0]).toMatchObject({ status: 'applied', last_sqlstate: '55P03' });
   });
 
-  it('gives up after a bounded number of attempts, names the blocking transaction, and the next run recovers', async () => {
+  serverIt('gives up after a bounded number of attempts, names the blocking transaction, and the next run recovers', async () => {
     await seedClean(10);
     const blocker = await openWriter();
     const blockerPid = (await blocker.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
@@ -287,7 +310,7 @@ describe('migrate --apply', () => {
     expect(await indexRow()).toEqual({ indisvalid: true, indisready: true });
   });
 
-  it('gives up clearly when every attempt times out, dropping each half-built index', async () => {
+  serverIt('gives up clearly when every attempt times out, dropping each half-built index', async () => {
     await seedClean(50_000);
     const r = await migrateApply(await open(), { ...OPTS, buildTimeoutMs: 1, maxAttempts: 2 }, hooks());
     expect(r.outcome).toBe('busy');
@@ -298,7 +321,19 @@ describe('migrate --apply', () => {
     expect((await ledger())[0]).toMatchObject({ status: 'failed', attempts: 2, last_sqlstate: '57014' });
   });
 
-  it('an interrupt cancels the build on the server and removes the invalid index', async () => {
+  embeddedIt('no statement_timeout on the embedded engine: a --build-timeout too short for the build does not stop it', async () => {
+    // The server cancels this build (57014, the test above); the embedded engine enforces no
+    // statement_timeout (README, "The embedded engine"): the build runs to the end, once, as written.
+    await seedClean(2_000);
+    const r = await migrateApply(await open(), { ...OPTS, buildTimeoutMs: 1, maxAttempts: 2 }, hooks());
+    expect(r.outcome).toBe('applied');
+    expect(r.migrations[0]!.attempts).toBe(1);
+    expect(r.migrations[0]!.statements).toEqual([`SET lock_timeout = '30000ms'`, `SET statement_timeout = '1ms'`, `CREATE UNIQUE INDEX ux_digest_history_user_date ON "${t.schema}".digest_history (user_id, digest_date) WHERE status IN ('pending', 'processing')`]);
+    expect(await indexRow()).toEqual({ indisvalid: true, indisready: true });
+    expect((await ledger())[0]).toMatchObject({ status: 'applied', attempts: 1, last_sqlstate: null });
+  });
+
+  serverIt('an interrupt cancels the build on the server and removes the invalid index', async () => {
     await seedClean(10);
     const blocker = await openWriter();
     const ac = new AbortController();
@@ -315,7 +350,7 @@ describe('migrate --apply', () => {
     expect((await ledger())[0]).toMatchObject({ status: 'failed', last_sqlstate: '57014' });
   });
 
-  it('reports build progress from pg_stat_progress_create_index', async () => {
+  serverIt('reports build progress from pg_stat_progress_create_index', async () => {
     await seedClean(10);
     const blocker = await openWriter();
     const phases: string[] = [];
@@ -330,14 +365,15 @@ describe('migrate --apply', () => {
 });
 
 describe('refusals before anything is written', () => {
-  it('refuses the Supabase transaction pooler port', async () => {
+  serverIt('refuses the Supabase transaction pooler port', async () => {
     const r = await migrateApply(await open(), { ...OPTS, port: 6543 }, hooks());
     expect(r.outcome).toBe('refused');
     expect(r.checks.find((c) => c.name === 'session')!.verdict).toBe('fail');
     expect(await stateSchemaExists()).toBe(false);
   });
 
-  it('refuses a read-only session', async () => {
+  // a URL's options: the server; the embedded session is made read-only by SET (the next test)
+  serverIt('refuses a read-only session', async () => {
     const u = new URL(t.url);
     u.searchParams.set('options', '-c default_transaction_read_only=on');
     const r = await migrateApply(await open(u.toString()), OPTS, hooks());
@@ -345,7 +381,21 @@ describe('refusals before anything is written', () => {
     expect(r.message).toMatch(/writable/);
   });
 
-  it('refuses a role that does not own the table', async () => {
+  embeddedIt('refuses a read-only session (default_transaction_read_only set on the embedded backend)', async () => {
+    const db = await open();
+    await db.raw('SET default_transaction_read_only = on');
+    try {
+      const r = await migrateApply(db, OPTS, hooks());
+      expect(r.outcome).toBe('refused');
+      expect(r.checks.find((c) => c.name === 'writable')).toMatchObject({ verdict: 'fail', detail: 'the session is read-only: default_transaction_read_only is on (set for the database, the role or the server)' });
+      expect(await stateSchemaExists()).toBe(false);
+    } finally {
+      await db.raw('RESET default_transaction_read_only');
+    }
+  });
+
+  // roles: the server (PGlite runs as its one superuser)
+  serverIt('refuses a role that does not own the table', async () => {
     const role = `dd_ro_${randomBytes(4).toString('hex')}`;
     await t.client.query(`CREATE ROLE ${role} LOGIN`);
     try {
@@ -401,7 +451,7 @@ describe('migrate status and --down', () => {
     await migrateApply(db, OPTS, hooks());
     const plan = await migrateDown(db, OPTS, hooks(), false);
     expect(plan.outcome).toBe('planned');
-    expect(plan.migrations[0]!.statements.at(-1)).toBe(`DROP INDEX CONCURRENTLY "${t.schema}".ux_digest_history_user_date`);
+    expect(plan.migrations[0]!.statements.at(-1)).toBe(`DROP INDEX${CONCURRENTLY} "${t.schema}".ux_digest_history_user_date`);
     expect(await indexRow()).toBeDefined();
     const r = await migrateDown(db, OPTS, hooks(), true);
     expect(r.outcome).toBe('removed');
@@ -429,4 +479,5 @@ describe('the embedded engine runs the same migration file', () => {
     await expect(t.client.query(renderStatement(db, runnableStatement(m!, 'up', 'postgres')))).rejects.toMatchObject({ code: '25001' });
     await t.client.query('ROLLBACK');
   });
+});
 });
