@@ -349,8 +349,16 @@ export function indexDifferences(_expected: IndexShape, catalog: CatalogIndex): 
   return catalog.exists ? catalog.differences : [];
 }
 
-/** What `migrate --apply` does about one index migration, given the catalog. */
-export function planUp(expected: IndexShape, catalog: CatalogIndex): UpPlan {
+/**
+ * How an engine builds and drops a migration's index, in the words the plan and the actions use:
+ * 'concurrently' on Postgres; on the embedded engine the file runs as written, and it says so.
+ */
+export function indexDdlWords(engine: 'postgres' | 'embedded'): string {
+  return engine === 'embedded' ? 'without CONCURRENTLY (embedded engine: one connection, nothing else writes)' : 'concurrently';
+}
+
+/** What `migrate --apply` does about one index migration, given the catalog, on `engine` (the reason's words). */
+export function planUp(expected: IndexShape, catalog: CatalogIndex, engine: 'postgres' | 'embedded' = 'postgres'): UpPlan {
   if (!catalog.exists) return { kind: 'build', dropInvalidFirst: false, reason: `index ${expected.name} does not exist` };
   if (catalog.building) {
     return { kind: 'building-elsewhere', pid: catalog.building.pid, reason: `index ${expected.name} is being built right now by pid ${catalog.building.pid} (${catalog.building.phase})` };
@@ -358,7 +366,7 @@ export function planUp(expected: IndexShape, catalog: CatalogIndex): UpPlan {
   const diffs = indexDifferences(expected, catalog);
   if (!catalog.valid || !catalog.ready) {
     // A dead concurrent build: still maintained (and enforcing uniqueness on writes) but never used; rebuild it.
-    return { kind: 'build', dropInvalidFirst: true, reason: `index ${expected.name} exists but is INVALID (a failed earlier build): drop it concurrently and rebuild` };
+    return { kind: 'build', dropInvalidFirst: true, reason: `index ${expected.name} exists but is INVALID (a failed earlier build): drop it ${indexDdlWords(engine)} and rebuild` };
   }
   if (diffs.length) return { kind: 'conflict', differences: diffs, reason: `index ${expected.name} exists with another definition: ${diffs.join('; ')}` };
   return { kind: 'noop', reason: `index ${expected.name} is installed, valid and matching: nothing to do` };

@@ -6,6 +6,7 @@ import { UNIQUE_INDEX_NAME } from '../core/contract.js';
 import {
   connectionChecks,
   decideRetry,
+  indexDdlWords,
   indexDifferences,
   migrationStatus,
   planUp,
@@ -327,7 +328,7 @@ function setStatements(lockMs: number, statementMs: number): string[] {
 }
 
 function planStatements(db: Db, m: Migration, c: CatalogIndex, o: MigrateOptions): { plan: string; statements: string[]; outcome: MigrateOutcome } {
-  const p = planUp(m.index, c);
+  const p = planUp(m.index, c, db.engine);
   const timeouts = (stmtMs: number) => setStatements(o.lockTimeoutMs, stmtMs);
   if (p.kind !== 'build') return { plan: p.reason, statements: [], outcome: p.kind === 'noop' ? 'noop' : p.kind === 'conflict' ? 'refused' : 'busy' };
   const statements: string[] = [];
@@ -451,7 +452,7 @@ async function dropConcurrently(ctl: Db, build: Db, m: Migration, o: MigrateOpti
       const c = await readIndex(ctl, m.index);
       if (!c.exists) return;
       const d = decideRetry({ sqlstate: sqlstateOf(err) ?? undefined, attempt, maxAttempts: o.maxAttempts, baseDelayMs: o.retryDelayMs });
-      run.actions.push(`DROP INDEX CONCURRENTLY attempt ${attempt} failed (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})`);
+      run.actions.push(`${build.engine === 'embedded' ? 'DROP INDEX' : 'DROP INDEX CONCURRENTLY'} attempt ${attempt} failed (${sqlstateOf(err) ?? '?'}: ${messageOf(err)})`);
       if (!d.retry) {
         // DROP INDEX CONCURRENTLY waits for the same old transactions a build does: name them and leave it for the next run.
         const who = await blockersText(ctl);
@@ -548,7 +549,7 @@ async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: Mig
       const sqlstate = error ? sqlstateOf(error) : null;
       await ledgerAttempt(ctl, m, error ? { message: messageOf(error), sqlstate } : null);
       if (!error) {
-        run.actions.push(`built index ${m.index.name} ${b.engine === 'embedded' ? 'without CONCURRENTLY (embedded engine: one connection, nothing else writes)' : 'concurrently'} (attempt ${attempt})`);
+        run.actions.push(`built index ${m.index.name} ${indexDdlWords(b.engine)} (attempt ${attempt})`);
         return;
       }
       run.actions.push(`attempt ${attempt} failed: ${sqlstate ?? '?'} ${messageOf(error)}`);
@@ -603,7 +604,7 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
     try {
       for (const m of migrations) {
         const c = await readIndex(db, m.index);
-        const p = planUp(m.index, c);
+        const p = planUp(m.index, c, db.engine);
         const run = emptyRun(m, c, p.reason, 'noop');
         runs.push(run);
         if (p.kind === 'noop') {
@@ -686,7 +687,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
     for (const m of migrations) {
       const c = await readIndex(db, m.index);
       const stmt = renderStatement(db, runnableStatement(m, 'down', db.engine));
-      runs.push(emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist: nothing to drop`, c.exists ? 'planned' : 'noop'));
+      runs.push(emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it ${indexDdlWords(db.engine)}` : `index ${m.index.name} does not exist: nothing to drop`, c.exists ? 'planned' : 'noop'));
       if (c.exists) runs[runs.length - 1]!.statements.push(...setStatements(o.lockTimeoutMs, o.statementTimeoutMs), stmt);
     }
     const failing = failedChecks(pre);
@@ -704,7 +705,7 @@ export async function migrateDown(db: Db, o: MigrateOptions, hooks: MigrateHooks
     try {
       for (const m of migrations) {
         const c = await readIndex(db, m.index);
-        const run = emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it concurrently` : `index ${m.index.name} does not exist`, 'noop');
+        const run = emptyRun(m, c, c.exists ? `index ${m.index.name} exists: drop it ${indexDdlWords(db.engine)}` : `index ${m.index.name} does not exist`, 'noop');
         runs.push(run);
         if (c.building) throw halt('busy', `index ${m.index.name} is being built right now by pid ${c.building.pid}: wait for it, then remove it`);
         const ledger = (await readLedger(db)).get(m.version);

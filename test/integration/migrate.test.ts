@@ -115,6 +115,8 @@ const serverIt = (engine === 'server' ? it : () => undefined) as typeof it;
 const embeddedIt = (engine === 'embedded' ? it : () => undefined) as typeof it;
 /** The migration's statements as each engine runs them: CONCURRENTLY added on the server, the file as written embedded. */
 const CONCURRENTLY = engine === 'server' ? ' CONCURRENTLY' : '';
+/** How the plan and the actions say the index is built or dropped. */
+const HOW = engine === 'server' ? 'concurrently' : 'without CONCURRENTLY (embedded engine: one connection, nothing else writes)';
 beforeEach(async () => {
   t = await createTestSchema({ engine });
 });
@@ -182,7 +184,7 @@ describe('migrate --apply', () => {
     expect(r.outcome).toBe('applied');
     expect(r.migrations[0]!.verification).toEqual({ valid: true, ready: true, matches: true, differences: [], arbiterIndexes: [UNIQUE_INDEX_NAME], arbiterProven: true });
     // what it did, in the engine's words: the embedded run says it built without CONCURRENTLY, and why
-    expect(r.migrations[0]!.actions).toEqual([`built index ${UNIQUE_INDEX_NAME} ${engine === 'server' ? 'concurrently' : 'without CONCURRENTLY (embedded engine: one connection, nothing else writes)'} (attempt 1)`]);
+    expect(r.migrations[0]!.actions).toEqual([`built index ${UNIQUE_INDEX_NAME} ${HOW} (attempt 1)`]);
     expect(await indexRow()).toEqual({ indisvalid: true, indisready: true });
     const [row] = await ledger();
     expect(row).toMatchObject({ version: 1, name: 'ux_digest_history_user_date', status: 'applied', attempts: 1, applied_by: 'postgres', checksum: loadMigrations()[0]!.checksum });
@@ -245,6 +247,7 @@ describe('migrate --apply', () => {
     const r = await migrateApply(await open(), OPTS, hooks());
     expect(r.outcome).toBe('applied');
     expect(r.migrations[0]!.before).toMatchObject({ exists: true, valid: false });
+    expect(r.migrations[0]!.plan).toBe(`index ${UNIQUE_INDEX_NAME} exists but is INVALID (a failed earlier build): drop it ${HOW} and rebuild`);
     expect(r.migrations[0]!.statements).toContain(`DROP INDEX${CONCURRENTLY} "${t.schema}".ux_digest_history_user_date`);
     expect(r.migrations[0]!.actions[0]).toMatch(/dropped index ux_digest_history_user_date/);
     expect(await indexRow()).toEqual({ indisvalid: true, indisready: true });
@@ -451,6 +454,7 @@ describe('migrate status and --down', () => {
     await migrateApply(db, OPTS, hooks());
     const plan = await migrateDown(db, OPTS, hooks(), false);
     expect(plan.outcome).toBe('planned');
+    expect(plan.migrations[0]!.plan).toBe(`index ${UNIQUE_INDEX_NAME} exists: drop it ${HOW}`);
     expect(plan.migrations[0]!.statements.at(-1)).toBe(`DROP INDEX${CONCURRENTLY} "${t.schema}".ux_digest_history_user_date`);
     expect(await indexRow()).toBeDefined();
     const r = await migrateDown(db, OPTS, hooks(), true);

@@ -124,6 +124,11 @@ describe('plan', () => {
   });
   it('drops and rebuilds a dead INVALID index, but leaves one that is still being built', () => {
     expect(planUp(e, invalid)).toMatchObject({ kind: 'build', dropInvalidFirst: true });
+    // the reason says how each engine drops it: the embedded engine runs the file as written
+    expect(planUp(e, invalid).reason).toBe('index ux_digest_history_user_date exists but is INVALID (a failed earlier build): drop it concurrently and rebuild');
+    expect(planUp(e, invalid, 'embedded').reason).toBe(
+      'index ux_digest_history_user_date exists but is INVALID (a failed earlier build): drop it without CONCURRENTLY (embedded engine: one connection, nothing else writes) and rebuild',
+    );
     expect(planUp(e, { ...invalid, building: { pid: 42, phase: 'building index', user: 'x', application: null } })).toMatchObject({ kind: 'building-elsewhere', pid: 42 });
   });
   it('refuses to touch a valid index of the same name with another definition', () => {
