@@ -10,11 +10,18 @@
 //
 // Server-only, with the reason (what PGlite lacks):
 // - pooler.test.ts, and the pgbouncer cases of server-settings / faults: pgbouncer in front of a server;
-// - read-only.test.ts, cli/permissions.test.ts: roles and GRANTs (PGlite runs as its one superuser);
+// - read-only.test.ts, cli/permissions.test.ts, dry-run's read-only role, migrate's role that does not
+//   own the table: roles and GRANTs (PGlite runs as its one superuser);
 // - locks.test.ts, fix-duplicates/undo/repair "held by another session" cases, migrate's concurrent
 //   writers, lock timeouts, pg_cancel_backend: a second connection holding locks meanwhile;
-// - build-failures.test.ts and migrate's progress/CONCURRENTLY/INVALID-index cases: CREATE INDEX
-//   CONCURRENTLY, pg_stat_progress_create_index, a build cancelled from another session;
+// - build-failures.test.ts and migrate's progress / someone else's build / build-timeout cases: CREATE
+//   INDEX CONCURRENTLY by another session, pg_stat_progress_create_index, statement_timeout (not
+//   enforced embedded: migrate.test.ts pins that the embedded build runs to the end), a build
+//   cancelled from another session;
+// - URLs: inspect's DATABASE_URL with a driver suffix, migrate's pooler port and read-only URL options,
+//   fix-duplicates' read-only session in server-judge (the embedded engine has no URL);
+// - check: never runs on the embedded database (exit 2, even with --data-dir: cli/check.test.ts pins
+//   the refusal);
 // - faults.test.ts (server killed, TCP proxy cut, TLS, auth), cluster-harness, standby/hot-standby
 //   (server-judge's read-only standby case): server processes and the network;
 // - repair-kill.test.ts: SIGKILL of a server session and the server rolling back its open batch
