@@ -1,14 +1,15 @@
 // "Nothing was written": the catalog rows and the contents of every relation of some schemas, and
 // every key under a Redis prefix, taken before and after a command and compared whole.
-import type pg from 'pg';
 import type { Redis } from 'ioredis';
+import type { QueryClient } from './engine.js';
 
 /**
  * The schemas' pg_namespace and pg_class rows (with their xmin: any DDL, ALTER included, rewrites
  * them) and, per table, every row with its xmin (an UPDATE that sets the same values still gets a
- * new xmin), as one comparable value. Schemas that do not exist show as absent.
+ * new xmin), as one comparable value. Schemas that do not exist show as absent. On either engine
+ * (a node-postgres client, or engine.ts's embedded client).
  */
-export async function pgSnapshot(c: pg.Client, schemas: readonly string[]): Promise<unknown> {
+export async function pgSnapshot(c: Pick<QueryClient, 'query'>, schemas: readonly string[]): Promise<unknown> {
   const ns = (await c.query(`SELECT nspname, xmin::text AS xmin, nspowner::regrole::text AS owner, nspacl::text AS acl FROM pg_namespace WHERE nspname = ANY($1) ORDER BY nspname`, [schemas])).rows;
   const rels = (
     await c.query<{ nspname: string; relname: string; relkind: string; xmin: string; relfilenode: string }>(
