@@ -100,7 +100,13 @@ export function preludesOf(text: string, file = 'script'): string[] {
     for (const name of m[1]!.split(',').map((n) => n.trim())) if (!names.includes(name)) names.push(name);
   }
   for (const name of names) {
-    if (/^-- Prelude: /m.test(preludeFile(name))) throw new Error(`lua/prelude/${name}.lua names a prelude of its own (${file} must name each it needs)`);
+    let prelude: string;
+    try {
+      prelude = preludeFile(name);
+    } catch (err) {
+      throw new Error(`${file} names prelude ${name}: ${(err as Error).message}`, { cause: err });
+    }
+    if (/^-- Prelude: /m.test(prelude)) throw new Error(`lua/prelude/${name}.lua names a prelude of its own (${file} must name each it needs)`);
   }
   return names;
 }

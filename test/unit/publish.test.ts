@@ -184,7 +184,7 @@ describe('shared Lua preludes (issue 14)', () => {
   it('there are preludes, and each script names only preludes that exist', () => {
     expect(PRELUDES.sort()).toEqual(['lock', 'publish']);
     for (const file of Object.values(SCRIPTS)) for (const name of preludesOf(scriptFile(file))) expect(PRELUDES, `${file}: ${name}`).toContain(name);
-    expect(() => preludesOf('-- Prelude: no-such-prelude\nreturn 1\n')).toThrow(/no-such-prelude/);
+    expect(() => preludesOf('-- Prelude: no-such-prelude\nreturn 1\n', 'lua/x-1.lua')).toThrow(/^lua\/x-1\.lua names prelude no-such-prelude: .*ENOENT/);
     expect(() => preludeFile('../publish-idmp-1')).toThrow(/not <lowercase-name>/);
   });
 
