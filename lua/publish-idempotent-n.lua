@@ -8,6 +8,7 @@
 -- Pacing: with a backlog limit, an event is added only while the group's unread entries (those
 -- after its last-delivered-id; every entry when the group does not exist) stay under the limit,
 -- so MAXLEN ~ never trims an entry nobody has read; the others come back C.NO_ROOM, unwritten.
+-- Prelude: publish
 -- KEYS[1]     the stream key
 -- KEYS[2..]   one marker key per event
 -- ARGV[1]     the markers' time to live in milliseconds
@@ -21,61 +22,11 @@
 --             C.ADDED_OVER_STALE_MARKER, C.REPEAT_PRESENT, C.REPEAT_DELIVERED (the entry id is
 --             the first one), C.NO_ROOM, C.MARKER_WRONG_TYPE or C.MARKER_NOT_AN_ID;
 --             or C.NOT_A_STREAM alone when the stream key holds another type (nothing written).
---             C is the code table src/redis/scripts.ts prepends.
-local stream = KEYS[1]
-local group = ARGV[3]
-local limit = tonumber(ARGV[4])
-local streamType = redis.call('TYPE', stream)['ok']
-if streamType ~= 'stream' and streamType ~= 'none' then
-  return C.NOT_A_STREAM
-end
-local exists = streamType == 'stream'
+--             C is the code table src/redis/scripts.ts prepends, with lua/prelude/publish.lua.
+local s = openStream(KEYS[1], ARGV[3], tonumber(ARGV[4]))
+if not s then return C.NOT_A_STREAM end
 
--- Stream ids compared exactly, as decimal strings: a sequence may pass 2^53, a Lua number's limit.
-local function cmpNum(a, b)
-  if #a ~= #b then return #a < #b and -1 or 1 end
-  if a == b then return 0 end
-  return a < b and -1 or 1
-end
-local function cmpId(a, b)
-  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
-  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
-  local c = cmpNum(ams, bms)
-  if c ~= 0 then return c end
-  return cmpNum(aseq, bseq)
-end
-
--- The group's last-delivered-id, or false when there is no such group.
-local lastDelivered = false
-if exists and group ~= '' then
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-    local name, last
-    for j = 1, #g, 2 do
-      if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then last = g[j + 1] end
-    end
-    if name == group then lastDelivered = last end
-  end
-end
-
--- Entries after the group's last-delivered-id, counted up to the limit (cost: that many entries).
-local function countUnread()
-  if not exists then return 0 end
-  local len = redis.call('XLEN', stream)
-  if not lastDelivered then return len end
-  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-  if last == nil or cmpId(lastDelivered, last[1]) >= 0 then return 0 end
-  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
-  if cmpId(lastDelivered, first[1]) < 0 then return len end
-  -- inclusive start (exclusive ranges need Redis 6.2): drop the delivered entry itself
-  local after = redis.call('XRANGE', stream, lastDelivered, '+', 'COUNT', limit + 1)
-  local n = #after
-  if n > 0 and after[1][1] == lastDelivered then n = n - 1 end
-  if n > limit then n = limit end
-  return n
-end
-
-local unread = -1
-local out = { 0, lastDelivered and 1 or 0, lastDelivered or '' }
+local out = replyOf(s)
 for i = 2, #KEYS do
   local id, code = '', nil
   local seen = redis.pcall('GET', KEYS[i])
@@ -84,26 +35,20 @@ for i = 2, #KEYS do
   elseif seen then
     if not string.match(seen, '^%d+%-%d+$') then
       code = C.MARKER_NOT_AN_ID
-    elseif exists and #redis.call('XRANGE', stream, seen, seen) > 0 then
+    elseif s.exists and #redis.call('XRANGE', s.key, seen, seen) > 0 then
       id, code = seen, C.REPEAT_PRESENT
-    elseif lastDelivered and cmpId(seen, lastDelivered) <= 0 then
+    elseif s.lastDelivered and cmpId(seen, s.lastDelivered) <= 0 then
       id, code = seen, C.REPEAT_DELIVERED
     end
   end
-  if code == nil and limit > 0 then
-    if unread < 0 then unread = countUnread() end
-    if unread >= limit then code = C.NO_ROOM end
-  end
+  if code == nil and atLimit(s) then code = C.NO_ROOM end
   if code == nil then
-    id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[i + 3])
+    id = redis.call('XADD', s.key, 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[i + 3])
     redis.call('SET', KEYS[i], id, 'PX', ARGV[1])
-    exists = true
-    if unread >= 0 then unread = unread + 1 end
+    added(s)
     code = seen and C.ADDED_OVER_STALE_MARKER or C.ADDED
   end
   out[#out + 1] = id
   out[#out + 1] = code
 end
-if limit > 0 and unread < 0 then unread = countUnread() end
-out[1] = unread
-return out
+return finish(s, out)

@@ -62,7 +62,8 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     .hook('preAction', (root, action) => {
       applyConfig(root, action, Object.keys(COMMANDS));
     });
-  await registerCommands(program, args);
+  // demo's steps run through main() itself, given to it here rather than imported (no import cycle)
+  await registerCommands(program, args, { run: runInProcess });
   return program;
 }
 
@@ -107,6 +108,18 @@ export async function main(argv: string[]): Promise<void> {
     }
     const { reportError } = await import('./run.js');
     process.exitCode = reportError(err, 'digest-doctor', argv.includes('--json'), argvSecrets(argv.slice(2)));
+  }
+}
+
+/** CliHost.run: one command line through main(), its exit code returned and process.exitCode restored. */
+async function runInProcess(args: readonly string[]): Promise<number> {
+  const outer = process.exitCode;
+  process.exitCode = 0;
+  try {
+    await main(['node', 'digest-doctor', ...args]);
+    return Number(process.exitCode ?? 0);
+  } finally {
+    process.exitCode = outer;
   }
 }
 

@@ -7,7 +7,7 @@ import { DoctorError, ExitCode, type ExitCodeValue } from '../errors.js';
 import { describeTarget } from '../postgres/db.js';
 import { describeRedis } from '../redis/connect.js';
 import { readGlobalOptions, type GlobalOptions } from './options.js';
-import { COMMANDS } from './commands/index.js';
+import { COMMAND_NAMES } from './command-list.js';
 import { ErrorDocumentSchema, SCHEMA_VERSION, setHintFlags, withHints } from './output.js';
 import { createProgress, type Progress } from './progress.js';
 import { makeStyle, outputWidth, type Style } from './render.js';
@@ -119,7 +119,7 @@ export function act<O>(fn: CommandAction<O>) {
     process.on('SIGTERM', onSignal);
     try {
       const g = readGlobalOptions(root);
-      setHintFlags(g.cliFlags, Object.keys(COMMANDS));
+      setHintFlags(g.cliFlags, COMMAND_NAMES);
       secrets = g.secrets;
       json = g.json;
       targets = { pg: g.databaseUrl ? describeTarget(g.databaseUrl) : undefined, redis: g.redisUrl ? describeRedis(g.redisUrl) : undefined };

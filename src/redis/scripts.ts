@@ -4,6 +4,12 @@
 // automatic, and ioredis applies keyPrefix to every KEYS entry. Every script returns codes from the
 // one table SCRIPT_CODES: it is prepended to each script as `local C = {...}`, so a script names
 // its codes (`return C.NOT_OWNER`) and never writes a number of its own.
+// Scripts cannot import each other, so what several of them share is a prelude, lua/prelude/<name>.lua
+// (functions only, no command run at load), prepended after the code table to each script whose
+// header names it in a `-- Prelude: <name>[, <name>]` line. Only the named ones: a lock script is
+// sent without the publish scripts' functions, so what Redis runs (and SCRIPT LOAD, SLOWLOG or a
+// `user_script:<line>` error shows) is the script and what it uses. Every key still comes through
+// KEYS (a prelude function takes the key from its caller), so the scripts stay cluster-safe.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DoctorError } from '../errors.js';
@@ -72,16 +78,46 @@ export const LUA_CODE_TABLE = `local C = { ${Object.entries(SCRIPT_CODES)
 
 const sources = new Map<string, string>();
 
-/** The script file's text as written (its header and body), without the code table. */
+/** The script file's text as written (its header and body), without the code table or preludes. */
 export function scriptFile(file: string): string {
   return readFileSync(`${LUA_DIR}${file}.lua`, 'utf8');
 }
 
-/** What is sent to Redis: the code table, then the file. */
+/** The text of lua/prelude/<name>.lua. Throws (a bug of ours) when a script names a prelude that does not exist. */
+export function preludeFile(name: string): string {
+  if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`prelude name ${JSON.stringify(name)} is not <lowercase-name>`);
+  const text = readFileSync(`${LUA_DIR}prelude/${name}.lua`, 'utf8');
+  return text.endsWith('\n') ? text : `${text}\n`;
+}
+
+/**
+ * The preludes a script's text names in its `-- Prelude: a, b` header lines, in that order, each
+ * once. A prelude names none of its own (throws): one level, so the order is the script's.
+ */
+export function preludesOf(text: string, file = 'script'): string[] {
+  const names: string[] = [];
+  for (const m of text.matchAll(/^-- Prelude: (.+)$/gm)) {
+    for (const name of m[1]!.split(',').map((n) => n.trim())) if (!names.includes(name)) names.push(name);
+  }
+  for (const name of names) {
+    let prelude: string;
+    try {
+      prelude = preludeFile(name);
+    } catch (err) {
+      throw new Error(`${file} names prelude ${name}: ${(err as Error).message}`, { cause: err });
+    }
+    if (/^-- Prelude: /m.test(prelude)) throw new Error(`lua/prelude/${name}.lua names a prelude of its own (${file} must name each it needs)`);
+  }
+  return names;
+}
+
+/** What is sent to Redis: the code table, the preludes the file names (each under a `-- lua/prelude/<name>.lua` line), then the file. */
 export function scriptSource(file: string): string {
   let text = sources.get(file);
   if (text === undefined) {
-    text = LUA_CODE_TABLE + scriptFile(file);
+    const body = scriptFile(file);
+    const preludes = preludesOf(body, `lua/${file}.lua`).map((name) => `-- lua/prelude/${name}.lua\n${preludeFile(name)}`);
+    text = LUA_CODE_TABLE + preludes.join('') + `-- lua/${file}.lua\n` + body;
     sources.set(file, text);
   }
   return text;

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIGEST_STREAM } from '../../src/core/contract.js';
 import { buildEvent, parseEventJson } from '../../src/core/event.js';
-import { connectRedis, closeRedis, isCluster, masters, type RedisClient } from '../../src/redis/connect.js';
+import { connectRedis, closeRedis, isCluster, masters, versionAtLeast, type RedisClient } from '../../src/redis/connect.js';
 import { BacklogStallError, cachedVersion, clientKeyPrefix, markerKeyFor, planPublish, publishBatch, publishIdempotent } from '../../src/redis/publish.js';
 import { createGroup, startConsumer } from '../helpers/stream-consumer.js';
 import { REDIS_TARGETS } from '../helpers/redis-targets.js';
-import { SCRIPTS, scriptSource } from '../../src/redis/scripts.js';
+import { SCRIPT_CODES, SCRIPTS, scriptSource, withScripts } from '../../src/redis/scripts.js';
 
 const USER = '6af5e7d3-e736-46da-bfc1-42786f2ab1c0';
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
@@ -38,6 +38,29 @@ describe.each(REDIS_TARGETS)('publishIdempotent on $name Redis', (target) => {
   it('every script file compiles on the server (SCRIPT LOAD), the 8.6 IDMP one included', async () => {
     for (const file of Object.values(SCRIPTS)) {
       for (const node of masters(client)) expect(await node.script('LOAD', scriptSource(file))).toMatch(/^[0-9a-f]{40}$/);
+    }
+  });
+
+  it('the IDMP script, loaded as the others with its prelude, runs its prelude (group, backlog count) up to its XADD; before 8.6 the server refuses the IDMP argument there', async () => {
+    const stream = `idmp:${DIGEST_STREAM}`;
+    // two entries, the group has read the first: counting walks the entries after its last-delivered-id
+    const read = (await client.xadd(stream, '*', 'data', '{}'))!;
+    await client.xadd(stream, '*', 'data', '{}');
+    await client.xgroup('CREATE', stream, 'digest-workers', read);
+    const source = scriptSource(SCRIPTS.publishIdmp);
+    const xaddLine = source.split('\n').findIndex((l) => l.includes("redis.call('XADD', s.key, 'IDMP'")) + 1;
+    expect(xaddLine).toBeGreaterThan(1);
+    // a backlog limit: openStream reads the group, atLimit counts the 1 unread entry
+    const native = versionAtLeast(await cachedVersion(client), 8, 6);
+    const call = withScripts(client).publishIdmp(stream, 'svc', 10_000, 'digest-workers', 10, 'iid-1', '{}');
+    if (native) {
+      const reply = (await call) as unknown[];
+      expect(reply.slice(0, 3)).toEqual([2, 1, read]);
+      expect(reply[4]).toBe(SCRIPT_CODES.ADDED);
+    } else {
+      // the first error is the XADD's own, at its line: nothing before it failed
+      await expect(call).rejects.toThrow(new RegExp(`@user_script:${xaddLine}\\b`));
+      expect(await client.xlen(stream)).toBe(2);
     }
   });
 

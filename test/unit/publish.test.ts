@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { buildEvent } from '../../src/core/event.js';
 import { backlogLimitFor, batchCall, choosePublishMode, hashTagOf, markerKeyFor, planPublish, readBatchReply } from '../../src/redis/publish.js';
 import { lockOutcome } from '../../src/redis/locks.js';
-import { keyCount, LUA_CODE_TABLE, SCRIPT_CODES, scriptError, scriptFile, scriptSource, SCRIPTS } from '../../src/redis/scripts.js';
+import { readdirSync } from 'node:fs';
+import { keyCount, LUA_CODE_TABLE, LUA_DIR, preludeFile, preludesOf, SCRIPT_CODES, scriptError, scriptFile, scriptSource, SCRIPTS } from '../../src/redis/scripts.js';
 
 const HISTORY = 'dac58a5d-522f-4e94-b803-caee803b53c6';
 const event = buildEvent(
@@ -79,7 +80,7 @@ describe('planPublish and batchCall', () => {
   });
 
   it('the IDMP script sends XADD key IDMP <producer> <iid> MAXLEN ~ n * data json', () => {
-    expect(scriptSource(SCRIPTS.publishIdmp)).toContain("redis.call('XADD', stream, 'IDMP', ARGV[1], iid, 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[i + 1])");
+    expect(scriptSource(SCRIPTS.publishIdmp)).toContain("redis.call('XADD', s.key, 'IDMP', ARGV[1], iid, 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[i + 1])");
   });
 });
 
@@ -140,7 +141,8 @@ describe('one table of script return codes (issue 14)', () => {
       }
       // no numeric result code written into the result list either
       expect(body, file).not.toMatch(/out\[#out \+ 1\] = -?\d/);
-      for (const [, name] of body.matchAll(/\bC\.([A-Z_]+)/g)) expect(Object.keys(SCRIPT_CODES), `${file}: C.${name}`).toContain(name);
+      // every name used anywhere in what is sent, the preludes' functions included
+      for (const [, name] of code(scriptSource(file)).matchAll(/\bC\.([A-Z_]+)/g)) expect(Object.keys(SCRIPT_CODES), `${file}: C.${name}`).toContain(name);
       expect(scriptSource(file).startsWith(LUA_CODE_TABLE)).toBe(true);
     }
   });
@@ -154,5 +156,87 @@ describe('one table of script return codes (issue 14)', () => {
     // "not owner" is no publish error: it is reported as an unknown code, never as "not a stream"
     expect(scriptError(SCRIPT_CODES.LOCK_NOT_OWNER, 'k').message).toMatch(/unknown code/);
     expect(scriptError(SCRIPT_CODES.NOT_A_STREAM, 'k').message).toMatch(/k is not a stream/);
+  });
+});
+
+/** Lua text without its comment lines. */
+function code(text: string): string {
+  return text
+    .split('\n')
+    .filter((l) => !l.trimStart().startsWith('--'))
+    .join('\n');
+}
+
+/** The names of the `local function`s a Lua text defines. */
+function definedFunctions(text: string): string[] {
+  return [...code(text).matchAll(/^local function ([A-Za-z_]\w*)\(/gm)].map((m) => m[1]!);
+}
+
+const PRELUDES = readdirSync(`${LUA_DIR}prelude`)
+  .filter((f) => f.endsWith('.lua'))
+  .map((f) => f.slice(0, -'.lua'.length));
+
+// Lua 5.1 keywords and the globals Redis gives a script (the only ones the scripts may call unqualified)
+const LUA_WORDS = new Set(['and', 'or', 'not', 'if', 'then', 'elseif', 'else', 'end', 'for', 'in', 'do', 'while', 'repeat', 'until', 'return', 'local', 'function', 'nil', 'true', 'false', 'break']);
+const LUA_GLOBALS = new Set(['type', 'tonumber', 'tostring', 'ipairs', 'pairs', 'unpack', 'select', 'error', 'assert', 'pcall']);
+
+describe('shared Lua preludes (issue 14)', () => {
+  it('there are preludes, and each script names only preludes that exist', () => {
+    expect(PRELUDES.sort()).toEqual(['lock', 'publish']);
+    for (const file of Object.values(SCRIPTS)) for (const name of preludesOf(scriptFile(file))) expect(PRELUDES, `${file}: ${name}`).toContain(name);
+    expect(() => preludesOf('-- Prelude: no-such-prelude\nreturn 1\n', 'lua/x-1.lua')).toThrow(/^lua\/x-1\.lua names prelude no-such-prelude: .*ENOENT/);
+    expect(() => preludeFile('../publish-idmp-1')).toThrow(/not <lowercase-name>/);
+  });
+
+  it('what is sent is the code table, the named preludes, then the script; a script gets no prelude it does not name', () => {
+    for (const file of Object.values(SCRIPTS)) {
+      const names = preludesOf(scriptFile(file));
+      expect(scriptSource(file)).toBe(LUA_CODE_TABLE + names.map((n) => `-- lua/prelude/${n}.lua\n${preludeFile(n)}`).join('') + `-- lua/${file}.lua\n` + scriptFile(file));
+    }
+    expect(preludesOf(scriptFile(SCRIPTS.releaseLock))).toEqual(['lock']);
+    expect(preludesOf(scriptFile(SCRIPTS.extendLock))).toEqual(['lock']);
+    expect(preludesOf(scriptFile(SCRIPTS.publishIdempotent))).toEqual(['publish']);
+    expect(preludesOf(scriptFile(SCRIPTS.publishIdmp))).toEqual(['publish']);
+    expect(scriptSource(SCRIPTS.releaseLock)).not.toContain('cmpId');
+    expect(scriptSource(SCRIPTS.publishIdmp)).not.toContain('lockRefusal');
+  });
+
+  it('a function is written once: no script or prelude defines one another file defines', () => {
+    const where = new Map<string, string[]>();
+    const files = [...Object.values(SCRIPTS).map((f) => [`lua/${f}.lua`, scriptFile(f)] as const), ...PRELUDES.map((n) => [`lua/prelude/${n}.lua`, preludeFile(n)] as const)];
+    for (const [path, text] of files) for (const fn of definedFunctions(text)) where.set(fn, [...(where.get(fn) ?? []), path]);
+    expect([...where].filter(([, paths]) => paths.length > 1)).toEqual([]);
+    // the lock scripts' owner check and the publish scripts' id comparison and backlog count live in the preludes
+    expect(where.get('lockRefusal')).toEqual(['lua/prelude/lock.lua']);
+    for (const fn of ['cmpId', 'openStream', 'countUnread', 'atLimit']) expect(where.get(fn), fn).toEqual(['lua/prelude/publish.lua']);
+  });
+
+  it('a prelude defines functions only (nothing runs at load) and its header names each one', () => {
+    for (const name of PRELUDES) {
+      const text = preludeFile(name);
+      expect(text.startsWith('-- '), name).toBe(true);
+      expect(preludesOf(text), name).toEqual([]);
+      // outside its functions, nothing but blank lines
+      expect(code(text).replace(/^local function[\s\S]*?^end$/gm, '').trim(), name).toBe('');
+      const fns = definedFunctions(text);
+      expect(fns.length, name).toBeGreaterThan(0);
+      // the helper of a helper (cmpNum, countUnread) is documented beside its code; the ones scripts call, in the header
+      const header = text.slice(0, text.search(/^[^-\n]/m));
+      const called = fns.filter((fn) => Object.values(SCRIPTS).some((f) => new RegExp(`\\b${fn}\\(`).test(code(scriptFile(f)))));
+      for (const fn of called) expect(header, `${name}: ${fn}`).toMatch(new RegExp(`^-- ${fn}\\(`, 'm'));
+    }
+  });
+
+  it('every function a script calls is defined in what is sent (SCRIPT LOAD does not catch a missing one; the IDMP script cannot run here)', () => {
+    for (const file of Object.values(SCRIPTS)) {
+      const sent = code(scriptSource(file));
+      const defined = new Set(definedFunctions(sent));
+      // unqualified calls: a name then `(`, not after `.` or `:` (redis.call, string.match)
+      for (const m of sent.matchAll(/(?<![.:\w])([A-Za-z_]\w*)\s*\(/g)) {
+        const fn = m[1]!;
+        if (LUA_WORDS.has(fn)) continue;
+        expect(defined.has(fn) || LUA_GLOBALS.has(fn), `${file} calls ${fn}`).toBe(true);
+      }
+    }
   });
 });

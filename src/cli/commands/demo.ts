@@ -4,6 +4,7 @@ import { ExitCode } from '../../errors.js';
 import { recentRuns } from '../../ops/runs.js';
 import { DEMO_KEY_PREFIX, FRESH_USER, INCIDENT_DAY, INCIDENT_USER, seedDemoDatabase, seedDemoRedis } from '../../ops/demo.js';
 import { closeRedis, connectRedis, describeRedis } from '../../redis/connect.js';
+import type { CliHost } from '../command-list.js';
 import { DEFAULT_REDIS_URL, commandLine, openDb, openOptionalRedis, shellQuote } from '../options.js';
 import { act } from '../run.js';
 
@@ -11,7 +12,8 @@ interface DemoOptions {
   force?: boolean;
 }
 
-export function register(program: Command): void {
+/** `host.run` runs each step's command line in this process, through the CLI's own entry. */
+export function register(program: Command, host: CliHost): void {
   program
     .command('demo')
     .description('build the incident in the embedded database (or the one --database-url names) and Redis, then walk through diagnosing and repairing it')
@@ -55,17 +57,13 @@ Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis steps are skipped.`,
         // Every step is the command a user would type, run in this process through the same entry.
         const flags = [...g.cliFlags];
         if (facts && !g.keyPrefix) flags.push('--key-prefix', prefix);
-        const { main } = await import('../main.js');
         const codes: Array<{ args: string; code: number }> = [];
         const step = async (given: string[], expect: number[]) => {
           // the demo is the person who confirms: its writes carry --yes, so a terminal never stops it at a prompt
           const args = given.includes('--apply') && !given.includes('--yes') ? [...given, '--yes'] : given;
           const line = commandLine([...flags, ...args]);
           ctx.print(ctx.style.accent(`\n$ ${line}`));
-          process.exitCode = 0;
-          await main(['node', 'digest-doctor', ...flags, ...args]);
-          const code = Number(process.exitCode ?? 0);
-          process.exitCode = 0;
+          const code = await host.run([...flags, ...args]);
           codes.push({ args: args.join(' '), code });
           if (!expect.includes(code)) throw new Error(`demo step "${line}" exited ${code}, expected ${expect.join(' or ')}`);
           ctx.print(ctx.style.dim(`(exit ${code})`));

@@ -1,11 +1,14 @@
-// The command list, in help order. Each module exports register(program). Only the module of the
-// command being run is imported (with all its operations, zod schemas and drivers): start-up stays
-// quick, and `--help` or an unknown command loads them all for the listing and suggestions.
+// Each command's module, by name (the names, in help order, are in ../command-list.ts). Each module
+// exports register(program, host). Only the module of the command being run is imported (with all
+// its operations, zod schemas and drivers): start-up stays quick, and `--help` or an unknown command
+// loads them all for the listing and suggestions. A module registers with the CliHost main.ts gives
+// (demo runs its steps through it), so no command imports main.ts: the import graph has no cycle.
 import type { Command } from 'commander';
+import { COMMAND_NAMES, type CliHost, type CommandName } from '../command-list.js';
 
-type Loader = () => Promise<{ register(program: Command): void }>;
+type Loader = () => Promise<{ register(program: Command, host: CliHost): void }>;
 
-export const COMMANDS: Readonly<Record<string, Loader>> = {
+export const COMMANDS: Readonly<Record<CommandName, Loader>> = {
   inspect: () => import('./inspect.js'),
   streams: () => import('./streams.js'),
   migrate: () => import('./migrate.js'),
@@ -30,11 +33,12 @@ export function commandOperand(program: Command, args: readonly string[]): strin
   return undefined;
 }
 
-export async function registerCommands(program: Command, args: readonly string[]): Promise<void> {
+/** Registers the command `args` names (every command for help, an unknown one or none), each given `host`. */
+export async function registerCommands(program: Command, args: readonly string[], host: CliHost): Promise<void> {
   const wanted = commandOperand(program, args);
   const versionOnly = wanted === undefined && args.some((a) => a === '-V' || a === '--version');
   if (versionOnly) return;
-  const names = wanted !== undefined && wanted in COMMANDS ? [wanted] : Object.keys(COMMANDS);
-  const modules = await Promise.all(names.map((n) => COMMANDS[n]!()));
-  for (const m of modules) m.register(program);
+  const names = wanted !== undefined && wanted in COMMANDS ? [wanted as CommandName] : COMMAND_NAMES;
+  const modules = await Promise.all(names.map((n) => COMMANDS[n]()));
+  for (const m of modules) m.register(program, host);
 }
