@@ -212,6 +212,19 @@ function session(shared: Shared, key: string): SqlSession {
   };
 }
 
+/** A new session on the instance open under `key` in this process, starting it on `dir` if none is. */
+async function attach(dir: string | null, key: string): Promise<{ shared: Shared; s: SqlSession }> {
+  let p = open.get(key);
+  if (!p) {
+    p = start(dir);
+    open.set(key, p);
+    p.catch(() => open.delete(key));
+  }
+  const shared = await p;
+  shared.refs++;
+  return { shared, s: session(shared, key) };
+}
+
 /**
  * Opens a session on the embedded database in `dataDir` (created if missing; null: in memory, for
  * tests), sharing one PGlite instance per directory in this process. The config's url is ignored;
@@ -222,15 +235,7 @@ function session(shared: Shared, key: string): SqlSession {
 export async function connectEmbedded(dataDir: string | null, config: Omit<PgConfig, 'url'>): Promise<Db> {
   const dir = dataDir === null ? null : resolve(dataDir);
   const key = dir ?? `memory:${Math.random()}`;
-  let p = open.get(key);
-  if (!p) {
-    p = start(dir);
-    open.set(key, p);
-    p.catch(() => open.delete(key));
-  }
-  const shared = await p;
-  shared.refs++;
-  const s = session(shared, key);
+  const { s } = await attach(dir, key);
   const db = new Db(s, { ...config, url: `embedded:${dataDir ?? 'memory'}` }, 'embedded', () => connectEmbedded(dataDir, config));
   try {
     // The same settings connectPg fixes (DateStyle, TimeZone, ...); the timeouts are accepted, not enforced.
@@ -251,15 +256,7 @@ export async function connectEmbedded(dataDir: string | null, config: Omit<PgCon
  */
 export async function openEmbeddedPglite(dataDir: string): Promise<{ pg: PGliteLike; release(): Promise<void> }> {
   const key = resolve(dataDir);
-  let p = open.get(key);
-  if (!p) {
-    p = start(key);
-    open.set(key, p);
-    p.catch(() => open.delete(key));
-  }
-  const shared = await p;
-  shared.refs++;
-  const s = session(shared, key);
+  const { shared, s } = await attach(key, key);
   return { pg: shared.pg, release: () => s.end() };
 }
 
