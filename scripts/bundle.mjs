@@ -9,7 +9,7 @@
 // The embedded engine (@electric-sql/pglite: wasm and data files next to its own modules) stays
 // external, loaded from node_modules only by the commands that use it.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -38,6 +38,54 @@ const cjsDynamicImports = {
     });
   },
 };
+/**
+ * Every command as commander registered it (name, description, arguments, options), serialised for
+ * the listing: the bundle's src/cli/commands/summaries.ts, so `--help` imports no command's module.
+ * Read from the tsc output being bundled, so the listing and the commands never disagree.
+ */
+async function commandSummaries() {
+  const { Command } = await import('commander');
+  const { COMMANDS } = await import(`${root}dist/cli/commands/index.js`);
+  const program = new Command();
+  // Registration only reads the host when a command runs; the listing never runs one.
+  const host = { run: () => Promise.reject(new Error('the listing runs no command')) };
+  for (const load of Object.values(COMMANDS)) (await load()).register(program, host);
+  return program.commands.map((c) => ({
+    name: c.name(),
+    aliases: c.aliases(),
+    description: c.description(),
+    summary: c.summary(),
+    hidden: Boolean(c._hidden),
+    helpGroup: c.helpGroup(),
+    args: c.registeredArguments.map((a) => (a.required ? `<${a.name()}${a.variadic ? '...' : ''}>` : `[${a.name()}${a.variadic ? '...' : ''}]`)),
+    options: c.options.map((o) => ({ flags: o.flags, description: o.description, hidden: o.hidden })),
+  }));
+}
+const summaries = await commandSummaries();
+const commandSummariesModule = {
+  name: 'command-summaries',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]dist[\\/]cli[\\/]commands[\\/]summaries\.js$/ }, () => ({ contents: `export const COMMAND_SUMMARIES = ${JSON.stringify(summaries)};\n`, loader: 'js' }));
+  },
+};
+/**
+ * pg picks its socket functions when its lib/stream.js loads: on a Node without a global
+ * `navigator` (Node 20) its Cloudflare Workers probe constructs a fetch `Response`, which loads
+ * Node's whole bundled undici (a CPU profile put it at a third of `inspect`'s time before its first
+ * query). The bundle runs on Node only (engines), so there it takes Node's functions directly. The
+ * build fails if pg's text changed, rather than silently keeping the probe.
+ */
+const PG_STREAM_PROBE = 'const { getStream, getSecureStream } = getStreamFuncs()';
+const pgOnNode = {
+  name: 'pg-on-node',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes(PG_STREAM_PROBE)) throw new Error(`${args.path}: no "${PG_STREAM_PROBE}" (pg changed): review the pg-on-node plugin in scripts/bundle.mjs`);
+      return { contents: text.replace(PG_STREAM_PROBE, 'const { getStream, getSecureStream } = getNodejsStreamFuncs()'), loader: 'js' };
+    });
+  },
+};
 rmSync(`${root}dist/bundle`, { recursive: true, force: true });
 await build({
   entryPoints: { main: `${root}dist/cli/main.js` },
@@ -48,7 +96,7 @@ await build({
   platform: 'node',
   target: 'node20',
   external: EXTERNAL,
-  plugins: [cjsDynamicImports],
+  plugins: [cjsDynamicImports, commandSummariesModule, pgOnNode],
   // pg and ioredis are CommonJS and require() Node's modules: give the ESM bundle a require.
   banner: { js: "import { createRequire as __ddCreateRequire } from 'node:module'; const require = __ddCreateRequire(import.meta.url);" },
   // Whitespace and syntax only: identifiers (class and function names in errors) stay as written.

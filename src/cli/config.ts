@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command, Option } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { badInput } from '../errors.js';
 
 export const DEFAULT_CONFIG_FILE = 'digest-doctor.config.json';

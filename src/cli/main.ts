@@ -5,8 +5,6 @@ import { DEFAULT_TIME_ZONE } from '../core/contract.js';
 import { redactText, secretsOf } from '../core/redact.js';
 import { ExitCode } from '../errors.js';
 import { COMMANDS, registerCommands } from './commands/index.js';
-import { ErrorDocumentSchema, SCHEMA_VERSION } from './output.js';
-import { applyConfig } from './config.js';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
@@ -59,7 +57,9 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     // every command's --help ends with where the global options are and the exit codes
     .addHelpText('afterAll', ({ command }) => (command.parent ? `${GLOBAL_OPTIONS_HELP}\n${EXIT_CODE_HELP}` : EXIT_CODE_HELP))
     // flags > environment > config file > defaults: the file fills what the first two left unset.
-    .hook('preAction', (root, action) => {
+    // (config.ts and output.ts build zod schemas: imported when used, so `--help` loads no zod)
+    .hook('preAction', async (root, action) => {
+      const { applyConfig } = await import('./config.js');
       applyConfig(root, action, Object.keys(COMMANDS));
     });
   // demo's steps run through main() itself, given to it here rather than imported (no import cycle)
@@ -102,6 +102,7 @@ export async function main(argv: string[]): Promise<void> {
         // the parser's own errors (unknown option or command, missing value) as the BAD_INPUT document
         const message = redactText(err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim(), argvSecrets(argv.slice(2)));
         const name = commandOperand(argv.slice(2)) ?? 'digest-doctor';
+        const { ErrorDocumentSchema, SCHEMA_VERSION } = await import('./output.js');
         process.stdout.write(JSON.stringify(ErrorDocumentSchema.parse({ schemaVersion: SCHEMA_VERSION, command: name, ok: false, error: { code: 'BAD_INPUT', message, exitCode: ExitCode.USAGE } }), null, 2) + '\n');
       }
       return;

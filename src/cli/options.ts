@@ -71,7 +71,10 @@ export function readGlobalOptions(program: Command): GlobalOptions {
     dataDir?: string;
   }>();
   const timeZone = o.tz || DEFAULT_TIME_ZONE;
-  assertTimeZone(timeZone);
+  // A zone given is checked before anything runs. The built-in default is a zone every Node with
+  // ICU knows, and checking it would initialise ICU's date formatting before the first query for a
+  // command that may never format a date (a sixth of inspect's start-up before its first query).
+  if (timeZone !== DEFAULT_TIME_ZONE) assertTimeZone(timeZone);
   const databaseUrl = o.databaseUrl ? normalizePgUrl(o.databaseUrl) : undefined;
   // a Redis URL the tool cannot honour is exit 2 before anything is read, configured by flag or environment
   if (o.redisUrl) parseRedisUrls(o.redisUrl);

@@ -1,5 +1,5 @@
 // --json documents: checked against the exported zod schema before they are printed.
-import { z } from 'zod';
+import * as z from 'zod';
 import { withGlobalFlagsDeep } from '../core/hints.js';
 import { knownSecrets, redactDeep } from '../core/redact.js';
 import { DoctorError } from '../errors.js';

@@ -1,5 +1,5 @@
 // `check` (CI smoke checks), the pure part: the result shape and its four renderings. No I/O.
-import { z } from 'zod';
+import * as z from 'zod';
 import { FindingSchema, VerdictSchema } from './finding.js';
 
 export const CHECK_SCHEMA_VERSION = 1;

@@ -1,5 +1,5 @@
 // DigestGenerateEvent: parsing every shape the service writes, and serialising exactly as it does.
-import { z } from 'zod';
+import * as z from 'zod';
 import { EVENT_FIELD, TRIGGERS } from './contract.js';
 import { isDay, isUuid } from './validate.js';
 

@@ -1,7 +1,7 @@
 // One shape for "what is wrong, and what to do about it", shared by inspect, migrate (its preflight),
 // streams and check: a verdict, the check that produced it, one line of message, the command or step
 // that fixes it, and the ids it is about. Pure; rendered in one place (src/cli/findings.ts).
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const VerdictSchema = z.enum(['ok', 'warn', 'fail']);
 /** ok: the check passed; warn: worth a look (a finding unless told otherwise); fail: something is wrong. */

@@ -2,7 +2,7 @@
 // and the others get the repair status. Planned in a read-only snapshot; applied in short batches,
 // each one statement (sql/queries/fix_batch.sql) that re-reads and locks each group, decides again,
 // changes only groups no other session holds or changed, and audits.
-import { z } from 'zod';
+import * as z from 'zod';
 import { type KeepPolicy } from '../core/duplicates.js';
 import { batchOutcome, groupKey, inFlightParam, planDuplicateGroups, type GroupPlan, type GroupReport, type RepairRow } from '../core/repair.js';
 import { CLIENT_HOST } from '../postgres/audit.js';

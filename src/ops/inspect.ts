@@ -1,7 +1,7 @@
 // `inspect`: the state of digest_history (globally, or one user's day) and, for a user, the lock and
 // the stream entries that carry them. Reads only, in one read-only transaction.
 import { durationFlag, formatDuration, plural } from '../core/text.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { FindingSchema, finding, type Finding } from '../core/finding.js';
 import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, EVENT_FIELD, WORKER_CONSUMER_PATTERN } from '../core/contract.js';
 import { AGE_BUCKETS, classifyGroup, type KeepPolicy } from '../core/duplicates.js';

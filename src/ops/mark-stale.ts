@@ -1,7 +1,7 @@
 // `mark-stale`: in-flight rows older than a cut-off (computed once, from the database clock) get the
 // repair status and lose sent_at. With Redis, rows whose event a worker holds right now are live and
 // left alone unless --include-live. Applied in short audited batches, like fix-duplicates.
-import { z } from 'zod';
+import * as z from 'zod';
 import { inFlightParam } from '../core/repair.js';
 import { CLIENT_HOST } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';

@@ -1,7 +1,7 @@
 // `migrate`: install (or remove) the partial unique index on a live database, safely. The plan and
 // every verdict come from core/migration.ts; the statements and catalog reads from postgres/migrator.ts.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { UNIQUE_INDEX_NAME } from '../core/contract.js';
 import {
   connectionChecks,

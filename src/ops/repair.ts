@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { plural } from '../core/text.js';
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { STATUSES } from '../core/contract.js';
 import { serverMessageOf, sqlstateOf } from '../core/faults.js';
 import { chooseRepairStatus, chunkByRows, repairLockKey, type RepairCommand } from '../core/repair.js';

@@ -3,7 +3,7 @@
 // idempotently (a marker per history_id), pipelined in batches so throughput stays near raw XADD,
 // and paced to the consumer group so MAXLEN ~ never trims an event before a worker reads it.
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, STREAM_MAXLEN, TRIGGERS, type Trigger } from '../core/contract.js';
 import { buildEvent, fieldsToRecord, parseDlqEntry, type BuildEventInput, type DigestGenerateEvent } from '../core/event.js';
 import { planReplay, replayIdempotencyId, type PlannedEvent, type ReplayCandidate, type ReplayRowState } from '../core/replay.js';

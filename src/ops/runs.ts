@@ -1,6 +1,6 @@
 // `runs`: the recent repair runs recorded in the tool's schema: id, command, when, by whom, how many
 // rows they changed, and whether they finished. Reads only; an absent state schema is no runs yet.
-import { z } from 'zod';
+import * as z from 'zod';
 import { effectiveRunStatus } from '../core/repair.js';
 import { listRuns } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';

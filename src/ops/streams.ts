@@ -1,6 +1,6 @@
 // `streams`: health of the digest streams (XINFO / XPENDING, never XREADGROUP) and, with scan, a
 // whole-stream read for duplicate, conflicting, malformed and already-sent events. Read-only.
-import { z } from 'zod';
+import * as z from 'zod';
 import { FindingSchema } from '../core/finding.js';
 import { DEFAULT_STREAMS, DIGEST_DLQ_STREAM, DIGEST_STREAM, isDlqStream } from '../core/contract.js';
 import { formatAge } from '../core/duplicates.js';

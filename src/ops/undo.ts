@@ -1,6 +1,6 @@
 // `undo <run-id>`: puts back the before-images a repair run audited, only for rows whose status is
 // still what the run set, and never a second in-flight row for a (user, day). Audited as its own run.
-import { z } from 'zod';
+import * as z from 'zod';
 import { allowedStatuses, decideUndo, groupKey, inFlightParam, type AuditEntry, type CurrentRow, type UndoDecision } from '../core/repair.js';
 import { judgeStatusChecks } from '../postgres/checks.js';
 import { schemaFlag } from '../core/validate.js';

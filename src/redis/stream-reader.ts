@@ -1,7 +1,7 @@
 // Read-only stream access: paged XRANGE (bounded memory however long the stream), pending lookups.
 // Never XREADGROUP: reading through a group creates consumers and takes ownership of entries.
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { EVENT_FIELD } from '../core/contract.js';
 import { compareEntryIds, entryIdAfter } from '../core/stream-id.js';
 import { classifyRedisError, masters, type RedisClient } from './connect.js';
@@ -202,7 +202,8 @@ class RawConnection {
   }
 
   static async open(ep: Endpoint): Promise<RawConnection> {
-    const socket = ep.tls ? tls.connect({ host: ep.host, port: ep.port, ...ep.tls }) : net.connect({ host: ep.host, port: ep.port });
+    // node:tls (and with it most of node:crypto) is loaded only for a TLS endpoint: not at start-up
+    const socket = ep.tls ? (await import('node:tls')).connect({ host: ep.host, port: ep.port, ...ep.tls }) : net.connect({ host: ep.host, port: ep.port });
     socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`connect ETIMEDOUT ${ep.host}:${ep.port}`)), ep.connectTimeout);

@@ -11,7 +11,8 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs bin/digest-doctor.js (or `opts.bin`, another entry script) with `args`; the exit code and both outputs. */
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; bin?: string } = {}): Promise<CliResult> {
   // the embedded engine is one process at a time: the test lets go of a data directory first
   if (args.includes('--data-dir')) await releaseEmbedded();
   return new Promise((resolve, reject) => {
@@ -22,7 +23,7 @@ export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; ti
     if (!opts.env || !('DATABASE_URL' in opts.env)) delete env.DATABASE_URL;
     if (!opts.env || !('REDIS_URL' in opts.env)) delete env.REDIS_URL;
     for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [opts.bin ?? BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     // decoded as a stream: a character split across two chunks must not become two replacement characters

@@ -13,10 +13,13 @@ export interface PtyResult {
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** `cols`: the terminal's width (stty cols), with COLUMNS removed so the program reads the terminal. */
-export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegExp; timeoutMs?: number; env?: NodeJS.ProcessEnv; cols?: number } = {}): Promise<PtyResult> {
+/**
+ * `cols`: the terminal's width (stty cols), with COLUMNS removed so the program reads the terminal.
+ * `bin`: the script node runs (default bin/digest-doctor.js).
+ */
+export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegExp; timeoutMs?: number; env?: NodeJS.ProcessEnv; cols?: number; bin?: string } = {}): Promise<PtyResult> {
   const prompt = opts.prompt ?? /\[y\/N\]/;
-  const run = [process.execPath, BIN, ...args].map(shellQuote).join(' ');
+  const run = [process.execPath, opts.bin ?? BIN, ...args].map(shellQuote).join(' ');
   const cmd = opts.cols ? `stty cols ${Math.floor(opts.cols)} rows 50 && exec ${run}` : run;
   return new Promise((resolve, reject) => {
     // without `cols` the terminal has no size: COLUMNS (wide, for tests that read the content) decides
