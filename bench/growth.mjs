@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { createBenchDatabase, createServiceSchema, fillDigestHistory } from './lib.mjs';
+import { createBenchDatabase, createServiceSchema, fillDigestHistory, phase } from './lib.mjs';
 
 const exec = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
@@ -28,16 +28,18 @@ export default async function run({ redisUrl, scale }) {
   try {
     for (const n of sizes) {
       const s = `s${n}`;
-      await createServiceSchema(admin, s);
-      // A tenth of the rows in duplicate groups (two in-flight rows each), a tenth stale.
-      await fillDigestHistory(admin, s, { rows: n, dupGroups: Math.round(n / 20), stale: Math.round(n / 10) });
-      await admin.query(`VACUUM ANALYZE ${s}.digest_history`);
+      await phase(`seed ${n}`, async () => {
+        await createServiceSchema(admin, s);
+        // A tenth of the rows in duplicate groups (two in-flight rows each), a tenth stale.
+        await fillDigestHistory(admin, s, { rows: n, dupGroups: Math.round(n / 20), stale: Math.round(n / 10) });
+        await admin.query(`VACUUM ANALYZE ${s}.digest_history`);
+      });
       const url = bench.url;
       out[n] = {};
-      for (const op of ['inspect', 'fix-duplicates', 'mark-stale']) out[n][op] = await child([op, url, s, String(n)]);
+      for (const op of ['inspect', 'fix-duplicates', 'mark-stale']) out[n][op] = await phase(`${op} ${n}`, () => child([op, url, s, String(n)]));
       await admin.query(`DROP SCHEMA ${s} CASCADE`);
       await admin.query('DROP SCHEMA IF EXISTS dd CASCADE');
-      out[n].scan = await child(['fill-scan', redisUrl, `${prefix}${n}:`, String(n)]);
+      out[n].scan = await phase(`stream fill + scan ${n}`, () => child(['fill-scan', redisUrl, `${prefix}${n}:`, String(n)]));
     }
     const [a, b] = sizes;
     const mb = (kb) => Math.round(kb / 10.24) / 100;

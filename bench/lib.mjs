@@ -15,23 +15,78 @@ export function withDatabase(url, database) {
   return u.toString();
 }
 
-/** Creates a database for one benchmark; returns its URL and a drop(). */
-export async function createBenchDatabase(label) {
+/** Creates a database for one benchmark (a clone of `template` if given); returns its URL and a drop(). */
+export async function createBenchDatabase(label, template) {
   const name = `dd_bench_${label}_${randomBytes(3).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  await phase(template ? 'clone database' : 'create database', async () => {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
+    await admin.end();
+  });
   const url = withDatabase(ADMIN_DATABASE_URL, name);
   return {
     url,
     async drop() {
-      const c = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+      await phase('drop database', async () => {
+        const c = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+        await c.connect();
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await c.end();
+      });
     },
   };
+}
+
+/**
+ * A database for one benchmark with the service's tables in each schema of `copies`, each filled alike
+ * by fillDigestHistory(`fill`), the copies seeded in parallel (a connection each); returns its URL and
+ * a drop(). With `share`, the tables are seeded once per run into a template database and each caller
+ * gets a clone of it (CREATE DATABASE ... TEMPLATE: a copy of the files, byte for byte what seeding
+ * would have made), so benchmarks wanting the same tables (inspect and repairs) seed them once;
+ * dropTemplates() drops the templates at the end of the run.
+ */
+export async function seededDatabase(label, copies, fill, { share = false } = {}) {
+  if (!share) {
+    const bench = await createBenchDatabase(label);
+    await seed(bench.url, copies, fill);
+    return bench;
+  }
+  const key = JSON.stringify([copies, fill]);
+  if (!templates.has(key)) {
+    templates.set(key, (async () => {
+      const tmpl = await createBenchDatabase(`tmpl_${label}`);
+      await seed(tmpl.url, copies, fill);
+      return tmpl;
+    })());
+  }
+  const tmpl = await templates.get(key);
+  return createBenchDatabase(label, new URL(tmpl.url).pathname.slice(1));
+}
+
+const templates = new Map();
+
+/** Drops the template databases seededDatabase made (run.mjs, at the end of the run). */
+export async function dropTemplates() {
+  for (const t of templates.values()) await (await t).drop();
+  templates.clear();
+}
+
+async function seed(url, copies, fill) {
+  await phase('seed', () =>
+    Promise.all(
+      copies.map(async (schema) => {
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        try {
+          await createServiceSchema(c, schema);
+          await fillDigestHistory(c, schema, fill);
+        } finally {
+          await c.end();
+        }
+      }),
+    ),
+  );
 }
 
 /** The service's tables in `schema` (created). */
@@ -43,9 +98,22 @@ export async function createServiceSchema(client, schema) {
 /**
  * Fills <schema>.digest_history with `rows` rows over `users` users: mostly sent, `dupGroups`
  * (user, day) groups with two in-flight rows, and `stale` lone pending rows older than 8 days.
- * Deterministic (md5-derived uuids), so two schemas filled alike are identical.
+ * Deterministic (md5-derived uuids), so two schemas filled alike are identical. The inserts run with
+ * session_replication_role = replica (for this session only), which skips the foreign-key triggers:
+ * the rows reference users and the tenant made just before, so the checks (two per row, most of a
+ * seed's time after the indexes) could not fail, and the table comes out the same without them.
  */
 export async function fillDigestHistory(client, schema, { rows, users = Math.max(1000, Math.floor(rows / 30)), dupGroups = 0, stale = 0 }) {
+  await client.query('SET session_replication_role = replica');
+  try {
+    await fillRows(client, schema, { rows, users, dupGroups, stale });
+  } finally {
+    await client.query('RESET session_replication_role');
+  }
+  await client.query(`ANALYZE ${schema}.digest_history`);
+}
+
+async function fillRows(client, schema, { rows, users, dupGroups, stale }) {
   const tenant = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
   await client.query(`INSERT INTO ${schema}.tenants (id) VALUES ($1) ON CONFLICT DO NOTHING`, [tenant]);
   await client.query(
@@ -83,7 +151,26 @@ export async function fillDigestHistory(client, schema, { rows, users = Math.max
       [stale, users, tenant],
     );
   }
-  await client.query(`ANALYZE ${schema}.digest_history`);
+}
+
+/** The current benchmark's phases ({ name, ms }), in order; run.mjs empties it before each benchmark. */
+export const phases = [];
+
+/**
+ * Runs fn as a named phase of the current benchmark (seeding, rounds, ...): its wall time in ms is
+ * added to `phases` (several calls with one name add up) and printed to stderr. Returns fn's value.
+ */
+export async function phase(name, fn) {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    const ms = performance.now() - t0;
+    const p = phases.find((x) => x.name === name);
+    if (p) p.ms += ms;
+    else phases.push({ name, ms });
+    process.stderr.write(`  ${name}: ${(ms / 1000).toFixed(1)} s\n`);
+  }
 }
 
 /** Wall time of fn in ms. */

@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ADMIN_DATABASE_URL, REDIS_URL } from './lib.mjs';
+import { ADMIN_DATABASE_URL, REDIS_URL, dropTemplates, phases } from './lib.mjs';
 
 const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, out: { type: 'string' } } });
 // --quick: every benchmark at a tenth of its size (written to bench/results/partial.md).
@@ -29,14 +29,17 @@ for (const name of names) {
   const mod = await import(pathToFileURL(`${dir}${name}.mjs`).href);
   const started = Date.now();
   const loadBefore = loadavg()[0];
+  phases.length = 0;
   try {
     const report = await mod.default({ databaseUrl: ADMIN_DATABASE_URL, redisUrl: REDIS_URL, scale });
-    reports.push({ name, ...report, seconds: Math.round((Date.now() - started) / 100) / 10, load: [loadBefore, loadavg()[0]].map((x) => Math.round(x * 10) / 10) });
+    reports.push({ name, ...report, seconds: Math.round((Date.now() - started) / 100) / 10, load: [loadBefore, loadavg()[0]].map((x) => Math.round(x * 10) / 10), phases: phases.map((p) => ({ name: p.name, seconds: Math.round(p.ms / 100) / 10 })) });
   } catch (err) {
     reports.push({ name, title: name, error: String(err?.stack ?? err), results: [] });
   }
-  process.stderr.write(`bench ${name}: done\n`);
+  process.stderr.write(`bench ${name}: done in ${Math.round((Date.now() - started) / 100) / 10} s\n`);
 }
+// The template databases the benchmarks cloned their tables from (bench/lib.mjs seededDatabase).
+await dropTemplates();
 
 const fmt = (v) => (v == null ? '' : typeof v === 'number' ? v.toLocaleString('en') : String(v));
 const lines = [
@@ -64,7 +67,8 @@ for (const r of reports) {
   }
   lines.push('');
   if (r.notes) lines.push(r.notes, '');
-  lines.push(`(${r.seconds} s including set-up; the machine's 1-minute load average ${r.load[0]} before, ${r.load[1]} after, on ${cpus().length} cores)`, '');
+  const ph = r.phases.length ? `: ${r.phases.map((p) => `${p.name} ${p.seconds} s`).join(', ')}` : '';
+  lines.push(`(${r.seconds} s including set-up${ph}; the machine's 1-minute load average ${r.load[0]} before, ${r.load[1]} after, on ${cpus().length} cores)`, '');
 }
 mkdirSync(`${dir}results`, { recursive: true });
 writeFileSync(out, lines.join('\n'));

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { createBenchDatabase, createServiceSchema, median, result } from './lib.mjs';
+import { createBenchDatabase, createServiceSchema, median, phase, result } from './lib.mjs';
 
 const BIN = fileURLToPath(new URL('../bin/digest-doctor.js', import.meta.url));
 const BUNDLE = new URL('../dist/bundle/main.js', import.meta.url);
@@ -92,12 +92,14 @@ export default async function run({ scale, redisUrl }) {
       inspectTsc: [node, UNBUNDLED, ...inspectArgs],
     };
     // warm the file cache once
-    for (const argv of Object.values(subjects)) await timed(argv, env, proxy.firstQueryAt).catch((e) => { throw e; });
+    await phase('warm-up', async () => {
+      for (const argv of Object.values(subjects)) await timed(argv, env, proxy.firstQueryAt);
+    });
     // Each round runs node -e 0 then every subject, in a rotating order; every ratio is taken within
     // its round (against that round's node -e 0), and the figure is the median ratio over the rounds.
     const per = Object.fromEntries(Object.keys(subjects).map((k) => [k, []]));
     const keys = Object.keys(subjects).filter((k) => k !== 'node');
-    for (let r = 0; r < rounds; r++) {
+    for (let r = 0; r < rounds; r++) await phase('rounds', async () => {
       const base = await timed(subjects.node, env);
       const order = keys.map((_, i) => keys[(i + r) % keys.length]);
       for (const k of order) {
@@ -105,7 +107,7 @@ export default async function run({ scale, redisUrl }) {
         per[k].push({ ...(await timed(subjects[k], env, proxy.firstQueryAt)), base: base.ms });
       }
       per.node.push({ ms: base.ms, base: base.ms });
-    }
+    });
     const row = (name, k, target, field = 'ms') => {
       const list = per[k].map((x) => ({ v: x[field], b: x.base }));
       const m = median(list, (x) => x.v / x.b);

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { DIGEST_STREAM } from '../dist/core/contract.js';
 import { serializeEvent, isoUtc } from '../dist/core/event.js';
+import { phase } from './lib.mjs';
 
 const run = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
@@ -58,10 +59,12 @@ export default async function run_({ redisUrl, scale }) {
   const prefix = `ddbench:${randomBytes(4).toString('hex')}:`;
   const client = new Redis(redisUrl, { keyPrefix: prefix });
   try {
-    await fill(client, DIGEST_STREAM, n);
+    await phase('stream fill', () => fill(client, DIGEST_STREAM, n));
     // alternate the two, twice: the fastest run of each is the least disturbed by other work
     const runs = { raw: [], scan: [] };
-    for (let i = 0; i < 2; i++) for (const mode of ['raw', 'scan']) runs[mode].push(await child(mode, redisUrl, prefix));
+    await phase('rounds', async () => {
+      for (let i = 0; i < 2; i++) for (const mode of ['raw', 'scan']) runs[mode].push(await child(mode, redisUrl, prefix));
+    });
     const fastest = (xs) => xs.reduce((a, b) => (b.ms < a.ms ? b : a));
     const raw = { ...fastest(runs.raw), maxRssKb: Math.max(...runs.raw.map((r) => r.maxRssKb)) };
     const tool = { ...fastest(runs.scan), maxRssKb: Math.max(...runs.scan.map((r) => r.maxRssKb)) };

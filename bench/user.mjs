@@ -13,7 +13,7 @@ import { connectPg } from '../dist/postgres/db.js';
 import { connectRedis, closeRedis } from '../dist/redis/connect.js';
 import { inspectUser } from '../dist/ops/inspect.js';
 import { sql } from '../dist/postgres/sql.js';
-import { createBenchDatabase, createServiceSchema, fillDigestHistory, median, result, time } from './lib.mjs';
+import { median, phase, result, seededDatabase, time } from './lib.mjs';
 
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
 const DAY = '2025-11-25';
@@ -55,7 +55,7 @@ async function fillStream(client, n, user, historyId) {
 export default async function run({ redisUrl, scale }) {
   const rows = Math.round(1_000_000 * scale);
   const entries = Math.round(1_000_000 * scale);
-  const bench = await createBenchDatabase('user');
+  const bench = await seededDatabase('user', ['svc'], { rows });
   const admin = new pg.Client({ connectionString: bench.url });
   await admin.connect();
   const prefix = `ddbench:${randomBytes(4).toString('hex')}:`;
@@ -63,14 +63,12 @@ export default async function run({ redisUrl, scale }) {
   let db;
   let tool;
   try {
-    await createServiceSchema(admin, 'svc');
-    await fillDigestHistory(admin, 'svc', { rows });
-    await admin.query('VACUUM ANALYZE svc.digest_history');
+    await phase('seed', () => admin.query('VACUUM ANALYZE svc.digest_history'));
     // user 1 has one sent row per day (plain rows of fillDigestHistory); its DAY row's id:
     const user = (await admin.query(`SELECT md5('u1')::uuid::text AS u`)).rows[0].u;
     const own = (await admin.query(`SELECT id::text FROM svc.digest_history WHERE user_id = $1 AND digest_date = $2`, [user, DAY])).rows;
     if (own.length !== 1) throw new Error(`expected one row for the user on ${DAY}, found ${own.length}`);
-    await fillStream(raw, entries, user, own[0].id);
+    await phase('stream fill', () => fillStream(raw, entries, user, own[0].id));
     db = await connectPg({ url: bench.url, schema: 'svc', stateSchema: 'dd', statementTimeoutMs: 600_000 });
     tool = await connectRedis({ url: redisUrl, keyPrefix: prefix });
     const input = { userId: user, digestDate: DAY, timeZone: TZ, stuckAfterMs: 3_600_000 };
@@ -106,13 +104,13 @@ export default async function run({ redisUrl, scale }) {
       return { read, found: found.length };
     };
     const pairs = [];
-    for (let i = 0; i < ROUNDS; i++) {
+    for (let i = 0; i < ROUNDS; i++) await phase('rounds', async () => {
       const out = {};
       for (const which of i % 2 ? ['tool', 'base'] : ['base', 'tool']) {
         out[which] = which === 'tool' ? await time(() => inspectUser(db, { client: tool }, input)) : await time(baseline);
       }
       pairs.push(out);
-    }
+    });
     const t = pairs[0].tool.value;
     if (t.rows.length !== 1 || t.redis.entries?.length !== 1) throw new Error(`inspect --user found ${t.rows.length} rows and ${t.redis.entries?.length} entries, expected 1 and 1`);
     const m = median(pairs, (x) => x.tool.ms / x.base.ms);
