@@ -1,6 +1,6 @@
 // Shared by the benchmarks: a throwaway database with the service's schema, bulk data made by
 // generate_series on the server (fast, no client round trips), and side-by-side timing.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 
@@ -87,6 +87,81 @@ async function seed(url, copies, fill) {
       }),
     ),
   );
+}
+
+const scanStreams = new Map();
+
+/**
+ * The key prefix under which the digest stream (DIGEST_STREAM) holds `n` realistic events, as the
+ * service writes them (every 1000th republishes the previous history_id), added by pipelined XADD
+ * (batches of 10,000) once per run: the scan benchmark and growth's scan read the same stream rather
+ * than filling one each. Callers only read it; dropScanStreams() deletes it at the end of the run.
+ */
+export async function scanStreamPrefix(redisUrl, n) {
+  if (!scanStreams.has(n)) {
+    scanStreams.set(n, phase('stream fill', async () => {
+      const { Redis } = await import('ioredis');
+      const { DIGEST_STREAM } = await import('../dist/core/contract.js');
+      const prefix = `ddbench:${randomBytes(4).toString('hex')}:scan${n}:`;
+      const client = new Redis(redisUrl, { keyPrefix: prefix });
+      try {
+        await fillScanStream(client, DIGEST_STREAM, n);
+      } finally {
+        client.disconnect();
+      }
+      return prefix;
+    }));
+  }
+  return scanStreams.get(n);
+}
+
+/** Deletes the streams scanStreamPrefix filled (run.mjs, at the end of the run). */
+export async function dropScanStreams(redisUrl) {
+  if (!scanStreams.size) return;
+  const { Redis } = await import('ioredis');
+  const { DIGEST_STREAM } = await import('../dist/core/contract.js');
+  const client = new Redis(redisUrl);
+  try {
+    for (const p of scanStreams.values()) await client.del(`${await p}${DIGEST_STREAM}`);
+  } finally {
+    client.disconnect();
+  }
+  scanStreams.clear();
+}
+
+/** Pipelined XADD of `n` realistic events to `key`; every 1000th republishes the previous history_id. */
+export async function fillScanStream(client, key, n) {
+  const { serializeEvent, isoUtc } = await import('../dist/core/event.js');
+  const event = (historyId, userId, at) =>
+    serializeEvent({
+      schema_version: 'v1',
+      trace_id: randomUUID(),
+      occurred_at: isoUtc(at),
+      idempotency_key: `digest:${userId}:2025-11-25`,
+      user_id: userId,
+      tenant_id: '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b',
+      digest_date: '2025-11-25',
+      trigger: 'scheduler',
+      history_id: historyId,
+      context: 'channels',
+      delivery_channel: 'telegram',
+      delivery_format: 'markdown',
+    });
+  const batch = 10_000;
+  let last = randomUUID();
+  let user = randomUUID();
+  for (let done = 0; done < n; done += batch) {
+    const p = client.pipeline();
+    const now = new Date();
+    for (let i = done; i < Math.min(n, done + batch); i++) {
+      if (i % 1000 !== 999) {
+        last = randomUUID();
+        user = randomUUID();
+      }
+      p.xadd(key, '*', 'data', event(last, user, now));
+    }
+    await p.exec();
+  }
 }
 
 /** The service's tables in `schema` (created). */

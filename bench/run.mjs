@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ADMIN_DATABASE_URL, REDIS_URL, dropTemplates, phases } from './lib.mjs';
+import { ADMIN_DATABASE_URL, REDIS_URL, dropScanStreams, dropTemplates, phases } from './lib.mjs';
 
 const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, out: { type: 'string' } } });
 // --quick: every benchmark at a tenth of its size (written to bench/results/partial.md).
@@ -40,6 +40,7 @@ for (const name of names) {
 }
 // The template databases the benchmarks cloned their tables from (bench/lib.mjs seededDatabase).
 await dropTemplates();
+await dropScanStreams(REDIS_URL);
 
 const fmt = (v) => (v == null ? '' : typeof v === 'number' ? v.toLocaleString('en') : String(v));
 const lines = [
