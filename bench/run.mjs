@@ -4,13 +4,31 @@
 // one) writes to bench/results/partial.md and partial.json instead (or to --out), so it never
 // replaces the full report with a part of it. `--quick` is `--scale 0.1`: every benchmark in about two
 // minutes, to check a change before a full run.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ADMIN_DATABASE_URL, REDIS_URL, dropScanStreams, dropTemplates, phases } from './lib.mjs';
 
-const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, out: { type: 'string' } } });
+const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, out: { type: 'string' }, build: { type: 'boolean', default: false } } });
+
+// `npm run build` first, unless its outputs are newer than everything it builds from (as make would
+// decide; --build forces it): the build takes 5-20 s on this machine, a quick run should not pay it twice.
+const root = fileURLToPath(new URL('..', import.meta.url));
+const newest = (path) => {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  return Math.max(st.mtimeMs, ...readdirSync(path).map((f) => newest(`${path}/${f}`)));
+};
+const outputs = ['dist/index.js', 'dist/cli/main.js', 'dist/bundle/main.js'].map((f) => `${root}${f}`);
+const inputs = ['src', 'scripts', 'tsconfig.json', 'package.json', 'package-lock.json'].map((f) => `${root}${f}`).filter(existsSync);
+if (values.build || !outputs.every(existsSync) || Math.max(...inputs.map(newest)) > Math.min(...outputs.map((f) => statSync(f).mtimeMs))) {
+  process.stderr.write('bench: npm run build\n');
+  execFileSync('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 2, 2] });
+} else {
+  process.stderr.write('bench: dist/ is newer than src/ and scripts/: not rebuilt (--build to force)\n');
+}
 // --quick: every benchmark at a tenth of its size (written to bench/results/partial.md).
 const scale = values.quick ? 0.1 : Number(values.scale);
 const full = !values.only && scale === 1;

@@ -2,7 +2,7 @@
 // 1,000,000-entry stream spread over 100 days, against the same single-user statements sent by bare
 // clients; and the plans of its Postgres statements (EXPLAIN on the real table: no sequential scan of
 // digest_history), and how much of the stream the window read touches.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM } from '../dist/core/contract.js';
@@ -20,6 +20,9 @@ const DAY = '2025-11-25';
 const TZ = 'UTC';
 const SPAN_DAYS = 100;
 const ROUNDS = 7;
+
+/** Postgres's md5(text)::uuid. */
+const md5Uuid = (text) => createHash('md5').update(text).digest('hex').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
 
 /** Every node of an EXPLAIN (FORMAT JSON) plan. */
 function* nodes(plan) {
@@ -55,20 +58,28 @@ async function fillStream(client, n, user, historyId) {
 export default async function run({ redisUrl, scale }) {
   const rows = Math.round(1_000_000 * scale);
   const entries = Math.round(1_000_000 * scale);
-  const bench = await seededDatabase('user', ['svc'], { rows });
-  const admin = new pg.Client({ connectionString: bench.url });
-  await admin.connect();
   const prefix = `ddbench:${randomBytes(4).toString('hex')}:`;
   const raw = new Redis(redisUrl, { keyPrefix: prefix });
+  // user 1 has one sent row per day (plain rows of fillDigestHistory); its DAY row is the series' first
+  // (g = 0, id md5('r0'), checked below). The stream is filled while the table is seeded.
+  const user = md5Uuid('u1');
+  const ownId = md5Uuid('r0');
+  const [seeded, filled] = await Promise.allSettled([seededDatabase('user', ['svc'], { rows }), phase('stream fill', () => fillStream(raw, entries, user, ownId))]);
+  if (seeded.status === 'rejected' || filled.status === 'rejected') {
+    await raw.del(DIGEST_STREAM, DIGEST_DLQ_STREAM);
+    raw.disconnect();
+    if (seeded.status === 'fulfilled') await seeded.value.drop();
+    throw seeded.status === 'rejected' ? seeded.reason : filled.reason;
+  }
+  const bench = seeded.value;
+  const admin = new pg.Client({ connectionString: bench.url });
+  await admin.connect();
   let db;
   let tool;
   try {
     await phase('seed', () => admin.query('VACUUM ANALYZE svc.digest_history'));
-    // user 1 has one sent row per day (plain rows of fillDigestHistory); its DAY row's id:
-    const user = (await admin.query(`SELECT md5('u1')::uuid::text AS u`)).rows[0].u;
     const own = (await admin.query(`SELECT id::text FROM svc.digest_history WHERE user_id = $1 AND digest_date = $2`, [user, DAY])).rows;
-    if (own.length !== 1) throw new Error(`expected one row for the user on ${DAY}, found ${own.length}`);
-    await phase('stream fill', () => fillStream(raw, entries, user, own[0].id));
+    if (own.length !== 1 || own[0].id !== ownId) throw new Error(`expected one row ${ownId} for the user on ${DAY}, found ${own.map((r) => r.id).join(', ') || 'none'}`);
     db = await connectPg({ url: bench.url, schema: 'svc', stateSchema: 'dd', statementTimeoutMs: 600_000 });
     tool = await connectRedis({ url: redisUrl, keyPrefix: prefix });
     const input = { userId: user, digestDate: DAY, timeZone: TZ, stuckAfterMs: 3_600_000 };
