@@ -37,6 +37,9 @@ export default async function run({ scale }) {
   const bench = await seededDatabase('repairs', ['tool', 'base'], { rows, dupGroups, stale }, { share: true });
   const client = new pg.Client({ connectionString: bench.url });
   await client.connect();
+  // a second connection: the two tables' checksums are computed side by side (not timed)
+  const client2 = new pg.Client({ connectionString: bench.url });
+  await client2.connect();
   const dbs = [];
   try {
     const dbConfig = { url: bench.url, schema: 'tool', stateSchema: 'dd', statementTimeoutMs: 600_000 };
@@ -81,12 +84,12 @@ export default async function run({ scale }) {
       expect('fix', await phase('fix-duplicates pairs', () => pair(baselineFix('base'), () => fixDuplicates(db, { ...BATCH, keep: 'newest', apply: true }))), dupGroups);
       const st = await phase('mark-stale pairs', () => pair(baselineStale('base'), () => markStale(db, { skipped: 'bench: no Redis' }, { ...BATCH, olderThanMs: 7 * 86_400_000, includeLive: false, liveIdleMs: 300_000, apply: true })));
       expect('stale', st, stale);
-      const [a, b] = await phase('checks', async () => [await outcome(client, 'tool'), await outcome(client, 'base')]);
+      const [a, b] = await phase('checks', () => Promise.all([outcome(client, 'tool'), outcome(client2, 'base')]));
       if (a !== b) throw new Error('the tool and the set-based UPDATEs left different tables');
       // What the undo spends before its first batch: the audit read and the plan (a dry run does both).
       undoPlanMs.push((await phase('undo dry runs', () => time(() => undoRun(db, { ...BATCH, runId: st.tool.value.applied.runId, apply: false })))).ms);
       expect('undo', await phase('undo pairs', () => pair(baselineUndoStale('base'), () => undoRun(db, { ...BATCH, runId: st.tool.value.applied.runId, apply: true }))), stale);
-      const [c, d] = await phase('checks', async () => [await outcome(client, 'tool'), await outcome(client, 'base')]);
+      const [c, d] = await phase('checks', () => Promise.all([outcome(client, 'tool'), outcome(client2, 'base')]));
       if (c !== d) throw new Error('the undo and the set-based UPDATE left different tables');
     }
     const median = (list) => [...list].sort((x, y) => x.tool.ms / x.base.ms - y.tool.ms / y.base.ms)[(list.length - 1) >> 1];
@@ -120,6 +123,7 @@ export default async function run({ scale }) {
   } finally {
     for (const d of dbs) await d.close();
     await client.end();
+    await client2.end();
     await bench.drop();
   }
 }
