@@ -59,7 +59,7 @@ export default async function run({ redisUrl, scale }) {
         await admin.query(`VACUUM ANALYZE ${s}.digest_history`);
       });
       // The stream the scans read is filled while the larger table is seeded (neither is timed).
-      await Promise.all([seed, n === sizes[sizes.length - 1] ? scanStreamPrefix(redisUrl, n) : null]);
+      await Promise.all([seed, n === sizes[sizes.length - 1] ? scanStreamPrefix(redisUrl, n, `stream fill (beside seed ${n})`) : null]);
       const url = bench.url;
       out[n] = {};
       for (const op of ['inspect', 'fix-duplicates', 'mark-stale']) out[n][op] = await phase(`${op} ${n}`, () => child([op, url, s, String(n)]));

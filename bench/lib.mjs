@@ -95,11 +95,12 @@ const scanStreams = new Map();
  * The key prefix under which the digest stream (DIGEST_STREAM) holds `n` realistic events, as the
  * service writes them (every 1000th republishes the previous history_id), added by pipelined XADD
  * (batches of 10,000) once per run: the scan benchmark and growth's scan read the same stream rather
- * than filling one each. Callers only read it; dropScanStreams() deletes it at the end of the run.
+ * than filling one each. Callers only read it; dropScanStreams() deletes it at the end of the run. The
+ * fill is timed as the phase `phaseName` of the benchmark that asks first.
  */
-export async function scanStreamPrefix(redisUrl, n) {
+export async function scanStreamPrefix(redisUrl, n, phaseName = 'stream fill') {
   if (!scanStreams.has(n)) {
-    scanStreams.set(n, phase('stream fill', async () => {
+    scanStreams.set(n, phase(phaseName, async () => {
       const { Redis } = await import('ioredis');
       const { DIGEST_STREAM } = await import('../dist/core/contract.js');
       const prefix = `ddbench:${randomBytes(4).toString('hex')}:scan${n}:`;

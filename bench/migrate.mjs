@@ -33,7 +33,7 @@ export default async function run({ scale }) {
   const admin = new pg.Client({ connectionString: bench.url });
   await admin.connect();
   try {
-    await phase('seed', async () => {
+    await phase('vacuum', async () => {
       for (const s of schemas) await admin.query(`VACUUM ${s}.digest_history`);
     });
     const dropAll = async () => {

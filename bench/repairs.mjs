@@ -48,7 +48,7 @@ export default async function run({ scale }) {
     const setup = await connectPg(dbConfig);
     await ensureState(setup, 'audit');
     await setup.close();
-    await phase('seed', () => client.query('VACUUM ANALYZE'));
+    await phase('vacuum', () => client.query('VACUUM ANALYZE'));
     // Each repair is one-shot, so every round puts both copies back, then times the two side by side
     // (alternating which goes first). This machine's speed drifts over minutes, so the figure is the
     // round with the median tool/baseline ratio (each ratio taken within one round), not the best

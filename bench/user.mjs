@@ -64,7 +64,7 @@ export default async function run({ redisUrl, scale }) {
   // (g = 0, id md5('r0'), checked below). The stream is filled while the table is seeded.
   const user = md5Uuid('u1');
   const ownId = md5Uuid('r0');
-  const [seeded, filled] = await Promise.allSettled([seededDatabase('user', ['svc'], { rows }), phase('stream fill', () => fillStream(raw, entries, user, ownId))]);
+  const [seeded, filled] = await Promise.allSettled([seededDatabase('user', ['svc'], { rows }), phase('stream fill (beside the seed)', () => fillStream(raw, entries, user, ownId))]);
   if (seeded.status === 'rejected' || filled.status === 'rejected') {
     await raw.del(DIGEST_STREAM, DIGEST_DLQ_STREAM);
     raw.disconnect();
@@ -77,7 +77,7 @@ export default async function run({ redisUrl, scale }) {
   let db;
   let tool;
   try {
-    await phase('seed', () => admin.query('VACUUM ANALYZE svc.digest_history'));
+    await phase('vacuum', () => admin.query('VACUUM ANALYZE svc.digest_history'));
     const own = (await admin.query(`SELECT id::text FROM svc.digest_history WHERE user_id = $1 AND digest_date = $2`, [user, DAY])).rows;
     if (own.length !== 1 || own[0].id !== ownId) throw new Error(`expected one row ${ownId} for the user on ${DAY}, found ${own.map((r) => r.id).join(', ') || 'none'}`);
     db = await connectPg({ url: bench.url, schema: 'svc', stateSchema: 'dd', statementTimeoutMs: 600_000 });
