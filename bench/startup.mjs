@@ -67,7 +67,7 @@ function timed(argv, env, mark) {
 export default async function run({ scale, redisUrl }) {
   if (!existsSync(BUNDLE)) throw new Error('no dist/bundle/main.js: run npm run build');
   writeFileSync(UNBUNDLED, `import { main } from ${JSON.stringify(new URL('../dist/cli/main.js', import.meta.url).href)};\nmain(process.argv);\n`);
-  const rounds = scale < 1 ? 5 : 15;
+  const rounds = scale < 1 ? 3 : 15;
   // A quick run (scale < 1) leaves out the unbundled tsc output: rows without a target, there to show the lever.
   const withTsc = scale >= 1;
   const bench = await createBenchDatabase('startup');
@@ -140,7 +140,7 @@ export default async function run({ scale, redisUrl }) {
         "The first query is the first message the process sends after Postgres's startup packet, seen by a TCP proxy in front of the server (the time includes connecting; Redis is given, under a key prefix with no stream). " +
         "Where the time goes (a CPU profile of `--help`, node --cpu-prof): Node's bootstrap and the built-in modules the drivers need (net, tls, crypto, readline), the ESM loader resolving and reading the bundle's chunks, and compiling the chunk that holds zod, pg and ioredis. `--help` lists every command, so it registers all of them, and each command's module imports its operations (and with them the drivers and zod schemas) at the top: that, not our code's own work, is what keeps `--help` above 2x. The lever left is registering commands from a static description (names, options, help text) and importing a command's module only to run it; src/cli/commands/* is being restructured elsewhere, so it is not done here. `--version` loads the entry chunk only. " +
         `All ratios: --version ${all('version')}; --help ${all('help')}; inspect first query ${all('inspect', 'firstMs')}` +
-        (withTsc ? `; unbundled --help ${all('helpTsc')}; unbundled inspect first query ${all('inspectTsc', 'firstMs')}.` : '. (A quick run: 5 rounds instead of 15, and without the unbundled rows.)'),
+        (withTsc ? `; unbundled --help ${all('helpTsc')}; unbundled inspect first query ${all('inspectTsc', 'firstMs')}.` : '. (A quick run: 3 rounds instead of 15, and without the unbundled rows.)'),
     };
   } finally {
     await proxy.close();
