@@ -13,7 +13,7 @@ import { connectPg } from '../dist/postgres/db.js';
 import { connectRedis, closeRedis } from '../dist/redis/connect.js';
 import { inspectUser } from '../dist/ops/inspect.js';
 import { sql } from '../dist/postgres/sql.js';
-import { median, phase, result, seededDatabase, time } from './lib.mjs';
+import { median, phase, result, seededDatabase, time, xaddMany } from './lib.mjs';
 
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
 const DAY = '2025-11-25';
@@ -38,19 +38,19 @@ async function fillStream(client, n, user, historyId) {
   const own = Math.floor(n - n / SPAN_DAYS / 2); // in the middle of DAY
   const batch = 10_000;
   for (let done = 0; done < n; done += batch) {
-    const p = client.pipeline();
+    const batchEntries = [];
     for (let i = done; i < Math.min(n, done + batch); i++) {
       const ms = Math.floor(start + i * step);
       const mine = i === own;
       const u = mine ? user : randomUUID();
       const date = new Date(ms).toISOString().slice(0, 10);
-      p.xadd(DIGEST_STREAM, `${ms}-${i}`, 'data', serializeEvent({
+      batchEntries.push(`${ms}-${i}`, serializeEvent({
         schema_version: 'v1', trace_id: randomUUID(), occurred_at: isoUtc(new Date(ms)), idempotency_key: `digest:${u}:${date}`,
         user_id: u, tenant_id: TENANT, digest_date: date, trigger: 'scheduler', history_id: mine ? historyId : randomUUID(),
         context: 'channels', delivery_channel: 'telegram', delivery_format: 'markdown',
       }));
     }
-    await p.exec();
+    await xaddMany(client, DIGEST_STREAM, batchEntries);
   }
   await client.xgroup('CREATE', DIGEST_STREAM, DIGEST_GROUP, '0');
 }
