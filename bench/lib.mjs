@@ -56,11 +56,14 @@ export function deferDrops() {
   deferred ??= [];
 }
 
-/** Drops the databases noted since deferDrops(), side by side. */
+/** Drops the databases noted since deferDrops(), side by side; a drop that fails is reported on stderr. */
 export async function dropDeferred() {
   const names = deferred ?? [];
   deferred = null;
-  await Promise.all(names.map(dropDatabase));
+  const settled = await Promise.allSettled(names.map(dropDatabase));
+  settled.forEach((r, i) => {
+    if (r.status === 'rejected') process.stderr.write(`bench: could not drop database ${names[i]}: ${r.reason}\n`);
+  });
 }
 
 /**
@@ -81,7 +84,12 @@ export async function seededDatabase(label, copies, fill, { share = false } = {}
   if (!templates.has(key)) {
     templates.set(key, (async () => {
       const tmpl = await createBenchDatabase(`tmpl_${label}`);
-      await seed(tmpl.url, copies, fill);
+      try {
+        await seed(tmpl.url, copies, fill);
+      } catch (err) {
+        await tmpl.drop();
+        throw err;
+      }
       return tmpl;
     })());
   }
@@ -93,7 +101,11 @@ const templates = new Map();
 
 /** Drops the template databases seededDatabase made (run.mjs, at the end of the run). */
 export async function dropTemplates() {
-  for (const t of templates.values()) await (await t).drop();
+  for (const t of templates.values()) {
+    // a template whose seeding failed dropped itself (and failed the benchmarks that wanted it)
+    const tmpl = await t.catch(() => null);
+    if (tmpl) await tmpl.drop();
+  }
   templates.clear();
 }
 
@@ -132,6 +144,9 @@ export async function scanStreamPrefix(redisUrl, n, phaseName = 'stream fill') {
       const client = new Redis(redisUrl, { keyPrefix: prefix });
       try {
         await fillScanStream(client, DIGEST_STREAM, n);
+      } catch (err) {
+        await client.del(DIGEST_STREAM);
+        throw err;
       } finally {
         client.disconnect();
       }
@@ -148,7 +163,11 @@ export async function dropScanStreams(redisUrl) {
   const { DIGEST_STREAM } = await import('../dist/core/contract.js');
   const client = new Redis(redisUrl);
   try {
-    for (const p of scanStreams.values()) await client.del(`${await p}${DIGEST_STREAM}`);
+    // a fill that failed deleted its stream itself
+    for (const p of scanStreams.values()) {
+      const prefix = await p.catch(() => null);
+      if (prefix) await client.del(`${prefix}${DIGEST_STREAM}`);
+    }
   } finally {
     client.disconnect();
   }
