@@ -5,7 +5,7 @@
 // replaces the full report with a part of it. `--quick` is `--scale 0.1`: every benchmark in about two
 // minutes, to check a change before a full run.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -114,8 +114,29 @@ for (const r of reports) {
   const ph = r.phases.length ? `: ${r.phases.map((p) => `${p.name} ${p.seconds} s`).join(', ')}` : '';
   lines.push(`(${r.seconds} s including set-up${ph}; the machine's 1-minute load average ${r.load[0]} before, ${r.load[1]} after, on ${cpus().length} cores)`, '');
 }
+// Issue 16's target for the quick run, in the full report too: a quick run records its length in
+// bench/results/quick.json, and a full run shows the last one recorded on this machine.
+const QUICK_TARGET_S = 120;
+const quickFile = `${dir}results/quick.json`;
+if (full) {
+  const q = existsSync(quickFile) ? JSON.parse(readFileSync(quickFile, 'utf8')) : null;
+  lines.push('## quick run: `npm run bench -- --quick` against two minutes', '');
+  if (!q) lines.push('No quick run recorded on this machine (bench/results/quick.json): run `npm run bench -- --quick`.', '');
+  else {
+    lines.push('| measure | tool | baseline | unit | ratio | target | pass |', '|---|---|---|---|---|---|---|');
+    lines.push(`| the whole quick run (every benchmark at a tenth of the size) vs two minutes | ${q.seconds} | ${QUICK_TARGET_S} | s | ${Math.round((q.seconds / QUICK_TARGET_S) * 100) / 100} | 1 | ${q.seconds < QUICK_TARGET_S ? 'yes' : '**no**'} |`, '');
+    lines.push(
+      `The last quick run recorded on this machine (bench/results/quick.json, ${q.date}), ${q.built ? 'including `npm run build`' : 'without a build (dist/ was up to date)'}; the 1-minute load average ${q.load[0]} at its start, ${q.load[1]} at its end, on ${cpus().length} cores. ` +
+        `Its sections: ${q.sections.map((x) => `${x.name} ${x.seconds} s`).join(', ')}. bench/results/partial.md has its figures and each section's phases.`,
+      '',
+    );
+  }
+}
 mkdirSync(`${dir}results`, { recursive: true });
 writeFileSync(out, lines.join('\n'));
+if (values.quick && !values.only) {
+  writeFileSync(quickFile, JSON.stringify({ date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', seconds: runSeconds, built, load: [r1(loadAtStart), r1(loadavg()[0])], sections: reports.map((r) => ({ name: r.name, seconds: r.seconds ?? null })) }, null, 2));
+}
 writeFileSync(`${dir}results/${full ? 'latest' : 'partial'}.json`, JSON.stringify({ scale, reports }, null, 2));
 const failed = reports.filter((r) => r.error || r.results.some((x) => x.pass === false));
 process.stderr.write(`wrote ${out} in ${Math.round((Date.now() - t0) / 1000)} s${failed.length ? `; not met or failed: ${failed.map((r) => r.name).join(', ')}` : ''}\n`);
