@@ -95,7 +95,7 @@ const lines = [
   '(as `uptime` shows it) before and after it ran: other work shared the machine; and the time of each of',
   'its phases (set-up that runs side by side, a stream fill beside a seed, overlaps).',
   '',
-  `The whole run took ${Math.round((Date.now() - t0) / 1000)} s (of which ${cleanupSeconds} s dropping the run's databases and streams at its end).`,
+  `The whole run took ${runSeconds} s (${built ? 'including `npm run build`, ' : ''}of which ${cleanupSeconds} s dropping the run's databases and streams at its end).`,
   '',
   ...quickLines,
 ];
