@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { createBenchDatabase, createServiceSchema, fillDigestHistory } from './lib.mjs';
+import { createBenchDatabase, createServiceSchema, fillDigestHistory, phase, scanStreamPrefix } from './lib.mjs';
 
 const exec = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
@@ -16,6 +16,30 @@ const BATCH = { batchSize: 500, lockTimeoutMs: 2_000, lockWaitMs: 5_000 };
 async function child(args) {
   const { stdout } = await exec(process.execPath, [SELF, '--child', ...args], { maxBuffer: 16 << 20 });
   return JSON.parse(stdout);
+}
+
+/**
+ * The scan of an n-entry stream in a child of its own: the run's stream of the larger size (bench/lib.mjs
+ * scanStreamPrefix, the one the scan benchmark reads) as it is, the smaller size its last n entries
+ * (COPY, then XTRIM MAXLEN n: the same events, the same share of repeated history_ids).
+ */
+async function scanAt(redisUrl, sizes, n, prefix) {
+  const shared = await scanStreamPrefix(redisUrl, sizes[sizes.length - 1]);
+  if (n === sizes[sizes.length - 1]) return phase(`scan ${n}`, () => child(['scan', redisUrl, shared, String(n)]));
+  const { Redis } = await import('ioredis');
+  const { DIGEST_STREAM } = await import('../dist/core/contract.js');
+  const r = new Redis(redisUrl);
+  const own = `${prefix}${n}:`;
+  try {
+    await phase(`stream copy ${n}`, async () => {
+      await r.copy(`${shared}${DIGEST_STREAM}`, `${own}${DIGEST_STREAM}`);
+      await r.xtrim(`${own}${DIGEST_STREAM}`, 'MAXLEN', n);
+    });
+    return await phase(`scan ${n}`, () => child(['scan', redisUrl, own, String(n)]));
+  } finally {
+    await r.del(`${own}${DIGEST_STREAM}`);
+    r.disconnect();
+  }
 }
 
 export default async function run({ redisUrl, scale }) {
@@ -28,17 +52,22 @@ export default async function run({ redisUrl, scale }) {
   try {
     for (const n of sizes) {
       const s = `s${n}`;
-      await createServiceSchema(admin, s);
-      // A tenth of the rows in duplicate groups (two in-flight rows each), a tenth stale.
-      await fillDigestHistory(admin, s, { rows: n, dupGroups: Math.round(n / 20), stale: Math.round(n / 10) });
-      await admin.query(`VACUUM ANALYZE ${s}.digest_history`);
+      const seed = phase(`seed ${n}`, async () => {
+        await createServiceSchema(admin, s);
+        // A tenth of the rows in duplicate groups (two in-flight rows each), a tenth stale.
+        await fillDigestHistory(admin, s, { rows: n, dupGroups: Math.round(n / 20), stale: Math.round(n / 10) });
+        await admin.query(`VACUUM ANALYZE ${s}.digest_history`);
+      });
+      // The stream the scans read is filled while the larger table is seeded (neither is timed).
+      await Promise.all([seed, n === sizes[sizes.length - 1] ? scanStreamPrefix(redisUrl, n, `stream fill (beside seed ${n})`) : null]);
       const url = bench.url;
       out[n] = {};
-      for (const op of ['inspect', 'fix-duplicates', 'mark-stale']) out[n][op] = await child([op, url, s, String(n)]);
+      for (const op of ['inspect', 'fix-duplicates', 'mark-stale']) out[n][op] = await phase(`${op} ${n}`, () => child([op, url, s, String(n)]));
       await admin.query(`DROP SCHEMA ${s} CASCADE`);
       await admin.query('DROP SCHEMA IF EXISTS dd CASCADE');
-      out[n].scan = await child(['fill-scan', redisUrl, `${prefix}${n}:`, String(n)]);
     }
+    // The scans after the tables (Redis only): each size's in a child of its own.
+    for (const n of sizes) out[n].scan = await scanAt(redisUrl, sizes, n, prefix);
     const [a, b] = sizes;
     const mb = (kb) => Math.round(kb / 10.24) / 100;
     const results = [];
@@ -52,7 +81,7 @@ export default async function run({ redisUrl, scale }) {
       title: `growth: ${a.toLocaleString('en')} vs ${b.toLocaleString('en')} rows / entries`,
       results,
       notes:
-        `Each table has a tenth of its rows in duplicate groups (${Math.round(b / 20).toLocaleString('en')} groups at ${b.toLocaleString('en')}) and a tenth stale; the stream is filled as in the scan benchmark. ` +
+        `Each table has a tenth of its rows in duplicate groups (${Math.round(b / 20).toLocaleString('en')} groups at ${b.toLocaleString('en')}) and a tenth stale; the stream at the larger size is the scan benchmark's own (filled once per run), the smaller its last entries (COPY, XTRIM MAXLEN). ` +
         'Each op is the library call the CLI makes (inspectSummary; fixDuplicates and markStale with --apply, batches of 500; scanStream), run once in a child process of its own: the time is the op alone (connections opened before the clock starts), the peak RSS the child\'s process.resourceUsage().maxRSS (Node itself is about 45 MB). ' +
         'The ratio column is the larger size over the smaller: 10 is linear. The repairs\' results carry their whole plan (every row they change, for --json), so their RSS grows with the rows changed.',
     };
@@ -67,29 +96,6 @@ if (process.argv[2] === '--child') {
   const n = Number(nStr);
   let started;
   let extra;
-  if (op === 'fill-scan') {
-    const { Redis } = await import('ioredis');
-    const { DIGEST_STREAM } = await import('../dist/core/contract.js');
-    const { serializeEvent, isoUtc } = await import('../dist/core/event.js');
-    const fillClient = new Redis(url, { keyPrefix: schemaOrPrefix });
-    const { randomUUID } = await import('node:crypto');
-    for (let done = 0; done < n; done += 10_000) {
-      const p = fillClient.pipeline();
-      for (let i = done; i < Math.min(n, done + 10_000); i++) {
-        const u = randomUUID();
-        p.xadd(DIGEST_STREAM, '*', 'data', serializeEvent({ schema_version: 'v1', trace_id: randomUUID(), occurred_at: isoUtc(new Date()), idempotency_key: `digest:${u}:2025-11-25`, user_id: u, tenant_id: '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b', digest_date: '2025-11-25', trigger: 'scheduler', history_id: randomUUID(), context: 'channels', delivery_channel: 'telegram', delivery_format: 'markdown' }));
-      }
-      await p.exec();
-    }
-    fillClient.disconnect();
-    // The scan in a fresh child: this one's heap holds the fill's garbage.
-    const { stdout } = await exec(process.execPath, [SELF, '--child', 'scan', url, schemaOrPrefix, nStr], { maxBuffer: 16 << 20 });
-    const c2 = new Redis(url, { keyPrefix: schemaOrPrefix });
-    await c2.del(DIGEST_STREAM);
-    c2.disconnect();
-    process.stdout.write(stdout);
-    process.exit(0);
-  }
   if (op === 'scan') {
     const { connectRedis, closeRedis } = await import('../dist/redis/connect.js');
     const { scanStream, DEFAULT_SCAN_OPTIONS } = await import('../dist/ops/streams.js');

@@ -3,31 +3,30 @@ import pg from 'pg';
 import { connectPg } from '../dist/postgres/db.js';
 import { inspectSummary } from '../dist/ops/inspect.js';
 import { sql } from '../dist/postgres/sql.js';
-import { bestOf, createBenchDatabase, createServiceSchema, fillDigestHistory, result } from './lib.mjs';
+import { bestOf, phase, result, seededDatabase } from './lib.mjs';
 
 export default async function run({ scale }) {
   const rows = Math.round(1_000_000 * scale);
   const dupGroups = Math.round(10_000 * scale);
   const stale = Math.round(50_000 * scale);
-  const bench = await createBenchDatabase('inspect');
+  // The tables repairs starts from (its two copies; inspect reads the first), seeded once for both.
+  const bench = await seededDatabase('inspect', ['tool', 'base'], { rows, dupGroups, stale }, { share: true });
   const client = new pg.Client({ connectionString: bench.url });
   await client.connect();
   try {
-    await createServiceSchema(client, 'svc');
-    await fillDigestHistory(client, 'svc', { rows, dupGroups, stale });
-    const db = await connectPg({ url: bench.url, schema: 'svc', stateSchema: 'dd', statementTimeoutMs: 600_000 });
+    const db = await connectPg({ url: bench.url, schema: 'tool', stateSchema: 'dd', statementTimeoutMs: 600_000 });
     try {
-      const tool = await bestOf(3, () => inspectSummary(db, { skipped: 'bench' }, { limit: 20, stuckAfterMs: 3_600_000 }));
+      const tool = await phase('tool runs', () => bestOf(3, () => inspectSummary(db, { skipped: 'bench' }, { limit: 20, stuckAfterMs: 3_600_000 })));
       // Baseline: the same statements, sent by a bare pg client with nothing of the tool around them.
-      const ids = { schema: 'svc', state: 'dd' };
+      const ids = { schema: 'tool', state: 'dd' };
       const inFlight = ['scheduled', 'pending', 'processing'];
-      const base = await bestOf(3, async () => {
+      const base = await phase('baseline runs', () => bestOf(3, async () => {
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         await client.query(sql('inspect_duplicate_groups', ids), [inFlight, null, null, null, 20]);
         await client.query(sql('inspect_inflight_ages', ids), [inFlight, null, null, 3_600_000]);
         await client.query(sql('inspect_status_counts', ids), [null, null]);
         await client.query('COMMIT');
-      });
+      }));
       if (tool.value.duplicates.totalGroups !== dupGroups) throw new Error(`inspect found ${tool.value.duplicates.totalGroups} groups, expected ${dupGroups}`);
       return {
         title: `inspect summary on ${rows.toLocaleString('en')} rows (${dupGroups.toLocaleString('en')} duplicate groups, ${stale.toLocaleString('en')} stale rows)`,

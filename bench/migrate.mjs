@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { connectPg } from '../dist/postgres/db.js';
 import { DEFAULT_MIGRATE_OPTIONS, migrateApply } from '../dist/ops/migrate.js';
-import { createBenchDatabase, createServiceSchema, fillDigestHistory, median, result, time } from './lib.mjs';
+import { median, phase, result, seededDatabase, time } from './lib.mjs';
 
 const exec = promisify(execFile);
 const BIN = fileURLToPath(new URL('../bin/digest-doctor.js', import.meta.url));
@@ -28,16 +28,14 @@ export default async function run({ scale }) {
   const rows = Math.round(1_000_000 * scale);
   // lone in-flight rows (one per user and day): what the index holds on a healthy table
   const stale = Math.round(20_000 * scale);
-  const bench = await createBenchDatabase('migrate');
+  const schemas = ['tool', 'raw', 'cli', 'psql'];
+  const bench = await seededDatabase('migrate', schemas, { rows, stale });
   const admin = new pg.Client({ connectionString: bench.url });
   await admin.connect();
-  const schemas = ['tool', 'raw', 'cli', 'psql'];
   try {
-    for (const s of schemas) {
-      await createServiceSchema(admin, s);
-      await fillDigestHistory(admin, s, { rows, stale });
-      await admin.query(`VACUUM ${s}.digest_history`);
-    }
+    await phase('vacuum', async () => {
+      for (const s of schemas) await admin.query(`VACUUM ${s}.digest_history`);
+    });
     const dropAll = async () => {
       for (const s of schemas) await admin.query(`DROP INDEX IF EXISTS ${s}.${INDEX}`);
     };
@@ -47,7 +45,7 @@ export default async function run({ scale }) {
     const best = { tool: Infinity, raw: Infinity, cli: Infinity, psql: Infinity };
     const processPairs = [];
     const nRounds = scale < 1 ? 3 : ROUNDS;
-    for (let i = 0; i < nRounds; i++) {
+    for (let i = 0; i < nRounds; i++) await phase('rounds', async () => {
       await dropAll();
       // The op as a library: its own control and build connections, preflight, lock, build, verify, ledger.
       const tool = await time(async () => {
@@ -77,7 +75,7 @@ export default async function run({ scale }) {
       // Node's own start-up, the floor under the process figure (psql, a C program, starts in a few ms)
       const bare = await time(() => exec(process.execPath, ['-e', '0']));
       processPairs.push({ cli: cli.ms, psql: ps.ms, node: bare.ms });
-    }
+    });
     const results = [result('migrate --apply (library call) vs CREATE UNIQUE INDEX CONCURRENTLY from a bare pg client', best.tool, 'ms', best.raw, 1.3)];
     // The process pair (run back to back in each round): the round with the median ratio. Target 1.6 is issue 16's.
     const mp = median(processPairs, (x) => x.cli / x.psql);

@@ -1,52 +1,14 @@
 // `streams --scan` over a 1,000,000-entry stream vs a raw paged XRANGE loop (no parsing) over the
 // same stream, side by side. Each side runs in its own child process so its peak RSS is its own.
 import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { DIGEST_STREAM } from '../dist/core/contract.js';
-import { serializeEvent, isoUtc } from '../dist/core/event.js';
+import { phase, scanStreamPrefix } from './lib.mjs';
 
 const run = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
-const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
-
-function event(historyId, userId, at) {
-  return serializeEvent({
-    schema_version: 'v1',
-    trace_id: randomUUID(),
-    occurred_at: isoUtc(at),
-    idempotency_key: `digest:${userId}:2025-11-25`,
-    user_id: userId,
-    tenant_id: TENANT,
-    digest_date: '2025-11-25',
-    trigger: 'scheduler',
-    history_id: historyId,
-    context: 'channels',
-    delivery_channel: 'telegram',
-    delivery_format: 'markdown',
-  });
-}
-
-/** Pipelined XADD of `n` realistic events; every 1000th republishes the previous history_id. */
-async function fill(client, key, n) {
-  const batch = 10_000;
-  let last = randomUUID();
-  let user = randomUUID();
-  for (let done = 0; done < n; done += batch) {
-    const p = client.pipeline();
-    const now = new Date();
-    for (let i = done; i < Math.min(n, done + batch); i++) {
-      if (i % 1000 !== 999) {
-        last = randomUUID();
-        user = randomUUID();
-      }
-      p.xadd(key, '*', 'data', event(last, user, now));
-    }
-    await p.exec();
-  }
-}
 
 async function child(mode, redisUrl, prefix) {
   const { stdout } = await run(process.execPath, [SELF, `--child-${mode}`, redisUrl, prefix], { maxBuffer: 16 << 20 });
@@ -55,35 +17,32 @@ async function child(mode, redisUrl, prefix) {
 
 export default async function run_({ redisUrl, scale }) {
   const n = Math.round(1_000_000 * scale);
-  const prefix = `ddbench:${randomBytes(4).toString('hex')}:`;
-  const client = new Redis(redisUrl, { keyPrefix: prefix });
-  try {
-    await fill(client, DIGEST_STREAM, n);
-    // alternate the two, twice: the fastest run of each is the least disturbed by other work
-    const runs = { raw: [], scan: [] };
-    for (let i = 0; i < 2; i++) for (const mode of ['raw', 'scan']) runs[mode].push(await child(mode, redisUrl, prefix));
-    const fastest = (xs) => xs.reduce((a, b) => (b.ms < a.ms ? b : a));
-    const raw = { ...fastest(runs.raw), maxRssKb: Math.max(...runs.raw.map((r) => r.maxRssKb)) };
-    const tool = { ...fastest(runs.scan), maxRssKb: Math.max(...runs.scan.map((r) => r.maxRssKb)) };
-    if (tool.entries !== n || raw.entries !== n) throw new Error(`read ${tool.entries} / ${raw.entries} entries, expected ${n}`);
-    const expectedDups = Math.floor(n / 1000);
-    if (tool.duplicates !== expectedDups) throw new Error(`scan found ${tool.duplicates} duplicated history_ids, expected ${expectedDups}`);
-    const toolRate = n / (tool.ms / 1000);
-    const rawRate = n / (raw.ms / 1000);
-    const mb = (kb) => Math.round(kb / 10.24) / 100;
-    return {
-      title: `streams --scan over ${n.toLocaleString('en')} entries (${expectedDups} duplicated history_ids)`,
-      results: [
-        { name: 'scan throughput vs raw paged XRANGE (no parsing)', value: Math.round(toolRate), unit: 'entries/s', baseline: Math.round(rawRate), ratio: Math.round((toolRate / rawRate) * 100) / 100, target: '>= 200,000 entries/s', pass: toolRate >= 200_000 },
-        { name: 'scan peak RSS vs raw paged XRANGE', value: mb(tool.maxRssKb), unit: 'MB', baseline: mb(raw.maxRssKb), ratio: Math.round((tool.maxRssKb / raw.maxRssKb) * 100) / 100, target: '< 200 MB', pass: tool.maxRssKb / 1024 < 200 },
-      ],
-      notes:
-        'The scan is the library op the CLI runs (scanStream: XRANGE pages of 250 on a connection of its own opened with the client\'s settings, the next page requested before the current one is checked; replies read as bytes, each event checked in place against the event schema\'s rules when it has the plain shape the service writes, through JSON.parse + the schema otherwise; compact per-history_id state in typed arrays). The baseline is a bare ioredis loop of XRANGE pages of 1000 over the same stream, decoding the replies and nothing else. Each runs in its own child process, alternately, twice: throughput is the faster run, peak RSS the larger (process.resourceUsage().maxRSS of the child).',
-    };
-  } finally {
-    await client.del(DIGEST_STREAM);
-    client.disconnect();
-  }
+  // The run's stream of n events (bench/lib.mjs: filled once, growth's scan reads it too); read only.
+  const prefix = await scanStreamPrefix(redisUrl, n);
+  // alternate the two, twice (once in a quick run): the fastest run of each is the least disturbed by other work
+  const alternations = scale < 1 ? 1 : 2;
+  const runs = { raw: [], scan: [] };
+  await phase('rounds', async () => {
+    for (let i = 0; i < alternations; i++) for (const mode of ['raw', 'scan']) runs[mode].push(await child(mode, redisUrl, prefix));
+  });
+  const fastest = (xs) => xs.reduce((a, b) => (b.ms < a.ms ? b : a));
+  const raw = { ...fastest(runs.raw), maxRssKb: Math.max(...runs.raw.map((r) => r.maxRssKb)) };
+  const tool = { ...fastest(runs.scan), maxRssKb: Math.max(...runs.scan.map((r) => r.maxRssKb)) };
+  if (tool.entries !== n || raw.entries !== n) throw new Error(`read ${tool.entries} / ${raw.entries} entries, expected ${n}`);
+  const expectedDups = Math.floor(n / 1000);
+  if (tool.duplicates !== expectedDups) throw new Error(`scan found ${tool.duplicates} duplicated history_ids, expected ${expectedDups}`);
+  const toolRate = n / (tool.ms / 1000);
+  const rawRate = n / (raw.ms / 1000);
+  const mb = (kb) => Math.round(kb / 10.24) / 100;
+  return {
+    title: `streams --scan over ${n.toLocaleString('en')} entries (${expectedDups} duplicated history_ids)`,
+    results: [
+      { name: 'scan throughput vs raw paged XRANGE (no parsing)', value: Math.round(toolRate), unit: 'entries/s', baseline: Math.round(rawRate), ratio: Math.round((toolRate / rawRate) * 100) / 100, target: '>= 200,000 entries/s', pass: toolRate >= 200_000 },
+      { name: 'scan peak RSS vs raw paged XRANGE', value: mb(tool.maxRssKb), unit: 'MB', baseline: mb(raw.maxRssKb), ratio: Math.round((tool.maxRssKb / raw.maxRssKb) * 100) / 100, target: '< 200 MB', pass: tool.maxRssKb / 1024 < 200 },
+    ],
+    notes:
+      `The scan is the library op the CLI runs (scanStream: XRANGE pages of 250 on a connection of its own opened with the client's settings, the next page requested before the current one is checked; replies read as bytes, each event checked in place against the event schema's rules when it has the plain shape the service writes, through JSON.parse + the schema otherwise; compact per-history_id state in typed arrays). The baseline is a bare ioredis loop of XRANGE pages of 1000 over the same stream, decoding the replies and nothing else. Each runs in its own child process, alternately, ${alternations === 2 ? 'twice' : 'once (a quick run; a full one alternates twice)'}: throughput is the faster run, peak RSS the larger (process.resourceUsage().maxRSS of the child).`,
+  };
 }
 
 if (process.argv[2]?.startsWith('--child-')) {

@@ -2,7 +2,7 @@
 // 1,000,000-entry stream spread over 100 days, against the same single-user statements sent by bare
 // clients; and the plans of its Postgres statements (EXPLAIN on the real table: no sequential scan of
 // digest_history), and how much of the stream the window read touches.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM } from '../dist/core/contract.js';
@@ -13,13 +13,16 @@ import { connectPg } from '../dist/postgres/db.js';
 import { connectRedis, closeRedis } from '../dist/redis/connect.js';
 import { inspectUser } from '../dist/ops/inspect.js';
 import { sql } from '../dist/postgres/sql.js';
-import { createBenchDatabase, createServiceSchema, fillDigestHistory, median, result, time } from './lib.mjs';
+import { median, phase, result, seededDatabase, time, xaddMany } from './lib.mjs';
 
 const TENANT = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
 const DAY = '2025-11-25';
 const TZ = 'UTC';
 const SPAN_DAYS = 100;
 const ROUNDS = 7;
+
+/** Postgres's md5(text)::uuid. */
+const md5Uuid = (text) => createHash('md5').update(text).digest('hex').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
 
 /** Every node of an EXPLAIN (FORMAT JSON) plan. */
 function* nodes(plan) {
@@ -35,19 +38,19 @@ async function fillStream(client, n, user, historyId) {
   const own = Math.floor(n - n / SPAN_DAYS / 2); // in the middle of DAY
   const batch = 10_000;
   for (let done = 0; done < n; done += batch) {
-    const p = client.pipeline();
+    const batchEntries = [];
     for (let i = done; i < Math.min(n, done + batch); i++) {
       const ms = Math.floor(start + i * step);
       const mine = i === own;
       const u = mine ? user : randomUUID();
       const date = new Date(ms).toISOString().slice(0, 10);
-      p.xadd(DIGEST_STREAM, `${ms}-${i}`, 'data', serializeEvent({
+      batchEntries.push(`${ms}-${i}`, serializeEvent({
         schema_version: 'v1', trace_id: randomUUID(), occurred_at: isoUtc(new Date(ms)), idempotency_key: `digest:${u}:${date}`,
         user_id: u, tenant_id: TENANT, digest_date: date, trigger: 'scheduler', history_id: mine ? historyId : randomUUID(),
         context: 'channels', delivery_channel: 'telegram', delivery_format: 'markdown',
       }));
     }
-    await p.exec();
+    await xaddMany(client, DIGEST_STREAM, batchEntries);
   }
   await client.xgroup('CREATE', DIGEST_STREAM, DIGEST_GROUP, '0');
 }
@@ -55,22 +58,28 @@ async function fillStream(client, n, user, historyId) {
 export default async function run({ redisUrl, scale }) {
   const rows = Math.round(1_000_000 * scale);
   const entries = Math.round(1_000_000 * scale);
-  const bench = await createBenchDatabase('user');
-  const admin = new pg.Client({ connectionString: bench.url });
-  await admin.connect();
   const prefix = `ddbench:${randomBytes(4).toString('hex')}:`;
   const raw = new Redis(redisUrl, { keyPrefix: prefix });
+  // user 1 has one sent row per day (plain rows of fillDigestHistory); its DAY row is the series' first
+  // (g = 0, id md5('r0'), checked below). The stream is filled while the table is seeded.
+  const user = md5Uuid('u1');
+  const ownId = md5Uuid('r0');
+  const [seeded, filled] = await Promise.allSettled([seededDatabase('user', ['svc'], { rows }), phase('stream fill (beside the seed)', () => fillStream(raw, entries, user, ownId))]);
+  if (seeded.status === 'rejected' || filled.status === 'rejected') {
+    await raw.del(DIGEST_STREAM, DIGEST_DLQ_STREAM);
+    raw.disconnect();
+    if (seeded.status === 'fulfilled') await seeded.value.drop();
+    throw seeded.status === 'rejected' ? seeded.reason : filled.reason;
+  }
+  const bench = seeded.value;
+  const admin = new pg.Client({ connectionString: bench.url });
+  await admin.connect();
   let db;
   let tool;
   try {
-    await createServiceSchema(admin, 'svc');
-    await fillDigestHistory(admin, 'svc', { rows });
-    await admin.query('VACUUM ANALYZE svc.digest_history');
-    // user 1 has one sent row per day (plain rows of fillDigestHistory); its DAY row's id:
-    const user = (await admin.query(`SELECT md5('u1')::uuid::text AS u`)).rows[0].u;
+    await phase('vacuum', () => admin.query('VACUUM ANALYZE svc.digest_history'));
     const own = (await admin.query(`SELECT id::text FROM svc.digest_history WHERE user_id = $1 AND digest_date = $2`, [user, DAY])).rows;
-    if (own.length !== 1) throw new Error(`expected one row for the user on ${DAY}, found ${own.length}`);
-    await fillStream(raw, entries, user, own[0].id);
+    if (own.length !== 1 || own[0].id !== ownId) throw new Error(`expected one row ${ownId} for the user on ${DAY}, found ${own.map((r) => r.id).join(', ') || 'none'}`);
     db = await connectPg({ url: bench.url, schema: 'svc', stateSchema: 'dd', statementTimeoutMs: 600_000 });
     tool = await connectRedis({ url: redisUrl, keyPrefix: prefix });
     const input = { userId: user, digestDate: DAY, timeZone: TZ, stuckAfterMs: 3_600_000 };
@@ -106,13 +115,13 @@ export default async function run({ redisUrl, scale }) {
       return { read, found: found.length };
     };
     const pairs = [];
-    for (let i = 0; i < ROUNDS; i++) {
+    for (let i = 0; i < ROUNDS; i++) await phase('rounds', async () => {
       const out = {};
       for (const which of i % 2 ? ['tool', 'base'] : ['base', 'tool']) {
         out[which] = which === 'tool' ? await time(() => inspectUser(db, { client: tool }, input)) : await time(baseline);
       }
       pairs.push(out);
-    }
+    });
     const t = pairs[0].tool.value;
     if (t.rows.length !== 1 || t.redis.entries?.length !== 1) throw new Error(`inspect --user found ${t.rows.length} rows and ${t.redis.entries?.length} entries, expected 1 and 1`);
     const m = median(pairs, (x) => x.tool.ms / x.base.ms);
