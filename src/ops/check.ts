@@ -5,6 +5,7 @@ import { CHECK_SCHEMA_VERSION, CheckResultSchema, summarize, type CheckItem, typ
 import { UNIQUE_INDEX_NAME, isDlqStream } from '../core/contract.js';
 import { AGE_BUCKETS } from '../core/duplicates.js';
 import type { HealthThresholds } from '../core/stream-health.js';
+import { formatCount, plural } from '../core/text.js';
 import { DoctorError } from '../errors.js';
 import type { Db } from '../postgres/db.js';
 import { upsertArbiters } from '../postgres/migrator.js';
@@ -92,19 +93,19 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
       }
       add(
         dup.totalGroups
-          ? { check: 'duplicates', subject: schema, verdict: 'fail', message: `${dup.totalGroups} (user, day) group(s) hold ${dup.totalRows} in-flight rows (${dup.extraRows} extra)`, fix: input.command('fix-duplicates --apply') }
+          ? { check: 'duplicates', subject: schema, verdict: 'fail', message: `${plural(dup.totalGroups, '(user, day) group')} ${dup.totalGroups === 1 ? 'holds' : 'hold'} ${plural(dup.totalRows, 'in-flight row')} (${formatCount(dup.extraRows)} extra)`, fix: input.command('fix-duplicates --apply') }
           : { check: 'duplicates', subject: schema, verdict: 'ok', message: 'no (user, day) holds two in-flight rows', fix: null },
       );
       add(
         summary.stuck.count
-          ? { check: 'stuck', subject: schema, verdict: 'fail', message: `${summary.stuck.count} in-flight row(s) older than ${input.stuckAfterText} (oldest created ${summary.stuck.oldestCreatedAt})`, fix: input.command(`mark-stale --older-than ${input.stuckAfterText} --apply`) }
+          ? { check: 'stuck', subject: schema, verdict: 'fail', message: `${plural(summary.stuck.count, 'in-flight row')} older than ${input.stuckAfterText} (oldest created ${summary.stuck.oldestCreatedAt})`, fix: input.command(`mark-stale --older-than ${input.stuckAfterText} --apply`) }
           : { check: 'stuck', subject: schema, verdict: 'ok', message: `no in-flight row older than ${input.stuckAfterText}`, fix: null },
       );
       if ('client' in input.redis && !summary.locks.skipped) {
         const stale = summary.locks.stale;
         add(
           stale.length
-            ? { check: 'stale-locks', subject: input.target.redis, verdict: 'fail', message: `${stale.length} stale lock(s): ${stale.map((l) => `${l.key} (${l.reason})`).join(', ')}`, fix: input.redisCli(`DEL ${stale.map((l) => (input.keyPrefix ?? '') + l.key).join(' ')}`) }
+            ? { check: 'stale-locks', subject: input.target.redis, verdict: 'fail', message: `${plural(stale.length, 'stale lock')}: ${stale.map((l) => `${l.key} (${l.reason})`).join(', ')}`, fix: input.redisCli(`DEL ${stale.map((l) => (input.keyPrefix ?? '') + l.key).join(' ')}`) }
             : { check: 'stale-locks', subject: input.target.redis, verdict: 'ok', message: 'no digest:lock:* without a TTL or with more TTL than it allows', fix: null },
         );
       }

@@ -190,7 +190,7 @@ export function renderRun(r: MigrateResult, s: Style): string {
   if (r.duplicates.totalGroups) {
     out.push('', s.heading('Duplicate in-flight rows the index would reject'));
     out.push(s.table([{ header: 'user', id: true }, 'day', 'rows', { header: 'ids', id: true }, 'statuses'], r.duplicates.groups.map((g) => [g.userId, g.digestDate, g.rows, g.ids.join('\n'), g.statuses.join('\n')])));
-    if (r.duplicates.groups.length < r.duplicates.totalGroups) out.push(s.dim(`showing ${r.duplicates.groups.length} of ${r.duplicates.totalGroups} groups (--limit for more)`));
+    if (r.duplicates.groups.length < r.duplicates.totalGroups) out.push(s.dim(`showing ${r.duplicates.groups.length} of ${plural(r.duplicates.totalGroups, 'group')} (--limit for more)`));
     out.push(`fix: ${s.bold('digest-doctor fix-duplicates --apply')}, then migrate again`);
   }
   if (r.longTransactions.length) {
