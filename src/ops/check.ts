@@ -2,7 +2,9 @@
 // run (inspectSummary, migrateStatus and the upsert's arbiters, streamsReport) and only maps their
 // results to ok / warn / fail lines, each with the command that fixes it.
 import { CHECK_SCHEMA_VERSION, CheckResultSchema, summarize, type CheckItem, type CheckMetrics, type CheckName, type CheckResult } from '../core/check.js';
-import { UNIQUE_INDEX_NAME, isDlqStream } from '../core/contract.js';
+import { DIGEST_STREAM, UNIQUE_INDEX_NAME, isDlqStream } from '../core/contract.js';
+import { shellQuote } from '../core/validate.js';
+import { streamKeyPrefixes } from '../redis/stream-info.js';
 import { AGE_BUCKETS } from '../core/duplicates.js';
 import type { HealthThresholds } from '../core/stream-health.js';
 import { formatCount, plural } from '../core/text.js';
@@ -131,11 +133,20 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
       const subject = f.group ? `${f.stream}/${f.group}` : f.stream;
       const full = (input.keyPrefix ?? '') + f.stream;
       let fix: string | null = null;
+      let message = f.message;
       if (f.verdict !== 'ok') {
         if (name === 'dlq-empty') fix = input.command(`replay --from-dlq --apply`);
         else if (name === 'group' && f.group) fix = input.redisCli(`XGROUP CREATE ${full} ${f.group} '$' MKSTREAM`);
+        else if (name === 'exists' && f.stream === DIGEST_STREAM && f.verdict === 'warn') {
+          // not where this run looks: under a key prefix it was not given (the last --key-prefix wins)
+          const prefixes = (await streamKeyPrefixes(input.redis.client, DIGEST_STREAM)).filter((p) => p !== (input.keyPrefix ?? ''));
+          if (prefixes.length) {
+            message = `${f.message} ${input.keyPrefix ? `under key prefix '${input.keyPrefix}'` : 'without a key prefix (no --key-prefix given)'}; it exists under key prefix ${prefixes.map((p) => `'${p}'`).join(', ')}`;
+            fix = input.command(`--key-prefix ${shellQuote(prefixes[0]!)} check`);
+          }
+        }
       }
-      add({ check: name, subject, verdict: f.verdict, message: !fix && f.fix ? `${f.message} (${f.fix})` : f.message, fix, items: f.items });
+      add({ check: name, subject, verdict: f.verdict, message: !fix && f.fix ? `${message} (${f.fix})` : message, fix, items: f.items });
     }
   }
 

@@ -19,11 +19,13 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       `
-Without --database-url / DATABASE_URL the demo uses the embedded database (./.digest-doctor/db,
---data-dir to move it) and leaves its state there, so you can go on typing commands against it.
-A named database is refused when its schema already holds digest_history rows, unless --force.
-Redis: the demo's keys live under --key-prefix (default ${DEMO_KEY_PREFIX}); without a reachable
-Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis steps are skipped.`,
+Without --database-url / DATABASE_URL the demo uses the embedded database
+(./.digest-doctor/db, --data-dir to move it) and leaves its state there, so you
+can go on typing commands against it. A named database is refused when its
+schema already holds digest_history rows, unless --force.
+Redis: the demo's keys live under --key-prefix (default ${DEMO_KEY_PREFIX});
+without a reachable Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis
+steps are skipped.`,
     )
     .action(
       act<DemoOptions>(async (ctx, o) => {
