@@ -28,7 +28,7 @@ export function createProgress(enabled = Boolean(process.stderr.isTTY) && !proce
       last = now;
       // one terminal row: a wrapped line could not be cleared by the next update
       const cols = process.stderr.columns || 80;
-      process.stderr.write(`\r\x1b[2K${text.length >= cols ? text.slice(0, cols - 2) + '…' : text}`);
+      process.stderr.write(`${drawn ? '\r\x1b[2K' : ''}${text.length >= cols ? text.slice(0, cols - 2) + '…' : text}`);
       drawn = true;
     },
     done(text) {

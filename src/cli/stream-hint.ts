@@ -31,7 +31,8 @@ export async function missingStreamHint(ctx: CommandContext, client: RedisClient
   return { message: `${here}; it exists under ${prefixes.length === 1 ? 'key prefix' : 'key prefixes'} ${list}`, fix: ctx.rerun(['--key-prefix', prefixes[0]!]) };
 }
 
-/** One line: the message, and the command when there is one. */
-export function hintLine(h: StreamHint): string {
-  return h.fix ? `${h.message}: rerun with it: ${h.fix}` : h.message;
+/** One line: the message, `then` (what it meant for this run, if anything), and the command last, so it pastes. */
+export function hintLine(h: StreamHint, then = ''): string {
+  const head = then ? `${h.message}, ${then}` : h.message;
+  return h.fix ? `${head}: rerun with the prefix: ${h.fix}` : head;
 }

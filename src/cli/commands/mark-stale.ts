@@ -70,7 +70,7 @@ export function register(program: Command): void {
         else {
           // no group may mean no stream where this run looks: a key prefix not given, or another one
           const hint = result.redis.checked && result.redis.groupMissing && redis.client ? await missingStreamHint(ctx, redis.client) : null;
-          const streamNote = hint ? hintLine(hint) : null;
+          const streamNote = hint ? hintLine(hint, 'so no event was checked for a worker holding it') : null;
           ctx.print(render(result, flags.show, ctx.style, streamNote));
         }
         return repairExit(result.plan.rows, result.applied);
@@ -89,7 +89,7 @@ export function render(r: MarkStaleResult, show: number, s: Style, streamNote: s
     out.push(`${s.bold(plural(r.plan.rows, 'row'))} to mark${more}`);
   }
   if (!r.redis.checked) out.push(`${s.verdict('skip')} live check skipped: ${r.redis.reason}`);
-  else if (r.redis.groupMissing) out.push(`${s.verdict('warn')} ${streamNote ? `${streamNote}; no event was checked for a worker holding it` : 'consumer group digest-workers is missing: no event can be live'}`);
+  else if (r.redis.groupMissing) out.push(`${s.verdict('warn')} ${streamNote ?? 'consumer group digest-workers is missing: no event can be live'}`);
   if (r.live.length) {
     out.push('', s.heading(r.filters.includeLive ? 'Live (marked anyway: --include-live)' : 'Live: event pending and delivered recently, left alone'));
     out.push(s.table([{ header: 'id', id: true }, { header: 'user', id: true }, 'day', 'entry', { header: 'consumer', shrink: true }, 'idle', 'deliveries'], r.live.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.entryId, x.consumer, formatAge(x.idleMs), x.deliveries])));
