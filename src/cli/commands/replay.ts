@@ -1,4 +1,4 @@
-import { plural } from '../../core/text.js';
+import { formatCount, formatDuration, plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, STREAM_MAXLEN, resolveStreamKey } from '../../core/contract.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
@@ -115,7 +115,7 @@ Examples:
           apply: o.apply,
           onProgress: (done, total) => ctx.progress.count('replay: published', done, total, 'event'),
           onWait: (w) =>
-            ctx.progress.update(`replay: ${w.published}/${w.total} published; waiting for group ${o.group} to read (${w.unread} unread, limit ${w.backlogLimit}, ${Math.round(w.waitedMs / 1000)} s)`),
+            ctx.progress.update(`replay: ${w.published}/${w.total} published; waiting for group ${o.group} to read (${formatCount(w.unread)} unread, limit ${formatCount(w.backlogLimit)}, ${formatDuration(w.waitedMs)})`),
         });
         ctx.progress.done();
         if (g.json) printJson(ReplayResultSchema, result);
