@@ -136,7 +136,6 @@ export function renderUser(r: InspectUser, s: Style, note: string | null = null)
     );
     out.push(s.heading('Stream entries'));
     if (!entries.length) out.push(s.dim(`none between ${r.redis.window.from} and ${r.redis.window.to}`));
-    if (note) out.push(note);
     else
       out.push(
         s.table(
@@ -151,6 +150,7 @@ export function renderUser(r: InspectUser, s: Style, note: string | null = null)
           ]),
         ),
       );
+    if (note) out.push(note);
   }
   out.push('', findingsBlock(r.findings, s));
   return out.join('\n');
