@@ -10,7 +10,7 @@ import { stripVTControlCharacters } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/cli/commands/index.js';
 import { DIGEST_GROUP, DIGEST_STREAM } from '../../src/core/contract.js';
-import { DEMO_KEY_PREFIX, seedDemoDatabase, seedDemoRedis } from '../../src/ops/demo.js';
+import { DEMO_KEY_PREFIX, INCIDENT_DAY, INCIDENT_USER, seedDemoDatabase, seedDemoRedis } from '../../src/ops/demo.js';
 import { connectPg } from '../../src/postgres/db.js';
 import { closeRedis, connectRedis } from '../../src/redis/connect.js';
 import { runCli } from '../helpers/cli.js';
@@ -212,6 +212,10 @@ describe('a run without the key prefix the deployment uses', () => {
     const inspect = await runCli([...args, 'inspect']);
     expect(unwrap(inspect.stdout)).toContain(`[info] no stream ${DIGEST_STREAM} without a key prefix (no --key-prefix given); it exists under key prefix '${PREFIX}'`);
     expect(rerunOf(unwrap(inspect.stdout))).toEqual([...args, '--key-prefix', PREFIX, 'inspect']);
+    // a user's view: "no stream entries" would be a lie by omission without the note
+    const user = await runCli([...args, 'inspect', '--user', INCIDENT_USER, '--date', INCIDENT_DAY]);
+    expect(unwrap(user.stdout)).toMatch(new RegExp(`Stream entries\\nnone between .*\\n\\[info\\] no stream ${DIGEST_STREAM} without a key prefix`));
+    expect(rerunOf(unwrap(user.stdout))).toEqual([...args, '--key-prefix', PREFIX, 'inspect', '--user', INCIDENT_USER, '--date', INCIDENT_DAY]);
     const check = await runCli([...args, 'check', '--format', 'json']);
     const exists = JSON.parse(check.stdout).checks.find((c: { check: string; subject: string }) => c.check === 'exists' && c.subject === DIGEST_STREAM);
     expect(exists.message).toContain(`it exists under key prefix '${PREFIX}'`);
