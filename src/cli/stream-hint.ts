@@ -14,6 +14,8 @@ export function prefixPhrase(keyPrefix: string | undefined): string {
 /** What missingStreamHint found: the message, and the command to rerun with the prefix that holds the stream (null: none does). */
 export interface StreamHint {
   message: string;
+  /** The part of `message` after where this run looked: "it exists under key prefix 'p:'" (empty when no prefix holds it). */
+  elsewhere: string;
   fix: string | null;
 }
 
@@ -26,9 +28,10 @@ export async function missingStreamHint(ctx: CommandContext, client: RedisClient
   if ((await client.exists(DIGEST_STREAM)) === 1) return null;
   const here = `no stream ${DIGEST_STREAM} ${prefixPhrase(ctx.g.keyPrefix)}`;
   const prefixes = (await streamKeyPrefixes(client, DIGEST_STREAM)).filter((p) => p !== (ctx.g.keyPrefix ?? ''));
-  if (!prefixes.length) return { message: `${here}, nor under any other key prefix: the service has not published yet, or --redis-url names another server`, fix: null };
+  if (!prefixes.length) return { message: `${here}, nor under any other key prefix: the service has not published yet, or --redis-url names another server`, elsewhere: '', fix: null };
   const list = prefixes.map((p) => (p ? `'${p}'` : 'no prefix')).join(', ');
-  return { message: `${here}; it exists under ${prefixes.length === 1 ? 'key prefix' : 'key prefixes'} ${list}`, fix: ctx.rerun(['--key-prefix', prefixes[0]!]) };
+  const elsewhere = `it exists under ${prefixes.length === 1 ? 'key prefix' : 'key prefixes'} ${list}`;
+  return { message: `${here}; ${elsewhere}`, elsewhere, fix: ctx.rerun(['--key-prefix', prefixes[0]!]) };
 }
 
 /** One line: the message, `then` (what it meant for this run, if anything), and the command last, so it pastes. */

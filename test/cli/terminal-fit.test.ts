@@ -245,6 +245,11 @@ describe("the demo's hints", () => {
     const hints = [...new Map(printedCommands(advice).map((h) => [h.join(' '), h])).values()];
     // inspect's fixes, the repairs' undo commands, the DLQ's replay, the closing "try ... inspect"
     expect(hints.length).toBeGreaterThanOrEqual(5);
+    // the steps' command lines and the advice carry the same global flags, in the same order
+    const steps = printedCommands(demo.stdout.split('\n').filter((l) => l.startsWith('$ ')).join('\n'));
+    const globalsOf = (h: string[]) => h.slice(0, h.findIndex((w) => w in COMMANDS)).join(' ');
+    expect(steps.length).toBeGreaterThanOrEqual(10);
+    expect(new Set([...steps, ...hints].map(globalsOf))).toEqual(new Set([globalsOf(steps[0]!)]));
     const valueOf = (h: string[], flag: string) => (h.includes(flag) ? h[h.indexOf(flag) + 1] : undefined);
     for (const h of hints) {
       const label = h.join(' ');

@@ -55,8 +55,8 @@ steps are skipped.`,
         else ctx.print(`Redis skipped: ${redis.skipped}`);
 
         // Every step is the command a user would type, run in this process through the same entry.
-        const flags = [...g.cliFlags];
-        if (facts && !g.keyPrefix) flags.push('--key-prefix', prefix);
+        // the key prefix the demo chose goes where the program declares it, as in every other printed command
+        const flags = facts && !g.keyPrefix ? inProgramOrder(program, [...g.cliFlags, '--key-prefix', prefix]) : [...g.cliFlags];
         const { main } = await import('../main.js');
         const codes: Array<{ args: string; code: number }> = [];
         const step = async (given: string[], expect: number[]) => {
@@ -138,6 +138,26 @@ steps are skipped.`,
         return ExitCode.OK;
       }),
     );
+}
+
+/**
+ * Global flags (pasteableFlags' tokens: a flag, then its value unless boolean or joined with `=`)
+ * sorted as `program` declares its options, which is the order pasteableFlags prints them in.
+ */
+export function inProgramOrder(program: Command, flags: readonly string[]): string[] {
+  const units: string[][] = [];
+  for (const f of flags) {
+    if (f.startsWith('--') || !units.length) units.push([f]);
+    else units[units.length - 1]!.push(f);
+  }
+  const rank = (unit: string[]) => {
+    const i = program.options.findIndex((o) => o.long === unit[0]!.split('=')[0]);
+    return i < 0 ? program.options.length : i;
+  };
+  return units
+    .map((u, i) => ({ u, i }))
+    .sort((a, b) => rank(a.u) - rank(b.u) || a.i - b.i)
+    .flatMap(({ u }) => u);
 }
 
 function describeRedisUrl(url: string): string {
