@@ -25,7 +25,8 @@ export interface StreamHint {
  * prefix holds it either (a SCAN of the keyspace: streamKeyPrefixes).
  */
 export async function missingStreamHint(ctx: CommandContext, client: RedisClient): Promise<StreamHint | null> {
-  if ((await client.exists(DIGEST_STREAM)) === 1) return null;
+  // TYPE and SCAN: commands README's read-only ACL user has (EXISTS is not among them); a key of another type is streams' finding
+  if ((await client.type(DIGEST_STREAM)) !== 'none') return null;
   const here = `no stream ${DIGEST_STREAM} ${prefixPhrase(ctx.g.keyPrefix)}`;
   const prefixes = (await streamKeyPrefixes(client, DIGEST_STREAM)).filter((p) => p !== (ctx.g.keyPrefix ?? ''));
   if (!prefixes.length) return { message: `${here}, nor under any other key prefix: the service has not published yet, or --redis-url names another server`, elsewhere: '', fix: null };
