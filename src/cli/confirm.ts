@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline/promises';
 import { redactText } from '../core/redact.js';
 import { DoctorError } from '../errors.js';
 import type { GlobalOptions } from './options.js';
+import { writeErr } from './stderr.js';
 
 /** Whether an applying command run with these flags would ask (and so should plan first). */
 export function willAsk(yes: boolean | undefined, stdin: { isTTY?: boolean } = process.stdin, stdout: { isTTY?: boolean } = process.stdout): boolean {
@@ -24,7 +25,8 @@ export function describeWriteTarget(databaseUrl: string | undefined): string {
 }
 
 /**
- * On a terminal: prints `summary` (what will change), the target database and schemas, to stderr,
+ * On a terminal: prints `summary` (what will change), the target database and schemas, to stderr
+ * (fitted to its width),
  * and asks "Apply? [y/N]"; resolves when the answer is y or yes, throws REFUSED (exit 4, nothing
  * written) on anything else, end of input included. Does nothing when willAsk is false.
  */
@@ -36,14 +38,23 @@ export async function confirmWrite(g: GlobalOptions, yes: boolean | undefined, c
     `  database: ${g.databaseUrl ? describeWriteTarget(g.databaseUrl) : `the embedded database in ${g.dataDir}`}, schema ${g.schema} (state schema ${g.stateSchema})`,
     ...(extraTarget ? [`  ${extraTarget}`] : []),
   ];
-  process.stderr.write(redactText(lines.join('\n'), g.secrets) + '\n');
+  writeErr(redactText(lines.join('\n'), g.secrets));
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: false });
   let answer: string;
   try {
     process.stderr.write('Apply these changes? [y/N] ');
     answer = await new Promise<string>((resolve) => {
-      rl.once('line', resolve);
-      rl.once('close', () => resolve(''));
+      let answered = false;
+      rl.once('line', (line) => {
+        answered = true;
+        resolve(line);
+      });
+      // end of input (Ctrl-D): the terminal echoed no newline, so the refusal would run on from the prompt
+      rl.once('close', () => {
+        if (answered) return;
+        process.stderr.write('\n');
+        resolve('');
+      });
     });
   } finally {
     rl.close();

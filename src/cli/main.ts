@@ -5,6 +5,7 @@ import { DEFAULT_TIME_ZONE } from '../core/contract.js';
 import { redactText, secretsOf } from '../core/redact.js';
 import { ExitCode } from '../errors.js';
 import { COMMANDS, registerCommands } from './commands/index.js';
+import { fitErr } from './stderr.js';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
@@ -52,7 +53,7 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     // commander's own messages (an option's value quoted back) are masked like ours
     // commander's own messages (an option's value quoted back) are masked like ours, under our one prefix;
     // with --json the error document on stdout carries them (main below)
-    .configureOutput({ writeErr: (str) => process.stderr.write(redactText(str.replace(/^error: /, 'digest-doctor: '), argvSecrets(args))) })
+    .configureOutput({ writeErr: (str) => process.stderr.write(fitErr(redactText(str.replace(/^error: /, 'digest-doctor: '), argvSecrets(args)))) })
     .exitOverride()
     // every command's --help ends with where the global options are and the exit codes
     .addHelpText('afterAll', ({ command }) => (command.parent ? `${GLOBAL_OPTIONS_HELP}\n${EXIT_CODE_HELP}` : EXIT_CODE_HELP))

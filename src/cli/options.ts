@@ -6,6 +6,7 @@ import { assertTimeZone } from '../core/keys.js';
 import { secretsOf } from '../core/redact.js';
 import { DoctorError, badInput } from '../errors.js';
 import { DEFAULT_DATA_DIR } from '../postgres/embedded-defaults.js';
+import { writeErr } from './stderr.js';
 
 /** Tried when no Redis URL is configured. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -156,7 +157,7 @@ export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; app
     if (opts.embedded === false) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
     // No URL: the embedded engine, loaded only now, with a notice every time.
     const { connectEmbedded, embeddedNotice } = await import('../postgres/embedded.js');
-    process.stderr.write(embeddedNotice(g.dataDir) + '\n');
+    writeErr(embeddedNotice(g.dataDir));
     db = await connectEmbedded(g.dataDir, { schema: g.schema, stateSchema: g.stateSchema, statementTimeoutMs: g.statementTimeoutMs, lockTimeoutMs: opts.lockTimeoutMs, applicationName: opts.applicationName });
   } else {
     db = await connectPg({
@@ -196,7 +197,7 @@ export async function openOptionalRedis(g: GlobalOptions): Promise<RedisAvailabi
       return { client: await connectDefaultRedis(g) };
     } catch {
       const skipped = `Redis not configured and nothing answers at ${describeRedis(DEFAULT_REDIS_URL)}: the Redis parts are skipped (pass --redis-url or set REDIS_URL)`;
-      process.stderr.write(`digest-doctor: ${skipped}\n`);
+      writeErr(`digest-doctor: ${skipped}`);
       return { skipped };
     }
   }

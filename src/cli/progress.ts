@@ -15,6 +15,8 @@ export function createProgress(enabled = Boolean(process.stderr.isTTY) && !proce
   if (!enabled) return { update: () => undefined, count: () => undefined, done: () => undefined };
   let last = 0;
   let started: number | undefined;
+  // whether a progress line is on the terminal now: done() clears only what update() drew
+  let drawn = false;
   return {
     count(what, done, total, unit) {
       started ??= performance.now();
@@ -26,10 +28,14 @@ export function createProgress(enabled = Boolean(process.stderr.isTTY) && !proce
       last = now;
       // one terminal row: a wrapped line could not be cleared by the next update
       const cols = process.stderr.columns || 80;
-      process.stderr.write(`\r\x1b[2K${text.length >= cols ? text.slice(0, cols - 2) + '…' : text}`);
+      process.stderr.write(`${drawn ? '\r\x1b[2K' : ''}${text.length >= cols ? text.slice(0, cols - 2) + '…' : text}`);
+      drawn = true;
     },
     done(text) {
-      process.stderr.write(`\r\x1b[2K${text ? text + '\n' : ''}`);
+      const clear = drawn ? '\r\x1b[2K' : '';
+      drawn = false;
+      last = 0;
+      if (clear || text) process.stderr.write(`${clear}${text ? text + '\n' : ''}`);
     },
   };
 }

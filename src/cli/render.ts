@@ -3,7 +3,9 @@
 import { stripVTControlCharacters } from 'node:util';
 import { Chalk } from 'chalk';
 import Table from 'cli-table3';
-import { layoutTable, renderRecords, type Column } from '../core/layout.js';
+import { fitLines, layoutTable, renderRecords, type Column } from '../core/layout.js';
+
+export { fitLines };
 
 export type { Column, ColumnSpec } from '../core/layout.js';
 
@@ -84,38 +86,4 @@ export function makeStyle(color: boolean, width = Infinity): Style {
     fit: (text) => fitLines(text, width),
   };
   return style;
-}
-
-/** See Style.fit. */
-export function fitLines(text: string, width: number): string {
-  if (!Number.isFinite(width)) return text;
-  return text
-    .split('\n')
-    .map((line) => fitLine(line, width))
-    .join('\n');
-}
-
-function fitLine(line: string, width: number): string {
-  const plain = stripVTControlCharacters(line);
-  // table borders are already fitted; GitHub workflow commands (::error ...) must stay one line
-  if (plain.length <= width || /^[\u2500-\u257f|]/.test(plain.trimStart()) || plain.startsWith('::')) return line;
-  // colour codes cannot be split safely: a line that has to be wrapped loses its colour
-  const indent = /^\s*/.exec(plain)![0];
-  const hang = indent + (/^\s*\[[a-zA-Z ]{4}\] /.test(plain) ? '       ' : '  ');
-  const words = plain.slice(indent.length).split(' ');
-  const out: string[] = [];
-  let cur = indent;
-  let inCommand = false;
-  for (const word of words) {
-    const fresh = cur.trim() === '';
-    const room = width - (inCommand ? 2 : 0);
-    if (!fresh && cur.length + 1 + word.length > room) {
-      out.push(inCommand ? `${cur} \\` : cur);
-      cur = hang + word;
-    } else cur = fresh ? cur + word : `${cur} ${word}`;
-    if (word === 'digest-doctor' || word === '`digest-doctor') inCommand = true;
-    else if (inCommand && /[,;)`]$/.test(word)) inCommand = false;
-  }
-  out.push(cur);
-  return out.join('\n');
 }

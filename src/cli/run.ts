@@ -6,11 +6,12 @@ import { redactDeep, redactText, rememberSecrets, secretsOf } from '../core/reda
 import { DoctorError, ExitCode, type ExitCodeValue } from '../errors.js';
 import { describeTarget } from '../postgres/db.js';
 import { describeRedis } from '../redis/connect.js';
-import { readGlobalOptions, type GlobalOptions } from './options.js';
+import { commandLine, pasteableFlags, readGlobalOptions, type GlobalOptions } from './options.js';
 import { COMMAND_NAMES } from './command-list.js';
 import { ErrorDocumentSchema, SCHEMA_VERSION, setHintFlags, withHints } from './output.js';
 import { createProgress, type Progress } from './progress.js';
 import { makeStyle, outputWidth, type Style } from './render.js';
+import { writeErr } from './stderr.js';
 
 export interface CommandContext {
   g: GlobalOptions;
@@ -22,6 +23,26 @@ export interface CommandContext {
   defer(cleanup: () => Promise<void> | void): void;
   /** Set by long commands so Ctrl-C can cancel server-side work before exit. */
   onInterrupt(handler: () => Promise<void>): void;
+  /**
+   * This command line to paste again: this run's global flags (no password), the command, its own
+   * flags and operands as given, with `globals` (e.g. ['--key-prefix', 'prod:']) in place of the
+   * global flags of the same names.
+   */
+  rerun(globals: readonly string[]): string;
+}
+
+/** `flags` (pasteableFlags' tokens) without the value-taking flags named in `names`, in either form. */
+function dropFlags(flags: readonly string[], names: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flags.length; i++) {
+    const f = flags[i]!;
+    if (names.has(f.split('=')[0]!)) {
+      if (!f.includes('=')) i++;
+      continue;
+    }
+    out.push(f);
+  }
+  return out;
 }
 
 export type CommandAction<O> = (ctx: CommandContext, opts: O, args: string[]) => Promise<ExitCodeValue>;
@@ -74,7 +95,7 @@ export function reportError(err: unknown, name: string, json: boolean, secrets: 
       /* the message below still reaches stderr */
     }
   }
-  process.stderr.write(`digest-doctor: ${message}\n`);
+  writeErr(`digest-doctor: ${message}`);
   if (process.env.DEBUG) process.stderr.write(redactText(String((err as Error)?.stack ?? err), secrets) + '\n');
   return exitCode;
 }
@@ -106,11 +127,13 @@ export function act<O>(fn: CommandAction<O>) {
       const h = interrupt;
       interrupt = undefined;
       if (signalled || !h) {
-        process.stderr.write(`\ndigest-doctor: ${sig}: exiting\n`);
+        process.stderr.write('\n');
+        writeErr(`digest-doctor: ${sig}: exiting`);
         process.exit(130);
       }
       signalled = true;
-      process.stderr.write(`\ndigest-doctor: ${sig}: stopping cleanly (again to exit at once)...\n`);
+      process.stderr.write('\n');
+      writeErr(`digest-doctor: ${sig}: stopping cleanly (again to exit at once)...`);
       h().catch(() => undefined);
       // bounded: the work in flight gets this long to wind down
       setTimeout(() => process.exit(130), INTERRUPT_GRACE_MS).unref();
@@ -132,6 +155,10 @@ export function act<O>(fn: CommandAction<O>) {
         defer: (c) => cleanups.push(c),
         onInterrupt: (h) => {
           interrupt = h;
+        },
+        rerun: (globals) => {
+          const names = new Set(globals.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]!));
+          return commandLine([...dropFlags(g.cliFlags, names), ...globals, ...name.split(' '), ...pasteableFlags(cmd), ...cmd.args]);
         },
       };
       const code = await fn(ctx, opts, args);

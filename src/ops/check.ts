@@ -2,9 +2,12 @@
 // run (inspectSummary, migrateStatus and the upsert's arbiters, streamsReport) and only maps their
 // results to ok / warn / fail lines, each with the command that fixes it.
 import { CHECK_SCHEMA_VERSION, CheckResultSchema, summarize, type CheckItem, type CheckMetrics, type CheckName, type CheckResult } from '../core/check.js';
-import { UNIQUE_INDEX_NAME, isDlqStream } from '../core/contract.js';
+import { DIGEST_STREAM, UNIQUE_INDEX_NAME, isDlqStream } from '../core/contract.js';
+import { shellQuote } from '../core/validate.js';
+import { streamKeyPrefixes } from '../redis/stream-info.js';
 import { AGE_BUCKETS } from '../core/duplicates.js';
 import type { HealthThresholds } from '../core/stream-health.js';
+import { formatCount, plural } from '../core/text.js';
 import { DoctorError } from '../errors.js';
 import type { Db } from '../postgres/db.js';
 import { upsertArbiters } from '../postgres/migrator.js';
@@ -92,19 +95,19 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
       }
       add(
         dup.totalGroups
-          ? { check: 'duplicates', subject: schema, verdict: 'fail', message: `${dup.totalGroups} (user, day) group(s) hold ${dup.totalRows} in-flight rows (${dup.extraRows} extra)`, fix: input.command('fix-duplicates --apply') }
+          ? { check: 'duplicates', subject: schema, verdict: 'fail', message: `${plural(dup.totalGroups, '(user, day) group')} ${dup.totalGroups === 1 ? 'holds' : 'hold'} ${plural(dup.totalRows, 'in-flight row')} (${formatCount(dup.extraRows)} extra)`, fix: input.command('fix-duplicates --apply') }
           : { check: 'duplicates', subject: schema, verdict: 'ok', message: 'no (user, day) holds two in-flight rows', fix: null },
       );
       add(
         summary.stuck.count
-          ? { check: 'stuck', subject: schema, verdict: 'fail', message: `${summary.stuck.count} in-flight row(s) older than ${input.stuckAfterText} (oldest created ${summary.stuck.oldestCreatedAt})`, fix: input.command(`mark-stale --older-than ${input.stuckAfterText} --apply`) }
+          ? { check: 'stuck', subject: schema, verdict: 'fail', message: `${plural(summary.stuck.count, 'in-flight row')} older than ${input.stuckAfterText} (oldest created ${summary.stuck.oldestCreatedAt})`, fix: input.command(`mark-stale --older-than ${input.stuckAfterText} --apply`) }
           : { check: 'stuck', subject: schema, verdict: 'ok', message: `no in-flight row older than ${input.stuckAfterText}`, fix: null },
       );
       if ('client' in input.redis && !summary.locks.skipped) {
         const stale = summary.locks.stale;
         add(
           stale.length
-            ? { check: 'stale-locks', subject: input.target.redis, verdict: 'fail', message: `${stale.length} stale lock(s): ${stale.map((l) => `${l.key} (${l.reason})`).join(', ')}`, fix: input.redisCli(`DEL ${stale.map((l) => (input.keyPrefix ?? '') + l.key).join(' ')}`) }
+            ? { check: 'stale-locks', subject: input.target.redis, verdict: 'fail', message: `${plural(stale.length, 'stale lock')}: ${stale.map((l) => `${l.key} (${l.reason})`).join(', ')}`, fix: input.redisCli(`DEL ${stale.map((l) => (input.keyPrefix ?? '') + l.key).join(' ')}`) }
             : { check: 'stale-locks', subject: input.target.redis, verdict: 'ok', message: 'no digest:lock:* without a TTL or with more TTL than it allows', fix: null },
         );
       }
@@ -130,11 +133,20 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
       const subject = f.group ? `${f.stream}/${f.group}` : f.stream;
       const full = (input.keyPrefix ?? '') + f.stream;
       let fix: string | null = null;
+      let message = f.message;
       if (f.verdict !== 'ok') {
         if (name === 'dlq-empty') fix = input.command(`replay --from-dlq --apply`);
         else if (name === 'group' && f.group) fix = input.redisCli(`XGROUP CREATE ${full} ${f.group} '$' MKSTREAM`);
+        else if (name === 'exists' && f.stream === DIGEST_STREAM && f.verdict === 'warn') {
+          // not where this run looks: under a key prefix it was not given (the last --key-prefix wins)
+          const prefixes = (await streamKeyPrefixes(input.redis.client, DIGEST_STREAM)).filter((p) => p !== (input.keyPrefix ?? ''));
+          if (prefixes.length) {
+            message = `${f.message} ${input.keyPrefix ? `under key prefix '${input.keyPrefix}'` : 'without a key prefix (no --key-prefix given)'}; it exists under key prefix ${prefixes.map((p) => `'${p}'`).join(', ')}`;
+            fix = input.command(`--key-prefix ${shellQuote(prefixes[0]!)} check`);
+          }
+        }
       }
-      add({ check: name, subject, verdict: f.verdict, message: !fix && f.fix ? `${f.message} (${f.fix})` : f.message, fix, items: f.items });
+      add({ check: name, subject, verdict: f.verdict, message: !fix && f.fix ? `${message} (${f.fix})` : message, fix, items: f.items });
     }
   }
 

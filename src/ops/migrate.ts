@@ -16,6 +16,7 @@ import {
   type Migration,
 } from '../core/migration.js';
 import { serverMessageOf, sqlstateOf } from '../core/faults.js';
+import { formatDuration, plural } from '../core/text.js';
 import { DoctorError } from '../errors.js';
 import type { Db } from '../postgres/db.js';
 import {
@@ -259,7 +260,7 @@ async function preflight(db: Db, o: MigrateOptions, opts: { duplicates: boolean;
         ? {
             name: 'duplicates',
             verdict: 'fail',
-            detail: `${duplicates.totalGroups} (user, day) group(s) hold more than one pending/processing row (${duplicates.totalRows} rows): the unique build would fail`,
+            detail: `${plural(duplicates.totalGroups, '(user, day) group')} ${duplicates.totalGroups === 1 ? 'holds' : 'hold'} more than one pending/processing row (${plural(duplicates.totalRows, 'row')}): the unique build would fail`,
             fix: 'run digest-doctor fix-duplicates --apply, then migrate again',
           }
         : { name: 'duplicates', verdict: 'ok', detail: 'no (user, day) holds two rows the index covers', fix: null },
@@ -271,7 +272,7 @@ async function preflight(db: Db, o: MigrateOptions, opts: { duplicates: boolean;
       ? {
           name: 'long transactions',
           verdict: 'warn',
-          detail: `${long.length} transaction(s) open longer than ${Math.round(o.longTransactionMs / 1000)} s: a concurrent build waits for each (pids ${long.map((t) => t.pid).join(', ')})`,
+          detail: `${plural(long.length, 'transaction')} open longer than ${formatDuration(o.longTransactionMs)}: a concurrent build waits for each (pids ${long.map((t) => t.pid).join(', ')})`,
           fix: 'let them finish or end them (pg_terminate_backend) before the build; lock_timeout bounds the wait',
         }
       : { name: 'long transactions', verdict: 'ok', detail: `none open longer than ${Math.round(o.longTransactionMs / 1000)} s`, fix: null },
@@ -303,7 +304,7 @@ function preparedCheck(prepared: PreparedTransaction[]): Check {
   return {
     name: 'prepared transactions',
     verdict: 'warn',
-    detail: `${here.length} prepared transaction(s) in this database, which a concurrent build waits for: ${here.map(describePrepared).join(', ')}`,
+    detail: `${plural(here.length, 'prepared transaction')} in this database, which a concurrent build waits for: ${here.map(describePrepared).join(', ')}`,
     fix: `have their owner finish them: ${finishPrepared(here)}`,
   };
 }
@@ -561,7 +562,7 @@ async function build(ctl: Db, b: Db, m: Migration, o: MigrateOptions, hooks: Mig
       const d = decideRetry({ sqlstate: sqlstate ?? undefined, attempt, maxAttempts: o.maxAttempts, baseDelayMs: o.retryDelayMs });
       if (!d.retry) {
         if (d.retryable) {
-          throw halt('busy', `the build did not finish after ${attempt} attempt(s) (${d.reason})${await blockersText(ctl)}${await leftBehind(ctl, m)}: rerun when the table is quieter, or raise --lock-timeout / --build-timeout`);
+          throw halt('busy', `the build did not finish after ${plural(attempt, 'attempt')} (${d.reason})${await blockersText(ctl)}${await leftBehind(ctl, m)}: rerun when the table is quieter, or raise --lock-timeout / --build-timeout`);
         }
         throw halt('failed', `the build failed (${sqlstate ?? 'no SQLSTATE'}: ${messageOf(error)})${await leftBehind(ctl, m)}`);
       }
@@ -626,8 +627,8 @@ export async function migrateApply(db: Db, o: MigrateOptions, hooks: MigrateHook
           if (d.totalGroups) {
             // A dead invalid unique index still rejects duplicate writes: it must not outlive the refusal.
             if (p.dropInvalidFirst) await dropIfInvalid(db, b, m, o, run, 'an earlier failed build left it invalid');
-            pre.checks.push({ name: 'duplicates', verdict: 'fail', detail: `${d.totalGroups} (user, day) group(s) hold more than one pending/processing row (${d.totalRows} rows)`, fix: 'run digest-doctor fix-duplicates --apply, then migrate again' });
-            throw halt('refused', `refused: ${d.totalGroups} (user, day) group(s) hold more than one pending/processing row; the unique index cannot be built. Run digest-doctor fix-duplicates --apply, then migrate again`);
+            pre.checks.push({ name: 'duplicates', verdict: 'fail', detail: `${plural(d.totalGroups, '(user, day) group')} ${d.totalGroups === 1 ? 'holds' : 'hold'} more than one pending/processing row (${plural(d.totalRows, 'row')})`, fix: 'run digest-doctor fix-duplicates --apply, then migrate again' });
+            throw halt('refused', `refused: ${plural(d.totalGroups, '(user, day) group')} ${d.totalGroups === 1 ? 'holds' : 'hold'} more than one pending/processing row; the unique index cannot be built. Run digest-doctor fix-duplicates --apply, then migrate again`);
           }
           pre.checks.push({ name: 'duplicates', verdict: 'ok', detail: 'no (user, day) holds two rows the index covers', fix: null });
         }

@@ -7,6 +7,7 @@ import * as z from 'zod';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, STREAM_MAXLEN, TRIGGERS, type Trigger } from '../core/contract.js';
 import { buildEvent, fieldsToRecord, parseDlqEntry, type BuildEventInput, type DigestGenerateEvent } from '../core/event.js';
 import { planReplay, replayIdempotencyId, type PlannedEvent, type ReplayCandidate, type ReplayRowState } from '../core/replay.js';
+import { formatCount, formatDuration, plural } from '../core/text.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
 import { DoctorError } from '../errors.js';
@@ -249,8 +250,8 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
       // nobody reads the stream: what does not fit now never will
       throw new DoctorError(
         'REFUSED',
-        `no consumer group "${group}" on ${stream}: nothing reads it, so ${toPublish.length} events on top of its ${state.unread ?? 0} entries ` +
-          `exceed the ${backlogLimit} that MAXLEN ~ ${maxlen} keeps unread; nothing was published. Start the workers (they create the group) and replay again, ` +
+        `no consumer group "${group}" on ${stream}: nothing reads it, so ${plural(toPublish.length, 'event')} on top of its ${plural(state.unread ?? 0, 'entry', 'entries')} ` +
+          `exceed the ${formatCount(backlogLimit)} that MAXLEN ~ ${maxlen} keeps unread; nothing was published. Start the workers (they create the group) and replay again, ` +
           `or pass --group with the group they read`,
       );
     }
@@ -276,8 +277,8 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
       if (!(err instanceof BacklogStallError)) throw err;
       throw new DoctorError(
         'REFUSED',
-        `replay stopped after ${Math.round((Date.now() - started) / 1000)} s: ${err.published} of ${toPublish.length} events published (${added} added, ${duplicates} already there), ` +
-          `${err.remaining} not sent, because consumer group "${group}" on ${stream} read nothing for ${Math.round(stallTimeoutMs / 1000)} s with ${err.state.unread ?? '?'} unread entries ` +
+        `replay stopped after ${formatDuration(Date.now() - started)}: ${formatCount(err.published)} of ${plural(toPublish.length, 'event')} published (${added} added, ${duplicates} already there), ` +
+          `${err.remaining} not sent, because consumer group "${group}" on ${stream} read nothing for ${formatDuration(stallTimeoutMs)} with ${err.state.unread === null || err.state.unread === undefined ? 'unknown unread entries' : plural(err.state.unread, 'unread entry', 'unread entries')} ` +
           `(the limit under MAXLEN ~ ${maxlen} is ${backlogLimit}). Start the workers and run the same replay again: the published events have their markers and are not sent twice`,
         { cause: err, details: { published: err.published, added, duplicates, remaining: err.remaining } },
       );

@@ -16,7 +16,7 @@ import {
 } from '../core/stream-health.js';
 import { RowCheck, ScanAccumulator, type ScanTotals } from '../core/stream-scan/index.js';
 import { parseIdempotencyKey } from '../core/keys.js';
-import { progressLine } from '../core/text.js';
+import { formatCount, plural, progressLine } from '../core/text.js';
 import type { Db } from '../postgres/db.js';
 import { isCluster, type RedisClient } from '../redis/connect.js';
 import { discoverStreams, redisNowMs, streamSnapshot } from '../redis/stream-info.js';
@@ -332,31 +332,31 @@ export function scanFindings(r: StreamScanResult, listLimit: number, keyPrefix =
   if (!r.exists) return out;
   const d = r.duplicates;
   add('scan-duplicates', d.historyIds > 0, 'warn',
-    `${d.historyIds} history_id(s) published more than once (${d.extraEntries} extra entries): ${d.examples.map((e) => `${e.historyId} x${e.count} [${e.entryIds.join(' ')}]`).join('; ')}`,
+    `${plural(d.historyIds, 'history_id')} published more than once (${plural(d.extraEntries, 'extra entry', 'extra entries')}): ${d.examples.map((e) => `${e.historyId} x${e.count} [${e.entryIds.join(' ')}]`).join('; ')}`,
     `every history_id published once (${r.distinctHistoryIds} distinct)`,
     `each copy is generated and sent again: delete the later copies the workers have not read yet (XDEL ${fullKey} ${d.examples.flatMap((e) => e.entryIds.slice(1)).slice(0, 50).join(' ')}; ack instead those already pending), and publish with replay (idempotent) from now on`,
     d.examples.map((e) => e.historyId));
   const c = r.idempotencyConflicts;
   add('scan-idempotency', c.keys > 0, 'warn',
-    `${c.keys} idempotency key(s) with several history_ids (${c.extraHistoryIds} extra): ${c.examples.map((e) => `${e.key} -> ${e.historyIds.join(', ')}`).join('; ')}`,
+    `${plural(c.keys, 'idempotency key')} with several history_ids (${formatCount(c.extraHistoryIds)} extra): ${c.examples.map((e) => `${e.key} -> ${e.historyIds.join(', ')}`).join('; ')}`,
     'no idempotency key carries two history_ids',
     `several digests were requested for one user and day: ${inspectHints(c.examples.map((e) => e.key))}`,
     c.examples.map((e) => e.key));
   const m = r.malformed;
   add('scan-malformed', m.count > 0, 'fail',
-    `${m.count} entr${m.count === 1 ? 'y does' : 'ies do'} not parse as a DigestGenerateEvent: ${m.examples.map((e) => `${e.id}: ${e.error}`).join('; ')}`,
-    `all ${r.entries} entries parse`,
+    `${plural(m.count, 'entry', 'entries')} ${m.count === 1 ? 'does' : 'do'} not parse as a DigestGenerateEvent: ${m.examples.map((e) => `${e.id}: ${e.error}`).join('; ')}`,
+    `${r.entries === 1 ? 'the one entry parses' : `all ${plural(r.entries, 'entry', 'entries')} parse`}`,
     'the worker sends these to the DLQ: find the publisher that wrote them; XDEL them once understood',
     m.examples.map((e) => e.id));
   if (r.rows) {
     const { sent, missing } = r.rows;
     add('scan-sent', sent.count > 0, 'warn',
-      `${sent.count} event(s) for rows already sent: ${sent.examples.map((e) => `${e.historyId} (${e.firstEntryId})`).join(', ')}`,
+      `${plural(sent.count, 'event')} for rows already sent: ${sent.examples.map((e) => `${e.historyId} (${e.firstEntryId})`).join(', ')}`,
       `no event for a row already sent (${r.rows.checked} checked)`,
       'the worker does not check the status: these digests will be sent twice; XDEL the entries (or XACK if pending)',
       sent.examples.map((e) => e.historyId));
     add('scan-missing', missing.count > 0, 'warn',
-      `${missing.count} event(s) whose digest_history row does not exist: ${missing.examples.map((e) => `${e.historyId} (${e.firstEntryId})`).join(', ')}`,
+      `${plural(missing.count, 'event')} whose digest_history row does not exist: ${missing.examples.map((e) => `${e.historyId} (${e.firstEntryId})`).join(', ')}`,
       'every event has its row',
       'check --schema; rows deleted (user removed?) or published before the commit: the worker will fail on them',
       missing.examples.map((e) => e.historyId));
@@ -367,7 +367,7 @@ export function scanFindings(r: StreamScanResult, listLimit: number, keyPrefix =
 /** One line for people: what a scan took. */
 export function scanRate(r: StreamScanResult): string {
   const secs = r.durationMs / 1000;
-  return `${r.entries} entries in ${formatAge(r.durationMs)}${secs > 0 ? ` (${Math.round(r.entries / secs)}/s)` : ''}`;
+  return `${plural(r.entries, 'entry', 'entries')} in ${formatAge(r.durationMs)}${secs > 0 ? ` (${formatCount(Math.round(r.entries / secs))}/s)` : ''}`;
 }
 
 /** `digest-doctor inspect --user <id> --date <day>` for each user key (digest:<user>:<day>), then fix-duplicates for them. */

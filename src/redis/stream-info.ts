@@ -125,3 +125,33 @@ export async function discoverStreams(client: RedisClient, pattern: string, keyP
   if (untyped) for (const k of [...found]) if ((await client.type(k)) !== 'stream') found.delete(k);
   return [...found].sort();
 }
+
+/**
+ * The key prefixes under which the stream `key` exists, for a deployment whose keys carry a prefix
+ * the run was not given (ioredis keyPrefix, e.g. `prod:`): SCAN MATCH `*<key>` on every master,
+ * whole keys as Redis knows them (SCAN ignores the client's own keyPrefix), each minus `key`; ''
+ * when the key exists without a prefix. At most `limit`, sorted. Walks the whole keyspace (COUNT
+ * 1000 per call): call it only for a key that was not found. `TYPE stream` needs Redis 6.0; an
+ * older server's keys are taken by name.
+ */
+export async function streamKeyPrefixes(client: RedisClient, key: string, limit = 5): Promise<string[]> {
+  const found = new Set<string>();
+  const match = `*${escapeGlob(key)}`;
+  for (const node of masters(client)) {
+    let typed = true;
+    let cursor = '0';
+    do {
+      let reply: [string, string[]];
+      try {
+        reply = (await node.call('SCAN', cursor, 'MATCH', match, 'COUNT', 1000, ...(typed ? ['TYPE', 'stream'] : []))) as [string, string[]];
+      } catch (e) {
+        if (!typed || cursor !== '0' || !/syntax/i.test((e as Error).message)) throw e;
+        typed = false;
+        continue;
+      }
+      cursor = reply[0];
+      for (const k of reply[1]) if (k.endsWith(key)) found.add(k.slice(0, k.length - key.length));
+    } while (cursor !== '0' && found.size < limit);
+  }
+  return [...found].sort().slice(0, limit);
+}

@@ -84,8 +84,8 @@ describe('check', () => {
     const res = await runCli([...incidentArgs(), 'check', '--skip', 'exists,group']);
     expect(res.code).toBe(1);
     const flags = `--database-url ${incident.url} --schema ${incident.schema} --state-schema ${incident.stateSchema} --redis-url ${r.url} --key-prefix ${r.prefix}incident:`;
-    expect(res.stdout).toContain(`FAIL duplicates (${incident.schema}): 1 (user, day) group(s) hold 2 in-flight rows (1 extra) -> fix: digest-doctor ${flags} fix-duplicates --apply`);
-    expect(res.stdout).toContain(`FAIL stuck (${incident.schema}): 3 in-flight row(s) older than 1h`);
+    expect(res.stdout).toContain(`FAIL duplicates (${incident.schema}): 1 (user, day) group holds 2 in-flight rows (1 extra) -> fix: digest-doctor ${flags} fix-duplicates --apply`);
+    expect(res.stdout).toContain(`FAIL stuck (${incident.schema}): 3 in-flight rows older than 1h`);
     expect(res.stdout).toContain(`fix: digest-doctor ${flags} mark-stale --older-than 1h --apply`);
     expect(res.stdout).toMatch(/FAIL unique-index .*ux_digest_history_user_date is missing/);
     expect(res.stdout).toContain(`fix: digest-doctor ${flags} fix-duplicates --apply && digest-doctor ${flags} migrate --apply`);

@@ -6,6 +6,7 @@ import { ErrorDocumentSchema } from '../../src/cli/output.js';
 import { COMMANDS } from '../../src/cli/commands/index.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { createDemoFixture, type DemoFixture } from '../helpers/demo-fixture.js';
+import { printedCommands } from '../helpers/hints.js';
 import { runOnPty } from '../helpers/pty.js';
 import { createTestSchema, INCIDENT, seedIncident } from '../helpers/pg.js';
 
@@ -16,30 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await f?.cleanup();
 });
-
-const BOOLEAN_FLAGS = new Set(['--apply', '--force', '--yes', '--scan', '--from-dlq', '--failed', '--include-live', '--down', '--discover', '--wide', '--json', '--redis-cluster', '--strict', '--no-color']);
-
-/** Every `digest-doctor ...` command in `text` (continuation lines joined), up to the end of its clause. */
-function printedCommands(text: string): string[][] {
-  const joined = text.replace(/ \\\n\s*/g, ' ');
-  const out: string[][] = [];
-  for (const m of joined.matchAll(/digest-doctor ((?:[^\s,;`)]+ ?)+)/g)) {
-    const words = m[1]!.trim().split(' ').map((w) => w.replace(/^'(.*)'$/, '$1'));
-    const at = words.findIndex((w) => w in COMMANDS);
-    if (at < 0) continue;
-    // the command ends where the prose resumes: a bare word that is no flag's value, run id or subcommand
-    let end = at + 1;
-    while (end < words.length) {
-      const w = words[end]!;
-      const prev = words[end - 1]!;
-      const isValue = prev.startsWith('--') && !BOOLEAN_FLAGS.has(prev) && !prev.includes('=');
-      if (!(w.startsWith('-') || isValue || /^[0-9a-f-]{36}$/.test(w) || (w === 'status' && prev === 'migrate'))) break;
-      end++;
-    }
-    out.push(words.slice(0, end));
-  }
-  return out;
-}
 
 describe('wording', () => {
   it('singular counts, durations without zero parts, no "(s)"', async () => {

@@ -16,8 +16,10 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 /**
  * `cols`: the terminal's width (stty cols), with COLUMNS removed so the program reads the terminal.
  * `bin`: the script node runs (default bin/digest-doctor.js).
+ * `eof`: once the prompt appears, end the input (Ctrl-D at the start of a line) instead of answering.
+ * `env` values set to undefined are removed from the child's environment.
  */
-export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegExp; timeoutMs?: number; env?: NodeJS.ProcessEnv; cols?: number; bin?: string } = {}): Promise<PtyResult> {
+export function runOnPty(args: string[], opts: { answer?: string; eof?: boolean; prompt?: RegExp; timeoutMs?: number; env?: NodeJS.ProcessEnv; cols?: number; bin?: string } = {}): Promise<PtyResult> {
   const prompt = opts.prompt ?? /\[y\/N\]/;
   const run = [process.execPath, opts.bin ?? BIN, ...args].map(shellQuote).join(' ');
   const cmd = opts.cols ? `stty cols ${Math.floor(opts.cols)} rows 50 && exec ${run}` : run;
@@ -27,6 +29,7 @@ export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegEx
     delete env.DATABASE_URL;
     delete env.REDIS_URL;
     if (opts.cols) delete env.COLUMNS;
+    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
     const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
     let asked = false;
@@ -37,7 +40,8 @@ export function runOnPty(args: string[], opts: { answer?: string; prompt?: RegEx
       output += d;
       if (!asked && prompt.test(output)) {
         asked = true;
-        if (opts.answer !== undefined) child.stdin.write(`${opts.answer}\n`);
+        if (opts.eof) child.stdin.write('\x04');
+        else if (opts.answer !== undefined) child.stdin.write(`${opts.answer}\n`);
       }
     };
     child.stdout.on('data', onData);

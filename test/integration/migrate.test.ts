@@ -318,7 +318,7 @@ describe('migrate --apply', () => {
     const r = await migrateApply(await open(), { ...OPTS, buildTimeoutMs: 1, maxAttempts: 2 }, hooks());
     expect(r.outcome).toBe('busy');
     expect(r.migrations[0]!.attempts).toBe(2);
-    expect(r.message).toMatch(/did not finish after 2 attempt\(s\).*nothing is left behind/);
+    expect(r.message).toMatch(/did not finish after 2 attempts.*nothing is left behind/);
     expect(r.migrations[0]!.actions.filter((a) => /failed: 57014/.test(a))).toHaveLength(2);
     expect(await indexRow()).toBeUndefined();
     expect((await ledger())[0]).toMatchObject({ status: 'failed', attempts: 2, last_sqlstate: '57014' });

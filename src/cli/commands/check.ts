@@ -51,9 +51,10 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       `
-Never runs on the embedded database: with no --database-url / DATABASE_URL (or databaseUrl in the
-config file) it exits 2. Exit: 0 nothing failed (--strict: nothing warned either), 1 a check
-failed, 2 bad input, 3 the database or a configured Redis is unreachable.`,
+Never runs on the embedded database: with no --database-url / DATABASE_URL (or
+databaseUrl in the config file) it exits 2. Exit: 0 nothing failed (--strict:
+nothing warned either), 1 a check failed, 2 bad input, 3 the database or a
+configured Redis is unreachable.`,
     )
     .action(
       act<CheckOptions>(async (ctx, o) => {

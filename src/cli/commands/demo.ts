@@ -21,11 +21,13 @@ export function register(program: Command, host: CliHost): void {
     .addHelpText(
       'after',
       `
-Without --database-url / DATABASE_URL the demo uses the embedded database (./.digest-doctor/db,
---data-dir to move it) and leaves its state there, so you can go on typing commands against it.
-A named database is refused when its schema already holds digest_history rows, unless --force.
-Redis: the demo's keys live under --key-prefix (default ${DEMO_KEY_PREFIX}); without a reachable
-Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis steps are skipped.`,
+Without --database-url / DATABASE_URL the demo uses the embedded database
+(./.digest-doctor/db, --data-dir to move it) and leaves its state there, so you
+can go on typing commands against it. A named database is refused when its
+schema already holds digest_history rows, unless --force.
+Redis: the demo's keys live under --key-prefix (default ${DEMO_KEY_PREFIX});
+without a reachable Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis
+steps are skipped.`,
     )
     .action(
       act<DemoOptions>(async (ctx, o) => {
@@ -55,8 +57,8 @@ Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis steps are skipped.`,
         else ctx.print(`Redis skipped: ${redis.skipped}`);
 
         // Every step is the command a user would type, run in this process through the same entry.
-        const flags = [...g.cliFlags];
-        if (facts && !g.keyPrefix) flags.push('--key-prefix', prefix);
+        // the key prefix the demo chose goes where the program declares it, as in every other printed command
+        const flags = facts && !g.keyPrefix ? inProgramOrder(program, [...g.cliFlags, '--key-prefix', prefix]) : [...g.cliFlags];
         const codes: Array<{ args: string; code: number }> = [];
         const step = async (given: string[], expect: number[]) => {
           // the demo is the person who confirms: its writes carry --yes, so a terminal never stops it at a prompt
@@ -134,6 +136,26 @@ Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis steps are skipped.`,
         return ExitCode.OK;
       }),
     );
+}
+
+/**
+ * Global flags (pasteableFlags' tokens: a flag, then its value unless boolean or joined with `=`)
+ * sorted as `program` declares its options, which is the order pasteableFlags prints them in.
+ */
+export function inProgramOrder(program: Command, flags: readonly string[]): string[] {
+  const units: string[][] = [];
+  for (const f of flags) {
+    if (f.startsWith('--') || !units.length) units.push([f]);
+    else units[units.length - 1]!.push(f);
+  }
+  const rank = (unit: string[]) => {
+    const i = program.options.findIndex((o) => o.long === unit[0]!.split('=')[0]);
+    return i < 0 ? program.options.length : i;
+  };
+  return units
+    .map((u, i) => ({ u, i }))
+    .sort((a, b) => rank(a.u) - rank(b.u) || a.i - b.i)
+    .flatMap(({ u }) => u);
 }
 
 function describeRedisUrl(url: string): string {

@@ -12,6 +12,7 @@ import { printJson } from '../output.js';
 import { renderFindings } from '../findings.js';
 import type { Style } from '../render.js';
 import { act } from '../run.js';
+import { hintLine, missingStreamHint } from '../stream-hint.js';
 
 interface InspectOptions {
   user?: string;
@@ -30,7 +31,7 @@ export function register(program: Command): void {
     .option('--since <date|duration>', 'digest dates from this day on (YYYY-MM-DD, or e.g. 7d back)')
     .addOption(new Option('--limit <n>', 'duplicate groups to list').default('20'))
     .addOption(new Option('--stuck-after <duration>', 'in-flight rows older than this are stuck').default('1h'))
-    .addHelpText('after', '\nExamples:\n  digest-doctor inspect\n  digest-doctor inspect --user 6af5e7d3-e736-46da-bfc1-42786f2ab1c0 --date 2025-11-25')
+    .addHelpText('after', '\nExamples:\n  digest-doctor inspect\n  digest-doctor inspect --user 6af5e7d3-e736-46da-bfc1-42786f2ab1c0 \\\n    --date 2025-11-25')
     .action(
       act<InspectOptions>(async (ctx, o) => {
         const { g } = ctx;
@@ -44,6 +45,10 @@ export function register(program: Command): void {
         const redis = await openOptionalRedis(g);
         if (redis.client) ctx.defer(() => closeRedis(redis.client));
         const redisPart = redis.client ? { client: redis.client } : { skipped: redis.skipped! };
+        // the digest stream only under another key prefix: what this run reads of Redis may not be the
+        // service's; said in the text (not a finding: that prefix may be another deployment's)
+        const hint = redis.client && !g.json ? await missingStreamHint(ctx, redis.client) : null;
+        const note = hint?.fix ? `${ctx.style.verdict('info')} ${hintLine(hint)}` : null;
         if (user) {
           const result = await inspectUser(db, redisPart, {
             userId: user,
@@ -52,12 +57,12 @@ export function register(program: Command): void {
             stuckAfterMs,
           });
           if (g.json) printJson(InspectUserSchema, result);
-          else ctx.print(renderUser(result, ctx.style));
+          else ctx.print(renderUser(result, ctx.style, note));
           return hasProblems(result.findings) ? ExitCode.FINDINGS : ExitCode.OK;
         }
         const result = await inspectSummary(db, redisPart, { date, since, limit, stuckAfterMs });
         if (g.json) printJson(InspectSummarySchema, result);
-        else ctx.print(renderSummary(result, ctx.style));
+        else ctx.print(renderSummary(result, ctx.style, note));
         return hasProblems(result.findings) ? ExitCode.FINDINGS : ExitCode.OK;
       }),
     );
@@ -70,7 +75,8 @@ function findingsBlock(findings: Finding[], s: Style, scope = ''): string {
   return [lines, ok].filter(Boolean).join('\n');
 }
 
-export function renderSummary(r: InspectSummary, s: Style): string {
+/** `note`: a line for the Redis part (the digest stream found only under another key prefix). */
+export function renderSummary(r: InspectSummary, s: Style, note: string | null = null): string {
   const out: string[] = [];
   const d = r.duplicates;
   out.push(s.heading('In-flight duplicates'));
@@ -96,11 +102,13 @@ export function renderSummary(r: InspectSummary, s: Style): string {
   if (r.locks.skipped) out.push(`${s.verdict('skip')} Redis part skipped: ${r.locks.reason}`);
   else if (!r.locks.stale.length) out.push(`${s.verdict('ok')} no stale digest:lock:* keys`);
   else out.push(s.table([{ header: 'key', id: true }, 'kind', 'TTL left', 'allowed', { header: 'problem', shrink: true }], r.locks.stale.map((l) => [l.key, l.kind, l.ttlMs == null ? 'none' : formatAge(l.ttlMs), formatAge(l.maxTtlMs), s.fail(l.reason)])));
+  if (note) out.push(note);
   out.push('', findingsBlock(r.findings, s, filtered ? ` in the window (${window})` : ''));
   return out.join('\n');
 }
 
-export function renderUser(r: InspectUser, s: Style): string {
+/** `note`: as renderSummary's. */
+export function renderUser(r: InspectUser, s: Style, note: string | null = null): string {
   const out: string[] = [];
   out.push(s.heading(`User ${r.userId}, digest date ${r.digestDate}`));
   if (!r.rows.length) out.push(s.dim('no rows for this day'));
@@ -142,6 +150,7 @@ export function renderUser(r: InspectUser, s: Style): string {
           ]),
         ),
       );
+    if (note) out.push(note);
   }
   out.push('', findingsBlock(r.findings, s));
   return out.join('\n');

@@ -1,4 +1,4 @@
-import { plural } from '../../core/text.js';
+import { formatDuration, plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { formatAge } from '../../core/duplicates.js';
 import { RECLAIM_IDLE_MS } from '../../core/contract.js';
@@ -12,6 +12,7 @@ import { printJson } from '../output.js';
 import type { Style } from '../render.js';
 import { confirmWrite, willAsk } from '../confirm.js';
 import { act } from '../run.js';
+import { hintLine, missingStreamHint } from '../stream-hint.js';
 import { addRepairFlags, appliedLine, readRepairFlags, repairExit, stopOnInterrupt, type BatchFlags } from '../repair-flags.js';
 
 interface StaleOptions extends BatchFlags {
@@ -35,7 +36,7 @@ export function register(program: Command): void {
       .option('--include-live', 'also mark rows whose event a worker holds right now')
       .addOption(new Option('--live-idle <duration>', 'with Redis: a pending event delivered less than this long ago is live').default(`${DEFAULT_LIVE_IDLE_MS / 60_000}m`)),
   )
-    .addHelpText('after', `\nWith Redis configured, a row whose event is pending in digest-workers and was delivered less than\n--live-idle ago (the worker reclaims after ${RECLAIM_IDLE_MS / 1000} s) is live: skipped and listed unless --include-live.\n\nExamples:\n  digest-doctor mark-stale --older-than 6h\n  digest-doctor mark-stale --older-than 7d --apply`)
+    .addHelpText('after', `\nWith Redis configured, a row whose event is pending in digest-workers and was\ndelivered less than --live-idle ago (the worker reclaims after ${formatDuration(RECLAIM_IDLE_MS)}) is live:\nskipped and listed unless --include-live.\n\nExamples:\n  digest-doctor mark-stale --older-than 6h\n  digest-doctor mark-stale --older-than 7d --apply`)
     .action(
       act<StaleOptions>(async (ctx, o) => {
         const { g } = ctx;
@@ -66,13 +67,19 @@ export function register(program: Command): void {
         const work = markStale(db, live, input);
         const result = await stopOnInterrupt(ctx, flags.controller, work);
         if (g.json) printJson(MarkStaleResultSchema, result);
-        else ctx.print(render(result, flags.show, ctx.style));
+        else {
+          // no group may mean no stream where this run looks: a key prefix not given, or another one
+          const hint = result.redis.checked && result.redis.groupMissing && redis.client ? await missingStreamHint(ctx, redis.client) : null;
+          const streamNote = hint ? hintLine(hint, 'so no event was checked for a worker holding it') : null;
+          ctx.print(render(result, flags.show, ctx.style, streamNote));
+        }
         return repairExit(result.plan.rows, result.applied);
       }),
     );
 }
 
-export function render(r: MarkStaleResult, show: number, s: Style): string {
+/** `streamNote`: why the group is missing when the stream itself is (missingStreamHint), in place of the plain warning. */
+export function render(r: MarkStaleResult, show: number, s: Style, streamNote: string | null = null): string {
   const out: string[] = [];
   out.push(s.heading(`In-flight rows created before ${r.cutoff} (older than ${formatAge(r.filters.olderThanMs)}): mark '${r.repairStatus.status}'`));
   if (!r.plan.rows) out.push(s.ok('none'));
@@ -82,7 +89,7 @@ export function render(r: MarkStaleResult, show: number, s: Style): string {
     out.push(`${s.bold(plural(r.plan.rows, 'row'))} to mark${more}`);
   }
   if (!r.redis.checked) out.push(`${s.verdict('skip')} live check skipped: ${r.redis.reason}`);
-  else if (r.redis.groupMissing) out.push(`${s.verdict('warn')} consumer group digest-workers is missing: no event can be live`);
+  else if (r.redis.groupMissing) out.push(`${s.verdict('warn')} ${streamNote ?? 'consumer group digest-workers is missing: no event can be live'}`);
   if (r.live.length) {
     out.push('', s.heading(r.filters.includeLive ? 'Live (marked anyway: --include-live)' : 'Live: event pending and delivered recently, left alone'));
     out.push(s.table([{ header: 'id', id: true }, { header: 'user', id: true }, 'day', 'entry', { header: 'consumer', shrink: true }, 'idle', 'deliveries'], r.live.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.entryId, x.consumer, formatAge(x.idleMs), x.deliveries])));

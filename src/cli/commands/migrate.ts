@@ -37,15 +37,17 @@ interface MigrateFlags {
 }
 
 const HELP = `
-Without --apply this is a dry run: the SQL it would run and a live preflight (primary, writable,
-privileges, no transaction pooler, no in-flight duplicates, long transactions, the lock).
---apply builds with CREATE UNIQUE INDEX CONCURRENTLY on its own connection, under a session-level
-advisory lock; a failed build (55P03, 57014, 40P01) is dropped and retried. Ctrl-C cancels the
+Without --apply this is a dry run: the SQL it would run and a live preflight
+(primary, writable, privileges, no transaction pooler, no in-flight duplicates,
+long transactions, the lock). --apply builds with CREATE UNIQUE INDEX
+CONCURRENTLY on its own connection, under a session-level advisory lock; a
+failed build (55P03, 57014, 40P01) is dropped and retried. Ctrl-C cancels the
 build on the server and removes the half-built index.
 
-Exit codes: 0 applied / nothing to do, 1 a check failed (dry run) or drift (status) or the build
-failed verification, 2 bad input, 3 unreachable, 4 refused (duplicates, replica, pooler, ...) or
-busy (another migrate holds the lock; for status: an index is still being built), 130 interrupted.
+Exit codes: 0 applied / nothing to do, 1 a check failed (dry run) or drift
+(status) or the build failed verification, 2 bad input, 3 unreachable,
+4 refused (duplicates, replica, pooler, ...) or busy (another migrate holds the
+lock; for status: an index is still being built), 130 interrupted.
 
 Examples:
   digest-doctor migrate
@@ -190,7 +192,7 @@ export function renderRun(r: MigrateResult, s: Style): string {
   if (r.duplicates.totalGroups) {
     out.push('', s.heading('Duplicate in-flight rows the index would reject'));
     out.push(s.table([{ header: 'user', id: true }, 'day', 'rows', { header: 'ids', id: true }, 'statuses'], r.duplicates.groups.map((g) => [g.userId, g.digestDate, g.rows, g.ids.join('\n'), g.statuses.join('\n')])));
-    if (r.duplicates.groups.length < r.duplicates.totalGroups) out.push(s.dim(`showing ${r.duplicates.groups.length} of ${r.duplicates.totalGroups} groups (--limit for more)`));
+    if (r.duplicates.groups.length < r.duplicates.totalGroups) out.push(s.dim(`showing ${r.duplicates.groups.length} of ${plural(r.duplicates.totalGroups, 'group')} (--limit for more)`));
     out.push(`fix: ${s.bold('digest-doctor fix-duplicates --apply')}, then migrate again`);
   }
   if (r.longTransactions.length) {

@@ -1,4 +1,4 @@
-import { plural } from '../../core/text.js';
+import { formatCount, formatDuration, plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, STREAM_MAXLEN, resolveStreamKey } from '../../core/contract.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
@@ -56,7 +56,17 @@ export function register(program: Command): void {
     .addOption(new Option('--limit <n>', 'events listed in the table').default('50'))
     .addHelpText(
       'after',
-      '\nExit codes: 0 applied, or nothing to replay; 1 a dry run found events to replay, or a --history-id has no row; 2 bad input; 3 unreachable; 4 refused: a key that is not a stream, no consumer group to read a replay that does not fit, or the group read nothing for --stall-timeout (rerun the same command to send the rest).\n\nExamples:\n  digest-doctor replay --from-dlq\n  digest-doctor replay --failed --date 2025-11-25 --apply --rate 500\n  digest-doctor replay --history-id dac58a5d-522f-4e94-b803-caee803b53c6 --apply',
+      `
+Exit codes: 0 applied, or nothing to replay; 1 a dry run found events to
+replay, or a --history-id has no row; 2 bad input; 3 unreachable; 4 refused:
+a key that is not a stream, no consumer group to read a replay that does not
+fit, or the group read nothing for --stall-timeout (rerun the same command to
+send the rest).
+
+Examples:
+  digest-doctor replay --from-dlq
+  digest-doctor replay --failed --date 2025-11-25 --apply --rate 500
+  digest-doctor replay --history-id dac58a5d-522f-4e94-b803-caee803b53c6 --apply`,
     )
     .action(
       act<ReplayFlags>(async (ctx, o) => {
@@ -105,7 +115,7 @@ export function register(program: Command): void {
           apply: o.apply,
           onProgress: (done, total) => ctx.progress.count('replay: published', done, total, 'event'),
           onWait: (w) =>
-            ctx.progress.update(`replay: ${w.published}/${w.total} published; waiting for group ${o.group} to read (${w.unread} unread, limit ${w.backlogLimit}, ${Math.round(w.waitedMs / 1000)} s)`),
+            ctx.progress.update(`replay: ${w.published}/${w.total} published; waiting for group ${o.group} to read (${formatCount(w.unread)} unread, limit ${formatCount(w.backlogLimit)}, ${formatDuration(w.waitedMs)})`),
         });
         ctx.progress.done();
         if (g.json) printJson(ReplayResultSchema, result);

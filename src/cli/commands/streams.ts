@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { resolveStreamKey } from '../../core/contract.js';
+import { DIGEST_STREAM, resolveStreamKey } from '../../core/contract.js';
 import { formatAge } from '../../core/duplicates.js';
 import { parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { ExitCode } from '../../errors.js';
@@ -10,6 +10,7 @@ import { printJson } from '../output.js';
 import { renderFindings } from '../findings.js';
 import type { Style } from '../render.js';
 import { act } from '../run.js';
+import { missingStreamHint, prefixPhrase } from '../stream-hint.js';
 
 interface StreamsOptions {
   stream: string[];
@@ -45,14 +46,16 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       `
-Read-only: uses XINFO, XPENDING and XRANGE, never XREADGROUP. Ages come from the Redis clock.
-Exit 0 when every check is ok; 1 when any check is warn or fail; 2 bad input; 3 unreachable.
+Read-only: uses XINFO, XPENDING and XRANGE, never XREADGROUP. Ages come from
+the Redis clock. Exit 0 when every check is ok; 1 when any check is warn or
+fail; 2 bad input; 3 unreachable.
 
 Examples:
   digest-doctor streams
   digest-doctor streams --stream digests.generate --idle 30m
   digest-doctor streams --scan --database-url postgresql://postgres@db/app
-  digest-doctor streams --redis-url redis://10.0.0.1:7000,redis://10.0.0.2:7000 --json`,
+  digest-doctor streams --json \\
+    --redis-url redis://10.0.0.1:7000,redis://10.0.0.2:7000`,
     )
     .action(
       act<StreamsOptions>(async (ctx, o) => {
@@ -84,6 +87,13 @@ Examples:
           onProgress: (text) => ctx.progress.update(text),
         });
         ctx.progress.done();
+        // the digest stream missing where this run looks: name the key prefix that holds it, if one does
+        const missing = report.findings.find((f) => f.stream === DIGEST_STREAM && f.check === 'exists' && f.verdict !== 'ok' && report.streams.some((st) => st.key === DIGEST_STREAM && st.state === 'missing'));
+        const hint = missing ? await missingStreamHint(ctx, client) : null;
+        if (missing && hint?.fix) {
+          missing.message = `${missing.message} ${prefixPhrase(g.keyPrefix)}; ${hint.elsewhere}`;
+          missing.fix = hint.fix;
+        }
         if (g.json) printJson(StreamsReportSchema, report);
         else ctx.print(renderStreams(report, ctx.style));
         return report.summary.healthy ? ExitCode.OK : ExitCode.FINDINGS;
