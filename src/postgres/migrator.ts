@@ -1,5 +1,6 @@
 // The Postgres half of `migrate`: reads migration files, the catalog, the session, the lock and the
-// ledger, and runs statements. Decisions live in core/migration.ts; orchestration in ops/migrate.ts.
+// ledger, and runs statements. Decisions live in core/migration.ts; the lock, build, drop and
+// verification loops in postgres/index-build.ts; orchestration in ops/migrate.ts.
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { STATUSES, UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES, TABLE } from '../core/contract.js';

@@ -122,7 +122,7 @@ describe('migrate (dry run)', () => {
     expect(r.migrations[0]!.statements.at(-1)).toBe(
       `CREATE UNIQUE INDEX CONCURRENTLY ux_digest_history_user_date ON "${t.schema}".digest_history (user_id, digest_date) WHERE status IN ('pending', 'processing')`,
     );
-    expect(r.checks.map((c) => c.name)).toEqual(['session', 'primary', 'writable', 'privileges', 'ledger', 'duplicates', 'long transactions', 'prepared transactions', 'lock']);
+    expect(r.checks.map((c) => c.check)).toEqual(['session', 'primary', 'writable', 'privileges', 'ledger', 'duplicates', 'long transactions', 'prepared transactions', 'lock']);
     expect(await indexRow()).toBeUndefined();
     expect(await stateSchemaExists()).toBe(false);
   });
@@ -136,7 +136,7 @@ describe('migrate (dry run)', () => {
     expect(r.duplicates).toMatchObject({ checked: true, totalGroups: 3, totalRows: 6 });
     expect(r.duplicates.groups).toHaveLength(2);
     expect(r.duplicates.groups[0]!.statuses).toEqual(['pending', 'pending']);
-    expect(r.checks.find((c) => c.name === 'duplicates')!.fix).toMatch(/digest-doctor fix-duplicates/);
+    expect(r.checks.find((c) => c.check === 'duplicates')!.fix).toMatch(/digest-doctor fix-duplicates/);
     expect(r.lockHolder?.pid).toBe(pid);
   });
 });
@@ -333,7 +333,7 @@ describe('refusals before anything is written', () => {
   it('refuses the Supabase transaction pooler port', async () => {
     const r = await migrateApply(await open(), { ...OPTS, port: 6543 }, hooks());
     expect(r.outcome).toBe('refused');
-    expect(r.checks.find((c) => c.name === 'session')!.verdict).toBe('fail');
+    expect(r.checks.find((c) => c.check === 'session')!.verdict).toBe('fail');
     expect(await stateSchemaExists()).toBe(false);
   });
 
@@ -353,7 +353,7 @@ describe('refusals before anything is written', () => {
       u.username = role;
       const r = await migrateApply(await open(u.toString()), OPTS, hooks());
       expect(r.outcome).toBe('refused');
-      expect(r.checks.find((c) => c.name === 'privileges')).toMatchObject({ verdict: 'fail', fix: 'connect as postgres or a member of that role' });
+      expect(r.checks.find((c) => c.check === 'privileges')).toMatchObject({ verdict: 'fail', fix: 'connect as postgres or a member of that role' });
     } finally {
       for (const d of dbs.splice(0)) await d.close();
       await t.client.query(`DROP ROLE ${role}`);

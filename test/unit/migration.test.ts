@@ -212,7 +212,7 @@ describe('connection checks', () => {
     canWriteState: true,
     stateSchema: 'digest_doctor',
   };
-  const failing = (f: SessionFacts) => connectionChecks(f).filter((c) => c.verdict === 'fail').map((c) => c.name);
+  const failing = (f: SessionFacts) => connectionChecks(f).filter((c) => c.verdict === 'fail').map((c) => c.check);
   it('passes a direct primary session with privileges', () => expect(failing(ok)).toEqual([]));
   it('refuses the Supabase transaction pooler and any pooler that loses session settings', () => {
     expect(failing({ ...ok, port: 6543 })).toEqual(['session']);
