@@ -36,6 +36,7 @@ export {
   MigrateResultSchema,
   MigrateStatusSchema,
   MIGRATE_SCHEMA_VERSION,
+  MIGRATE_STATUS_SCHEMA_VERSION,
   DEFAULT_MIGRATE_OPTIONS,
   type MigrateResult,
   type MigrateStatus,

@@ -1,15 +1,9 @@
 // The applying preflight every writing command runs before it writes anything (migrate --apply and
 // --down --apply, fix-duplicates / mark-stale / undo --apply): a primary, a writable session, and a
 // real session (advisory locks and SET need one; a transaction pooler does not give one). Pure:
-// facts in, verdicts and the one-line refusal out. The facts are gathered by postgres/session.ts.
-
-/** One preflight verdict (the same shape migrate's preflight table shows). */
-export interface ApplyCheck {
-  name: string;
-  verdict: 'ok' | 'warn' | 'fail';
-  detail: string;
-  fix: string | null;
-}
+// facts in, Findings (core/finding.ts) and the one-line refusal out. The facts are gathered by
+// postgres/session.ts.
+import { finding, findingsInline, type Finding } from './finding.js';
 
 /** Supabase's transaction pooler (Supavisor) listens on 6543; its session pooler and the database itself on 5432. */
 export const SUPABASE_TRANSACTION_POOLER_PORT = 6543;
@@ -43,42 +37,42 @@ export function poolerFix(port: number | null): string {
   return `${where}; a session-mode pooler (pgbouncer pool_mode = session) works too`;
 }
 
-export function sessionCheck(e: SessionEvidence): ApplyCheck {
+export function sessionCheck(e: SessionEvidence): Finding {
   if (e.port === SUPABASE_TRANSACTION_POOLER_PORT) {
-    return { name: 'session', verdict: 'fail', detail: 'port 6543 is the Supabase transaction pooler: advisory locks and SET do not hold across statements there', fix: poolerFix(e.port) };
+    return finding('session', 'fail', 'port 6543 is the Supabase transaction pooler: advisory locks and SET do not hold across statements there', poolerFix(e.port));
   }
   if (!e.kept) {
-    return {
-      name: 'session',
-      verdict: 'fail',
-      detail: `the connection does not keep one session (${e.problem ?? 'the server process or a setting changed between statements'}): a transaction pooler such as pgbouncer pool_mode = transaction or Supabase's pooler on port 6543; advisory locks and SET need one session`,
-      fix: poolerFix(e.port),
-    };
+    return finding(
+      'session',
+      'fail',
+      `the connection does not keep one session (${e.problem ?? 'the server process or a setting changed between statements'}): a transaction pooler such as pgbouncer pool_mode = transaction or Supabase's pooler on port 6543; advisory locks and SET need one session`,
+      poolerFix(e.port),
+    );
   }
-  return { name: 'session', verdict: 'ok', detail: 'one session: the server process and a session setting stay between statements, and a second client gets a process of its own', fix: null };
+  return finding('session', 'ok', 'one session: the server process and a session setting stay between statements, and a second client gets a process of its own');
 }
 
-export function primaryCheck(f: WriteFacts): ApplyCheck {
+export function primaryCheck(f: WriteFacts): Finding {
   return f.inRecovery
-    ? { name: 'primary', verdict: 'fail', detail: 'connected to a hot standby or replica (pg_is_in_recovery() is true): it cannot be written', fix: 'point --database-url at the primary' }
-    : { name: 'primary', verdict: 'ok', detail: 'connected to the primary', fix: null };
+    ? finding('primary', 'fail', 'connected to a hot standby or replica (pg_is_in_recovery() is true): it cannot be written', 'point --database-url at the primary')
+    : finding('primary', 'ok', 'connected to the primary');
 }
 
-export function writableCheck(f: WriteFacts): ApplyCheck {
-  if (!(f.transactionReadOnly || f.defaultReadOnly)) return { name: 'writable', verdict: 'ok', detail: 'the session may write', fix: null };
+export function writableCheck(f: WriteFacts): Finding {
+  if (!(f.transactionReadOnly || f.defaultReadOnly)) return finding('writable', 'ok', 'the session may write');
   const why = f.defaultReadOnly
     ? 'default_transaction_read_only is on (set for the database, the role or the server)'
     : 'transaction_read_only is on';
-  return {
-    name: 'writable',
-    verdict: 'fail',
-    detail: `the session is read-only: ${why}`,
-    fix: f.inRecovery ? 'point --database-url at the primary' : 'use a read-write database or role (ALTER DATABASE <db> SET default_transaction_read_only = off, or another role), or target_session_attrs=read-write',
-  };
+  return finding(
+    'writable',
+    'fail',
+    `the session is read-only: ${why}`,
+    f.inRecovery ? 'point --database-url at the primary' : 'use a read-write database or role (ALTER DATABASE <db> SET default_transaction_read_only = off, or another role), or target_session_attrs=read-write',
+  );
 }
 
 /** The three applying checks, in the order they are shown: session, primary, writable. */
-export function applyChecks(session: SessionEvidence, f: WriteFacts): ApplyCheck[] {
+export function applyChecks(session: SessionEvidence, f: WriteFacts): Finding[] {
   return [sessionCheck(session), primaryCheck(f), writableCheck(f)];
 }
 
@@ -87,12 +81,12 @@ export function applyChecks(session: SessionEvidence, f: WriteFacts): ApplyCheck
  * fix, nothing written. E.g. `refused: fix-duplicates --apply: primary: connected to a hot standby
  * ... (fix: point --database-url at the primary); nothing was written`.
  */
-export function applyRefusal(command: string, checks: readonly ApplyCheck[]): string | null {
+export function applyRefusal(command: string, checks: readonly Finding[]): string | null {
   const failing = checks.filter((c) => c.verdict === 'fail');
   if (!failing.length) return null;
   // A standby is also read-only: one reason is enough.
-  const shown = failing.some((c) => c.name === 'primary') ? failing.filter((c) => c.name !== 'writable') : failing;
-  return `refused: ${command}: ${shown.map((c) => `${c.name}: ${c.detail}${c.fix ? ` (fix: ${c.fix})` : ''}`).join('; ')}; nothing was written`;
+  const shown = failing.some((c) => c.check === 'primary') ? failing.filter((c) => c.check !== 'writable') : failing;
+  return `refused: ${command}: ${findingsInline(shown)}; nothing was written`;
 }
 
 /** The message when the advisory lock turns out not to be held by the backend running a statement. */

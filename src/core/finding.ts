@@ -25,6 +25,14 @@ export function finding(check: string, verdict: FindingVerdict, message: string,
   return { verdict, check, message, fix, items: [...items] };
 }
 
+/**
+ * Findings inside one line of prose (a refusal, an error message): `check: message (fix: ...)`,
+ * joined by `; `. The presenter's layouts of findings are src/cli/findings.ts.
+ */
+export function findingsInline(findings: readonly Finding[]): string {
+  return findings.map((f) => `${f.check}: ${f.message}${f.fix ? ` (fix: ${f.fix})` : ''}`).join('; ');
+}
+
 /** True when any finding is a warn or a fail: the command's exit code is then 1 (findings). */
 export function hasProblems(findings: ReadonlyArray<Pick<Finding, 'verdict'>>): boolean {
   return findings.some((f) => f.verdict !== 'ok');

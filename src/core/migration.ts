@@ -1,8 +1,11 @@
 // The pure half of `migrate`: migration files as data, checksums, the structural comparison of index
-// definitions, the plan for one index migration, status verdicts and the retry decision. No I/O.
+// definitions, the plan for one index migration, status verdicts, the retry decision, the stops
+// (halt) and the connection's preflight Findings. No I/O.
 import { plural } from './text.js';
 import { createHash } from 'node:crypto';
 import { applyChecks } from './apply-preflight.js';
+import { DoctorError } from '../errors.js';
+import { finding, type Finding } from './finding.js';
 import { TABLE, UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES } from './contract.js';
 
 // ---------------------------------------------------------------- migration files
@@ -456,16 +459,30 @@ export function lockPollDelays(waitMs: number): number[] {
   return out;
 }
 
-// ---------------------------------------------------------------- preflight verdicts
+// ---------------------------------------------------------------- stops
 
-export type CheckVerdict = 'ok' | 'warn' | 'fail';
+/** The DoctorError code of each way a migrate run stops early (exit codes: src/errors.ts; the same as the CLI's runExitCode). */
+const CODE_BY_OUTCOME = { refused: 'REFUSED', busy: 'BUSY', cancelled: 'CANCELLED', failed: 'BUILD_FAILED' } as const;
+/** The outcomes a migrate run can stop with (a subset of the result's `outcome`). */
+export type StopOutcome = keyof typeof CODE_BY_OUTCOME;
 
-export interface Check {
-  name: string;
-  verdict: CheckVerdict;
-  detail: string;
-  fix: string | null;
+/**
+ * A DoctorError that stops a migrate run and becomes its result (outcome and message) rather than an
+ * error document: the outcome rides in `details`, so only the stops migrate makes are turned into
+ * results; any other DoctorError (a lost connection, a timeout) still propagates as before.
+ */
+export function halt(outcome: StopOutcome, message: string): DoctorError {
+  return new DoctorError(CODE_BY_OUTCOME[outcome], message, { details: { migrateOutcome: outcome } });
 }
+
+/** The outcome of a stop made by `halt`, or undefined for any other error. */
+export function stopOutcome(err: unknown): StopOutcome | undefined {
+  if (!(err instanceof DoctorError)) return undefined;
+  const o = (err.details as { migrateOutcome?: StopOutcome } | undefined)?.migrateOutcome;
+  return o !== undefined && o in CODE_BY_OUTCOME ? o : undefined;
+}
+
+// ---------------------------------------------------------------- preflight verdicts
 
 export interface SessionFacts {
   port: number | null;
@@ -486,17 +503,14 @@ export interface SessionFacts {
 export { SUPABASE_TRANSACTION_POOLER_PORT } from './apply-preflight.js';
 
 /** session, primary and writable (the applying preflight every writing command shares: core/apply-preflight.ts), then privileges and ledger. */
-export function connectionChecks(f: SessionFacts): Check[] {
-  const checks: Check[] = applyChecks({ port: f.port, kept: f.sessionKept, problem: f.sessionProblem }, f);
-  checks.push(
+export function connectionChecks(f: SessionFacts): Finding[] {
+  return [
+    ...applyChecks({ port: f.port, kept: f.sessionKept, problem: f.sessionProblem }, f),
     f.canCreateIndex
-      ? { name: 'privileges', verdict: 'ok', detail: `${f.currentUser} may create the index (table owner ${f.tableOwner})`, fix: null }
-      : { name: 'privileges', verdict: 'fail', detail: `${f.currentUser} does not own ${TABLE} (owner ${f.tableOwner}) and is not a superuser`, fix: `connect as ${f.tableOwner} or a member of that role` },
-  );
-  checks.push(
+      ? finding('privileges', 'ok', `${f.currentUser} may create the index (table owner ${f.tableOwner})`)
+      : finding('privileges', 'fail', `${f.currentUser} does not own ${TABLE} (owner ${f.tableOwner}) and is not a superuser`, `connect as ${f.tableOwner} or a member of that role`),
     f.canWriteState
-      ? { name: 'ledger', verdict: 'ok', detail: `may write the ledger in schema ${f.stateSchema}`, fix: null }
-      : { name: 'ledger', verdict: 'fail', detail: `${f.currentUser} may not create the ledger in schema ${f.stateSchema}`, fix: `GRANT CREATE on the database or schema ${f.stateSchema} to ${f.currentUser}, or pass --state-schema` },
-  );
-  return checks;
+      ? finding('ledger', 'ok', `may write the ledger in schema ${f.stateSchema}`)
+      : finding('ledger', 'fail', `${f.currentUser} may not create the ledger in schema ${f.stateSchema}`, `GRANT CREATE on the database or schema ${f.stateSchema} to ${f.currentUser}, or pass --state-schema`),
+  ];
 }

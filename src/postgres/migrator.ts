@@ -1,5 +1,6 @@
 // The Postgres half of `migrate`: reads migration files, the catalog, the session, the lock and the
-// ledger, and runs statements. Decisions live in core/migration.ts; orchestration in ops/migrate.ts.
+// ledger, and runs statements. Decisions live in core/migration.ts; the lock, build, drop and
+// verification loops in postgres/index-build.ts; orchestration in ops/migrate.ts.
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { STATUSES, UNIQUE_INDEX_NAME, UNIQUE_INDEX_STATUSES, TABLE } from '../core/contract.js';
@@ -184,21 +185,20 @@ export interface LongTransaction {
   query: string | null;
 }
 
-export async function longTransactions(db: Db, olderThanMs: number, limit = 10): Promise<LongTransaction[]> {
-  const rows = await db.query<{ pid: number; user_name: string | null; application_name: string | null; state: string | null; xact_start: Date; age_ms: number; query: string | null }>(
-    'migrate_long_transactions',
-    [olderThanMs, limit],
-  );
+/** The rows of migrate_long_transactions and migrate_table_lockers (one column list). */
+async function openTransactions(db: Db, query: 'migrate_long_transactions' | 'migrate_table_lockers', params: unknown[]): Promise<LongTransaction[]> {
+  const rows = await db.query<{ pid: number; user_name: string | null; application_name: string | null; state: string | null; xact_start: Date; age_ms: number; query: string | null }>(query, params);
   return rows.map((r) => ({ pid: r.pid, user: r.user_name, application: r.application_name, state: r.state, xactStart: new Date(r.xact_start).toISOString(), ageMs: r.age_ms, query: r.query }));
+}
+
+/** Transactions open longer than `olderThanMs`, oldest first, at most `limit`. */
+export async function longTransactions(db: Db, olderThanMs: number, limit = 10): Promise<LongTransaction[]> {
+  return openTransactions(db, 'migrate_long_transactions', [olderThanMs, limit]);
 }
 
 /** Open transactions holding a lock on digest_history: what a concurrent drop or build waits for. */
 export async function tableLockers(db: Db, limit = 5): Promise<LongTransaction[]> {
-  const rows = await db.query<{ pid: number; user_name: string | null; application_name: string | null; state: string | null; xact_start: Date; age_ms: number; query: string | null }>(
-    'migrate_table_lockers',
-    [db.ids.schema, TABLE, limit],
-  );
-  return rows.map((r) => ({ pid: r.pid, user: r.user_name, application: r.application_name, state: r.state, xactStart: new Date(r.xact_start).toISOString(), ageMs: r.age_ms, query: r.query }));
+  return openTransactions(db, 'migrate_table_lockers', [db.ids.schema, TABLE, limit]);
 }
 
 export interface PreparedTransaction {

@@ -9,10 +9,10 @@ import {
   applyRefusal,
   lostSessionMessage,
   urlPort,
-  type ApplyCheck,
   type SessionEvidence,
   type WriteFacts,
 } from '../core/apply-preflight.js';
+import type { Finding } from '../core/finding.js';
 import { lockPollDelays } from '../core/migration.js';
 import { DoctorError } from '../errors.js';
 import { connectPg, type Db } from './db.js';
@@ -82,7 +82,7 @@ export async function writeFacts(db: Db): Promise<WriteFacts> {
 }
 
 /** The applying checks (session, primary, writable) of `db`, all run (doctor style). */
-export async function applyPreflight(db: Db): Promise<ApplyCheck[]> {
+export async function applyPreflight(db: Db): Promise<Finding[]> {
   const facts = await writeFacts(db);
   return applyChecks(await proveSession(db), facts);
 }

@@ -70,10 +70,17 @@ describe('digest-doctor migrate (built binary)', () => {
   });
 
   it('duplicates: dry run exits 1, --apply refuses with exit 4, lists the groups and names the fix', async () => {
-    await seedIncident(t);
+    const seeded = await seedIncident(t);
     const dry = await cli('migrate');
     expect(dry.code).toBe(1);
-    expect(dry.stdout).toMatch(/\[FAIL\] duplicates/);
+    // the preflight is printed by the one findings renderer: the verdict line, then the fix on its own line
+    expect(dry.stdout).toMatch(/\[FAIL\] duplicates: 1 \(user, day\) group\(s\) hold more than one pending\/processing row \(2 rows\): the unique build would fail\n {7}fix: run digest-doctor .*fix-duplicates --apply, then migrate again\n/);
+    const dryDoc = MigrateResultSchema.parse(JSON.parse((await json('migrate')).stdout));
+    expect(dryDoc.schemaVersion).toBe(2);
+    // the incident's one group: its two in-flight rows are the finding's items
+    const dup = dryDoc.checks.find((c) => c.check === 'duplicates')!;
+    expect(dup.verdict).toBe('fail');
+    expect([...dup.items].sort()).toEqual([seeded.pendingOld, seeded.pendingNew].sort());
     const res = await json('migrate', '--apply');
     expect(res.code).toBe(4);
     const doc = MigrateResultSchema.parse(JSON.parse(res.stdout));

@@ -107,9 +107,9 @@ describe('a prepared transaction holding a lock on digest_history (a cluster wit
       { gid: GID, owner: 'postgres', database: 'postgres', prepared: expect.any(String), ageMs: expect.any(Number), inThisDatabase: true, locksTable: true },
     ]);
     expect(doc.preparedTransactions[0]!.ageMs).toBeGreaterThanOrEqual(0);
-    const check = doc.checks.find((k) => k.name === 'prepared transactions')!;
+    const check = doc.checks.find((k) => k.check === 'prepared transactions')!;
     expect(check.verdict).toBe('warn');
-    expect(check.detail).toContain(`'${GID}'`);
+    expect(check.message).toContain(`'${GID}'`);
     expect(check.fix).toBe(`have their owner finish them: COMMIT PREPARED 'dd-test ''prepared''' or ROLLBACK PREPARED 'dd-test ''prepared''' (in database postgres, as postgres or a superuser)`);
   });
 

@@ -138,7 +138,7 @@ describe('migrate (dry run)', () => {
     expect(r.migrations[0]!.statements.at(-1)).toBe(
       `CREATE UNIQUE INDEX${CONCURRENTLY} ux_digest_history_user_date ON "${t.schema}".digest_history (user_id, digest_date) WHERE status IN ('pending', 'processing')`,
     );
-    expect(r.checks.map((c) => c.name)).toEqual(['session', 'primary', 'writable', 'privileges', 'ledger', 'duplicates', 'long transactions', 'prepared transactions', 'lock']);
+    expect(r.checks.map((c) => c.check)).toEqual(['session', 'primary', 'writable', 'privileges', 'ledger', 'duplicates', 'long transactions', 'prepared transactions', 'lock']);
     expect(await indexRow()).toBeUndefined();
     expect(await stateSchemaExists()).toBe(false);
   });
@@ -150,7 +150,7 @@ describe('migrate (dry run)', () => {
     expect(r.duplicates).toMatchObject({ checked: true, totalGroups: 3, totalRows: 6 });
     expect(r.duplicates.groups).toHaveLength(2);
     expect(r.duplicates.groups[0]!.statuses).toEqual(['pending', 'pending']);
-    expect(r.checks.find((c) => c.name === 'duplicates')!.fix).toMatch(/digest-doctor fix-duplicates/);
+    expect(r.checks.find((c) => c.check === 'duplicates')!.fix).toMatch(/digest-doctor fix-duplicates/);
     expect(r.lockHolder).toBeNull();
   });
 
@@ -159,7 +159,7 @@ describe('migrate (dry run)', () => {
     const [{ pid }] = (await holder.query(`SELECT pg_backend_pid() AS pid, pg_advisory_lock(hashtext('digest-doctor:migrate'), hashtext($1::text))`, [t.schema])).rows;
     const r = await migratePlan(await open(), OPTS);
     expect(r.ok).toBe(false);
-    expect(r.checks.find((c) => c.name === 'lock')!.verdict).toBe('fail');
+    expect(r.checks.find((c) => c.check === 'lock')!.verdict).toBe('fail');
     expect(r.lockHolder?.pid).toBe(pid);
   });
 });
@@ -371,7 +371,7 @@ describe('refusals before anything is written', () => {
   serverIt('refuses the Supabase transaction pooler port', async () => {
     const r = await migrateApply(await open(), { ...OPTS, port: 6543 }, hooks());
     expect(r.outcome).toBe('refused');
-    expect(r.checks.find((c) => c.name === 'session')!.verdict).toBe('fail');
+    expect(r.checks.find((c) => c.check === 'session')!.verdict).toBe('fail');
     expect(await stateSchemaExists()).toBe(false);
   });
 
@@ -390,7 +390,7 @@ describe('refusals before anything is written', () => {
     try {
       const r = await migrateApply(db, OPTS, hooks());
       expect(r.outcome).toBe('refused');
-      expect(r.checks.find((c) => c.name === 'writable')).toMatchObject({ verdict: 'fail', detail: 'the session is read-only: default_transaction_read_only is on (set for the database, the role or the server)' });
+      expect(r.checks.find((c) => c.check === 'writable')).toMatchObject({ verdict: 'fail', detail: 'the session is read-only: default_transaction_read_only is on (set for the database, the role or the server)' });
       expect(await stateSchemaExists()).toBe(false);
     } finally {
       await db.raw('RESET default_transaction_read_only');
@@ -406,7 +406,7 @@ describe('refusals before anything is written', () => {
       u.username = role;
       const r = await migrateApply(await open(u.toString()), OPTS, hooks());
       expect(r.outcome).toBe('refused');
-      expect(r.checks.find((c) => c.name === 'privileges')).toMatchObject({ verdict: 'fail', fix: 'connect as postgres or a member of that role' });
+      expect(r.checks.find((c) => c.check === 'privileges')).toMatchObject({ verdict: 'fail', fix: 'connect as postgres or a member of that role' });
     } finally {
       for (const d of dbs.splice(0)) await d.close();
       await t.client.query(`DROP ROLE ${role}`);

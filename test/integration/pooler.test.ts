@@ -83,7 +83,7 @@ describe.each(['no other client active', 'other clients active'] as const)('behi
     expect(res.code, res.stderr + res.stdout).toBe(4);
     const doc = MigrateResultSchema.parse(JSON.parse(res.stdout));
     expect(doc.outcome).toBe('refused');
-    expect(doc.checks.find((c) => c.name === 'session')!.verdict).toBe('fail');
+    expect(doc.checks.find((c) => c.check === 'session')!.verdict).toBe('fail');
     expect(doc.message).toMatch(POOLER_LINE);
     expect(doc.message).toMatch(DIRECT_PORT);
     expect(await toolLocks(t.client, t.schema)).toBe(0);
@@ -97,7 +97,7 @@ describe.each(['no other client active', 'other clients active'] as const)('behi
     const res = await runCli([...viaBouncer(), '--json', 'migrate']);
     expect(res.code, res.stderr).toBe(1);
     const doc = MigrateResultSchema.parse(JSON.parse(res.stdout));
-    const session = doc.checks.find((c) => c.name === 'session')!;
+    const session = doc.checks.find((c) => c.check === 'session')!;
     expect(session.verdict).toBe('fail');
     expect(session.fix).toMatch(DIRECT_PORT);
   });

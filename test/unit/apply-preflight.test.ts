@@ -3,12 +3,12 @@ import { applyChecks, applyRefusal, poolerFix, urlPort } from '../../src/core/ap
 
 const direct = { port: 5432, kept: true, problem: null };
 const writable = { inRecovery: false, transactionReadOnly: false, defaultReadOnly: false };
-const failing = (checks: ReturnType<typeof applyChecks>) => checks.filter((c) => c.verdict === 'fail').map((c) => c.name);
+const failing = (checks: ReturnType<typeof applyChecks>) => checks.filter((c) => c.verdict === 'fail').map((c) => c.check);
 
 describe('the applying preflight (session, primary, writable)', () => {
   it('passes a direct session on a writable primary, and refuses nothing', () => {
     const checks = applyChecks(direct, writable);
-    expect(checks.map((c) => c.name)).toEqual(['session', 'primary', 'writable']);
+    expect(checks.map((c) => c.check)).toEqual(['session', 'primary', 'writable']);
     expect(failing(checks)).toEqual([]);
     expect(applyRefusal('fix-duplicates --apply', checks)).toBeNull();
   });

@@ -7,6 +7,8 @@ import {
   compareIndexShapes,
   connectionChecks,
   decideRetry,
+  halt,
+  stopOutcome,
   expectedUniqueIndex,
   lockPollDelays,
   migrationChecksum,
@@ -27,6 +29,8 @@ import {
   type SessionFacts,
 } from '../../src/core/migration.js';
 import { loadMigrations } from '../../src/postgres/migrator.js';
+import { FindingSchema, findingsInline } from '../../src/core/finding.js';
+import { DoctorError } from '../../src/errors.js';
 
 // What pg_get_indexdef prints for the index (Postgres 15), schema-qualified.
 const CATALOG_DEF =
@@ -217,7 +221,7 @@ describe('connection checks', () => {
     canWriteState: true,
     stateSchema: 'digest_doctor',
   };
-  const failing = (f: SessionFacts) => connectionChecks(f).filter((c) => c.verdict === 'fail').map((c) => c.name);
+  const failing = (f: SessionFacts) => connectionChecks(f).filter((c) => c.verdict === 'fail').map((c) => c.check);
   it('passes a direct primary session with privileges', () => expect(failing(ok)).toEqual([]));
   it('refuses the Supabase transaction pooler and any pooler that loses session settings', () => {
     expect(failing({ ...ok, port: 6543 })).toEqual(['session']);
@@ -228,6 +232,39 @@ describe('connection checks', () => {
     expect(failing({ ...ok, defaultReadOnly: true })).toEqual(['writable']);
     expect(failing({ ...ok, canCreateIndex: false, tableOwner: 'app' })).toEqual(['privileges']);
     expect(failing({ ...ok, canWriteState: false })).toEqual(['ledger']);
+  });
+});
+
+describe('the preflight is Findings; a halt carries its outcome', () => {
+  const facts: SessionFacts = {
+    port: 5432,
+    sessionKept: true,
+    sessionProblem: null,
+    inRecovery: false,
+    transactionReadOnly: false,
+    defaultReadOnly: false,
+    currentUser: 'reader',
+    tableOwner: 'app',
+    canCreateIndex: false,
+    canWriteState: true,
+    stateSchema: 'digest_doctor',
+  };
+  it('connectionChecks: one Finding per check, in the order shown, the failing one with its fix', () => {
+    const checks = connectionChecks(facts).map((c) => FindingSchema.parse(c));
+    expect(checks.map((c) => c.check)).toEqual(['session', 'primary', 'writable', 'privileges', 'ledger']);
+    expect(checks[3]).toEqual({ verdict: 'fail', check: 'privileges', message: 'reader does not own digest_history (owner app) and is not a superuser', fix: 'connect as app or a member of that role', items: [] });
+    expect(findingsInline(checks.filter((c) => c.verdict === 'fail'))).toBe('privileges: reader does not own digest_history (owner app) and is not a superuser (fix: connect as app or a member of that role)');
+  });
+  it('halt: a DoctorError whose code gives the exit code; stopOutcome reads back only what halt made', () => {
+    const stops = { refused: ['REFUSED', 4], busy: ['BUSY', 4], cancelled: ['CANCELLED', 4], failed: ['BUILD_FAILED', 1] } as const;
+    for (const [outcome, [code, exitCode]] of Object.entries(stops)) {
+      const err = halt(outcome as keyof typeof stops, 'why');
+      expect(err).toBeInstanceOf(DoctorError);
+      expect([err.code, err.exitCode, err.message]).toEqual([code, exitCode, 'why']);
+      expect(stopOutcome(err)).toBe(outcome);
+    }
+    expect(stopOutcome(new DoctorError('BUSY', 'a lock timeout'))).toBeUndefined();
+    expect(stopOutcome(new Error('boom'))).toBeUndefined();
   });
 });
 

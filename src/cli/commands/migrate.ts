@@ -19,6 +19,7 @@ import {
 import type { BuildProgress } from '../../postgres/migrator.js';
 import { QUERY_TIMEOUT_GRACE_MS } from '../../postgres/db.js';
 import { openDb } from '../options.js';
+import { renderFindings } from '../findings.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
 import { confirmWrite, willAsk } from '../confirm.js';
@@ -150,7 +151,7 @@ export function register(program: Command): void {
             if (todo.length && !dry.checks.some((c) => c.verdict === 'fail')) {
               await confirmWrite(ctx.g, o.yes, o.down ? 'migrate --down --apply' : 'migrate --apply', [
                 ...todo.map((m) => `${String(m.version).padStart(4, '0')} ${m.name}: ${m.plan}`),
-                ...dry.checks.filter((c) => c.verdict !== 'ok').map((c) => `preflight ${c.verdict}: ${c.name}: ${c.detail}`),
+                ...dry.checks.filter((c) => c.verdict !== 'ok').map((c) => `preflight ${c.verdict}: ${c.check}: ${c.message}`),
                 `ledger in ${ctx.g.stateSchema}.schema_migrations`,
               ]);
             }
@@ -186,8 +187,7 @@ export function renderRun(r: MigrateResult, s: Style): string {
   const title = { plan: 'migrate (dry run)', apply: 'migrate --apply', 'down-plan': 'migrate --down (dry run)', down: 'migrate --down --apply' }[r.mode];
   out.push(s.heading(`${title}: ${r.target.database}, schema ${r.target.schema}`));
   if (r.checks.length) {
-    out.push('', s.heading('Preflight'));
-    for (const c of r.checks) out.push(`${s.verdict(c.verdict)} ${c.name}: ${c.detail}${c.fix ? s.dim(` (fix: ${c.fix})`) : ''}`);
+    out.push('', s.heading('Preflight'), renderFindings(r.checks, s));
   }
   if (r.duplicates.totalGroups) {
     out.push('', s.heading('Duplicate in-flight rows the index would reject'));
