@@ -390,7 +390,7 @@ describe('refusals before anything is written', () => {
     try {
       const r = await migrateApply(db, OPTS, hooks());
       expect(r.outcome).toBe('refused');
-      expect(r.checks.find((c) => c.check === 'writable')).toMatchObject({ verdict: 'fail', detail: 'the session is read-only: default_transaction_read_only is on (set for the database, the role or the server)' });
+      expect(r.checks.find((c) => c.check === 'writable')).toMatchObject({ verdict: 'fail', message: 'the session is read-only: default_transaction_read_only is on (set for the database, the role or the server)' });
       expect(await stateSchemaExists()).toBe(false);
     } finally {
       await db.raw('RESET default_transaction_read_only');
