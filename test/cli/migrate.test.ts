@@ -74,7 +74,7 @@ describe('digest-doctor migrate (built binary)', () => {
     const dry = await cli('migrate');
     expect(dry.code).toBe(1);
     // the preflight is printed by the one findings renderer: the verdict line, then the fix on its own line
-    expect(dry.stdout).toMatch(/\[FAIL\] duplicates: 1 \(user, day\) group\(s\) hold more than one pending\/processing row \(2 rows\): the unique build would fail\n {7}fix: run digest-doctor .*fix-duplicates --apply, then migrate again\n/);
+    expect(dry.stdout).toMatch(/\[FAIL\] duplicates: 1 \(user, day\) group holds more than one pending\/processing row \(2 rows\): the unique build would fail\n {7}fix: run digest-doctor .*fix-duplicates --apply, then migrate again\n/);
     const dryDoc = MigrateResultSchema.parse(JSON.parse((await json('migrate')).stdout));
     expect(dryDoc.schemaVersion).toBe(2);
     // the incident's one group: its two in-flight rows are the finding's items
