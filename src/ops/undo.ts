@@ -62,18 +62,8 @@ export interface UndoFacts {
   inFlight: Map<string, string[]>;
 }
 
-interface PlanRow {
-  row_id: string;
-  before_status: string;
-  before_sent_at: string | null;
-  after_status: string;
-  now_status: string | null;
-  tid: string | null;
-  user_id: string | null;
-  digest_date: string | null;
-  created_at: string | null;
-  in_flight: string[] | null;
-}
+/** One audited row as undo_plan.sql gives it (see there): [row_id, before status, before sent_at, after status, status now, tid, user_id, digest_date, created_at, in-flight ids]. */
+type PlanRow = [string, string, string | null, string, string | null, string | null, string | null, string | null, string | null, string[] | null];
 
 /**
  * The facts of an undo of `runId`, in one read-only snapshot. From state version 4 on, one statement
@@ -87,13 +77,15 @@ export async function readUndoFacts(db: Db, runId: string): Promise<UndoFacts> {
     const state = await readState(tx, ['audit_batches', 'audit'], 'undo');
     const keyed = state?.relations.get('audit_batches')?.columns.includes('tids') && state.relations.get('audit')?.kind !== 'r';
     if (!keyed) return legacyFacts(tx, await readRunAudit(tx, runId));
-    const rows = await tx.query<PlanRow>('undo_plan', [runId, inFlightParam()]);
+    const batches = await tx.query<{ seq: number; rows: PlanRow[] }>('undo_plan', [runId, inFlightParam()]);
     const facts: UndoFacts = { entries: [], current: new Map(), inFlight: new Map() };
-    for (const r of rows) {
-      facts.entries.push({ rowId: r.row_id, before: { status: r.before_status, sent_at: r.before_sent_at }, after: { status: r.after_status } });
-      if (r.now_status === null) continue;
-      facts.current.set(r.row_id, { id: r.row_id, status: r.now_status, tid: r.tid!, user_id: r.user_id!, digest_date: r.digest_date!, created_at: r.created_at! });
-      if (r.in_flight) facts.inFlight.set(groupKey(r.user_id!, r.digest_date!), r.in_flight);
+    for (const batch of batches) {
+      for (const [id, beforeStatus, beforeSentAt, afterStatus, status, tid, userId, digestDate, createdAt, inFlight] of batch.rows) {
+        facts.entries.push({ rowId: id, before: { status: beforeStatus, sent_at: beforeSentAt }, after: { status: afterStatus } });
+        if (status === null) continue;
+        facts.current.set(id, { id, status, tid: tid!, user_id: userId!, digest_date: digestDate!, created_at: createdAt! });
+        if (inFlight) facts.inFlight.set(groupKey(userId!, digestDate!), inFlight);
+      }
     }
     return facts;
   });
