@@ -103,6 +103,10 @@ describe('undo', () => {
     const run = await stale(true);
     expect(run.applied!.rowsChanged).toBe(2);
     const runId = run.applied!.runId!;
+    // The audit keeps where the run left each row (its ctid after the UPDATE): both are there.
+    const reached = `SELECT count(*)::int AS n FROM ${t.stateSchema}.audit_batches b CROSS JOIN LATERAL unnest(b.row_ids, b.tids) AS u(id, tid)
+                     JOIN ${t.schema}.digest_history d ON d.ctid = u.tid AND d.id = u.id WHERE b.run_id = $1`;
+    expect((await t.client.query(reached, [runId])).rows).toEqual([{ n: 2 }]);
 
     const dry = await undoRun(db, { ...batchDefaults(), runId, apply: false });
     expect(dry.target).toMatchObject({ runId, command: 'mark-stale', rowsChanged: 2, audited: 2, by: 'postgres' });
@@ -157,6 +161,11 @@ describe('undo', () => {
     await seedGroups(t, { tag: 'u', groups: 12, perGroup: 3, day: '2025-11-25', base: '2025-11-25T08:00:00Z' });
     const fixed = await fixDuplicates(db, { ...batchDefaults({ batchSize: 5 }), keep: 'newest', apply: true });
     expect(fixed.applied!.rowsChanged).toBe(24);
+    // fix-duplicates' batches keep where they left each row too (ctid after the UPDATE), with the statuses.
+    const keys = await t.client.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE u.before_status = 'pending' AND u.after_status = 'failed')::int AS statuses
+                                       FROM ${t.stateSchema}.audit_batches b CROSS JOIN LATERAL unnest(b.row_ids, b.tids, b.statuses_before, b.statuses_after) AS u(id, tid, before_status, after_status)
+                                       JOIN ${t.schema}.digest_history d ON d.ctid = u.tid AND d.id = u.id WHERE b.run_id = $1`, [fixed.applied!.runId]);
+    expect(keys.rows).toEqual([{ n: 24, statuses: 24 }]);
     const after = await checksumExcept(t.client, t.schema, 'false');
     const r = await undoRun(db, { ...batchDefaults({ batchSize: 5 }), runId: fixed.applied!.runId!, apply: true });
     expect(r.applied).toMatchObject({ runId: null, rowsChanged: 0 });
