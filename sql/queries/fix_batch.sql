@@ -47,11 +47,12 @@ WITH pairs AS (
   FROM ranked x
   WHERE d.ctid = x.tid AND d.id = x.id AND x.rn > 1 AND x.stable_n = x.visible_n AND x.visible_n > 1
     AND d.status = ANY ($3::text[])
-  RETURNING d.id, d.user_id, d.digest_date, x.kept_id, row_to_json(x.r) AS before
+  RETURNING d.id, d.user_id, d.digest_date, x.kept_id, row_to_json(x.r) AS before, d.ctid AS tid, (x.r).status::text AS status_before, (x.r).sent_at AS sent_at_before
 ), audited AS (
-  -- The change is the one column this UPDATE sets.
-  INSERT INTO {{state}}.audit_batches (run_id, command, table_schema, row_ids, befores, changes, client_host)
-  SELECT $6::uuid, $7, $8, array_agg(id), array_agg(before), array_agg(json_build_object('status', $5::text)), $9
+  -- The change is the one column this UPDATE sets; the typed keys are undo's (sql/state/0004).
+  INSERT INTO {{state}}.audit_batches (run_id, command, table_schema, row_ids, befores, changes, client_host, tids, statuses_before, sent_ats_before, statuses_after)
+  SELECT $6::uuid, $7, $8, array_agg(id), array_agg(before), array_agg(json_build_object('status', $5::text)), $9,
+         array_agg(tid), array_agg(status_before), array_agg(sent_at_before), array_agg($5::text)
   FROM changed
   HAVING count(*) > 0
   RETURNING cardinality(row_ids) AS n

@@ -15,7 +15,7 @@ WITH locked AS (
   -- The ctid is stable while this transaction holds the lock, so the UPDATE finds the row there; a
   -- row the UPDATE's snapshot cannot see at that ctid (changed in between) is simply not updated,
   -- and left to the retry pass.
-  SELECT d.ctid AS tid, d.id, d.status, row_to_json(d) AS before
+  SELECT d.ctid AS tid, d.id, d.status, d.sent_at, row_to_json(d) AS before
   FROM unnest($1::uuid[], $9::text[]::tid[]) AS t(id, tid)
   JOIN {{schema}}.digest_history d ON d.ctid = t.tid AND d.id = t.id
   WHERE d.created_at < $4::timestamptz
@@ -25,11 +25,12 @@ WITH locked AS (
   SET status = $2, sent_at = NULL
   FROM locked l
   WHERE d.ctid = l.tid AND d.id = l.id AND l.status = ANY ($3::text[])
-  RETURNING d.id, l.before
+  RETURNING d.id, l.before, d.ctid AS tid, l.status::text AS status_before, l.sent_at AS sent_at_before
 ), audited AS (
-  -- The change is the two columns this UPDATE sets.
-  INSERT INTO {{state}}.audit_batches (run_id, command, table_schema, row_ids, befores, changes, client_host)
-  SELECT $5::uuid, $6, $7, array_agg(id), array_agg(before), array_agg(json_build_object('status', $2::text, 'sent_at', NULL)), $8
+  -- The change is the two columns this UPDATE sets; the typed keys are undo's (sql/state/0004).
+  INSERT INTO {{state}}.audit_batches (run_id, command, table_schema, row_ids, befores, changes, client_host, tids, statuses_before, sent_ats_before, statuses_after)
+  SELECT $5::uuid, $6, $7, array_agg(id), array_agg(before), array_agg(json_build_object('status', $2::text, 'sent_at', NULL)), $8,
+         array_agg(tid), array_agg(status_before), array_agg(sent_at_before), array_agg($2::text)
   FROM changed
   HAVING count(*) > 0
   RETURNING cardinality(row_ids) AS n

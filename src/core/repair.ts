@@ -194,15 +194,28 @@ export interface RowImage {
   sent_at: string | null;
 }
 
+/**
+ * What undo needs of one audited row: the status and sent_at the run found (what undo puts back)
+ * and the status it set (what undo expects to find). The audit keeps the whole images; since state
+ * version 4 (sql/state/0004) also these, typed. A RowImage pair (readRunAudit) is one.
+ */
 export interface AuditEntry {
   rowId: string;
-  before: RowImage;
-  after: RowImage;
+  before: { status: string; sent_at: string | null };
+  after: { status: string };
 }
 
+/**
+ * An audited row as it is now: its status, the (user, day) it is in and its created_at (ISO text
+ * with zone, to the microsecond: the keep rule's order). A row goes back in flight where it is now,
+ * so these, not the before-image's, decide "at most one in flight".
+ */
 export interface CurrentRow {
   id: string;
   status: string;
+  user_id: string;
+  digest_date: string;
+  created_at: string;
 }
 
 export type UndoSkipReason = 'row-deleted' | 'status-changed' | 'would-duplicate' | 'status-not-allowed';
@@ -216,7 +229,9 @@ export interface UndoDecision {
  * Which audited rows an undo restores. A row is restored only while its status is still what the
  * run set; a row that goes back in flight must be the only in-flight row of its (user, day), so of
  * several candidates in one group only the newest is restored and none where another row is already
- * in flight.
+ * in flight. The (user, day) and the order are the row's as it is now (where it would be in flight).
+ * sql/queries/undo_batch.sql applies the same rule under its row locks (test/integration/undo.test.ts
+ * holds the two equal).
  *
  * @param current every audited row as it is now (absent: deleted)
  * @param inFlightByGroup the in-flight row ids of each (user, day) now (groupKey -> ids)
@@ -239,11 +254,11 @@ export function decideUndo(
     else candidates.push(e);
   }
   // Newest first by the keep rule (to the microsecond, as the service orders a day's rows): that is
-  // the row it would pick up.
-  const ordered = newestFirst(candidates.map((e) => ({ e, id: e.rowId, createdUs: microsFromTimestamp(e.before.created_at) })));
+  // the row it would pick up. Candidates exist (their status was checked), so `current` has them.
+  const ordered = newestFirst(candidates.map((e) => ({ e, now: current.get(e.rowId)!, id: e.rowId, createdUs: microsFromTimestamp(current.get(e.rowId)!.created_at) })));
   const claimed = new Map<string, string>();
-  for (const { e } of ordered) {
-    const k = groupKey(e.before.user_id, e.before.digest_date);
+  for (const { e, now } of ordered) {
+    const k = groupKey(now.user_id, now.digest_date);
     const other = (inFlightByGroup.get(k) ?? []).find((id) => id !== e.rowId) ?? claimed.get(k);
     if (other) out.skipped.push({ entry: e, reason: 'would-duplicate', detail: `row ${other} of the same user and day is in flight` });
     else {

@@ -34,13 +34,15 @@ export function stateVersionFiles(names: readonly string[]): StateVersionFile[] 
  * - 0: nothing of the audit (empty, or only the ledger an earlier `migrate --apply` made);
  * - 1: runs and the per-row table audit (sql/state/0001), no audit_batches;
  * - 2: runs, audit_batches and the view audit (0002);
- * - 3: that and the ledger schema_migrations (0003).
+ * - 3: that and the ledger schema_migrations (0003);
+ * - 4: that, with undo's typed keys in audit_batches (`auditBatchColumns` has tids: 0004; no release
+ *   before the versions had them, but an owner may have run it for a role that cannot record it).
  * Any other mix is adopted at the highest of these it contains in full; the files above it create
  * with IF NOT EXISTS where an earlier release could have left the relation on its own (the ledger).
  */
-export function adoptedStateVersion(kinds: ReadonlyMap<string, string>): number {
+export function adoptedStateVersion(kinds: ReadonlyMap<string, string>, auditBatchColumns: readonly string[] = []): number {
   const is = (name: string, kind: string) => kinds.get(name) === kind;
-  if (is('runs', 'r') && is('audit_batches', 'r') && is('audit', 'v')) return is('schema_migrations', 'r') ? 3 : 2;
+  if (is('runs', 'r') && is('audit_batches', 'r') && is('audit', 'v')) return !is('schema_migrations', 'r') ? 2 : auditBatchColumns.includes('tids') ? 4 : 3;
   if (is('runs', 'r') && is('audit', 'r') && !kinds.has('audit_batches')) return 1;
   return 0;
 }

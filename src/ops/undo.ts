@@ -1,13 +1,14 @@
 // `undo <run-id>`: puts back the before-images a repair run audited, only for rows whose status is
 // still what the run set, and never a second in-flight row for a (user, day). Audited as its own run.
 import * as z from 'zod';
+import { isInFlight } from '../core/contract.js';
 import { allowedStatuses, decideUndo, groupKey, inFlightParam, type AuditEntry, type CurrentRow, type UndoDecision } from '../core/repair.js';
 import { judgeStatusChecks } from '../postgres/checks.js';
 import { schemaFlag } from '../core/validate.js';
 import { DoctorError, badInput } from '../errors.js';
 import { CLIENT_HOST, getRun, readRunAudit, type RunRecord } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
-import { ensureState } from '../postgres/state.js';
+import { ensureState, readState } from '../postgres/state.js';
 import { assertCanApply } from '../postgres/session.js';
 import { BatchStatsSchema, batchLoop, inBatch, iso, recordedRun, withRepairLock, type BatchOptions, type BatchStats } from './repair.js';
 
@@ -47,22 +48,60 @@ export interface UndoInput extends BatchOptions {
   apply: boolean;
 }
 
-/** Each audited row as it is now, and the in-flight rows of their groups (the dry run's plan). */
-async function currentState(db: Db, entries: readonly AuditEntry[]) {
-  const rows = await db.query<CurrentRow>('undo_present_rows', [entries.map((e) => e.rowId)]);
-  const current = new Map(rows.map((r) => [r.id, r]));
-  const groups = [...new Map(entries.map((e) => [groupKey(e.before.user_id, e.before.digest_date), e.before])).values()];
-  const inFlight = await db.query<{ id: string; user_id: string; digest_date: string }>('undo_group_in_flight', [groups.map((g) => g.user_id), groups.map((g) => g.digest_date), inFlightParam()]);
-  const byGroup = new Map<string, string[]>();
-  for (const r of inFlight) {
-    const k = groupKey(r.user_id, r.digest_date);
-    byGroup.set(k, [...(byGroup.get(k) ?? []), r.id]);
-  }
-  return { current, byGroup };
+/** An audited row as the plan found it now, with where it is (ctid, text). */
+export interface PlannedRow extends CurrentRow {
+  tid: string;
 }
 
-const restoreOf = (e: AuditEntry) => ({ id: e.rowId, userId: e.before.user_id, digestDate: e.before.digest_date, from: e.after.status, to: e.before.status });
-const skipOf = (s: UndoDecision['skipped'][number]) => ({ id: s.entry.rowId, reason: s.reason, detail: s.detail });
+/** What an undo decides from, read in one snapshot: the audited rows, each as it is now, and the in-flight rows of their days. */
+export interface UndoFacts {
+  entries: AuditEntry[];
+  /** Audited rows that exist now, by id. */
+  current: Map<string, PlannedRow>;
+  /** The in-flight row ids now of each (user, day) where an audited row could go back in flight (groupKey -> ids). */
+  inFlight: Map<string, string[]>;
+}
+
+/** One audited row as undo_plan.sql gives it (see there): [row_id, before status, before sent_at, after status, status now, tid, user_id, digest_date, created_at, in-flight ids]. */
+type PlanRow = [string, string, string | null, string, string | null, string | null, string | null, string | null, string | null, string[] | null];
+
+/**
+ * The facts of an undo of `runId`, in one read-only snapshot. From state version 4 on, one statement
+ * (sql/queries/undo_plan.sql: the audit's typed keys, rows reached at the ctid the run left them at,
+ * the in-flight rows of their days); an older layout, which a dry run reads as it is, from the
+ * images (readRunAudit) and two lookups by id. Reads only; REFUSED (exit 4) when the role may not
+ * read the audit.
+ */
+export async function readUndoFacts(db: Db, runId: string): Promise<UndoFacts> {
+  return db.readOnly(async (tx) => {
+    const state = await readState(tx, ['audit_batches', 'audit'], 'undo');
+    const keyed = state?.relations.get('audit_batches')?.columns.includes('tids') && state.relations.get('audit')?.kind !== 'r';
+    if (!keyed) return legacyFacts(tx, await readRunAudit(tx, runId));
+    const batches = await tx.query<{ seq: number; rows: PlanRow[] }>('undo_plan', [runId, inFlightParam()]);
+    const facts: UndoFacts = { entries: [], current: new Map(), inFlight: new Map() };
+    for (const batch of batches) {
+      for (const [id, beforeStatus, beforeSentAt, afterStatus, status, tid, userId, digestDate, createdAt, inFlight] of batch.rows) {
+        facts.entries.push({ rowId: id, before: { status: beforeStatus, sent_at: beforeSentAt }, after: { status: afterStatus } });
+        if (status === null) continue;
+        facts.current.set(id, { id, status, tid: tid!, user_id: userId!, digest_date: digestDate!, created_at: createdAt! });
+        if (inFlight) facts.inFlight.set(groupKey(userId!, digestDate!), inFlight);
+      }
+    }
+    return facts;
+  });
+}
+
+/** The facts from an audit read whole (a layout before state version 4). */
+async function legacyFacts(db: Db, entries: AuditEntry[]): Promise<UndoFacts> {
+  const rows = await db.query<PlannedRow>('undo_present_rows', [entries.map((e) => e.rowId)]);
+  const current = new Map(rows.map((r) => [r.id, r]));
+  const candidates = entries.filter((e) => isInFlight(e.before.status) && current.get(e.rowId)?.status === e.after.status).map((e) => current.get(e.rowId)!);
+  const groups = [...new Map(candidates.map((r) => [groupKey(r.user_id, r.digest_date), r])).values()];
+  const inFlight = new Map<string, string[]>(groups.map((g) => [groupKey(g.user_id, g.digest_date), []]));
+  const found = await db.query<{ id: string; user_id: string; digest_date: string }>('undo_group_in_flight', [groups.map((g) => g.user_id), groups.map((g) => g.digest_date), inFlightParam()]);
+  for (const r of found) inFlight.get(groupKey(r.user_id, r.digest_date))?.push(r.id);
+  return { entries, current, inFlight };
+}
 
 async function targetRun(db: Db, runId: string): Promise<RunRecord> {
   const run = await getRun(db, runId);
@@ -70,6 +109,18 @@ async function targetRun(db: Db, runId: string): Promise<RunRecord> {
   if (run.tableSchema !== db.ids.schema) throw badInput(`run ${runId} repaired schema ${run.tableSchema}, not ${db.ids.schema}: pass ${schemaFlag('--schema', run.tableSchema)}`);
   if (run.status === 'running' && run.sessionAlive) throw new DoctorError('REFUSED', `run ${runId} is still in progress: wait for it to finish, then undo it`);
   return run;
+}
+
+const restoreOf = (e: AuditEntry, now: PlannedRow) => ({ id: e.rowId, userId: now.user_id, digestDate: now.digest_date, from: e.after.status, to: e.before.status });
+const skipOf = (s: UndoDecision['skipped'][number]) => ({ id: s.entry.rowId, reason: s.reason, detail: s.detail });
+
+/** The facts of the undo and the plan decided from them (decideUndo). */
+async function planUndo(db: Db, runId: string) {
+  const facts = await readUndoFacts(db, runId);
+  // Only statuses the live CHECK allows go back (an unreadable constraint is left to the database).
+  const statuses = [...new Set(facts.entries.map((e) => e.before.status))];
+  const { allowed } = allowedStatuses(await judgeStatusChecks(db, statuses), statuses);
+  return { facts, allowed, decision: decideUndo(facts.entries, facts.current, facts.inFlight, allowed) };
 }
 
 /**
@@ -83,77 +134,96 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
     await ensureState(db);
   }
   const run = await targetRun(db, input.runId);
-  const entries: AuditEntry[] = await readRunAudit(db, input.runId);
-  // Only statuses the live CHECK allows go back (an unreadable constraint is left to the database).
-  const candidates = [...new Set(entries.map((e) => e.before.status))];
-  const { allowed } = allowedStatuses(await judgeStatusChecks(db, candidates), candidates);
-  const plan = async () => {
-    const { current, byGroup } = await db.readOnly((tx) => currentState(tx, entries));
-    return decideUndo(entries, current, byGroup, allowed);
-  };
-  const base = (d: UndoDecision) => ({
+  const base = ({ facts, decision }: Awaited<ReturnType<typeof planUndo>>) => ({
     schemaVersion: UNDO_SCHEMA_VERSION,
     command: COMMAND,
     mode: input.apply ? ('apply' as const) : ('dry-run' as const),
-    target: { runId: run.id, command: run.command, startedAt: iso(run.startedAt), by: run.dbUser, rowsChanged: run.rowsChanged, audited: entries.length },
-    plan: { restore: d.restore.map(restoreOf), skipped: d.skipped.map(skipOf) },
+    target: { runId: run.id, command: run.command, startedAt: iso(run.startedAt), by: run.dbUser, rowsChanged: run.rowsChanged, audited: facts.entries.length },
+    plan: { restore: decision.restore.map((e) => restoreOf(e, facts.current.get(e.rowId)!)), skipped: decision.skipped.map(skipOf) },
   });
-  if (!input.apply) return { ...base(await plan()), applied: null };
+  if (!input.apply) return { ...base(await planUndo(db, input.runId)), applied: null };
 
   return withRepairLock(db, COMMAND, input.lockWaitMs, async () => {
-    const decision = await plan();
+    const planned = await planUndo(db, input.runId);
+    const { facts, decision, allowed } = planned;
     if (!decision.restore.length) {
-      return { ...base(decision), applied: { runId: null, status: 'nothing-to-do' as const, rowsChanged: 0, skipped: decision.skipped.map(skipOf), batches: 0, longestBatchMs: 0 } };
+      return { ...base(planned), applied: { runId: null, status: 'nothing-to-do' as const, rowsChanged: 0, skipped: decision.skipped.map(skipOf), batches: 0, longestBatchMs: 0 } };
     }
-    // Whole (user, day) groups per batch, so "at most one back in flight" is decided in one place.
-    const byGroup = new Map<string, AuditEntry[]>();
-    for (const e of entries) {
-      const k = groupKey(e.before.user_id, e.before.digest_date);
-      byGroup.set(k, [...(byGroup.get(k) ?? []), e]);
+    // Whole (user, day) groups (as the rows are now) per batch, so "at most one back in flight" is
+    // decided in one place; every audited row goes (the batch decides again under its locks).
+    const byGroup = new Map<string, UndoItem[]>();
+    for (const entry of facts.entries) {
+      const now = facts.current.get(entry.rowId);
+      const k = now ? groupKey(now.user_id, now.digest_date) : `gone|${entry.rowId}`;
+      byGroup.set(k, [...(byGroup.get(k) ?? []), { entry, tid: now?.tid ?? null }]);
     }
     const groups = [...byGroup.values()];
     const outcome = await recordedRun(db, { command: COMMAND, args: { runId: input.runId, batchSize: input.batchSize }, undoes: input.runId }, input.lockTimeoutMs, (runId) =>
       applyUndo(db, runId, groups, allowed, input),
     );
     const { stats, rowsChanged, skipped, loop } = outcome.body;
-    const held = loop.deferred.flat().map((e) => ({ id: e.rowId, reason: 'held-by-another-session' as const, detail: 'another session held the row through both passes' }));
-    return { ...base(decision), applied: { runId: outcome.runId, status: outcome.status, rowsChanged, skipped: [...skipped, ...held], batches: stats.batches, longestBatchMs: stats.longestBatchMs } };
+    const held = loop.deferred.flat().map((x) => ({ id: x.entry.rowId, reason: 'held-by-another-session' as const, detail: 'another session held the row through both passes' }));
+    return { ...base(planned), applied: { runId: outcome.runId, status: outcome.status, rowsChanged, skipped: [...skipped, ...held], batches: stats.batches, longestBatchMs: stats.longestBatchMs } };
   });
+}
+
+/** An audited row to undo, and where the plan found it (ctid, text; null: reach it by id). */
+export interface UndoItem {
+  entry: AuditEntry;
+  tid: string | null;
 }
 
 type BatchVerdict = 'restore' | 'held' | UndoDecision['skipped'][number]['reason'];
 
-async function applyUndo(db: Db, runId: string, groups: AuditEntry[][], allowed: string[] | null, input: UndoInput) {
+/** One row of undo_batch's answer: the verdict on an entry, its status now, the in-flight row it would duplicate, whether it was restored. */
+export interface UndoBatchRow {
+  id: string;
+  verdict: BatchVerdict;
+  status: string | null;
+  other: string | null;
+  changed: boolean;
+}
+
+/**
+ * One undo batch as one statement (sql/queries/undo_batch.sql): locks the items' rows, decides as
+ * decideUndo does, restores, audits under `runId` (a run already started) and counts. Returns one
+ * row per item.
+ */
+export async function undoBatch(db: Db, runId: string, items: readonly UndoItem[], allowed: string[] | null): Promise<UndoBatchRow[]> {
+  return db.query<UndoBatchRow>('undo_batch', [
+    items.map((x) => x.entry.rowId),
+    items.map((x) => x.tid),
+    items.map((x) => x.entry.after.status),
+    items.map((x) => x.entry.before.status),
+    items.map((x) => x.entry.before.sent_at),
+    inFlightParam(),
+    runId,
+    COMMAND,
+    db.ids.schema,
+    CLIENT_HOST,
+    allowed,
+  ]);
+}
+
+async function applyUndo(db: Db, runId: string, groups: UndoItem[][], allowed: string[] | null, input: UndoInput) {
   const stats: BatchStats = { batches: 0, longestBatchMs: 0 };
   let rowsChanged = 0;
   const skipped: Array<z.infer<typeof UndoSkipSchema>> = [];
   const loop = await batchLoop(groups, (g) => g.length, input, async (batch) => {
-    const entries = batch.flat();
-    // One statement: lock, decide (as decideUndo), restore, audit (sql/queries/undo_batch.sql).
-    const rows = await inBatch(db, stats, (b) =>
-      b.query<{ id: string; verdict: BatchVerdict; status: string | null; other: string | null; changed: boolean }>('undo_batch', [
-        entries.map((e) => e.rowId),
-        entries.map((e) => JSON.stringify(e.before)),
-        entries.map((e) => e.after.status),
-        inFlightParam(),
-        runId,
-        COMMAND,
-        db.ids.schema,
-        CLIENT_HOST,
-        allowed,
-      ]),
-    );
-    const byId = new Map(entries.map((e) => [e.rowId, e]));
-    // A day with a row held elsewhere, or a row that changed between the statement's snapshot and its
-    // lock (the restore found no row at the locked version), waits whole for the retry.
+    const items = batch.flat();
+    const rows = await inBatch(db, stats, (b) => undoBatch(b, runId, items, allowed));
+    const byId = new Map(items.map((x) => [x.entry.rowId, x.entry]));
+    // A day with a row held elsewhere (its rows all say held), or a row that changed between the
+    // plan and the lock (the restore found no row at the locked version), waits for the retry, which
+    // reaches the rows by id; the rows decided here are done (reported once).
     const retry = new Set<string>();
     for (const r of rows) {
       const e = byId.get(r.id)!;
       if (r.changed) rowsChanged++;
-      else if (r.verdict === 'held' || r.verdict === 'restore') retry.add(groupKey(e.before.user_id, e.before.digest_date));
+      else if (r.verdict === 'held' || r.verdict === 'restore') retry.add(r.id);
       else skipped.push({ id: r.id, reason: r.verdict, detail: skipDetail(r.verdict, e, r.status, r.other) });
     }
-    return batch.filter((g) => retry.has(groupKey(g[0]!.before.user_id, g[0]!.before.digest_date)));
+    return batch.map((g) => g.filter((x) => retry.has(x.entry.rowId)).map((x) => ({ ...x, tid: null }))).filter((g) => g.length > 0);
   });
   return { stats, rowsChanged, skipped, loop, interrupted: loop.interrupted };
 }

@@ -25,6 +25,8 @@ export interface StateRelation {
   /** pg_class.relkind: r a table, v a view. */
   kind: string;
   select: boolean;
+  /** Its column names (two layouts of audit_batches differ only in them). */
+  columns: string[];
 }
 
 export interface StateFacts {
@@ -34,13 +36,13 @@ export interface StateFacts {
 }
 
 async function stateFacts(db: Db): Promise<{ exists: boolean; usage: boolean; create: boolean; role: string; relations: Map<string, StateRelation> }> {
-  const [row] = await db.query<{ schema_exists: boolean; schema_usage: boolean; schema_create: boolean; role: string; relations: Array<{ name: string; kind: string; select: boolean }> }>('state_relations', [db.ids.state]);
+  const [row] = await db.query<{ schema_exists: boolean; schema_usage: boolean; schema_create: boolean; role: string; relations: Array<{ name: string; kind: string; select: boolean; columns: string[] }> }>('state_relations', [db.ids.state]);
   return {
     exists: row!.schema_exists,
     usage: row!.schema_usage,
     create: row!.schema_create,
     role: row!.role,
-    relations: new Map(row!.relations.map((r) => [r.name, { kind: r.kind, select: r.select }])),
+    relations: new Map(row!.relations.map((r) => [r.name, { kind: r.kind, select: r.select, columns: r.columns }])),
   };
 }
 
@@ -66,6 +68,7 @@ export async function readState(db: Db, needs: readonly string[], what: string):
 }
 
 const kinds = (relations: Map<string, StateRelation>) => new Map([...relations].map(([name, r]) => [name, r.kind]));
+const auditColumns = (relations: Map<string, StateRelation>) => relations.get('audit_batches')?.columns ?? [];
 
 /**
  * Brings the state schema to the latest version (sql/state/NNNN_*.sql), creating it if missing. Only
@@ -88,7 +91,7 @@ export async function ensureState(db: Db, _caller?: string): Promise<void> {
     const [row] = await db.query<{ version: number | null }>('state_versions_max');
     upToDate = (row?.version ?? 0) >= latest;
   } else if (f.exists && f.usage && !f.create) {
-    upToDate = adoptedStateVersion(kinds(f.relations)) >= latest;
+    upToDate = adoptedStateVersion(kinds(f.relations), auditColumns(f.relations)) >= latest;
   }
   if (!upToDate) {
     await db.transaction(async (tx) => {
@@ -100,7 +103,8 @@ export async function ensureState(db: Db, _caller?: string): Promise<void> {
       let at = row?.version ?? null;
       if (at === null) {
         // Nothing recorded: the layout as it is now, under the lock, is what an earlier release left.
-        at = adoptedStateVersion(kinds((await stateFacts(tx)).relations));
+        const now = (await stateFacts(tx)).relations;
+        at = adoptedStateVersion(kinds(now), auditColumns(now));
         for (const v of stateVersions().slice(0, at)) await tx.query('state_versions_record', [v.version, v.name, checksum(v), 'adopted']);
       }
       for (const v of stateVersions().slice(at)) {

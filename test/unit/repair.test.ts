@@ -10,6 +10,7 @@ import {
   planDuplicateGroups,
   repairLockKey,
   type AuditEntry,
+  type CurrentRow,
   type GroupReport,
   type RepairRow,
   type RowImage,
@@ -114,16 +115,18 @@ describe('batchOutcome', () => {
 
 const image = (id: string, status: string, at: string, userId = U1): RowImage => ({ id, user_id: userId, digest_date: '2025-11-25', status, created_at: at, sent_at: null });
 const entry = (id: string, before: string, after: string, at: string, userId = U1): AuditEntry => ({ rowId: id, before: image(id, before, at, userId), after: image(id, after, at, userId) });
+/** A row as it is now: its status, (user, day) and created_at. */
+const now = (id: string, status: string, at = '2025-11-25T10:00:00Z', userId = U1): [string, CurrentRow] => [id, { id, status, user_id: userId, digest_date: '2025-11-25', created_at: at }];
 
 describe('decideUndo', () => {
   it('restores rows still as the run left them', () => {
     const e = entry('a', 'pending', 'failed', '2025-11-25T10:00:00Z');
-    const d = decideUndo([e], new Map([['a', { id: 'a', status: 'failed' }]]), new Map());
+    const d = decideUndo([e], new Map([now('a', 'failed')]), new Map());
     expect(d.restore).toEqual([e]);
     expect(d.skipped).toEqual([]);
   });
   it('skips rows changed since, and rows deleted', () => {
-    const d = decideUndo([entry('a', 'pending', 'failed', '2025-11-25T10:00:00Z'), entry('b', 'pending', 'failed', '2025-11-25T10:00:00Z')], new Map([['a', { id: 'a', status: 'sent' }]]), new Map());
+    const d = decideUndo([entry('a', 'pending', 'failed', '2025-11-25T10:00:00Z'), entry('b', 'pending', 'failed', '2025-11-25T10:00:00Z')], new Map([now('a', 'sent')]), new Map());
     expect(d.restore).toEqual([]);
     expect(d.skipped.map((s) => [s.entry.rowId, s.reason])).toEqual([
       ['a', 'status-changed'],
@@ -133,7 +136,7 @@ describe('decideUndo', () => {
   it('never puts a second row in flight for a (user, day)', () => {
     const d = decideUndo(
       [entry('a', 'pending', 'failed', '2025-11-25T10:00:00Z'), entry('b', 'pending', 'failed', '2025-11-25T11:00:00Z'), entry('c', 'pending', 'failed', '2025-11-25T10:00:00Z', U2)],
-      new Map(['a', 'b', 'c'].map((id) => [id, { id, status: 'failed' }])),
+      new Map([now('a', 'failed', '2025-11-25T10:00:00Z'), now('b', 'failed', '2025-11-25T11:00:00Z'), now('c', 'failed', '2025-11-25T10:00:00Z', U2)]),
       new Map([[`${U2}|2025-11-25`, ['kept-row']]]),
     );
     expect(d.restore.map((e) => e.rowId)).toEqual(['b']);
@@ -148,15 +151,21 @@ describe('decideUndo', () => {
     const at = (us: string) => `2025-11-25T10:00:00.000${us}+00:00`;
     const d = decideUndo(
       [entry('b', 'pending', 'failed', at('100')), entry('a', 'pending', 'failed', at('200')), entry('z', 'pending', 'failed', at('100'))],
-      new Map(['a', 'b', 'z'].map((id) => [id, { id, status: 'failed' }])),
+      new Map([now('b', 'failed', at('100')), now('a', 'failed', at('200')), now('z', 'failed', at('100'))]),
       new Map(),
     );
     expect(d.restore.map((e) => e.rowId)).toEqual(['a']);
     expect(d.skipped.map((s) => s.entry.rowId).sort()).toEqual(['b', 'z']);
   });
+  it('decides "one in flight" in the (user, day) the row is in now, not the one its before-image names', () => {
+    // The before-image says U1's day; the row is now in U2's day, where kept-row is in flight.
+    const e = entry('a', 'pending', 'failed', '2025-11-25T10:00:00Z', U1);
+    const d = decideUndo([e], new Map([now('a', 'failed', '2025-11-25T10:00:00Z', U2)]), new Map([[`${U2}|2025-11-25`, ['kept-row']]]));
+    expect(d.skipped.map((s) => [s.entry.rowId, s.reason, s.detail])).toEqual([['a', 'would-duplicate', 'row kept-row of the same user and day is in flight']]);
+  });
   it('restores a terminal before-image freely (undo of an undo)', () => {
     const e = entry('a', 'failed', 'pending', '2025-11-25T10:00:00Z');
-    const d = decideUndo([e], new Map([['a', { id: 'a', status: 'pending' }]]), new Map([[`${U1}|2025-11-25`, ['a', 'z']]]));
+    const d = decideUndo([e], new Map([now('a', 'pending')]), new Map([[`${U1}|2025-11-25`, ['a', 'z']]]));
     expect(d.restore).toEqual([e]);
   });
 });

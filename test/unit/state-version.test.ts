@@ -17,6 +17,10 @@ describe('state versions', () => {
     expect(adoptedStateVersion(layout({ runs: 'r', audit: 'r', schema_migrations: 'r' }))).toBe(1);
     expect(adoptedStateVersion(layout({ runs: 'r', audit_batches: 'r', audit: 'v' }))).toBe(2);
     expect(adoptedStateVersion(layout({ runs: 'r', audit_batches: 'r', audit: 'v', schema_migrations: 'r' }))).toBe(3);
+    // version 4 is in the columns of audit_batches (undo's typed keys)
+    const v3 = layout({ runs: 'r', audit_batches: 'r', audit: 'v', schema_migrations: 'r' });
+    expect(adoptedStateVersion(v3, ['run_id', 'row_ids', 'befores', 'changes'])).toBe(3);
+    expect(adoptedStateVersion(v3, ['run_id', 'row_ids', 'befores', 'changes', 'tids', 'statuses_before', 'sent_ats_before', 'statuses_after'])).toBe(4);
     // a per-row table beside audit_batches is no layout a release left: adopt nothing
     expect(adoptedStateVersion(layout({ runs: 'r', audit_batches: 'r', audit: 'r' }))).toBe(0);
   });
