@@ -130,17 +130,20 @@ export async function discoverStreams(client: RedisClient, pattern: string, keyP
  * The key prefixes under which the stream `key` exists, for a deployment whose keys carry a prefix
  * the run was not given (ioredis keyPrefix, e.g. `prod:`): SCAN MATCH `*<key>` on every master,
  * whole keys as Redis knows them (SCAN ignores the client's own keyPrefix), each minus `key`; ''
- * when the key exists without a prefix. At most `limit`, sorted. Walks the whole keyspace (COUNT
- * 1000 per call): call it only for a key that was not found. `TYPE stream` needs Redis 6.0; an
- * older server's keys are taken by name.
+ * when the key exists without a prefix. At most `limit`, sorted. Walks the keyspace (COUNT 1000
+ * per call, at most `maxCalls` calls per master: a hint, not a census, so a huge keyspace is cut
+ * short rather than walked for minutes): call it only for a key that was not found. `TYPE stream`
+ * needs Redis 6.0; an older server's keys are taken by name.
  */
-export async function streamKeyPrefixes(client: RedisClient, key: string, limit = 5): Promise<string[]> {
+export async function streamKeyPrefixes(client: RedisClient, key: string, limit = 5, maxCalls = 1000): Promise<string[]> {
   const found = new Set<string>();
   const match = `*${escapeGlob(key)}`;
   for (const node of masters(client)) {
     let typed = true;
     let cursor = '0';
+    let calls = 0;
     do {
+      if (++calls > maxCalls) break;
       let reply: [string, string[]];
       try {
         reply = (await node.call('SCAN', cursor, 'MATCH', match, 'COUNT', 1000, ...(typed ? ['TYPE', 'stream'] : []))) as [string, string[]];

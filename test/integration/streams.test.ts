@@ -5,6 +5,7 @@ import { buildEvent, serializeEvent } from '../../src/core/event.js';
 import type { StreamFinding } from '../../src/core/stream-health.js';
 import { connectPg, type Db } from '../../src/postgres/db.js';
 import type { RedisClient } from '../../src/redis/connect.js';
+import { streamKeyPrefixes } from '../../src/redis/stream-info.js';
 import { streamsReport, StreamsReportSchema, type StreamsInput, type StreamsReport } from '../../src/ops/streams.js';
 import { createTestSchema, insertRows, type TestSchema } from '../helpers/pg.js';
 import { REDIS_TARGETS } from '../helpers/redis-targets.js';
@@ -89,6 +90,20 @@ describe.each(REDIS_TARGETS)('streams on $name Redis', (target) => {
     expect(find(r, CONTEXT_STREAM, 'exists').verdict).toBe('ok');
     // every failing check carries its fix; passing ones none
     for (const f of r.findings) expect(f.fix === null).toBe(f.verdict === 'ok');
+  });
+
+  it('streamKeyPrefixes names the prefixes a stream key lives under (streams only), and stops at its SCAN budget', async () => {
+    const key = `probe:${randomUUID()}`;
+    await client.xadd(key, '*', 'f', '1'); // under the client's own prefix
+    await client.xadd(`other:${key}`, '*', 'f', '1');
+    await client.set(`plain:${key}`, 'not a stream');
+    expect(await streamKeyPrefixes(client, key)).toEqual([prefix, `${prefix}other:`]);
+    // `limit` 1: whichever SCAN meets first, one of the two
+    const one = await streamKeyPrefixes(client, key, 1);
+    expect(one).toHaveLength(1);
+    expect([prefix, `${prefix}other:`]).toContain(one[0]);
+    // no SCAN call allowed: nothing is looked at, so nothing is found
+    expect(await streamKeyPrefixes(client, key, 5, 0)).toEqual([]);
   });
 
   it('a healthy pipeline is all ok: worker acked everything, DLQ empty', async () => {
