@@ -207,20 +207,23 @@ describe('retry decision on SQLSTATE', () => {
   });
 });
 
+/** A direct primary session whose role owns the table and may write the state schema. */
+const HEALTHY_SESSION: SessionFacts = {
+  port: 5432,
+  sessionKept: true,
+  sessionProblem: null,
+  inRecovery: false,
+  transactionReadOnly: false,
+  defaultReadOnly: false,
+  currentUser: 'postgres',
+  tableOwner: 'postgres',
+  canCreateIndex: true,
+  canWriteState: true,
+  stateSchema: 'digest_doctor',
+};
+
 describe('connection checks', () => {
-  const ok: SessionFacts = {
-    port: 5432,
-    sessionKept: true,
-    sessionProblem: null,
-    inRecovery: false,
-    transactionReadOnly: false,
-    defaultReadOnly: false,
-    currentUser: 'postgres',
-    tableOwner: 'postgres',
-    canCreateIndex: true,
-    canWriteState: true,
-    stateSchema: 'digest_doctor',
-  };
+  const ok = HEALTHY_SESSION;
   const failing = (f: SessionFacts) => connectionChecks(f).filter((c) => c.verdict === 'fail').map((c) => c.check);
   it('passes a direct primary session with privileges', () => expect(failing(ok)).toEqual([]));
   it('refuses the Supabase transaction pooler and any pooler that loses session settings', () => {
@@ -236,19 +239,7 @@ describe('connection checks', () => {
 });
 
 describe('the preflight is Findings; a halt carries its outcome', () => {
-  const facts: SessionFacts = {
-    port: 5432,
-    sessionKept: true,
-    sessionProblem: null,
-    inRecovery: false,
-    transactionReadOnly: false,
-    defaultReadOnly: false,
-    currentUser: 'reader',
-    tableOwner: 'app',
-    canCreateIndex: false,
-    canWriteState: true,
-    stateSchema: 'digest_doctor',
-  };
+  const facts: SessionFacts = { ...HEALTHY_SESSION, currentUser: 'reader', tableOwner: 'app', canCreateIndex: false };
   it('connectionChecks: one Finding per check, in the order shown, the failing one with its fix', () => {
     const checks = connectionChecks(facts).map((c) => FindingSchema.parse(c));
     expect(checks.map((c) => c.check)).toEqual(['session', 'primary', 'writable', 'privileges', 'ledger']);
