@@ -53,7 +53,8 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     // commander's own messages (an option's value quoted back) are masked like ours
     // commander's own messages (an option's value quoted back) are masked like ours, under our one prefix;
     // with --json the error document on stdout carries them (main below)
-    .configureOutput({ writeErr: (str) => process.stderr.write(fitErr(redactText(str.replace(/^error: /, 'digest-doctor: '), argvSecrets(args)))) })
+    // and commander's suggestion joins its line: one line naming the problem and the fix
+    .configureOutput({ writeErr: (str) => process.stderr.write(fitErr(redactText(str.replace(/^error: /, 'digest-doctor: ').replace(/\n(?=\(Did you mean )/, ' '), argvSecrets(args)))) })
     .exitOverride()
     // every command's --help ends with where the global options are and the exit codes
     .addHelpText('afterAll', ({ command }) => (command.parent ? `${GLOBAL_OPTIONS_HELP}\n${EXIT_CODE_HELP}` : EXIT_CODE_HELP))

@@ -147,6 +147,9 @@ function stripPassword(url: string): string {
   }
 }
 
+/** The runs (by their global options) that have printed the embedded engine's notice. */
+const noticed = new WeakSet<GlobalOptions>();
+
 /**
  * Connects to Postgres (or, with no URL, the embedded engine) and checks that digest_history matches
  * the contract and that the role may read it and the service tables in `alsoReads` (unless told not to).
@@ -155,9 +158,11 @@ export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; app
   let db: Db;
   if (!g.databaseUrl) {
     if (opts.embedded === false) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
-    // No URL: the embedded engine, loaded only now, with a notice every time.
+    // No URL: the embedded engine, loaded only now, with a notice every time a command runs (once:
+    // migrate --apply opens a second connection for its build, which printed the notice again)
     const { connectEmbedded, embeddedNotice } = await import('../postgres/embedded.js');
-    writeErr(embeddedNotice(g.dataDir));
+    if (!noticed.has(g)) writeErr(embeddedNotice(g.dataDir));
+    noticed.add(g);
     db = await connectEmbedded(g.dataDir, { schema: g.schema, stateSchema: g.stateSchema, statementTimeoutMs: g.statementTimeoutMs, lockTimeoutMs: opts.lockTimeoutMs, applicationName: opts.applicationName });
   } else {
     db = await connectPg({

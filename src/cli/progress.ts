@@ -4,7 +4,8 @@ import { progressLine } from '../core/text.js';
 export interface Progress {
   update(text: string): void;
   /**
-   * `what`: done of total units, the percentage, the rate since the first call and the time left
+   * `what`: done of total units, the percentage, the rate since the first call (of the units done
+   * after it) and the time left
    * ("replay: 2,000 of 8,000 events (25%), 950/s, about 6s left"); total undefined: done and rate.
    */
   count(what: string, done: number, total: number | undefined, unit: string): void;
@@ -15,12 +16,18 @@ export function createProgress(enabled = Boolean(process.stderr.isTTY) && !proce
   if (!enabled) return { update: () => undefined, count: () => undefined, done: () => undefined };
   let last = 0;
   let started: number | undefined;
+  // units done at the first report: the clock starts there, so they are not in the rate (the first
+  // batch reported at once would read as millions per second and "about 0s left")
+  let doneAtStart = 0;
   // whether a progress line is on the terminal now: done() clears only what update() drew
   let drawn = false;
   return {
     count(what, done, total, unit) {
-      started ??= performance.now();
-      this.update(`${what}: ${progressLine(done, total, unit, performance.now() - started)}`);
+      if (started === undefined) {
+        started = performance.now();
+        doneAtStart = done;
+      }
+      this.update(`${what}: ${progressLine(done, total, unit, performance.now() - started, doneAtStart)}`);
     },
     update(text) {
       const now = Date.now();

@@ -167,7 +167,9 @@ function fitLine(line: string, width: number): string {
   if (plain.length <= width || /^[\u2500-\u257f|]/.test(plain.trimStart()) || plain.startsWith('::')) return line;
   // colour codes cannot be split safely: a line that has to be wrapped loses its colour
   const indent = /^\s*/.exec(plain)![0];
-  const hang = indent + (/^\s*\[[a-zA-Z ]{4}\] /.test(plain) ? '       ' : '  ');
+  // a shell comment ("# ...") goes on as a comment, so a pasted block never runs its second line
+  const comment = plain.startsWith('# ', indent.length);
+  const hang = indent + (comment ? '# ' : /^\s*\[[a-zA-Z ]{4}\] /.test(plain) ? '       ' : '  ');
   const words = plain.slice(indent.length).split(' ');
   const out: string[] = [];
   let cur = indent;
@@ -179,7 +181,7 @@ function fitLine(line: string, width: number): string {
       out.push(inCommand ? `${cur} \\` : cur);
       cur = hang + word;
     } else cur = fresh ? cur + word : `${cur} ${word}`;
-    if (word === 'digest-doctor' || word === '`digest-doctor') inCommand = true;
+    if (!comment && (word === 'digest-doctor' || word === '`digest-doctor' || word === 'redis-cli')) inCommand = true;
     else if (inCommand && /[,;)`]$/.test(word)) inCommand = false;
   }
   out.push(cur);

@@ -65,14 +65,17 @@ export function formatRate(done: number, elapsedMs: number): string {
 /**
  * One progress line: "284,000 of 300,000 entries (95%), 12,000/s, about 1s left". Without a total
  * (undefined): "284,000 entries, 12,000/s". The estimate is the remaining units at the average rate so far.
+ * `doneAtStart`: units already done when the clock started (`elapsedMs` 0), left out of the rate, so
+ * work finished before the first report is not counted as done in no time.
  */
-export function progressLine(done: number, total: number | undefined, unit: string, elapsedMs: number): string {
-  const rate = formatRate(done, elapsedMs);
+export function progressLine(done: number, total: number | undefined, unit: string, elapsedMs: number, doneAtStart = 0): string {
+  const measured = done - doneAtStart;
+  const rate = measured > 0 ? formatRate(measured, elapsedMs) : '';
   if (total === undefined || total <= 0) return [`${formatCount(done)} ${noun(done, unit)}`, rate].filter(Boolean).join(', ');
   const pct = Math.min(100, Math.floor((100 * done) / total));
   const parts = [`${formatCount(done)} of ${plural(total, unit)} (${pct}%)`];
   if (rate) parts.push(rate);
-  if (done > 0 && done < total && elapsedMs > 0) parts.push(`about ${formatDuration(((total - done) * elapsedMs) / done)} left`);
+  if (measured > 0 && done < total && elapsedMs > 0) parts.push(`about ${formatDuration(((total - done) * elapsedMs) / measured)} left`);
   return parts.join(', ');
 }
 

@@ -141,7 +141,7 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
           // not where this run looks: under a key prefix it was not given (the last --key-prefix wins)
           const prefixes = (await streamKeyPrefixes(input.redis.client, DIGEST_STREAM)).filter((p) => p !== (input.keyPrefix ?? ''));
           if (prefixes.length) {
-            message = `${f.message} ${input.keyPrefix ? `under key prefix '${input.keyPrefix}'` : 'without a key prefix (no --key-prefix given)'}; it exists under key prefix ${prefixes.map((p) => `'${p}'`).join(', ')}`;
+            message = `${f.message} ${input.keyPrefix ? `under key prefix '${input.keyPrefix}'` : 'without a key prefix (no --key-prefix given)'}; it exists under ${prefixes.length === 1 ? 'key prefix' : 'key prefixes'} ${prefixes.map((p) => (p ? `'${p}'` : 'no prefix')).join(', ')}`;
             fix = input.command(`--key-prefix ${shellQuote(prefixes[0]!)} check`);
           }
         }

@@ -137,6 +137,8 @@ export interface InspectSummaryInput {
   since?: string;
   limit: number;
   stuckAfterMs: number;
+  /** The client's Redis key prefix: the stale-locks fix names the key as Redis knows it. */
+  keyPrefix?: string;
 }
 
 const inFlight = [...IN_FLIGHT_STATUSES];
@@ -194,7 +196,7 @@ export async function inspectSummary(db: Db, redis: RedisPart, input: InspectSum
     if (totalGroups > 0) findings.push(finding('duplicates', 'fail', `${plural(totalGroups, '(user, day) group')} with more than one in-flight row (${plural(totalRows - totalGroups, 'extra row')})`, `digest-doctor fix-duplicates${scope || (input.since ? ` --since ${input.since}` : '')}`, groupsRows.map((g) => `${g.user_id} ${g.digest_date}`)));
     if (a.stuck > 0) findings.push(finding('stuck', 'fail', `${plural(a.stuck, 'in-flight row')} older than ${formatDuration(input.stuckAfterMs)}`, `digest-doctor mark-stale --older-than ${durationFlag(input.stuckAfterMs)}${scope}`));
     if (!locks.skipped && locks.stale.length) {
-      findings.push(finding('stale-locks', 'fail', `${plural(locks.stale.length, 'stale lock')} (no TTL, or more TTL than the lock allows) block requests`, `check no request is running, then delete them (first: ${locks.stale[0]!.key})`, locks.stale.map((l) => l.key)));
+      findings.push(finding('stale-locks', 'fail', `${plural(locks.stale.length, 'stale lock')} (no TTL, or more TTL than the lock allows) block requests`, `check no request is running, then delete them (first: ${input.keyPrefix ?? ''}${locks.stale[0]!.key})`, locks.stale.map((l) => l.key)));
     }
     if (outsideWindow && outsideWindow.rows > 0) {
       const o = outsideWindow;

@@ -72,7 +72,10 @@ steps are skipped.`,
         };
         const redisCli = async (args: string[], why: string, keyAt = 1) => {
           const full = args.map((a, i) => (i === keyAt ? prefix + a : a));
-          ctx.print(ctx.style.accent(`\n$ redis-cli -u ${shellQuote(describeRedisUrl(redisUrl))} ${full.map(shellQuote).join(' ')}`) + ctx.style.dim(`   # ${why}`));
+          // the reason on a line of its own: a comment after the command would be cut by the wrap and its
+          // second line run as a command when the block is pasted
+          ctx.print(ctx.style.dim(`\n# ${why}`));
+          ctx.print(ctx.style.accent(`$ redis-cli -u ${shellQuote(describeRedisUrl(redisUrl))} ${full.map(shellQuote).join(' ')}`));
           const out = await raw!.call(full[0]!, ...full.slice(1));
           ctx.print(String(out));
         };

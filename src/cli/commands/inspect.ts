@@ -60,7 +60,7 @@ export function register(program: Command): void {
           else ctx.print(renderUser(result, ctx.style, note));
           return hasProblems(result.findings) ? ExitCode.FINDINGS : ExitCode.OK;
         }
-        const result = await inspectSummary(db, redisPart, { date, since, limit, stuckAfterMs });
+        const result = await inspectSummary(db, redisPart, { date, since, limit, stuckAfterMs, keyPrefix: g.keyPrefix });
         if (g.json) printJson(InspectSummarySchema, result);
         else ctx.print(renderSummary(result, ctx.style, note));
         return hasProblems(result.findings) ? ExitCode.FINDINGS : ExitCode.OK;

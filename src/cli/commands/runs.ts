@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { formatCount } from '../../core/text.js';
 import { parsePositiveInt } from '../../core/validate.js';
 import { ExitCode } from '../../errors.js';
 import { recentRuns, RunsResultSchema, type RunsResult } from '../../ops/runs.js';
@@ -36,6 +37,6 @@ export function render(r: RunsResult, s: Style): string {
   const status = (x: string) => (x === 'done' ? s.ok(x) : x === 'running' ? s.accent(x) : s.warn(x));
   return s.table(
     ['run id', { header: 'command', shrink: true }, 'started (UTC)', { header: 'by', shrink: true, min: 8 }, { header: 'from', shrink: true, drop: 1 }, { header: 'rows changed', shrink: true, min: 7 }, 'status'],
-    r.runs.map((x) => [x.id, x.undoes ? `undo ${x.undoes}` : x.command, x.startedAt, x.by, [x.clientHost, x.clientAddr].filter(Boolean).join(' ') || 'local socket', x.rowsChanged, status(x.status)]),
+    r.runs.map((x) => [x.id, x.undoes ? `undo ${x.undoes}` : x.command, x.startedAt, x.by, [x.clientHost, x.clientAddr].filter(Boolean).join(' ') || 'local socket', formatCount(x.rowsChanged), status(x.status)]),
   );
 }

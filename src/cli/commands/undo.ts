@@ -50,12 +50,14 @@ export function render(r: UndoResult, show: number, s: Style): string {
   if (!r.plan.restore.length) out.push(s.ok('nothing to put back'));
   else {
     out.push(s.table([{ header: 'id', id: true }, { header: 'user', id: true }, 'day', 'now', 'back to'], r.plan.restore.slice(0, show).map((x) => [x.id, x.userId, x.digestDate, x.from, x.to])));
-    out.push(`${s.bold(plural(r.plan.restore.length, 'row'))} to put back${r.plan.restore.length > show ? ` (showing ${show})` : ''}`);
+    // the way to the rest, as fix-duplicates and mark-stale say it
+    out.push(`${s.bold(plural(r.plan.restore.length, 'row'))} to put back${r.plan.restore.length > show ? ` (showing ${show}; --show for more, --json for all)` : ''}`);
   }
   const skipped = r.applied?.skipped ?? r.plan.skipped;
   if (skipped.length) {
     out.push('', s.heading('Left as they are'));
     out.push(s.table([{ header: 'id', id: true }, { header: 'why', shrink: true, min: 20 }], skipped.slice(0, show).map((x) => [x.id, x.detail])));
+    if (skipped.length > show) out.push(`${plural(skipped.length, 'row')} left as they are (showing ${show}; --show for more, --json for all)`);
   }
   out.push('');
   if (!r.applied) out.push(r.plan.restore.length ? `${s.verdict('info')} dry run: nothing written; rerun with --apply to write` : `${s.verdict('ok')} nothing to undo`);
