@@ -309,8 +309,12 @@ export function groupAccounting(info: StreamInfoData, group: GroupInfoData): Gro
 
 const cap = <T>(xs: readonly T[], n: number): T[] => xs.slice(0, n);
 
-/** Every check for one stream, passing ones included (doctor style). */
-export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: number, keyPrefix = ''): StreamFinding[] {
+/**
+ * Every check for one stream, passing ones included (doctor style). `digestStreamMissing`: the digest
+ * stream itself is missing under this key prefix, so a missing DLQ proves nothing (the keys may live
+ * under another prefix): it is a warning then, not "nothing ever failed".
+ */
+export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: number, keyPrefix = '', digestStreamMissing = false): StreamFinding[] {
   // commands in advice name the key as Redis knows it (the key prefix added), so they run as printed
   const fullKey = keyPrefix + s.key;
   const pre70 = s.state === 'ok' && s.info.entriesAdded === null;
@@ -320,7 +324,8 @@ export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: nu
     out.push({ stream: s.key, group, check, verdict, message, fix: verdict === 'ok' ? null : fix, items: cap(items, t.listLimit) });
 
   if (s.state === 'missing') {
-    if (dlq) add(null, 'dlq-empty', 'ok', 'DLQ does not exist: nothing ever failed');
+    if (dlq && digestStreamMissing) add(null, 'dlq-empty', 'warn', 'DLQ does not exist, nor does the digest stream: not judged (are the keys under another --key-prefix?)', 'check the key, --key-prefix and --redis-url');
+    else if (dlq) add(null, 'dlq-empty', 'ok', 'DLQ does not exist: nothing ever failed');
     else add(null, 'exists', 'warn', 'stream does not exist', 'check the key, --key-prefix and --redis-url; the service creates it on its first publish');
     return out;
   }

@@ -180,9 +180,11 @@ export async function streamsReport(client: RedisClient, db: Db | undefined, inp
       maxDeliveries: thresholds.maxDeliveries,
     });
     streams.push(streamView(snap, nowMs));
-    findings.push(...evaluateStream(snap, thresholds, nowMs, input.keyPrefix ?? ''));
     snaps.push(snap);
   }
+  // a DLQ missing beside a missing digest stream says nothing about failures (wrong key prefix?)
+  const digestStreamMissing = snaps.some((s) => s.key === DIGEST_STREAM && s.state === 'missing');
+  for (const snap of snaps) findings.push(...evaluateStream(snap, thresholds, nowMs, input.keyPrefix ?? '', digestStreamMissing));
   let scan: StreamsReport['scan'] = null;
   if (input.scan) {
     const results: StreamScanResult[] = [];

@@ -191,6 +191,11 @@ describe('evaluateStream', () => {
   it('missing: a warning for the digest stream, fine for a DLQ; a non-stream key fails', () => {
     expect(checks({ key: DIGEST_STREAM, state: 'missing' })['/exists']!.verdict).toBe('warn');
     expect(checks({ key: DIGEST_DLQ_STREAM, state: 'missing' })['/dlq-empty']!.verdict).toBe('ok');
+    // ...unless the digest stream is missing too: then nothing shows the DLQ was never needed
+    const [dlq] = evaluateStream({ key: DIGEST_DLQ_STREAM, state: 'missing' }, DEFAULT_THRESHOLDS, NOW, '', true);
+    expect(dlq).toMatchObject({ check: 'dlq-empty', verdict: 'warn' });
+    expect(dlq!.message).not.toContain('nothing ever failed');
+    expect(dlq!.fix).toContain('--key-prefix');
     expect(checks({ key: CONTEXT_STREAM, state: 'wrong-type', type: 'hash' })['/exists']).toMatchObject({ verdict: 'fail' });
   });
 
