@@ -20,6 +20,8 @@ const COMMAND = 'undo' as const;
  * (the decision again under its locks, the in-flight rows of the candidates' days). At a fixed 500
  * rows it held its locks 150-237 ms on a loaded 2-core machine (1M rows, 80 ms unloaded); with a
  * 100 ms budget single batches still reached 117-140 ms (a batch slower than the one before it).
+ * Full bench (load 7-9): 80 ms gave undo 2.95x, longest hold 172 ms over 5 rounds; 60 ms gave 3.31x
+ * and one 254 ms hold (a stall of the loaded machine, not the batch's size): no smaller budget.
  */
 const BATCH_BUDGET_MS = 80;
 
