@@ -120,6 +120,7 @@ export default async function run({ scale }) {
         `batch's first locking statement to its commit, the longest batch of the median round; its baseline column is the 200 ms limit the issue sets. ` +
         `Longest over all rounds: fix-duplicates ${lockMax(rounds.fix)} ms, mark-stale ${lockMax(rounds.stale)} ms, undo ${lockMax(rounds.undo)} ms. ` +
         "An undo batch is one statement like the others' (lock, decide as the dry run does, restore, audit), reaching its rows at the ctid its plan found them at; before its first batch it plans in one statement from the audit's typed keys (state version 4: each row's ctid after the run, its status and sent_at before, the status set; no image read), the rows as they are and the in-flight rows of their days, and decides in the core; the baseline UPDATE does none of that, nor the check of each candidate's day for an in-flight row in each batch. " +
+        'Its batches are time-budgeted (about 80 ms of lock hold each, at most the batch size, the first half of it): the batch count varies with the load. ' +
         `Of the undo's time, its audit read and plan before the first batch (timed as a dry run of the same run, each round): ${undoPlanMs.map((x) => Math.round(x)).join(', ')} ms.`,
     };
   } finally {

@@ -127,22 +127,38 @@ export function planDuplicateGroups(rows: readonly RepairRow[]): GroupPlan[] {
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/**
+ * Rows for the next batch of a run whose batches have a time budget: the last batch's rows scaled by
+ * `budgetMs` / `lastMs` (the time it took, ms), at most twice the last (one fast batch does not jump
+ * back to the full size) and within [`min`, `max`] rows. A batch that took longer than the budget
+ * (a loaded server) makes the next smaller, so each batch's lock hold stays near the budget.
+ */
+export function nextBatchRows(lastRows: number, lastMs: number, budgetMs: number, max: number, min = 1): number {
+  const scaled = lastMs > 0 ? Math.floor((lastRows * budgetMs) / lastMs) : max;
+  return Math.max(Math.min(min, max), Math.min(max, 2 * lastRows, scaled));
+}
+
+/** The end (exclusive) of the batch of at most `size` rows starting at `from`; an item is never split (at least one is taken). */
+export function batchEnd<T>(items: readonly T[], from: number, size: number, rowsOf: (item: T) => number): number {
+  let end = from;
+  let rows = 0;
+  while (end < items.length) {
+    const n = rowsOf(items[end]!);
+    if (end > from && rows + n > size) break;
+    rows += n;
+    end++;
+  }
+  return end;
+}
+
 /** Cuts items into consecutive batches of at most `size` rows; an item is never split. */
 export function chunkByRows<T>(items: readonly T[], size: number, rowsOf: (item: T) => number): T[][] {
   const batches: T[][] = [];
-  let current: T[] = [];
-  let rows = 0;
-  for (const item of items) {
-    const n = rowsOf(item);
-    if (current.length && rows + n > size) {
-      batches.push(current);
-      current = [];
-      rows = 0;
-    }
-    current.push(item);
-    rows += n;
+  for (let from = 0; from < items.length; ) {
+    const end = batchEnd(items, from, size, rowsOf);
+    batches.push(items.slice(from, end));
+    from = end;
   }
-  if (current.length) batches.push(current);
   return batches;
 }
 

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { STATUSES } from '../core/contract.js';
 import { serverMessageOf, sqlstateOf } from '../core/faults.js';
-import { chooseRepairStatus, chunkByRows, repairLockKey, type RepairCommand } from '../core/repair.js';
+import { batchEnd, chooseRepairStatus, nextBatchRows, repairLockKey, type RepairCommand } from '../core/repair.js';
 import { judgeStatusChecks } from '../postgres/checks.js';
 import { DoctorError } from '../errors.js';
 import { finishRun, startRun } from '../postgres/audit.js';
@@ -123,26 +123,38 @@ export interface BatchLoopResult<I> {
 
 /**
  * Applies `items` in batches of about `batchSize` rows; `apply` returns the items it had to defer
- * (rows held elsewhere). Deferred items get one more pass after a pause.
+ * (rows held elsewhere). Deferred items get one more pass after a pause. With `budgetMs`, each
+ * batch's rows follow the time the last batch took (nextBatchRows: at most `batchSize`, the first
+ * half of it), so a loaded server gets smaller batches and each batch's lock hold stays near the budget.
  */
-export async function batchLoop<I>(items: readonly I[], rowsOf: (item: I) => number, opts: BatchOptions, apply: (batch: I[]) => Promise<I[]>): Promise<BatchLoopResult<I>> {
+export async function batchLoop<I>(items: readonly I[], rowsOf: (item: I) => number, opts: BatchOptions, apply: (batch: I[]) => Promise<I[]>, budgetMs?: number): Promise<BatchLoopResult<I>> {
   const total = items.reduce((n, i) => n + rowsOf(i), 0);
   let done = 0;
   let pending: readonly I[] = items;
+  let size = budgetMs ? Math.ceil(opts.batchSize / 2) : opts.batchSize;
   for (let pass = 1; pass <= 2 && pending.length; pass++) {
     if (pass === 2) await sleep(250);
     const deferred: I[] = [];
-    for (const batch of chunkByRows(pending, opts.batchSize, rowsOf)) {
+    for (let from = 0; from < pending.length; ) {
       if (opts.signal?.aborted) return { deferred: [...deferred], interrupted: true };
+      const end = batchEnd(pending, from, size, rowsOf);
+      const batch = pending.slice(from, end);
+      from = end;
+      const rows = batch.reduce((n, i) => n + rowsOf(i), 0);
+      const started = performance.now();
       const left = await apply(batch);
+      if (budgetMs) size = nextBatchRows(rows, performance.now() - started, budgetMs, opts.batchSize, MIN_BUDGETED_ROWS);
       deferred.push(...left);
-      if (pass === 1) done += batch.reduce((n, i) => n + rowsOf(i), 0);
+      if (pass === 1) done += rows;
       await opts.onProgress?.(done, total);
     }
     pending = deferred;
   }
   return { deferred: [...pending], interrupted: false };
 }
+
+/** The fewest rows a time-budgeted batch shrinks to (below this a batch's round trip dominates). */
+const MIN_BUDGETED_ROWS = 25;
 
 export interface RunOutcome<T> {
   runId: string;

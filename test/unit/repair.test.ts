@@ -3,10 +3,12 @@ import {
   allowedStatuses,
   chooseRepairStatus,
   batchOutcome,
+  batchEnd,
   chunkByRows,
   decideUndo,
   effectiveRunStatus,
   isLiveDelivery,
+  nextBatchRows,
   planDuplicateGroups,
   repairLockKey,
   type AuditEntry,
@@ -91,6 +93,37 @@ describe('chunkByRows', () => {
   it('never splits an item and never exceeds the size unless one item does', () => {
     expect(chunkByRows([2, 2, 3, 1, 5, 1], 4, (n) => n)).toEqual([[2, 2], [3, 1], [5], [1]]);
     expect(chunkByRows([], 4, (n: number) => n)).toEqual([]);
+  });
+});
+
+describe('batchEnd', () => {
+  it('takes items while they fit, at least one, from where it is told', () => {
+    const items = [2, 2, 3, 1, 5, 1];
+    expect(batchEnd(items, 0, 4, (n) => n)).toBe(2);
+    expect(batchEnd(items, 2, 4, (n) => n)).toBe(4);
+    // 5 rows do not fit in 4, but a batch takes at least one item
+    expect(batchEnd(items, 4, 4, (n) => n)).toBe(5);
+    expect(batchEnd(items, 5, 4, (n) => n)).toBe(6);
+    expect(batchEnd(items, 6, 4, (n) => n)).toBe(6);
+  });
+});
+
+describe('nextBatchRows', () => {
+  it('scales the last batch by budget over time taken', () => {
+    // 500 rows took 200 ms, budget 100 ms: half
+    expect(nextBatchRows(500, 200, 100, 500, 25)).toBe(250);
+    // 250 rows in 50 ms: 500 fit the budget, which is also at most twice the last and the maximum
+    expect(nextBatchRows(250, 50, 100, 500, 25)).toBe(500);
+  });
+  it('at most doubles, and stays within the bounds', () => {
+    // 100 rows in 10 ms would scale to 1000: twice the last is 200
+    expect(nextBatchRows(100, 10, 100, 500, 25)).toBe(200);
+    // 100 rows in 2 s would scale to 5: the minimum is 25
+    expect(nextBatchRows(100, 2000, 100, 500, 25)).toBe(25);
+    // a batch timed at 0 ms: twice the last
+    expect(nextBatchRows(10, 0, 100, 500)).toBe(20);
+    // a maximum below the minimum wins
+    expect(nextBatchRows(100, 1000, 100, 10, 25)).toBe(10);
   });
 });
 
