@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorDocumentSchema } from '../../src/cli/output.js';
-import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect.js';
+import { ErrorDocumentSchema } from '../../src/cli/error-document.js';
+import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect-schema.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestSchema, databaseUrl, ENGINES, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
