@@ -10,7 +10,7 @@ import { commandLine, pasteableFlags, readGlobalOptions, type GlobalOptions } fr
 import { COMMAND_NAMES } from './command-list.js';
 import { SCHEMA_VERSION, setHintFlags, withHints } from './output.js';
 import { createProgress, type Progress } from './progress.js';
-import { makeStyle, outputWidth, type Style } from './render.js';
+import { loadColor, makeStyle, outputWidth, type Style } from './render.js';
 import { writeErr } from './stderr.js';
 
 export interface CommandContext {
@@ -148,6 +148,7 @@ export function act<O>(fn: CommandAction<O>) {
       secrets = g.secrets;
       json = g.json;
       targets = { pg: g.databaseUrl ? describeTarget(g.databaseUrl) : undefined, redis: g.redisUrl ? describeRedis(g.redisUrl) : undefined };
+      if (g.color && !g.json) await loadColor();
       const style = makeStyle(g.color && !g.json, outputWidth(g.wide));
       const ctx: CommandContext = {
         g,
