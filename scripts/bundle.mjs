@@ -9,7 +9,8 @@
 // The embedded engine (@electric-sql/pglite: wasm and data files next to its own modules) stays
 // external, loaded from node_modules only by the commands that use it.
 import { build } from 'esbuild';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -20,13 +21,24 @@ const EXTERNAL = ['@electric-sql/pglite', '@electric-sql/pglite/*'];
  * With code splitting, esbuild turns a CommonJS package reached by `await import('pkg')` into a chunk
  * with only a default export, so `const { Redis } = await import('ioredis')` would find nothing. Such
  * an import is sent to a small ES module instead that imports the package and re-exports its
- * module.exports keys by name (read here by requiring the package), as Node's own import does.
+ * module.exports keys by name (read here by requiring the package), as Node's own import does. An ES
+ * module package (chalk, imported only when a run has colour) is left to esbuild as it is.
  */
 const cjsDynamicImports = {
   name: 'cjs-dynamic-imports',
   setup(b) {
     const req = createRequire(`${root}package.json`);
-    const deps = new Set(Object.keys(req('./package.json').dependencies).filter((d) => !EXTERNAL.includes(d)));
+    // CommonJS packages only: an ES module package (chalk) is imported as it is
+    const isCommonJs = (d) => {
+      const file = req.resolve(d);
+      if (file.endsWith('.mjs')) return false;
+      if (file.endsWith('.cjs')) return true;
+      for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
+        if (existsSync(join(dir, 'package.json'))) return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).type !== 'module';
+      }
+      return true;
+    };
+    const deps = new Set(Object.keys(req('./package.json').dependencies).filter((d) => !EXTERNAL.includes(d) && isCommonJs(d)));
     b.onResolve({ filter: /^[^./]/ }, (args) => {
       if (args.kind !== 'dynamic-import' || args.namespace === 'cjs-reexport' || !deps.has(args.path)) return undefined;
       return { path: args.path, namespace: 'cjs-reexport' };

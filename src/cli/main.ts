@@ -62,7 +62,7 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     // (config.ts and output.ts build zod schemas: imported when used, so `--help` loads no zod)
     .hook('preAction', async (root, action) => {
       const { applyConfig } = await import('./config.js');
-      applyConfig(root, action, Object.keys(COMMANDS));
+      await applyConfig(root, action, Object.keys(COMMANDS));
     });
   // demo's steps run through main() itself, given to it here rather than imported (no import cycle)
   await registerCommands(program, args, { run: runInProcess });
@@ -104,13 +104,13 @@ export async function main(argv: string[]): Promise<void> {
         // the parser's own errors (unknown option or command, missing value) as the BAD_INPUT document
         const message = redactText(err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim(), argvSecrets(argv.slice(2)));
         const name = commandOperand(argv.slice(2)) ?? 'digest-doctor';
-        const { ErrorDocumentSchema, SCHEMA_VERSION } = await import('./output.js');
+        const [{ ErrorDocumentSchema }, { SCHEMA_VERSION }] = await Promise.all([import('./error-document.js'), import('./output.js')]);
         process.stdout.write(JSON.stringify(ErrorDocumentSchema.parse({ schemaVersion: SCHEMA_VERSION, command: name, ok: false, error: { code: 'BAD_INPUT', message, exitCode: ExitCode.USAGE } }), null, 2) + '\n');
       }
       return;
     }
     const { reportError } = await import('./run.js');
-    process.exitCode = reportError(err, 'digest-doctor', argv.includes('--json'), argvSecrets(argv.slice(2)));
+    process.exitCode = await reportError(err, 'digest-doctor', argv.includes('--json'), argvSecrets(argv.slice(2)));
   }
 }
 

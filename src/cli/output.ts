@@ -1,5 +1,6 @@
-// --json documents: checked against the exported zod schema before they are printed.
-import * as z from 'zod';
+// --json documents: checked against the exported zod schema before they are printed. No zod is loaded
+// here (types only): a command's schema module is imported when --json is given.
+import type * as z from 'zod';
 import { withGlobalFlagsDeep } from '../core/hints.js';
 import { knownSecrets, redactDeep } from '../core/redact.js';
 import { DoctorError } from '../errors.js';
@@ -17,13 +18,6 @@ export function withHints<T>(value: T): T {
   return withGlobalFlagsDeep(value, hints.flags, hints.commands);
 }
 
-export const ErrorDocumentSchema = z.object({
-  schemaVersion: z.literal(SCHEMA_VERSION),
-  command: z.string(),
-  ok: z.literal(false),
-  error: z.object({ code: z.string(), message: z.string(), exitCode: z.number().int(), details: z.unknown().optional() }),
-});
-export type ErrorDocument = z.infer<typeof ErrorDocumentSchema>;
 
 /** Validates `doc` with `schema` and writes it to stdout. A mismatch is our bug: exit 70. */
 export function printJson<S extends z.ZodType>(schema: S, doc: z.input<S>): void {

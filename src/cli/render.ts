@@ -1,8 +1,9 @@
 // The only user of chalk and cli-table3. Colour is decided once (NO_COLOR, --no-color, TTY) and
 // passed in; neither library honours NO_COLOR on its own.
+import { createRequire } from 'node:module';
 import { stripVTControlCharacters } from 'node:util';
-import { Chalk } from 'chalk';
-import Table from 'cli-table3';
+import type { ChalkInstance } from 'chalk';
+import type TableClass from 'cli-table3';
 import { fitLines, layoutTable, renderRecords, type Column } from '../core/layout.js';
 
 export { fitLines };
@@ -47,10 +48,61 @@ export interface Style {
   heading(s: string): string;
 }
 
+let Table: typeof TableClass | undefined;
+/**
+ * cli-table3 (CommonJS, with its width and colour modules), required on the first table drawn: a
+ * command prints after its queries, so loading it is no longer part of reaching the first one
+ * (about 10 ms of CPU; see BENCHMARKS.md, start-up). Not bundled: Node's require loads it.
+ */
+function tableClass(): typeof TableClass {
+  return (Table ??= createRequire(import.meta.url)('cli-table3') as typeof TableClass);
+}
+
 const MARK: Record<Verdict, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip', info: 'info' };
 
+/** The colours a Style uses; without colour each returns its text unchanged (as chalk at level 0 does). */
+interface Paint {
+  bold(s: string): string;
+  dim(s: string): string;
+  green(s: string): string;
+  yellow(s: string): string;
+  red(s: string): string;
+  cyan(s: string): string;
+  boldUnderline(s: string): string;
+  redBold(s: string): string;
+}
+const same = (s: string): string => s;
+const PLAIN: Paint = { bold: same, dim: same, green: same, yellow: same, red: same, cyan: same, boldUnderline: same, redBold: same };
+
+let colorChalk: ChalkInstance | undefined;
+/**
+ * Loads chalk, for makeStyle(true): a run without colour (NO_COLOR, --no-color, a pipe, --json)
+ * never loads it (about 9 ms of CPU at start-up, with the node:tty it imports).
+ */
+export async function loadColor(): Promise<void> {
+  if (!colorChalk) {
+    const { Chalk } = await import('chalk');
+    colorChalk = new Chalk({ level: 1 });
+  }
+}
+
+function chalkPaint(c: ChalkInstance): Paint {
+  return {
+    bold: (s) => c.bold(s),
+    dim: (s) => c.dim(s),
+    green: (s) => c.green(s),
+    yellow: (s) => c.yellow(s),
+    red: (s) => c.red(s),
+    cyan: (s) => c.cyan(s),
+    boldUnderline: (s) => c.bold.underline(s),
+    redBold: (s) => c.red.bold(s),
+  };
+}
+
+/** `color`: ANSI colours (level 1), after `await loadColor()`; an error before it. */
 export function makeStyle(color: boolean, width = Infinity): Style {
-  const c = new Chalk({ level: color ? 1 : 0 });
+  if (color && !colorChalk) throw new Error('makeStyle(true) before loadColor()');
+  const c = color ? chalkPaint(colorChalk!) : PLAIN;
   const style: Style = {
     color,
     bold: (s) => c.bold(s),
@@ -59,17 +111,17 @@ export function makeStyle(color: boolean, width = Infinity): Style {
     warn: (s) => c.yellow(s),
     fail: (s) => c.red(s),
     accent: (s) => c.cyan(s),
-    heading: (s) => c.bold.underline(s),
+    heading: (s) => c.boldUnderline(s),
     verdict(v) {
       const text = `[${MARK[v]}]`;
-      return v === 'ok' ? c.green(text) : v === 'warn' ? c.yellow(text) : v === 'fail' ? c.red.bold(text) : c.dim(text);
+      return v === 'ok' ? c.green(text) : v === 'warn' ? c.yellow(text) : v === 'fail' ? c.redBold(text) : c.dim(text);
     },
     width,
     table(head, rows) {
       const cells = rows.map((r) => r.map((v) => (v === null || v === undefined ? '' : String(v))));
       const layout = layoutTable(head, cells, width);
       if (layout.kind === 'records') return renderRecords(layout.headers, layout.rows, width, (h) => c.bold(h));
-      const t = new Table({
+      const t = new (tableClass())({
         head: layout.headers.map((h) => c.bold(h)),
         style: { head: [], border: [], compact: false },
         wordWrap: false,

@@ -8,9 +8,9 @@ import { describeTarget } from '../postgres/db.js';
 import { describeRedis } from '../redis/connect.js';
 import { commandLine, pasteableFlags, readGlobalOptions, type GlobalOptions } from './options.js';
 import { COMMAND_NAMES } from './command-list.js';
-import { ErrorDocumentSchema, SCHEMA_VERSION, setHintFlags, withHints } from './output.js';
+import { SCHEMA_VERSION, setHintFlags, withHints } from './output.js';
 import { createProgress, type Progress } from './progress.js';
-import { makeStyle, outputWidth, type Style } from './render.js';
+import { loadColor, makeStyle, outputWidth, type Style } from './render.js';
 import { writeErr } from './stderr.js';
 
 export interface CommandContext {
@@ -75,15 +75,17 @@ const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
 /**
  * Prints one line (and, with --json, an error document on stdout) for `err` and returns its exit code:
  * the documented code of a classified fault, 70 for anything else. Secrets are masked everywhere; the
- * stack trace only with DEBUG set.
+ * stack trace only with DEBUG set. Async: with --json, the document's schema is imported first.
  */
-export function reportError(err: unknown, name: string, json: boolean, secrets: readonly string[], targets: FaultTargets = {}): ExitCodeValue {
+export async function reportError(err: unknown, name: string, json: boolean, secrets: readonly string[], targets: FaultTargets = {}): Promise<ExitCodeValue> {
   const known = classifyFault(err, targets);
   const exitCode = known ? known.exitCode : ExitCode.INTERNAL;
   const raw = known ? known.message : `internal error: ${(err as Error)?.message ?? String(err)} (set DEBUG=1 for the stack trace)`;
   const message = oneLine(redactText(withHints(raw), secrets));
   if (json) {
     try {
+      // the schema (zod) is loaded only to print an error document
+      const { ErrorDocumentSchema } = await import('./error-document.js');
       const doc = ErrorDocumentSchema.parse({
         schemaVersion: SCHEMA_VERSION,
         command: name,
@@ -146,6 +148,7 @@ export function act<O>(fn: CommandAction<O>) {
       secrets = g.secrets;
       json = g.json;
       targets = { pg: g.databaseUrl ? describeTarget(g.databaseUrl) : undefined, redis: g.redisUrl ? describeRedis(g.redisUrl) : undefined };
+      if (g.color && !g.json) await loadColor();
       const style = makeStyle(g.color && !g.json, outputWidth(g.wide));
       const ctx: CommandContext = {
         g,
@@ -164,7 +167,7 @@ export function act<O>(fn: CommandAction<O>) {
       const code = await fn(ctx, opts, args);
       process.exitCode = signalled ? ExitCode.INTERRUPTED : code;
     } catch (err) {
-      const code = reportError(err, name, json, secrets, targets);
+      const code = await reportError(err, name, json, secrets, targets);
       process.exitCode = signalled ? ExitCode.INTERRUPTED : code;
     } finally {
       process.removeListener('SIGINT', onSignal);

@@ -1,6 +1,6 @@
 // `check` (CI smoke checks), the pure part: the result shape and its four renderings. No I/O.
 import * as z from 'zod';
-import { FindingSchema, VerdictSchema } from './finding.js';
+import { FindingSchema, VerdictSchema } from './finding-schema.js';
 
 export const CHECK_SCHEMA_VERSION = 1;
 

@@ -1,23 +1,12 @@
 // One shape for "what is wrong, and what to do about it", shared by inspect, migrate (its preflight),
 // streams and check: a verdict, the check that produced it, one line of message, the command or step
 // that fixes it, and the ids it is about. Pure; rendered in one place (src/cli/findings.ts).
-import * as z from 'zod';
+import type * as z from 'zod';
+import type { FindingSchema, VerdictSchema } from './finding-schema.js';
 
-export const VerdictSchema = z.enum(['ok', 'warn', 'fail']);
 /** ok: the check passed; warn: worth a look (a finding unless told otherwise); fail: something is wrong. */
 export type FindingVerdict = z.infer<typeof VerdictSchema>;
-
-export const FindingSchema = z.object({
-  verdict: VerdictSchema,
-  /** Which check: a short stable name (e.g. `duplicates`, `stuck`, `lag`); tests and CI key on it. */
-  check: z.string(),
-  /** One line: what was seen. */
-  message: z.string(),
-  /** The command or step that fixes it, runnable as printed where it is a command; null when none (or ok). */
-  fix: z.string().nullable(),
-  /** The ids the finding is about (entry ids, row ids, keys, consumers), capped by the producer. */
-  items: z.array(z.string()),
-});
+/** What was seen, by which check, and what fixes it: FindingSchema (./finding-schema.ts) describes the fields. */
 export type Finding = z.infer<typeof FindingSchema>;
 
 /** A finding; `fix` and `items` default to none. */

@@ -1,11 +1,11 @@
 // `inspect`: the state of digest_history (globally, or one user's day) and, for a user, the lock and
 // the stream entries that carry them. Reads only, in one read-only transaction.
 import { durationFlag, formatDuration, plural } from '../core/text.js';
-import * as z from 'zod';
-import { FindingSchema, finding, type Finding } from '../core/finding.js';
+import type * as z from 'zod';
+import type { DuplicateGroupSchema, InspectSummarySchema, InspectUserSchema, UserEntrySchema } from './inspect-schema.js';
+import { finding, type Finding } from '../core/finding.js';
 import { DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, EVENT_FIELD, WORKER_CONSUMER_PATTERN } from '../core/contract.js';
-import { AGE_BUCKETS, classifyGroup, type KeepPolicy } from '../core/duplicates.js';
-import { fieldsToRecord, parseDlqEntry, parseEventJson } from '../core/event.js';
+import { classifyGroup, type KeepPolicy } from '../core/duplicates.js';
 import { dayBounds, formatInZone, userLockKey } from '../core/keys.js';
 import { entryIdTime, idAtOrAfter, idAtOrBefore } from '../core/stream-id.js';
 import { assertUuid } from '../core/validate.js';
@@ -14,120 +14,15 @@ import type { RedisClient } from '../redis/connect.js';
 import { findStaleLocks } from '../redis/locks.js';
 import { pendingForIds, xrangePages } from '../redis/stream-reader.js';
 
-/** 2: `findings` are Findings (core/finding.ts) instead of strings; summary: `outsideWindow`; user: `rowsOnOtherDays`. */
-export const INSPECT_SCHEMA_VERSION = 2 as const;
+import { INSPECT_SCHEMA_VERSION } from './inspect-version.js';
 
-const DuplicateGroupSchema = z.object({
-  userId: z.string(),
-  digestDate: z.string(),
-  rows: z.number().int(),
-  ids: z.array(z.string()),
-  statuses: z.array(z.string()),
-  createdAt: z.array(z.string()),
-  oldestAgeMs: z.number(),
-  newestAgeMs: z.number(),
-});
+export { INSPECT_SCHEMA_VERSION };
+
+// The documents' schemas (./inspect-schema.ts) as types only: importing this module builds no zod schema.
 export type DuplicateGroup = z.infer<typeof DuplicateGroupSchema>;
-
-const FiltersSchema = z.object({
-  user: z.string().nullable(),
-  date: z.string().nullable(),
-  since: z.string().nullable(),
-  limit: z.number().int(),
-  stuckAfterMs: z.number(),
-});
-
-export const InspectSummarySchema = z.object({
-  schemaVersion: z.literal(INSPECT_SCHEMA_VERSION),
-  command: z.literal('inspect'),
-  mode: z.literal('summary'),
-  now: z.string(),
-  filters: FiltersSchema,
-  duplicates: z.object({
-    totalGroups: z.number().int(),
-    /** In-flight rows in those groups. */
-    totalRows: z.number().int(),
-    /** Rows a repair would mark failed (rows minus one per group). */
-    extraRows: z.number().int(),
-    groups: z.array(DuplicateGroupSchema),
-  }),
-  inFlightByAge: z.object(Object.fromEntries(AGE_BUCKETS.map((b) => [b, z.number().int()])) as Record<(typeof AGE_BUCKETS)[number], z.ZodNumber>),
-  inFlightTotal: z.number().int(),
-  stuck: z.object({ count: z.number().int(), olderThanMs: z.number(), oldestCreatedAt: z.string().nullable() }),
-  statusCounts: z.record(z.string(), z.number().int()),
-  /** digest:lock:* keys with no TTL, or more TTL left than the lock allows (SCAN on every master). */
-  locks: z.union([
-    z.object({
-      skipped: z.literal(false),
-      stale: z.array(z.object({ key: z.string(), kind: z.enum(['user', 'group']), ttlMs: z.number().nullable(), maxTtlMs: z.number(), reason: z.string() })),
-    }),
-    z.object({ skipped: z.literal(true), reason: z.string() }),
-  ]),
-  /**
-   * With --date or --since: what the window left out (rows of other digest dates), so a filtered view
-   * never reads as "nothing wrong" about rows it did not look at. null without a filter.
-   */
-  outsideWindow: z
-    .object({ rows: z.number().int(), inFlight: z.number().int(), stuck: z.number().int(), duplicateGroups: z.number().int() })
-    .nullable(),
-  findings: z.array(FindingSchema),
-});
 export type InspectSummary = z.infer<typeof InspectSummarySchema>;
-
-const PendingSchema = z.object({ consumer: z.string(), idleMs: z.number(), deliveries: z.number().int() });
-
-const UserEntrySchema = z.object({
-  stream: z.string(),
-  id: z.string(),
-  addedAt: z.string().nullable(),
-  trigger: z.string().nullable(),
-  historyId: z.string().nullable(),
-  traceId: z.string().nullable(),
-  /** DLQ entries: why the worker gave up. */
-  dlqReason: z.string().nullable(),
-  /** Pending in the stream's group: by whom, idle how long, delivered how many times; null = not pending. */
-  pending: PendingSchema.nullable(),
-});
-
-export const InspectUserSchema = z.object({
-  schemaVersion: z.literal(INSPECT_SCHEMA_VERSION),
-  command: z.literal('inspect'),
-  mode: z.literal('user'),
-  now: z.string(),
-  userId: z.string(),
-  digestDate: z.string(),
-  timeZone: z.string(),
-  rows: z.array(
-    z.object({
-      id: z.string(),
-      status: z.string(),
-      createdAt: z.string(),
-      createdAtLocal: z.string(),
-      sentAt: z.string().nullable(),
-      ageMs: z.number(),
-      inFlight: z.boolean(),
-      /** kept: the in-flight row a repair keeps; duplicate: an extra in-flight row; stuck: in flight past the threshold */
-      marks: z.array(z.enum(['kept', 'duplicate', 'stuck'])),
-    }),
-  ),
-  duplicateCount: z.number().int(),
-  stuckCount: z.number().int(),
-  redis: z.union([
-    z.object({
-      skipped: z.literal(false),
-      lock: z.object({ key: z.string(), held: z.boolean(), value: z.string().nullable(), ttlMs: z.number().nullable(), noTtl: z.boolean() }),
-      window: z.object({ from: z.string(), to: z.string() }),
-      entries: z.array(UserEntrySchema),
-      groupsMissing: z.array(z.string()),
-      malformed: z.number().int(),
-    }),
-    z.object({ skipped: z.literal(true), reason: z.string() }),
-  ]),
-  /** The user's rows on any digest date (counted only when the day asked for has none), and the latest such date. */
-  rowsOnOtherDays: z.object({ rows: z.number().int(), latestDate: z.string().nullable() }).nullable(),
-  findings: z.array(FindingSchema),
-});
 export type InspectUser = z.infer<typeof InspectUserSchema>;
+type UserEntry = z.infer<typeof UserEntrySchema>;
 
 /** A Redis client, or why the Redis part is skipped. */
 export type RedisPart = { client: RedisClient } | { skipped: string };
@@ -372,15 +267,17 @@ async function userStreams(client: RedisClient, input: InspectUserInput, rows: U
   const from = new Date(Math.min(day.start.getTime(), ...times) - SLACK_MS);
   const to = new Date(Math.max(day.end.getTime(), ...times) + SLACK_MS);
 
-  const entries: z.infer<typeof UserEntrySchema>[] = [];
+  const entries: UserEntry[] = [];
   let malformed = 0;
   const groupsMissing: string[] = [];
   const scans: Array<{ stream: string; group: string; start: string; end: string; dlq: boolean }> = [
     { stream: DIGEST_STREAM, group: DIGEST_GROUP, start: idAtOrAfter(from), end: idAtOrBefore(to), dlq: false },
     { stream: DIGEST_DLQ_STREAM, group: DIGEST_DLQ_GROUP, start: idAtOrAfter(from), end: '+', dlq: true },
   ];
+  // the event parser builds its zod schema when loaded: only here, with entries to read
+  const { fieldsToRecord, parseDlqEntry, parseEventJson } = await import('../core/event.js');
   for (const s of scans) {
-    const found: z.infer<typeof UserEntrySchema>[] = [];
+    const found: UserEntry[] = [];
     for await (const page of xrangePages(client, s.stream, { start: s.start, end: s.end, pageSize: input.pageSize ?? 1000 })) {
       for (const [id, flat] of page) {
         const fields = fieldsToRecord(flat);

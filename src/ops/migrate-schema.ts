@@ -2,7 +2,7 @@
 // beside the op (src/ops/migrate.ts), which re-exports them: a consumer imports them from the op, as
 // for every other command.
 import * as z from 'zod';
-import { FindingSchema } from '../core/finding.js';
+import { FindingSchema } from '../core/finding-schema.js';
 
 /** 2: the preflight's `checks` are Findings ({ verdict, check, message, fix, items }); in 1 they were { name, verdict, detail, fix }. */
 export const MIGRATE_SCHEMA_VERSION = 2 as const;

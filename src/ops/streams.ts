@@ -1,7 +1,7 @@
 // `streams`: health of the digest streams (XINFO / XPENDING, never XREADGROUP) and, with scan, a
 // whole-stream read for duplicate, conflicting, malformed and already-sent events. Read-only.
 import * as z from 'zod';
-import { FindingSchema } from '../core/finding.js';
+import { FindingSchema } from '../core/finding-schema.js';
 import { DEFAULT_STREAMS, DIGEST_DLQ_STREAM, DIGEST_STREAM, isDlqStream } from '../core/contract.js';
 import { formatAge } from '../core/duplicates.js';
 import {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckResultSchema } from '../../src/core/check.js';
-import { ErrorDocumentSchema } from '../../src/cli/output.js';
+import { ErrorDocumentSchema } from '../../src/cli/error-document.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { createTestSchema, databaseUrl, seedIncident, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';

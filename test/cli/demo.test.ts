@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InspectSummarySchema } from '../../src/ops/inspect.js';
+import { InspectSummarySchema } from '../../src/ops/inspect-schema.js';
 import { runCli } from '../helpers/cli.js';
 import { databaseUrl } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';

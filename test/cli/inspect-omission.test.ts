@@ -2,7 +2,7 @@
 // "Nothing that lies by omission"). Expected values worked out by hand from the rows and entries seeded.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serializeEvent } from '../../src/core/event.js';
-import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect.js';
+import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect-schema.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestSchema, insertRows, TENANT, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';

@@ -1,7 +1,7 @@
 // inspect and mark-stale, whose Redis parts are optional, on the standalone server and on a cluster.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serializeEvent } from '../../src/core/event.js';
-import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect.js';
+import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect-schema.js';
 import { MarkStaleResultSchema } from '../../src/ops/mark-stale.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestSchema, INCIDENT, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorDocumentSchema } from '../../src/cli/output.js';
-import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect.js';
+import { ErrorDocumentSchema } from '../../src/cli/error-document.js';
+import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect-schema.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestSchema, databaseUrl, ENGINES, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
@@ -30,6 +30,15 @@ describe('digest-doctor inspect (the built binary)', () => {
     expect(res.stdout).toContain('In-flight duplicates');
     expect(res.stdout).toContain(INCIDENT.user);
     expect(res.stdout).not.toMatch(/\x1b\[/);
+  });
+
+  it('with colour (FORCE_COLOR): headings bold and underlined, the table drawn (chalk and cli-table3 load after the queries)', async () => {
+    const res = await runCli([...t.cliArgs, 'inspect'], { env: { NO_COLOR: undefined, FORCE_COLOR: '1' } });
+    expect(res.code).toBe(1);
+    // ANSI: bold 1/22, underline 4/24, as chalk writes them at level 1
+    expect(res.stdout).toContain('\x1b[1m\x1b[4mIn-flight duplicates\x1b[24m\x1b[22m');
+    expect(res.stdout).toContain('┌');
+    expect(res.stdout).toContain(INCIDENT.user);
   });
 
   it('--json: one document the exported schema accepts', async () => {

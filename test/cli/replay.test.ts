@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorDocumentSchema } from '../../src/cli/output.js';
+import { ErrorDocumentSchema } from '../../src/cli/error-document.js';
 import { DIGEST_STREAM } from '../../src/core/contract.js';
 import { ReplayResultSchema } from '../../src/ops/replay.js';
 import type { RedisClient } from '../../src/redis/connect.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorDocumentSchema } from '../../src/cli/output.js';
+import { ErrorDocumentSchema } from '../../src/cli/error-document.js';
 import { CONTEXT_STREAM, DIGEST_DLQ_GROUP, DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM } from '../../src/core/contract.js';
 import { buildEvent, serializeEvent } from '../../src/core/event.js';
 import type { RedisClient } from '../../src/redis/connect.js';

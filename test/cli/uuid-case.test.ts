@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM } from '../../src/core/contract.js';
 import { buildEvent, serializeEvent } from '../../src/core/event.js';
-import { InspectUserSchema } from '../../src/ops/inspect.js';
+import { InspectUserSchema } from '../../src/ops/inspect-schema.js';
 import { ReplayResultSchema } from '../../src/ops/replay.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestSchema, ENGINES, INCIDENT, insertRows, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';

@@ -2,7 +2,7 @@
 // same schema, a missing --history-id, parser errors as JSON, EPIPE, and what --help says.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorDocumentSchema } from '../../src/cli/output.js';
+import { ErrorDocumentSchema } from '../../src/cli/error-document.js';
 import { COMMANDS } from '../../src/cli/commands/index.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { createDemoFixture, type DemoFixture } from '../helpers/demo-fixture.js';

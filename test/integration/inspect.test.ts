@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/postgres/db.js';
 import { connectRedis, closeRedis, type RedisClient } from '../../src/redis/connect.js';
-import { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect.js';
+import { inspectSummary, inspectUser } from '../../src/ops/inspect.js';
+import { InspectSummarySchema, InspectUserSchema } from '../../src/ops/inspect-schema.js';
 import { serializeEvent } from '../../src/core/event.js';
 import { createTestSchema, ENGINES, insertRows, INCIDENT, openTestDb, seedIncident, TENANT, type TestSchema } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';

@@ -29,7 +29,8 @@ import {
   type SessionFacts,
 } from '../../src/core/migration.js';
 import { loadMigrations } from '../../src/postgres/migrator.js';
-import { FindingSchema, findingsInline } from '../../src/core/finding.js';
+import { FindingSchema } from '../../src/core/finding-schema.js';
+import { findingsInline } from '../../src/core/finding.js';
 import { DoctorError } from '../../src/errors.js';
 
 // What pg_get_indexdef prints for the index (Postgres 15), schema-qualified.

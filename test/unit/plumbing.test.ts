@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { colorEnabled } from '../../src/cli/options.js';
-import { makeStyle } from '../../src/cli/render.js';
+import { loadColor, makeStyle } from '../../src/cli/render.js';
 import { redactText, redactUrl, secretsOf } from '../../src/core/redact.js';
 import { normalizePgUrl } from '../../src/postgres/db.js';
 import { quoteIdent, quoteLiteral, renderSql } from '../../src/postgres/sql.js';
@@ -80,11 +80,12 @@ describe('colour', () => {
     expect(colorEnabled(true, { TERM: 'dumb' }, true)).toBe(false);
   });
 
-  it('renders tables and verdicts without escape codes when colour is off', () => {
+  it('renders tables and verdicts without escape codes when colour is off', async () => {
     const s = makeStyle(false);
     const out = s.table(['a', 'b'], [[1, null]]) + s.verdict('fail') + s.ok('x');
     expect(out).not.toMatch(/\x1b\[/);
     expect(out).toContain('[FAIL]');
+    await loadColor();
     expect(makeStyle(true).verdict('fail')).toMatch(/\x1b\[/);
   });
 });

@@ -5,7 +5,7 @@ import { serviceDay } from '../../core/keys.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt, parseSince } from '../../core/validate.js';
 import { hasProblems, type Finding } from '../../core/finding.js';
 import { ExitCode } from '../../errors.js';
-import { inspectSummary, inspectUser, InspectSummarySchema, InspectUserSchema, type InspectSummary, type InspectUser } from '../../ops/inspect.js';
+import { inspectSummary, inspectUser, type InspectSummary, type InspectUser } from '../../ops/inspect.js';
 import { closeRedis } from '../../redis/connect.js';
 import { openDb, openOptionalRedis } from '../options.js';
 import { printJson } from '../output.js';
@@ -56,12 +56,12 @@ export function register(program: Command): void {
             timeZone: g.timeZone,
             stuckAfterMs,
           });
-          if (g.json) printJson(InspectUserSchema, result);
+          if (g.json) printJson((await import('../../ops/inspect-schema.js')).InspectUserSchema, result);
           else ctx.print(renderUser(result, ctx.style, note));
           return hasProblems(result.findings) ? ExitCode.FINDINGS : ExitCode.OK;
         }
         const result = await inspectSummary(db, redisPart, { date, since, limit, stuckAfterMs, keyPrefix: g.keyPrefix });
-        if (g.json) printJson(InspectSummarySchema, result);
+        if (g.json) printJson((await import('../../ops/inspect-schema.js')).InspectSummarySchema, result);
         else ctx.print(renderSummary(result, ctx.style, note));
         return hasProblems(result.findings) ? ExitCode.FINDINGS : ExitCode.OK;
       }),
