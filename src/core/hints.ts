@@ -27,3 +27,25 @@ export function withGlobalFlagsDeep<T>(value: T, flags: readonly string[], comma
   };
   return walk(value) as T;
 }
+
+/**
+ * Where a key was looked for and where it is instead, for the missing-stream hints of inspect,
+ * streams, mark-stale and check: `here` is this run's key prefix (undefined or '' for none),
+ * `found` the other prefixes holding it ('' for the bare key). E.g. "under key prefix 'a:'" and
+ * "it exists under key prefixes 'b:', no prefix".
+ */
+export function keyPrefixPhrases(here: string | undefined, found: readonly string[]): { here: string; elsewhere: string } {
+  const list = found.map((p) => (p ? `'${p}'` : 'no prefix')).join(', ');
+  return {
+    here: here ? `under key prefix '${here}'` : 'without a key prefix (no --key-prefix given)',
+    elsewhere: found.length ? `it exists under ${found.length === 1 ? 'key prefix' : 'key prefixes'} ${list}` : '',
+  };
+}
+
+/**
+ * With several candidate prefixes, the words that make the rerun a choice (the printed command
+ * carries the first listed, which may be another deployment's); '' with one candidate.
+ */
+export function rerunWithPrefixLead(found: readonly string[]): string {
+  return found.length > 1 ? `rerun with your deployment's prefix (the command carries the first listed; use another if that is not yours)` : '';
+}

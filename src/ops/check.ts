@@ -3,6 +3,7 @@
 // results to ok / warn / fail lines, each with the command that fixes it.
 import { CHECK_SCHEMA_VERSION, CheckResultSchema, summarize, type CheckItem, type CheckMetrics, type CheckName, type CheckResult } from '../core/check.js';
 import { DIGEST_STREAM, UNIQUE_INDEX_NAME, isDlqStream } from '../core/contract.js';
+import { keyPrefixPhrases, rerunWithPrefixLead } from '../core/hints.js';
 import { shellQuote } from '../core/validate.js';
 import { streamKeyPrefixes } from '../redis/stream-info.js';
 import { AGE_BUCKETS } from '../core/duplicates.js';
@@ -135,13 +136,16 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
       let fix: string | null = null;
       let message = f.message;
       if (f.verdict !== 'ok') {
-        if (name === 'dlq-empty') fix = input.command(`replay --from-dlq --apply`);
+        // a DLQ that holds entries is replayed; a missing one (warned about beside a missing digest stream) is not
+        if (name === 'dlq-empty' && report.streams.some((s) => s.key === f.stream && s.state === 'ok')) fix = input.command(`replay --from-dlq --apply`);
         else if (name === 'group' && f.group) fix = input.redisCli(`XGROUP CREATE ${full} ${f.group} '$' MKSTREAM`);
         else if (name === 'exists' && f.stream === DIGEST_STREAM && f.verdict === 'warn') {
           // not where this run looks: under a key prefix it was not given (the last --key-prefix wins)
           const prefixes = (await streamKeyPrefixes(input.redis.client, DIGEST_STREAM)).filter((p) => p !== (input.keyPrefix ?? ''));
           if (prefixes.length) {
-            message = `${f.message} ${input.keyPrefix ? `under key prefix '${input.keyPrefix}'` : 'without a key prefix (no --key-prefix given)'}; it exists under ${prefixes.length === 1 ? 'key prefix' : 'key prefixes'} ${prefixes.map((p) => (p ? `'${p}'` : 'no prefix')).join(', ')}`;
+            const words = keyPrefixPhrases(input.keyPrefix, prefixes);
+            const lead = rerunWithPrefixLead(prefixes);
+            message = `${f.message} ${words.here}; ${words.elsewhere}${lead ? `; ${lead}` : ''}`;
             fix = input.command(`--key-prefix ${shellQuote(prefixes[0]!)} check`);
           }
         }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withGlobalFlags, withGlobalFlagsDeep } from '../../src/core/hints.js';
+import { keyPrefixPhrases, rerunWithPrefixLead, withGlobalFlags, withGlobalFlagsDeep } from '../../src/core/hints.js';
 import { layoutTable, shortenIds, tableWidth, visibleWidth, wrapText } from '../../src/core/layout.js';
 import { durationFlag, formatDuration, noun, plural, progressLine } from '../../src/core/text.js';
 import { parseDuration } from '../../src/core/validate.js';
@@ -96,5 +96,17 @@ describe('withGlobalFlags', () => {
     // a GitHub annotation's title is not a command
     expect(withGlobalFlags('::error title=digest-doctor inspect%3A x::y', ['--schema', 's'], cmds)).toBe('::error title=digest-doctor inspect%3A x::y');
     expect(withGlobalFlagsDeep({ a: ['x digest-doctor undo 1'], n: 3 }, ['--schema', 's'], cmds)).toEqual({ a: ['x digest-doctor --schema s undo 1'], n: 3 });
+  });
+});
+
+describe('keyPrefixPhrases / rerunWithPrefixLead (the missing-stream hints)', () => {
+  it('names where the run looked and where the key is, the noun agreeing with the count', () => {
+    expect(keyPrefixPhrases(undefined, ['prod:'])).toEqual({ here: 'without a key prefix (no --key-prefix given)', elsewhere: "it exists under key prefix 'prod:'" });
+    expect(keyPrefixPhrases('stage:', ['a:', ''])).toEqual({ here: "under key prefix 'stage:'", elsewhere: "it exists under key prefixes 'a:', no prefix" });
+    expect(keyPrefixPhrases('', []).elsewhere).toBe('');
+  });
+  it('one candidate: a plain rerun; several: a choice', () => {
+    expect(rerunWithPrefixLead(['a:'])).toBe('');
+    expect(rerunWithPrefixLead(['a:', 'b:'])).toMatch(/^rerun with your deployment's prefix/);
   });
 });

@@ -10,7 +10,8 @@ import { printJson } from '../output.js';
 import { renderFindings } from '../findings.js';
 import type { Style } from '../render.js';
 import { act } from '../run.js';
-import { missingStreamHint, prefixPhrase } from '../stream-hint.js';
+import { keyPrefixPhrases } from '../../core/hints.js';
+import { missingStreamHint } from '../stream-hint.js';
 
 interface StreamsOptions {
   stream: string[];
@@ -91,7 +92,7 @@ Examples:
         const missing = report.findings.find((f) => f.stream === DIGEST_STREAM && f.check === 'exists' && f.verdict !== 'ok' && report.streams.some((st) => st.key === DIGEST_STREAM && st.state === 'missing'));
         const hint = missing ? await missingStreamHint(ctx, client) : null;
         if (missing && hint?.fix) {
-          missing.message = `${missing.message} ${prefixPhrase(g.keyPrefix)}; ${hint.elsewhere}`;
+          missing.message = `${missing.message} ${keyPrefixPhrases(g.keyPrefix, []).here}; ${hint.elsewhere}${hint.lead ? `; ${hint.lead}` : ''}`;
           missing.fix = hint.fix;
         }
         if (g.json) printJson(StreamsReportSchema, report);
