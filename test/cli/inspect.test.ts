@@ -49,6 +49,19 @@ describe('digest-doctor inspect (the built binary)', () => {
     expect(doc.duplicates.totalGroups).toBe(1);
   });
 
+  it('--key-prefix, a lock without TTL: the stale-locks fix names its key with the prefix (the bare key is another key: deleting it left the lock)', async () => {
+    const user = '6af5e7d3-e736-46da-bfc1-42786f2ab1c0';
+    await r.client.set(r.key(`digest:lock:${user}`), '1');
+    try {
+      const res = await runCli([...t.cliArgs, ...r.cliArgs, 'inspect', '--json']);
+      expect(res.code, res.stderr).toBe(1);
+      const stale = (JSON.parse(res.stdout) as { findings: Array<{ check: string; fix: string | null }> }).findings.find((f) => f.check === 'stale-locks');
+      expect(stale?.fix).toBe(`check no request is running, then delete them (first: ${r.prefix}digest:lock:${user})`);
+    } finally {
+      await r.client.del(r.key(`digest:lock:${user}`));
+    }
+  });
+
   serverIt('takes DATABASE_URL with a +asyncpg suffix from the environment', async () => {
     const url = t.url.replace('postgresql://', 'postgresql+asyncpg://');
     const res = await runCli(['--schema', t.schema, 'inspect', '--json', '--date', '2025-11-20'], { env: { DATABASE_URL: url } });
