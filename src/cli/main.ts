@@ -4,7 +4,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_TIME_ZONE } from '../core/contract.js';
 import { redactText, secretsOf } from '../core/redact.js';
 import { ExitCode } from '../errors.js';
-import { COMMANDS, registerCommands } from './commands/index.js';
+import { COMMAND_NAMES } from './command-list.js';
+import { registerCommands } from './commands/index.js';
 import { fitErr } from './stderr.js';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -50,7 +51,6 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     .option('--no-color', 'no colour (NO_COLOR is honoured too)')
     .addOption(new Option('--wide', 'tables as wide as they need, ids whole (default: fit the terminal, or COLUMNS, or 80 columns)').env('DIGEST_DOCTOR_WIDE'))
     .showSuggestionAfterError()
-    // commander's own messages (an option's value quoted back) are masked like ours
     // commander's own messages (an option's value quoted back) are masked like ours, under our one prefix;
     // with --json the error document on stdout carries them (main below)
     // and commander's suggestion joins its line: one line naming the problem and the fix
@@ -62,7 +62,7 @@ export async function buildProgram(args: readonly string[] = []): Promise<Comman
     // (config.ts and output.ts build zod schemas: imported when used, so `--help` loads no zod)
     .hook('preAction', async (root, action) => {
       const { applyConfig } = await import('./config.js');
-      await applyConfig(root, action, Object.keys(COMMANDS));
+      await applyConfig(root, action, COMMAND_NAMES);
     });
   // demo's steps run through main() itself, given to it here rather than imported (no import cycle)
   await registerCommands(program, args, { run: runInProcess });
@@ -141,5 +141,5 @@ export async function runBinary(argv: string[]): Promise<void> {
 
 /** The command named in `args` (its first operand that is a command name), for the error document. */
 function commandOperand(args: readonly string[]): string | undefined {
-  return args.find((a) => a in COMMANDS);
+  return args.find((a) => (COMMAND_NAMES as readonly string[]).includes(a));
 }
