@@ -83,11 +83,18 @@ export function scriptFile(file: string): string {
   return readFileSync(`${LUA_DIR}${file}.lua`, 'utf8');
 }
 
-/** The text of lua/prelude/<name>.lua. Throws (a bug of ours) when a script names a prelude that does not exist. */
+const preludes = new Map<string, string>();
+
+/** The text of lua/prelude/<name>.lua (read once). Throws (a bug of ours) when a script names a prelude that does not exist. */
 export function preludeFile(name: string): string {
   if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`prelude name ${JSON.stringify(name)} is not <lowercase-name>`);
-  const text = readFileSync(`${LUA_DIR}prelude/${name}.lua`, 'utf8');
-  return text.endsWith('\n') ? text : `${text}\n`;
+  let text = preludes.get(name);
+  if (text === undefined) {
+    text = readFileSync(`${LUA_DIR}prelude/${name}.lua`, 'utf8');
+    if (!text.endsWith('\n')) text += '\n';
+    preludes.set(name, text);
+  }
+  return text;
 }
 
 /**
