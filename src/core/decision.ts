@@ -9,6 +9,7 @@
 // and holds it equal to newestFirst.
 import { MANUAL_SUPERSEDE_AFTER_MS, isInFlight, type Trigger } from './contract.js';
 import { badInput } from '../errors.js';
+import { formatDuration } from './text.js';
 
 /**
  * A `created_at` to the microsecond, the database's precision: microseconds since the Unix epoch.
@@ -86,7 +87,7 @@ export function serviceDecision(rows: readonly DecisionRow[], trigger: Trigger, 
   if (isInFlight(newest.status)) {
     const age = now.getTime() - newest.createdUs / 1000;
     if (manual && age >= MANUAL_SUPERSEDE_AFTER_MS) {
-      return { action: 'supersede', rowId: newest.id, publish: true, reason: `manual request, in-flight row is ${Math.round(age / 1000)} s old: superseded` };
+      return { action: 'supersede', rowId: newest.id, publish: true, reason: `manual request, in-flight row is ${formatDuration(age)} old: superseded` };
     }
     return { action: 'return', rowId: newest.id, publish: false, reason: 'in-flight row returned' };
   }

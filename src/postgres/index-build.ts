@@ -9,6 +9,7 @@ import { serverMessageOf, sqlstateOf } from '../core/faults.js';
 import { decideRetry, halt, indexDdlWords, indexDifferences, runnableStatement, type Migration } from '../core/migration.js';
 import { formatDuration, plural } from '../core/text.js';
 import type { Db } from './db.js';
+import { quoteLiteral } from './sql.js';
 import {
   buildProgress,
   cancelBackend,
@@ -113,11 +114,9 @@ async function assertSameProcess(b: Db, pid: number, what: string): Promise<void
 
 // ---------------------------------------------------------------- what a build waits for, what it leaves
 
-const sqlLiteral = (v: string) => `'${v.replace(/'/g, "''")}'`;
-
 /** The statements that end prepared transactions, runnable as printed (in the transaction's database, as its owner or a superuser). */
 export const finishPrepared = (ps: readonly PreparedTransaction[]): string =>
-  ps.map((p) => `COMMIT PREPARED ${sqlLiteral(p.gid)} or ROLLBACK PREPARED ${sqlLiteral(p.gid)} (in database ${p.database}, as ${p.owner} or a superuser)`).join('; ');
+  ps.map((p) => `COMMIT PREPARED ${quoteLiteral(p.gid)} or ROLLBACK PREPARED ${quoteLiteral(p.gid)} (in database ${p.database}, as ${p.owner} or a superuser)`).join('; ');
 
 /** One prepared transaction in words: gid, owner, database, age, and whether it locks digest_history. */
 export const describePrepared = (p: PreparedTransaction): string =>
@@ -128,7 +127,7 @@ async function blockersText(ctl: Db): Promise<string> {
   const lockers = await tableLockers(ctl).catch(() => []);
   const prepared = (await preparedTransactions(ctl).catch(() => [])).filter((p) => p.inThisDatabase);
   const parts: string[] = [];
-  if (lockers.length) parts.push(`open transactions it waits for: ${lockers.map((t) => `pid ${t.pid} (${t.application || t.user || '?'}, open ${Math.round(t.ageMs / 1000)} s)`).join(', ')}`);
+  if (lockers.length) parts.push(`open transactions it waits for: ${lockers.map((t) => `pid ${t.pid} (${t.application || t.user || '?'}, open ${formatDuration(t.ageMs)})`).join(', ')}`);
   if (prepared.length) parts.push(`prepared transactions it waits for (not in pg_stat_activity): ${prepared.map(describePrepared).join(', ')}; finish them: ${finishPrepared(prepared)}`);
   return parts.length ? `; ${parts.join('; ')}` : '';
 }

@@ -8,6 +8,7 @@
 import { DIGEST_GROUP, STREAM_MAXLEN } from '../core/contract.js';
 import { serializeEvent, type DigestGenerateEvent } from '../core/event.js';
 import { rateDelayMs } from '../core/replay.js';
+import { formatDuration } from '../core/text.js';
 import { DoctorError, badInput } from '../errors.js';
 import { serverVersion, versionAtLeast, type RedisClient } from './connect.js';
 import { SCRIPT_CODES, scriptError, withScripts } from './scripts.js';
@@ -381,7 +382,7 @@ export async function publishPaced(client: RedisClient, total: number, planAt: (
       const remaining = retry.length + (total - next);
       const t = target!;
       throw new BacklogStallError(
-        `consumer group "${t.group}" on ${t.stream} read nothing for ${Math.round(waitedMs / 1000)} s while its unread backlog stayed at the limit ` +
+        `consumer group "${t.group}" on ${t.stream} read nothing for ${formatDuration(waitedMs)} while its unread backlog stayed at the limit ` +
           `(${s.unread ?? '?'} of ${t.backlogLimit}, MAXLEN ~ ${t.maxlen})${s.groupExists ? '' : ' (the group does not exist: nothing reads the stream)'}: ` +
           `published ${published}, ${remaining} not sent; start the workers, then publish the rest again (markers keep the published ones from being added twice)`,
         published,
