@@ -165,7 +165,9 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
     for (const entry of facts.entries) {
       const now = facts.current.get(entry.rowId);
       const k = now ? groupKey(now.user_id, now.digest_date) : `gone|${entry.rowId}`;
-      byGroup.set(k, [...(byGroup.get(k) ?? []), { entry, tid: now?.tid ?? null }]);
+      const group = byGroup.get(k);
+      if (group) group.push({ entry, tid: now?.tid ?? null });
+      else byGroup.set(k, [{ entry, tid: now?.tid ?? null }]);
     }
     const groups = [...byGroup.values()];
     const outcome = await recordedRun(db, { command: COMMAND, args: { runId: input.runId, batchSize: input.batchSize }, undoes: input.runId }, input.lockTimeoutMs, (runId) =>
