@@ -103,7 +103,6 @@ export default async function run({ scale }) {
     // round with the median tool/baseline ratio (each ratio taken within one round), not the best
     // time of each side taken from different rounds.
     const rounds = { fix: [], stale: [], undo: [] };
-    const undoPlanMs = [];
     const floors = [];
     const expect = (name, pair, n) => {
       if (pair.tool.value.applied.rowsChanged !== n || pair.base.value.rowCount !== n) {
@@ -138,8 +137,6 @@ export default async function run({ scale }) {
       const check = round === 0 || scale >= 1;
       const [a, b] = check ? await phase('checks', () => Promise.all([outcome(client, 'tool'), outcome(client2, 'base')])) : [];
       if (a !== b) throw new Error('the tool and the set-based UPDATEs left different tables');
-      // What the undo spends before its first batch: the audit read and the plan (a dry run does both).
-      undoPlanMs.push((await phase('undo dry runs', () => time(() => undoRun(db, { ...BATCH, runId: st.tool.value.applied.runId, apply: false })))).ms);
       expect('undo', await phase('undo pairs', () => pair(baselineUndoStale('base'), () => undoRun(db, { ...BATCH, runId: st.tool.value.applied.runId, apply: true }))), stale);
       const [c, d] = check ? await phase('checks', () => Promise.all([outcome(client, 'tool'), outcome(client2, 'base')])) : [];
       if (c !== d) throw new Error('the undo and the set-based UPDATE left different tables');
@@ -186,9 +183,8 @@ export default async function run({ scale }) {
         `baseline is one UPDATE from a bare pg client without audit (for undo: the stale rows back to pending). The two tables are checked to end up identical after each${nRounds === ROUNDS ? '' : ' (in the first round only: a quick run)'}. Lock hold is measured from the ` +
         `batch's first locking statement to its commit, the longest batch of the median round; its baseline column is the 200 ms limit the issue sets. ` +
         `Longest over all rounds: fix-duplicates ${lockMax(rounds.fix)} ms, mark-stale ${lockMax(rounds.stale)} ms, undo ${lockMax(rounds.undo)} ms. ` +
-        "An undo batch is one statement like the others' (lock, decide as the dry run does, restore, audit), reaching its rows at the ctid its plan found them at; before its first batch it plans in one statement from the audit's typed keys (state version 4: each row's ctid after the run, its status and sent_at before, the status set; no image read), the rows as they are and the in-flight rows of their days, and decides in the core; the baseline UPDATE does none of that, nor the check of each candidate's day for an in-flight row in each batch. " +
+        "An undo batch is one statement like the others' (lock, decide as the dry run does, restore, audit), reaching its rows at the ctid where it found them; before its first batch it reads in one statement the audit's typed keys (state version 4: each row's ctid after the run, its status and sent_at before, the status set; no image read) and the rows as they are, to cut batches at whole (user, day) groups, and decides nothing in the client (its batches decide under their locks); the baseline UPDATE does none of that, nor the check of each candidate's day for an in-flight row in each batch. " +
         'Its batches are time-budgeted (about 80 ms of lock hold each, at most the batch size, the first half of it): the batch count varies with the load. ' +
-        `Of the undo's time, its audit read and plan before the first batch (timed as a dry run of the same run, each round): ${undoPlanMs.map((x) => Math.round(x)).join(', ')} ms. ` +
         'The floor (see the code, bench/repairs.mjs floorUndo) changes the same rows as the undo with only what every repair of this tool must do per row: batches of one statement each, row locks that skip a row held elsewhere, the guard, and the before-images in an audit table; ' +
         `it runs on the baseline's copy after the baseline, its stale rows failed again first (not timed), and must leave the same table. Floor vs one UPDATE in each round: ${floors.map((x) => (x.ms / x.base).toFixed(2)).join(', ')}; undo vs the floor: ${floors.map((x) => (x.undo / x.ms).toFixed(2)).join(', ')}.`,
     };

@@ -4,13 +4,14 @@
 -- reached at the ctid the batch left it at (a heap fetch, no index probe) when it is still there,
 -- else by id; and the in-flight rows now of the (user, day) of each row that could go back in
 -- flight. Nothing is locked and nothing decided here: src/core (decideUndo) decides the plan, and each
--- batch decides again under its locks (undo_batch.sql).
--- $1 run id, $2 in-flight statuses text[].
+-- batch decides again under its locks (undo_batch.sql). --apply reads no in-flight rows ($3 false):
+-- its batches decide alone, with the in-flight rows as they are under their locks.
+-- $1 run id, $2 in-flight statuses text[], $3 with the in-flight rows (boolean).
 -- Returns one row per audit batch of the run, in the order written: seq, rows (json array, one
 -- element per changed row in the order written: [row_id, before status, before sent_at (null),
 -- after status, status now (null: the row is gone), tid (where it is now), user_id, digest_date,
 -- created_at (ISO, to the microsecond) as it is now, in-flight row ids of its (user, day) now (null
--- unless it could go back in flight)]).
+-- unless it could go back in flight, and without $3)]).
 WITH audited AS (
   SELECT b.seq, i.ord, i.row_id, i.tid, i.before_status, i.before_sent_at, i.after_status
   FROM {{state}}.audit_batches b
@@ -44,7 +45,7 @@ WITH audited AS (
   UNION ALL
   SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, o.user_id, o.digest_date, NULL, NULL, o.id
   FROM {{schema}}.digest_history o
-  WHERE o.status = ANY ($2::text[])
+  WHERE $3::boolean AND o.status = ANY ($2::text[])
 ), grouped AS (
   SELECT k.*, array_agg(k.busy_id::text) FILTER (WHERE k.busy_id IS NOT NULL) OVER g AS ids
   FROM keyed k
@@ -54,7 +55,7 @@ WITH audited AS (
 -- rows as rows of 14 columns took the client longer than the query).
 SELECT g.seq::float8 AS seq,
        json_agg(json_build_array(g.row_id, g.before_status, g.before_sent_at, g.after_status, g.now_status, g.now_tid::text,
-                                 g.user_id, g.digest_date, g.created_at, CASE WHEN g.candidate THEN coalesce(g.ids, '{}') END) ORDER BY g.ord) AS rows
+                                 g.user_id, g.digest_date, g.created_at, CASE WHEN $3::boolean AND g.candidate THEN coalesce(g.ids, '{}') END) ORDER BY g.ord) AS rows
 FROM grouped g
 WHERE g.row_id IS NOT NULL
 GROUP BY g.seq

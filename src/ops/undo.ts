@@ -6,7 +6,7 @@ import { allowedStatuses, decideUndo, groupKey, inFlightParam, type AuditEntry, 
 import { judgeStatusChecks } from '../postgres/checks.js';
 import { schemaFlag } from '../core/validate.js';
 import { DoctorError, badInput } from '../errors.js';
-import { CLIENT_HOST, getRun, readRunAudit, type RunRecord } from '../postgres/audit.js';
+import { CLIENT_HOST, discardRun, getRun, readRunAudit, type RunRecord } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
 import { ensureState, readState } from '../postgres/state.js';
 import { assertCanApply } from '../postgres/session.js';
@@ -27,6 +27,7 @@ const BATCH_BUDGET_MS = 80;
 
 const RestoreSchema = z.object({ id: z.string(), userId: z.string(), digestDate: z.string(), from: z.string(), to: z.string() });
 const UndoSkipSchema = z.object({ id: z.string(), reason: z.enum(['row-deleted', 'status-changed', 'would-duplicate', 'status-not-allowed', 'held-by-another-session']), detail: z.string() });
+type UndoSkip = z.infer<typeof UndoSkipSchema>;
 
 export const UndoAppliedSchema = BatchStatsSchema.extend({
   runId: z.string().nullable(),
@@ -79,15 +80,16 @@ type PlanRow = [string, string, string | null, string, string | null, string | n
  * The facts of an undo of `runId`, in one read-only snapshot. From state version 4 on, one statement
  * (sql/queries/undo_plan.sql: the audit's typed keys, rows reached at the ctid the run left them at,
  * the in-flight rows of their days); an older layout, which a dry run reads as it is, from the
- * images (readRunAudit) and two lookups by id. Reads only; REFUSED (exit 4) when the role may not
- * read the audit.
+ * images (readRunAudit) and two lookups by id. `inFlight: false` (--apply, whose batches decide
+ * under their locks) leaves the in-flight rows out: `inFlight` comes back empty. Reads only;
+ * REFUSED (exit 4) when the role may not read the audit.
  */
-export async function readUndoFacts(db: Db, runId: string): Promise<UndoFacts> {
+export async function readUndoFacts(db: Db, runId: string, opts: { inFlight: boolean } = { inFlight: true }): Promise<UndoFacts> {
   return db.readOnly(async (tx) => {
     const state = await readState(tx, ['audit_batches', 'audit'], 'undo');
     const keyed = state?.relations.get('audit_batches')?.columns.includes('tids') && state.relations.get('audit')?.kind !== 'r';
-    if (!keyed) return legacyFacts(tx, await readRunAudit(tx, runId));
-    const batches = await tx.query<{ seq: number; rows: PlanRow[] }>('undo_plan', [runId, inFlightParam()]);
+    if (!keyed) return legacyFacts(tx, await readRunAudit(tx, runId), opts.inFlight);
+    const batches = await tx.query<{ seq: number; rows: PlanRow[] }>('undo_plan', [runId, inFlightParam(), opts.inFlight]);
     const facts: UndoFacts = { entries: [], current: new Map(), inFlight: new Map() };
     for (const batch of batches) {
       for (const [id, beforeStatus, beforeSentAt, afterStatus, status, tid, userId, digestDate, createdAt, inFlight] of batch.rows) {
@@ -102,9 +104,10 @@ export async function readUndoFacts(db: Db, runId: string): Promise<UndoFacts> {
 }
 
 /** The facts from an audit read whole (a layout before state version 4). */
-async function legacyFacts(db: Db, entries: AuditEntry[]): Promise<UndoFacts> {
+async function legacyFacts(db: Db, entries: AuditEntry[], withInFlight: boolean): Promise<UndoFacts> {
   const rows = await db.query<PlannedRow>('undo_present_rows', [entries.map((e) => e.rowId)]);
   const current = new Map(rows.map((r) => [r.id, r]));
+  if (!withInFlight) return { entries, current, inFlight: new Map() };
   const candidates = entries.filter((e) => isInFlight(e.before.status) && current.get(e.rowId)?.status === e.after.status).map((e) => current.get(e.rowId)!);
   const groups = [...new Map(candidates.map((r) => [groupKey(r.user_id, r.digest_date), r])).values()];
   const inFlight = new Map<string, string[]>(groups.map((g) => [groupKey(g.user_id, g.digest_date), []]));
@@ -124,13 +127,16 @@ async function targetRun(db: Db, runId: string): Promise<RunRecord> {
 const restoreOf = (e: AuditEntry, now: PlannedRow) => ({ id: e.rowId, userId: now.user_id, digestDate: now.digest_date, from: e.after.status, to: e.before.status });
 const skipOf = (s: UndoDecision['skipped'][number]) => ({ id: s.entry.rowId, reason: s.reason, detail: s.detail });
 
+/** Of the statuses the entries would put back, those the live CHECK allows (null: it could not be read, left to the database). */
+async function allowedNow(db: Db, entries: readonly AuditEntry[]): Promise<string[] | null> {
+  const statuses = [...new Set(entries.map((e) => e.before.status))];
+  return allowedStatuses(await judgeStatusChecks(db, statuses), statuses).allowed;
+}
+
 /** The facts of the undo and the plan decided from them (decideUndo). */
 async function planUndo(db: Db, runId: string) {
   const facts = await readUndoFacts(db, runId);
-  // Only statuses the live CHECK allows go back (an unreadable constraint is left to the database).
-  const statuses = [...new Set(facts.entries.map((e) => e.before.status))];
-  const { allowed } = allowedStatuses(await judgeStatusChecks(db, statuses), statuses);
-  return { facts, allowed, decision: decideUndo(facts.entries, facts.current, facts.inFlight, allowed) };
+  return { facts, decision: decideUndo(facts.entries, facts.current, facts.inFlight, await allowedNow(db, facts.entries)) };
 }
 
 /**
@@ -144,23 +150,25 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
     await ensureState(db);
   }
   const run = await targetRun(db, input.runId);
-  const base = ({ facts, decision }: Awaited<ReturnType<typeof planUndo>>) => ({
+  const report = (facts: UndoFacts, restore: readonly AuditEntry[], skipped: UndoSkip[]) => ({
     schemaVersion: UNDO_SCHEMA_VERSION,
     command: COMMAND,
     mode: input.apply ? ('apply' as const) : ('dry-run' as const),
     target: { runId: run.id, command: run.command, startedAt: iso(run.startedAt), by: run.dbUser, rowsChanged: run.rowsChanged, audited: facts.entries.length },
-    plan: { restore: decision.restore.map((e) => restoreOf(e, facts.current.get(e.rowId)!)), skipped: decision.skipped.map(skipOf) },
+    plan: { restore: restore.map((e) => restoreOf(e, facts.current.get(e.rowId)!)), skipped },
   });
-  if (!input.apply) return { ...base(await planUndo(db, input.runId)), applied: null };
+  if (!input.apply) {
+    const { facts, decision } = await planUndo(db, input.runId);
+    return { ...report(facts, decision.restore, decision.skipped.map(skipOf)), applied: null };
+  }
 
   return withRepairLock(db, COMMAND, input.lockWaitMs, async () => {
-    const planned = await planUndo(db, input.runId);
-    const { facts, decision, allowed } = planned;
-    if (!decision.restore.length) {
-      return { ...base(planned), applied: { runId: null, status: 'nothing-to-do' as const, rowsChanged: 0, skipped: decision.skipped.map(skipOf), batches: 0, longestBatchMs: 0 } };
-    }
+    // No plan is decided before the batches: each decides its rows under its locks (undo_batch.sql,
+    // the rule decideUndo holds), so the audited rows and where they are now are all it reads first.
+    const facts = await readUndoFacts(db, input.runId, { inFlight: false });
+    const allowed = await allowedNow(db, facts.entries);
     // Whole (user, day) groups (as the rows are now) per batch, so "at most one back in flight" is
-    // decided in one place; every audited row goes (the batch decides again under its locks).
+    // decided in one place; every audited row goes.
     const byGroup = new Map<string, UndoItem[]>();
     for (const entry of facts.entries) {
       const now = facts.current.get(entry.rowId);
@@ -173,9 +181,15 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
     const outcome = await recordedRun(db, { command: COMMAND, args: { runId: input.runId, batchSize: input.batchSize }, undoes: input.runId }, input.lockTimeoutMs, (runId) =>
       applyUndo(db, runId, groups, allowed, input),
     );
-    const { stats, rowsChanged, skipped, loop } = outcome.body;
+    const { stats, rowsChanged, restored, skipped, loop } = outcome.body;
     const held = loop.deferred.flat().map((x) => ({ id: x.entry.rowId, reason: 'held-by-another-session' as const, detail: 'another session held the row through both passes' }));
-    return { ...base(planned), applied: { runId: outcome.runId, status: outcome.status, rowsChanged, skipped: [...skipped, ...held], batches: stats.batches, longestBatchMs: stats.longestBatchMs } };
+    // The plan an --apply reports is what its batches decided.
+    const result = report(facts, restored, skipped);
+    // A run that put nothing back and left nothing to retry is not kept: nothing to undo, no run.
+    if (!rowsChanged && !held.length && outcome.status === 'done' && (await discardRun(db, outcome.runId))) {
+      return { ...result, applied: { runId: null, status: 'nothing-to-do' as const, rowsChanged: 0, skipped, batches: stats.batches, longestBatchMs: stats.longestBatchMs } };
+    }
+    return { ...result, applied: { runId: outcome.runId, status: outcome.status, rowsChanged, skipped: [...skipped, ...held], batches: stats.batches, longestBatchMs: stats.longestBatchMs } };
   });
 }
 
@@ -220,7 +234,8 @@ export async function undoBatch(db: Db, runId: string, items: readonly UndoItem[
 async function applyUndo(db: Db, runId: string, groups: UndoItem[][], allowed: string[] | null, input: UndoInput) {
   const stats: BatchStats = { batches: 0, longestBatchMs: 0 };
   let rowsChanged = 0;
-  const skipped: Array<z.infer<typeof UndoSkipSchema>> = [];
+  const restored: AuditEntry[] = [];
+  const skipped: UndoSkip[] = [];
   const loop = await batchLoop(groups, (g) => g.length, input, async (batch) => {
     const items = batch.flat();
     const rows = await inBatch(db, stats, (b) => undoBatch(b, runId, items, allowed));
@@ -231,13 +246,16 @@ async function applyUndo(db: Db, runId: string, groups: UndoItem[][], allowed: s
     const retry = new Set<string>();
     for (const r of rows) {
       const e = byId.get(r.id)!;
-      if (r.changed) rowsChanged++;
+      if (r.changed) {
+        rowsChanged++;
+        restored.push(e);
+      }
       else if (r.verdict === 'held' || r.verdict === 'restore') retry.add(r.id);
       else skipped.push({ id: r.id, reason: r.verdict, detail: skipDetail(r.verdict, e, r.status, r.other) });
     }
     return batch.map((g) => g.filter((x) => retry.has(x.entry.rowId)).map((x) => ({ ...x, tid: null }))).filter((g) => g.length > 0);
   }, BATCH_BUDGET_MS);
-  return { stats, rowsChanged, skipped, loop, interrupted: loop.interrupted };
+  return { stats, rowsChanged, restored, skipped, loop, interrupted: loop.interrupted };
 }
 
 /** The detail decideUndo gives for each reason (src/core/repair.ts). */

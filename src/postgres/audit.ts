@@ -75,6 +75,11 @@ export async function finishRun(db: Db, id: string, status: 'done' | 'interrupte
   return row?.rows_changed ?? 0;
 }
 
+/** Removes the record of run `id` when it changed and audited nothing (sql/queries/runs_discard.sql); true when removed. */
+export async function discardRun(db: Db, id: string): Promise<boolean> {
+  return (await db.query('runs_discard', [id])).length > 0;
+}
+
 /**
  * Recent runs, newest first; empty when nothing is recorded yet (no state schema or no runs table).
  * Reads only, the state as it is; REFUSED (exit 4) with the GRANTs when the role may not read it.

@@ -132,6 +132,8 @@ describe('undo', () => {
     const again = await undoRun(db, { ...batchDefaults(), runId, apply: true });
     expect(again.applied).toMatchObject({ runId: null, status: 'nothing-to-do', rowsChanged: 0 });
     expect(again.plan.skipped.map((x) => x.reason)).toEqual(['status-changed', 'status-changed']);
+    // Its batches ran and changed nothing: no run is kept for it.
+    expect((await recentRuns(db, { limit: 10 })).runs.map((r) => r.command)).toEqual(['undo', 'mark-stale']);
     // And the undo can itself be undone.
     const redo = await undoRun(db, { ...batchDefaults(), runId: undone.applied!.runId!, apply: true });
     expect(redo.applied!.rowsChanged).toBe(2);
@@ -172,6 +174,23 @@ describe('undo', () => {
     expect(r.plan.skipped).toHaveLength(24);
     expect(new Set(r.plan.skipped.map((x) => x.reason))).toEqual(new Set(['would-duplicate']));
     expect(await checksumExcept(t.client, t.schema, 'false')).toBe(after);
+  });
+
+  it('--apply reports what its batches decided, not the dry run\'s plan: a day that went in flight since puts nothing back', async () => {
+    const s = await seedIncident(t);
+    await setStatus(s.pendingNew, 'sent');
+    const run = await stale(true);
+    const runId = run.applied!.runId!;
+    const dry = await undoRun(db, { ...batchDefaults(), runId, apply: false });
+    expect(dry.plan.restore.map((x) => x.id).sort()).toEqual([s.stuck, s.pendingOld].sort());
+    // Between the dry run and --apply the service takes the incident day's failed row back in flight.
+    await setStatus(s.failed, 'pending');
+    const r = await undoRun(db, { ...batchDefaults(), runId, apply: true });
+    expect(r.plan.restore.map((x) => [x.id, x.from, x.to])).toEqual([[s.stuck, 'failed', 'pending']]);
+    const duplicate = { id: s.pendingOld, reason: 'would-duplicate', detail: `row ${s.failed} of the same user and day is in flight` };
+    expect(r.plan.skipped).toEqual([duplicate]);
+    expect(r.applied).toMatchObject({ status: 'done', rowsChanged: 1, skipped: [duplicate] });
+    expect((await inFlightPerGroup(t.client, t.schema)).get(`${INCIDENT.user}|${INCIDENT.day}`)).toBe(1);
   });
 
   it('the batch statement itself decides from the rows as it locks them: nothing goes back in flight beside a row that went in flight after the plan', async () => {
