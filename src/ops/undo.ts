@@ -173,15 +173,17 @@ export async function undoRun(db: Db, input: UndoInput): Promise<UndoResult> {
     for (const entry of facts.entries) {
       const now = facts.current.get(entry.rowId);
       const k = now ? groupKey(now.user_id, now.digest_date) : `gone|${entry.rowId}`;
+      const item = { entry, tid: now?.tid ?? null };
       const group = byGroup.get(k);
-      if (group) group.push({ entry, tid: now?.tid ?? null });
-      else byGroup.set(k, [{ entry, tid: now?.tid ?? null }]);
+      if (group) group.push(item);
+      else byGroup.set(k, [item]);
     }
     const groups = [...byGroup.values()];
     const outcome = await recordedRun(db, { command: COMMAND, args: { runId: input.runId, batchSize: input.batchSize }, undoes: input.runId }, input.lockTimeoutMs, (runId) =>
       applyUndo(db, runId, groups, allowed, input),
     );
-    const { stats, rowsChanged, restored, skipped, loop } = outcome.body;
+    const { stats, restored, skipped, loop } = outcome.body;
+    const rowsChanged = restored.length;
     const held = loop.deferred.flat().map((x) => ({ id: x.entry.rowId, reason: 'held-by-another-session' as const, detail: 'another session held the row through both passes' }));
     // The plan an --apply reports is what its batches decided.
     const result = report(facts, restored, skipped);
@@ -233,7 +235,6 @@ export async function undoBatch(db: Db, runId: string, items: readonly UndoItem[
 
 async function applyUndo(db: Db, runId: string, groups: UndoItem[][], allowed: string[] | null, input: UndoInput) {
   const stats: BatchStats = { batches: 0, longestBatchMs: 0 };
-  let rowsChanged = 0;
   const restored: AuditEntry[] = [];
   const skipped: UndoSkip[] = [];
   const loop = await batchLoop(groups, (g) => g.length, input, async (batch) => {
@@ -246,16 +247,13 @@ async function applyUndo(db: Db, runId: string, groups: UndoItem[][], allowed: s
     const retry = new Set<string>();
     for (const r of rows) {
       const e = byId.get(r.id)!;
-      if (r.changed) {
-        rowsChanged++;
-        restored.push(e);
-      }
+      if (r.changed) restored.push(e);
       else if (r.verdict === 'held' || r.verdict === 'restore') retry.add(r.id);
       else skipped.push({ id: r.id, reason: r.verdict, detail: skipDetail(r.verdict, e, r.status, r.other) });
     }
     return batch.map((g) => g.filter((x) => retry.has(x.entry.rowId)).map((x) => ({ ...x, tid: null }))).filter((g) => g.length > 0);
   }, BATCH_BUDGET_MS);
-  return { stats, rowsChanged, restored, skipped, loop, interrupted: loop.interrupted };
+  return { stats, restored, skipped, loop, interrupted: loop.interrupted };
 }
 
 /** The detail decideUndo gives for each reason (src/core/repair.ts). */
