@@ -71,10 +71,16 @@ export function wrapText(text: string, width: number): string {
 
 const spec = (c: Column): ColumnSpec => (typeof c === 'string' ? { header: c } : c);
 
+/** Visible width of the longest space-separated word of a (possibly multi-line, coloured) cell. */
+function longestWord(text: string): number {
+  return Math.max(0, ...stripVTControlCharacters(text).split(/[ \n]/).map((w) => w.length));
+}
+
 /**
  * Lays a table out in `width` columns (Infinity: as wide as it needs). In order, until it fits:
  * columns whose cells are all empty are left out; ids are shortened; shrinkable columns are
- * wrapped, widest first, down to their minimum; low-value columns are hidden (named in `hidden`);
+ * wrapped at spaces, widest first, down to their minimum (never below their longest word: a name,
+ * a timestamp or an id is not cut in two); low-value columns are hidden (named in `hidden`);
  * and when even that does not fit, a vertical record layout (one "header: value" line per cell).
  */
 export function layoutTable(columns: readonly Column[], cells: ReadonlyArray<ReadonlyArray<string>>, width: number): Layout {
@@ -92,18 +98,19 @@ export function layoutTable(columns: readonly Column[], cells: ReadonlyArray<Rea
   const hidden: string[] = [];
   for (;;) {
     const widths = natural();
+    // wrapped at spaces only: a column gets no narrower than its header, its minimum and its longest
+    // word (an index name, a timestamp, an id is never cut in two; the records layout takes over)
+    const floor = specs.map((s, i) => Math.max(s.min ?? 12, visibleWidth(s.header), ...rows.map((r) => longestWord(r[i]!))));
     // wrap shrinkable columns, one column at a time, the widest first
     let over = tableWidth(widths) - width;
     const target = [...widths];
     while (over > 0) {
       let best = -1;
       for (let i = 0; i < specs.length; i++) {
-        const min = Math.max(specs[i]!.min ?? 12, visibleWidth(specs[i]!.header));
-        if (specs[i]!.shrink && target[i]! > min && (best < 0 || target[i]! > target[best]!)) best = i;
+        if (specs[i]!.shrink && target[i]! > floor[i]! && (best < 0 || target[i]! > target[best]!)) best = i;
       }
       if (best < 0) break;
-      const min = Math.max(specs[best]!.min ?? 12, visibleWidth(specs[best]!.header));
-      const cut = Math.min(over, target[best]! - min);
+      const cut = Math.min(over, target[best]! - floor[best]!);
       target[best]! -= cut;
       over -= cut;
     }

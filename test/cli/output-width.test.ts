@@ -75,3 +75,36 @@ describe('every line fits the terminal', () => {
     expect(JSON.parse(json.stdout).duplicates.groups[0].userId).toBe(INCIDENT.user);
   });
 });
+
+describe('a table cell is wrapped at spaces only', () => {
+  // runs after the tests above (it applies an undo and the migration, which they do not expect)
+  it('the index name, a timestamp and a run id are whole (or an id shortened) at 80 and 120 columns', async () => {
+    // the duplicates as fix-duplicates left them; a mark-stale run and its undo, for runs' "undo <id>"
+    await f.t.client.query(`UPDATE ${f.t.schema}.digest_history SET status = 'failed' WHERE user_id = $1 AND digest_date = $2 AND status IN ('pending', 'processing') AND id <> $3`, [INCIDENT.user, INCIDENT.day, INCIDENT.digestId]);
+    const stale = await runCli([...f.args, 'mark-stale', '--older-than', '1d', '--apply', '--json']);
+    expect(stale.code, stale.stderr).toBe(0);
+    const staleRunId = JSON.parse(stale.stdout).applied.runId as string;
+    const undo = await runCli([...f.args, 'undo', staleRunId, '--apply', '--json']);
+    expect(undo.code, undo.stderr).toBe(0);
+    const undoRunId = JSON.parse(undo.stdout).applied.runId as string;
+    expect(undoRunId).toMatch(/^[0-9a-f-]{36}$/);
+    const migrate = await runCli([...f.args, 'migrate', '--apply']);
+    expect(migrate.code, migrate.stdout + migrate.stderr).toBe(0);
+    const words = (text: string) => stripVTControlCharacters(text).split(/[\s│|─┼┤├┌┐└┘┬┴]+/);
+    for (const cols of [80, 120]) {
+      const status = await runOnPty([...f.args, 'migrate', 'status'], { cols });
+      expect(status.code, status.output).toBe(0);
+      // the index name and the ledger's timestamp: each one word, never two halves
+      expect(words(status.output), `${cols}: ${status.output}`).toContain('ux_digest_history_user_date');
+      expect(words(status.output).filter((w) => /^\d{4}-\d\d-\d\dT/.test(w)).every((w) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(w)), status.output).toBe(true);
+      const runs = await runOnPty([...f.args, 'runs'], { cols });
+      expect(runs.code, runs.output).toBe(0);
+      // every piece of a run id is the whole id or its first 8 characters
+      for (const id of [runId, staleRunId, undoRunId]) {
+        const pieces = words(runs.output).filter((w) => w.length >= 4 && id.includes(w));
+        expect(pieces.length, `${cols}: ${runs.output}`).toBeGreaterThan(0);
+        for (const w of pieces) expect([id, id.slice(0, 8)], `${cols}: ${runs.output}`).toContain(w);
+      }
+    }
+  }, 120_000);
+});

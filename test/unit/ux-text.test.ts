@@ -66,6 +66,22 @@ describe('layoutTable', () => {
     expect(tableWidth(widths)).toBeLessThanOrEqual(50);
     expect(l.rows[0]![1]!.split('\n').length).toBeGreaterThan(1);
   });
+  it('wraps at spaces only: a word (an index name, a timestamp, an id) is never cut, the records layout takes over', () => {
+    const cols = [{ header: 'name', shrink: true }, { header: 'ledger', shrink: true, min: 10 }];
+    const rows = [['ux_digest_history_user_date', 'applied, 1 attempt, by postgres 2026-12-01T11:07:40.275Z']];
+    // 27 columns for the name, 24 for the timestamp, 7 of padding and borders: 58 fits, 57 does not
+    const fits = layoutTable(cols, rows, 58);
+    expect(fits.kind).toBe('table');
+    if (fits.kind === 'table') {
+      expect(fits.rows[0]![0]).toBe('ux_digest_history_user_date');
+      expect(fits.rows[0]![1]!.split('\n')).toContain('2026-12-01T11:07:40.275Z');
+    }
+    const narrow = layoutTable(cols, rows, 57);
+    expect(narrow).toEqual({ kind: 'records', headers: ['name', 'ledger'], rows });
+    // an id in a column marked as holding ids is shortened first, and then fits whole
+    const undo = layoutTable([{ header: 'command', shrink: true, id: true }, 'status'], [[`undo ${id}`, 'done']], 26);
+    expect(undo).toEqual({ kind: 'table', headers: ['command', 'status'], rows: [['undo 6af5e7d3', 'done']], hidden: [] });
+  });
   it('one record per row when nothing else fits', () => {
     const l = layoutTable(['a', 'b'], [['x'.repeat(40), 'y'.repeat(40)]], 30);
     expect(l.kind).toBe('records');

@@ -36,7 +36,7 @@ export function render(r: RunsResult, s: Style): string {
   if (!r.runs.length) return s.dim('no repair runs recorded yet');
   const status = (x: string) => (x === 'done' ? s.ok(x) : x === 'running' ? s.accent(x) : s.warn(x));
   return s.table(
-    ['run id', { header: 'command', shrink: true }, 'started (UTC)', { header: 'by', shrink: true, min: 8 }, { header: 'from', shrink: true, drop: 1 }, { header: 'rows changed', shrink: true, min: 7 }, 'status'],
+    ['run id', { header: 'command', shrink: true, id: true }, 'started (UTC)', { header: 'by', shrink: true, min: 8 }, { header: 'from', shrink: true, drop: 1 }, { header: 'rows changed', shrink: true, min: 7 }, 'status'],
     r.runs.map((x) => [x.id, x.undoes ? `undo ${x.undoes}` : x.command, x.startedAt, x.by, [x.clientHost, x.clientAddr].filter(Boolean).join(' ') || 'local socket', formatCount(x.rowsChanged), status(x.status)]),
   );
 }
