@@ -147,8 +147,8 @@ function stripPassword(url: string): string {
   }
 }
 
-/** The runs (by their global options) that have printed the embedded engine's notice. */
-const noticed = new WeakSet<GlobalOptions>();
+/** Whether this process has printed the embedded engine's notice (once: a process is one command, or the demo's steps). */
+let noticed = false;
 
 /**
  * Connects to Postgres (or, with no URL, the embedded engine) and checks that digest_history matches
@@ -158,11 +158,12 @@ export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; app
   let db: Db;
   if (!g.databaseUrl) {
     if (opts.embedded === false) throw badInput('no database configured: pass --database-url or set DATABASE_URL (postgresql://user:password@host:5432/dbname)');
-    // No URL: the embedded engine, loaded only now, with a notice every time a command runs (once:
-    // migrate --apply opens a second connection for its build, which printed the notice again)
+    // No URL: the embedded engine, loaded only now, with a notice every time a command runs (once per
+    // process: migrate --apply opens a second connection for its build, and the demo runs its steps
+    // in its own process, each of which printed the notice again)
     const { connectEmbedded, embeddedNotice } = await import('../postgres/embedded.js');
-    if (!noticed.has(g)) writeErr(embeddedNotice(g.dataDir));
-    noticed.add(g);
+    if (!noticed) writeErr(embeddedNotice(g.dataDir));
+    noticed = true;
     db = await connectEmbedded(g.dataDir, { schema: g.schema, stateSchema: g.stateSchema, statementTimeoutMs: g.statementTimeoutMs, lockTimeoutMs: opts.lockTimeoutMs, applicationName: opts.applicationName });
   } else {
     db = await connectPg({

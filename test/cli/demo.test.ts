@@ -35,6 +35,8 @@ describe('demo', () => {
       expect(cmds).toContain(`${base} replay --from-dlq --apply --yes`);
       expect(cmds.some((c) => /^digest-doctor .* undo [0-9a-f-]{36} --apply --yes$/.test(c))).toBe(true);
       expect(res.stdout).toMatch(/^passed: \d+ ok, 0 warn, 0 fail$/m);
+      // the notice once for the whole demo, not once for each of its steps
+      expect(res.stderr.split('using the embedded database (PGlite)').length - 1, res.stderr).toBe(1);
       expect(res.stderr).toContain(`using the embedded database (PGlite) in ${dataDir}`);
       // the state is kept: inspect on it finds nothing wrong. In flight: the kept row of each of the two
       // fresh double clicks (20 min old) and user 13's row, put back to pending by the undo (10 min old).
