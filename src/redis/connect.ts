@@ -136,10 +136,21 @@ export async function connectRedis(config: RedisConfig): Promise<RedisClient> {
   // The 'error' event carries the real cause (ECONNREFUSED...); connect() only says "Connection is closed".
   let cause: unknown;
   client.on('error', (e) => (cause ??= e));
+  // ioredis emits 'connect' once the socket is up, for rediss:// once the TLS handshake is done
+  let connected = false;
+  client.on('connect', () => (connected = true));
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(
-      () => reject(new DoctorError('UNREACHABLE', `Redis at ${target} did not answer within ${connectTimeoutMs} ms (it accepts connections but does not reply): check that it is a Redis server and up, or raise --connect-timeout`)),
+      () =>
+        reject(
+          new DoctorError(
+            'UNREACHABLE',
+            first.tls && !connected
+              ? `Redis at ${target} did not complete a TLS handshake within ${connectTimeoutMs} ms: rediss:// asks for TLS; if the server on this port takes plain connections, use redis://, else check that it is up, or raise --connect-timeout`
+              : `Redis at ${target} did not answer within ${connectTimeoutMs} ms (it accepts connections but does not reply): check that it is a Redis server and up, or raise --connect-timeout`,
+          ),
+        ),
       connectTimeoutMs,
     );
   });
