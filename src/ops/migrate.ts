@@ -155,8 +155,8 @@ function lockFinding(busy: LockHolder | null | undefined): Finding {
 }
 
 /** Every check the dry run shows and --apply enforces, run together (doctor style), as Findings. */
-async function preflight(db: Db, o: MigrateOptions, opts: { duplicates: boolean; lock: boolean }): Promise<Preflight> {
-  const checks = connectionChecks(await sessionFacts(db, o.port));
+async function preflight(db: Db, o: MigrateOptions, opts: { duplicates: boolean; lock: boolean; second?: () => Promise<Db> }): Promise<Preflight> {
+  const checks = connectionChecks(await sessionFacts(db, o.port, opts.second));
   let duplicates = NO_DUPLICATES;
   if (opts.duplicates) {
     duplicates = { checked: true, ...(await indexDuplicates(db, o.duplicateLimit)) };
@@ -265,20 +265,38 @@ interface ApplyFlow {
  * outcome), then `done` words the result of a run that went through.
  */
 async function applying(db: Db, o: MigrateOptions, hooks: MigrateHooks, flow: ApplyFlow): Promise<MigrateResult> {
+  // The build connection, opened once: the preflight's second session for the pooler test, then the
+  // session that builds (or drops); closed under the lock, or as soon as the run stops before it.
+  let build: Promise<Db> | null = null;
+  const conn = {
+    open: () => (build ??= hooks.connectBuild()),
+    close: async () => {
+      const b = build;
+      build = null;
+      await (await b?.catch(() => null))?.close();
+    },
+  };
+  try {
+    return await applyingWith(db, o, hooks, flow, conn);
+  } finally {
+    await conn.close();
+  }
+}
+
+async function applyingWith(db: Db, o: MigrateOptions, hooks: MigrateHooks, flow: ApplyFlow, conn: { open(): Promise<Db>; close(): Promise<void> }): Promise<MigrateResult> {
   const { mode, migrations, work, done } = flow;
-  const pre = await preflight(db, o, { duplicates: false, lock: false });
+  const pre = await preflight(db, o, { duplicates: false, lock: false, second: conn.open });
   const failing = failedChecks(pre);
   if (failing.length) return finish(db, mode, 'refused', `refused: ${findingsInline(failing)}; nothing was written`, pre, []);
   const runs: MigrationRun[] = [];
   await ledgerWritesAsync(db);
-  const conn: { b: Db | null } = { b: null };
   const step: Step = {
     pre,
     track: (run) => {
       runs.push(run);
       return run;
     },
-    build: async () => (conn.b ??= await hooks.connectBuild()),
+    build: conn.open,
   };
   const command = mode === 'apply' ? 'migrate --apply' : 'migrate --down --apply';
   const locked = await withMigrateLock(db, o.lockWaitMs, hooks.signal, command, async () => {
@@ -286,7 +304,7 @@ async function applying(db: Db, o: MigrateOptions, hooks: MigrateHooks, flow: Ap
       for (const m of migrations) await work(m, step);
       return null;
     } finally {
-      await conn.b?.close();
+      await conn.close();
     }
   }).catch((err: unknown) => {
     const outcome = stopOutcome(err);

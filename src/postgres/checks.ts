@@ -21,11 +21,21 @@ function overOneRow(columns: readonly Column[], expr: string, as: 'not-false' | 
   return `SELECT ((${expr}) IS ${as === 'true' ? 'TRUE' : 'NOT FALSE'}) AS verdict FROM (SELECT ${cols.join(', ')}) AS r`;
 }
 
+/** overOneRow for every candidate of `$1` (text[]) at once: one row (candidate, verdict) per candidate, in order. */
+function overRows(columns: readonly Column[], expr: string, as: 'not-false' | 'true'): string {
+  const cols = columns.map((c) => (c.name === 'status' ? `s.dd_candidate::${c.type} AS ${quoteIdent(c.name)}` : `NULL::${c.type} AS ${quoteIdent(c.name)}`));
+  return `SELECT s.dd_candidate AS candidate, ((${expr}) IS ${as === 'true' ? 'TRUE' : 'NOT FALSE'}) AS verdict ` +
+    `FROM unnest($1::text[]) WITH ORDINALITY AS s(dd_candidate, dd_ord) CROSS JOIN LATERAL (SELECT ${cols.join(', ')}) AS r ORDER BY s.dd_ord`;
+}
+
 /**
  * For each expression: the candidates for which it holds (`as: 'true'`, an index predicate) or is
  * not false (`'not-false'`, a CHECK constraint: NULL passes), or `{ error }` when the server could
- * not evaluate it. Each evaluation runs under a savepoint of one READ ONLY transaction. Must not be
- * called inside a transaction of the caller.
+ * not evaluate it. One READ ONLY transaction; each expression is evaluated over every candidate in
+ * one statement under a savepoint, and, when that fails (a candidate the status type or a domain
+ * rejects, an expression that raises), candidate by candidate under savepoints as before, so the
+ * first failing candidate's error is the one reported. Must not be called inside a transaction of
+ * the caller.
  */
 export async function evaluateOverStatuses(db: Db, exprs: readonly string[], candidates: readonly string[], as: 'not-false' | 'true'): Promise<Array<string[] | { error: string }>> {
   if (!exprs.length) return [];
@@ -33,6 +43,15 @@ export async function evaluateOverStatuses(db: Db, exprs: readonly string[], can
   return db.transaction(async (tx) => {
     const out: Array<string[] | { error: string }> = [];
     for (const expr of exprs) {
+      await tx.raw('SAVEPOINT dd_eval');
+      try {
+        const rows = await tx.raw<{ candidate: string; verdict: boolean }>(overRows(columns, expr, as), [candidates]);
+        await tx.raw('RELEASE SAVEPOINT dd_eval');
+        out.push(rows.filter((r) => r.verdict).map((r) => r.candidate));
+        continue;
+      } catch {
+        await tx.raw('ROLLBACK TO SAVEPOINT dd_eval');
+      }
       const text = overOneRow(columns, expr, as);
       const holds: string[] = [];
       let error: string | undefined;

@@ -130,9 +130,9 @@ export async function readIndex(db: Db, expected: IndexShape): Promise<CatalogIn
   return c;
 }
 
-/** Facts the connection checks need, including whether the connection is one session (postgres/session.ts). */
-export async function sessionFacts(db: Db, port: number | null): Promise<SessionFacts> {
-  const session = await proveSession(db);
+/** Facts the connection checks need, including whether the connection is one session (postgres/session.ts; `second`: as proveSession's). */
+export async function sessionFacts(db: Db, port: number | null, second?: () => Promise<Db>): Promise<SessionFacts> {
+  const session = await proveSession(db, second);
   const [sessionKept, sessionProblem] = [session.kept, session.problem];
   const [f] = await db.query<{ in_recovery: boolean; transaction_read_only: boolean; default_read_only: boolean; current_user: string; server_port: number | null }>(
     'migrate_session_facts',

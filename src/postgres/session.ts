@@ -30,11 +30,13 @@ const pidOf = async (db: Db): Promise<number> => (await db.query<{ pid: number }
  *    and this connection's process does not change meanwhile. Two direct sessions never share a
  *    process; a transaction pooler gives an idle client's server connection to the next client
  *    (pgbouncer pool_mode = transaction does, even when no other client is active).
- * The second client connects with the same configuration (URL, timeouts) and writes nothing.
+ * The second client connects with the same configuration (URL, timeouts) and writes nothing; or it
+ * is `second()`, a session of the same URL the caller opened for its own use (migrate's build
+ * connection: one connection fewer to open and close), left open and outside a transaction.
  * The embedded engine (one in-process backend behind a lock file) is one session by construction.
  * Errors: a second connection that cannot be made is thrown as classified by connectPg (exit 3).
  */
-export async function proveSession(db: Db): Promise<SessionEvidence> {
+export async function proveSession(db: Db, second?: () => Promise<Db>): Promise<SessionEvidence> {
   // The embedded engine is one backend in this process (no pooler can stand between), and its lock
   // file keeps every other process out: one session by construction, nothing to probe.
   if (db.engine === 'embedded') return { port: null, kept: true, problem: null };
@@ -51,7 +53,7 @@ export async function proveSession(db: Db): Promise<SessionEvidence> {
   } catch (err) {
     return fail(`session settings are rejected (${(err as Error).message})`);
   }
-  const other = await connectPg({ ...db.config, applicationName: 'digest-doctor (session probe)' });
+  const other = second ? await second() : await connectPg({ ...db.config, applicationName: 'digest-doctor (session probe)' });
   try {
     for (let round = 1; round <= PIN_ROUNDS; round++) {
       const mine = await pidOf(db);
@@ -68,7 +70,8 @@ export async function proveSession(db: Db): Promise<SessionEvidence> {
       if (again !== mine) return fail(`the server process changed while another client held a transaction (pid ${mine}, then ${again})`);
     }
   } finally {
-    await other.close();
+    if (second) await other.raw('ROLLBACK').catch(() => undefined);
+    else await other.close();
   }
   const [after] = await db.query<{ value: string | null; pid: number }>('migrate_session_probe_get');
   if (after?.value !== probe || after.pid !== first) return fail('a session setting or the server process changed between statements');

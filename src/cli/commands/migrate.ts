@@ -127,6 +127,14 @@ export function register(program: Command): void {
     .action(
       act<MigrateFlags>(async (ctx, o) => {
         const opts = readFlags(ctx, o);
+        // the build may legitimately run for --build-timeout: its replies are bounded by that (plus 10 s), or only by TCP keepalive with 0
+        const openBuild = () => openDb(ctx.g, { checkTable: false, applicationName: 'digest-doctor migrate (build)', queryTimeoutMs: opts.buildTimeoutMs > 0 ? Math.max(opts.buildTimeoutMs, ctx.g.statementTimeoutMs) + QUERY_TIMEOUT_GRACE_MS : 0 });
+        // --apply with no question to ask connects its build session beside the control session (the
+        // preflight's second session, then the build's; a server's start-up paid once, not in turn).
+        // The embedded engine is one process-wide engine, opened in turn.
+        let early = o.apply && !willAsk(o.yes) && ctx.g.databaseUrl ? openBuild() : null;
+        early?.catch(() => undefined);
+        ctx.defer(async () => (await early?.catch(() => null))?.close());
         const db = await openDb(ctx.g, { applicationName: 'digest-doctor migrate', lockTimeoutMs: opts.lockTimeoutMs });
         ctx.defer(() => db.close());
         const ac = new AbortController();
@@ -138,8 +146,11 @@ export function register(program: Command): void {
         });
         try {
           const hooks = {
-            // the build may legitimately run for --build-timeout: its replies are bounded by that (plus 10 s), or only by TCP keepalive with 0
-            connectBuild: () => openDb(ctx.g, { checkTable: false, applicationName: 'digest-doctor migrate (build)', queryTimeoutMs: opts.buildTimeoutMs > 0 ? Math.max(opts.buildTimeoutMs, ctx.g.statementTimeoutMs) + QUERY_TIMEOUT_GRACE_MS : 0 }),
+            connectBuild: () => {
+              const conn = early ?? openBuild();
+              early = null;
+              return conn;
+            },
             onProgress: (p: BuildProgress) => ctx.progress.update(progressLine(p)),
             signal: ac.signal,
           };
