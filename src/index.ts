@@ -36,16 +36,13 @@ export {
   migrateApply,
   migrateDown,
   migrateStatus,
-  MigrateResultSchema,
-  MigrateStatusSchema,
-  MIGRATE_SCHEMA_VERSION,
-  MIGRATE_STATUS_SCHEMA_VERSION,
   DEFAULT_MIGRATE_OPTIONS,
   type MigrateResult,
   type MigrateStatus,
   type MigrateOptions,
   type MigrateHooks,
 } from './ops/migrate.js';
+export { MigrateResultSchema, MigrateStatusSchema, MIGRATE_SCHEMA_VERSION, MIGRATE_STATUS_SCHEMA_VERSION } from './ops/migrate-schema.js';
 export {
   parseIndexDef,
   canonicalPredicate,

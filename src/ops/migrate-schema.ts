@@ -1,13 +1,11 @@
 // The JSON shapes of `migrate` (MigrateResultSchema) and `migrate status` (MigrateStatusSchema),
-// beside the op (src/ops/migrate.ts), which re-exports them: a consumer imports them from the op, as
-// for every other command.
+// beside the op (src/ops/migrate.ts), which uses them as types only: the CLI loads this module (and
+// zod) for --json alone; the package's index exports the schemas.
 import * as z from 'zod';
 import { FindingSchema } from '../core/finding-schema.js';
+import { MIGRATE_SCHEMA_VERSION, MIGRATE_STATUS_SCHEMA_VERSION } from './migrate-version.js';
 
-/** 2: the preflight's `checks` are Findings ({ verdict, check, message, fix, items }); in 1 they were { name, verdict, detail, fix }. */
-export const MIGRATE_SCHEMA_VERSION = 2 as const;
-/** `migrate status` kept its shape: still version 1. */
-export const MIGRATE_STATUS_SCHEMA_VERSION = 1 as const;
+export { MIGRATE_SCHEMA_VERSION, MIGRATE_STATUS_SCHEMA_VERSION };
 
 const IndexStateSchema = z.object({
   name: z.string(),

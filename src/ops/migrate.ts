@@ -1,7 +1,7 @@
 // `migrate`: install (or remove) the partial unique index on a live database, safely. The plan and
 // every verdict come from core/migration.ts; the catalog reads and the ledger from
 // postgres/migrator.ts; the lock, the build, the drop and the verification from
-// postgres/index-build.ts; the JSON shapes from ./migrate-schema.ts (re-exported here). This module
+// postgres/index-build.ts; the JSON shapes from ./migrate-schema.ts (types only here). This module
 // is the flow: --apply and --down --apply run one skeleton (preflight, lock, per-migration work with
 // its verification, result), the two dry runs another.
 import { finding, findingsInline, type Finding } from '../core/finding.js';
@@ -39,18 +39,11 @@ import {
   type LongTransaction,
   type PreparedTransaction,
 } from '../postgres/migrator.js';
-import {
-  MIGRATE_SCHEMA_VERSION,
-  MIGRATE_STATUS_SCHEMA_VERSION,
-  type Duplicates,
-  type IndexState,
-  type MigrateOutcome,
-  type MigrateResult,
-  type MigrateStatus,
-  type MigrationRun,
-} from './migrate-schema.js';
+import type { Duplicates, IndexState, MigrateOutcome, MigrateResult, MigrateStatus, MigrationRun } from './migrate-schema.js';
+import { MIGRATE_SCHEMA_VERSION, MIGRATE_STATUS_SCHEMA_VERSION } from './migrate-version.js';
 
-export * from './migrate-schema.js';
+// The documents' types (./migrate-schema.ts, as types only: importing this module builds no zod schema).
+export type { MigrateResult, MigrateStatus, MigrationRun } from './migrate-schema.js';
 
 export interface MigrateOptions extends BuildOptions {
   /** How long to poll for the advisory lock before answering busy. */

@@ -5,8 +5,6 @@ import { parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { ExitCode, type ExitCodeValue } from '../../errors.js';
 import {
   DEFAULT_MIGRATE_OPTIONS,
-  MigrateResultSchema,
-  MigrateStatusSchema,
   describeHolder,
   migrateApply,
   migrateDown,
@@ -169,7 +167,7 @@ export function register(program: Command): void {
           }
           const result = o.down ? await migrateDown(db, opts, hooks, Boolean(o.apply)) : o.apply ? await migrateApply(db, opts, hooks) : await migratePlan(db, opts);
           ctx.progress.done();
-          if (ctx.g.json) printJson(MigrateResultSchema, result);
+          if (ctx.g.json) printJson((await import('../../ops/migrate-schema.js')).MigrateResultSchema, result);
           else ctx.print(renderRun(result, ctx.style));
           return runExitCode(result);
         } finally {
@@ -186,7 +184,7 @@ export function register(program: Command): void {
         const db = await openDb(ctx.g, { applicationName: 'digest-doctor migrate status' });
         ctx.defer(() => db.close());
         const result = await migrateStatus(db);
-        if (ctx.g.json) printJson(MigrateStatusSchema, result);
+        if (ctx.g.json) printJson((await import('../../ops/migrate-schema.js')).MigrateStatusSchema, result);
         else ctx.print(renderStatus(result, ctx.style));
         return statusExitCode(result);
       }),
