@@ -86,7 +86,9 @@ export default async function run({ scale }) {
       notes:
         'Four identical tables; each round drops the index everywhere, then builds it with the tool and with the baseline, alternating; best of ' +
         `${nRounds}. The tool's time includes its preflight (session, privileges, duplicates, long transactions), the advisory lock, the ` +
-        "ledger, the verification from the catalog and the EXPLAIN of the service's upsert. The process comparison adds Node's start-up; its figures are the round with the median cli/psql ratio " +
+        "ledger, the verification from the catalog (an index predicate judged over every status in one statement) and the EXPLAIN of the service's upsert. " +
+        'The process comparison adds Node\'s start-up and the module loading (the migrate chunk, commander and pg; zod only with --json); the process connects its control and build sessions side by side (the build session is also the preflight\'s second session for the pooler test) and exits once its output is flushed, without waiting for the server to close its sessions. ' +
+        'Its figures are the round with the median cli/psql ratio ' +
         `(all: ${processPairs.map((x) => (x.cli / x.psql).toFixed(2)).join(', ')}). ` +
         `\`node -e 0\` alone, timed in each round after the pair, took ${processPairs.map((x) => Math.round(x.node)).join(', ')} ms, ` +
         `${processPairs.map((x) => (x.node / x.psql).toFixed(2)).join(', ')} of that round's psql run: Node's bootstrap alone, before any of the tool's code runs, uses that fraction of psql's time, where the 1.6x target leaves 0.6 for start-up and the tool's preflight, lock, ledger and verification together.`,

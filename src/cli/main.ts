@@ -7,6 +7,7 @@ import { ExitCode } from '../errors.js';
 import { COMMAND_NAMES } from './command-list.js';
 import { registerCommands } from './commands/index.js';
 import { fitErr } from './stderr.js';
+import { exitAfterCommand } from './exit.js';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
@@ -127,14 +128,22 @@ async function runInProcess(args: readonly string[]): Promise<number> {
 }
 
 /**
- * The binary's entry: main(), then the process exits within EXIT_GRACE_MS even if a socket lingers
- * (a half-closed socket to a server that stopped answering must not keep it alive). Not part of
- * main() itself, which runs in-process too (demo's steps).
+ * The binary's entry: main(), then the process exits as soon as its output is flushed, and within
+ * EXIT_GRACE_MS in any case (a half-closed socket to a server that stopped answering must not keep
+ * it alive). Its Postgres sessions close without waiting for the server's side (src/cli/exit.ts).
+ * Not part of main() itself, which runs in-process too (demo's steps).
  */
 export async function runBinary(argv: string[]): Promise<void> {
+  exitAfterCommand();
   try {
     await main(argv);
   } finally {
+    // Once stdout and stderr have taken everything written (a pipe or file takes it at once on
+    // Linux), the process exits: the connections it said goodbye on close with it.
+    let flushed = 0;
+    const exitWhenFlushed = () => ++flushed === 2 && process.exit();
+    process.stdout.write('', exitWhenFlushed);
+    process.stderr.write('', exitWhenFlushed);
     setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
   }
 }

@@ -7,6 +7,7 @@ import { secretsOf } from '../core/redact.js';
 import { DoctorError, badInput } from '../errors.js';
 import { DEFAULT_DATA_DIR } from '../postgres/embedded-defaults.js';
 import { writeErr } from './stderr.js';
+import { exitsAfterCommand } from './exit.js';
 
 /** Tried when no Redis URL is configured. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -177,6 +178,8 @@ export async function openDb(g: GlobalOptions, opts: { checkTable?: boolean; app
       queryTimeoutMs: opts.queryTimeoutMs ?? g.queryTimeoutMs,
     });
   }
+  // the binary exits right after its command: its closes need not wait for the server's side
+  db.awaitServerClose = !exitsAfterCommand();
   if (opts.checkTable !== false) {
     try {
       await assertDigestTable(db, { alsoReads: opts.alsoReads });

@@ -98,6 +98,10 @@ export function classifyPgFault(err: unknown, target: string): DoctorError | und
   if (/Connection terminated|not queryable|Client was closed|connection .*(?:lost|closed)/i.test(msg)) {
     return make('CONNECTION_LOST', `the connection to Postgres at ${target} was lost (${msg}): check the server and the network, then rerun`);
   }
+  if (/^SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a (?:non-empty )?string/.test(msg)) {
+    // node-postgres' own error when the server asks for SCRAM and no password was found (lib/crypto/sasl.js)
+    return make('AUTH_FAILED', `Postgres at ${target} asks for a password and none was given: export PGPASSWORD, add the password to ~/.pgpass, or put it in --database-url / DATABASE_URL`);
+  }
   if (/does not support SSL/i.test(msg)) {
     return make('TLS_FAILED', `Postgres at ${target} does not offer TLS, but the URL asks for it (sslmode): enable ssl on the server, or use sslmode=disable on a trusted network`);
   }

@@ -117,6 +117,8 @@ export interface SqlSession {
   end(): Promise<void>;
   /** Optional: drops the connection at once (no goodbye to a server that stopped answering). */
   destroy?(): void;
+  /** Optional: says goodbye as end() does, resolving once the goodbye is written to the socket, not when the server has closed it. */
+  endSent?(): Promise<void>;
 }
 
 /** node-postgres' Client as a SqlSession; prepared statements are its named queries. */
@@ -125,9 +127,21 @@ function pgSession(client: Client): SqlSession {
     query: <R extends QueryResultRow>(text: string, params?: unknown[]) => client.query<R>(text, params),
     queryPrepared: <R extends QueryResultRow>(name: string, text: string, params: unknown[]) => client.query<R>({ name, text, values: params }),
     end: () => client.end(),
-    destroy: () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy(),
+    destroy: () => streamOf(client)?.destroy(),
+    endSent: () =>
+      new Promise<void>((resolve) => {
+        const stream = streamOf(client);
+        // end() writes Terminate, then ends the socket's writing side: 'finish' once both are flushed
+        client.end().catch(() => undefined);
+        if (!stream || stream.writableFinished || stream.destroyed) return resolve();
+        stream.once('finish', resolve);
+        stream.once('close', resolve);
+      }),
   };
 }
+
+/** The socket under a node-postgres Client (not part of its typed API). */
+const streamOf = (client: Client) => (client as unknown as { connection?: { stream?: import('node:net').Socket } }).connection?.stream;
 
 /** `postgres`: a server over node-postgres; `embedded`: PGlite in this process (src/postgres/embedded.ts). */
 export type Engine = 'postgres' | 'embedded';
@@ -137,6 +151,12 @@ export class Db {
   readonly target: string;
   /** Set once the connection is lost: every later statement fails at once with this error. */
   private lost: DoctorError | undefined;
+  /**
+   * Whether close() waits for the server to close the connection (the default), or only until the
+   * goodbye is written (false: for a process that exits next, as the CLI's binary does, sparing the
+   * server's backend shutdown; the session ends on the server all the same).
+   */
+  awaitServerClose = true;
 
   constructor(
     readonly client: SqlSession,
@@ -216,15 +236,20 @@ export class Db {
     return row!.pid;
   }
 
-  /** Ends the session; bounded: a server that does not answer the goodbye has its socket destroyed after 1 s. */
+  /**
+   * Ends the session; bounded: a server that does not answer the goodbye has its socket destroyed
+   * after 1 s. Resolves when the server has closed the connection, or (awaitServerClose false) once
+   * the goodbye is written.
+   */
   async close(): Promise<void> {
     if (this.lost) {
       this.client.destroy?.();
       return;
     }
     let timer: NodeJS.Timeout | undefined;
+    const ending = !this.awaitServerClose && this.client.endSent ? this.client.endSent() : this.client.end();
     const ended = await Promise.race([
-      this.client.end().then(
+      ending.then(
         () => true,
         () => true,
       ),

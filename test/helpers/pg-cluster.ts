@@ -11,7 +11,7 @@
 // test), so none is left running.
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -38,6 +38,8 @@ export interface PgClusterOptions {
   settings?: Record<string, string>;
   /** Make this cluster a hot standby of `standbyOf` (pg_basebackup -R -X stream from it). */
   standbyOf?: PgCluster;
+  /** pg_hba.conf lines put before the generated ones (first match wins), e.g. a role that must log in with SCRAM. */
+  hba?: string[];
 }
 
 const live = new Set<string>();
@@ -78,6 +80,10 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
     // Every value quoted (valid for any setting); Debian's postgresql.conf includes conf.d.
     const conf = Object.entries(settings).map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`).join('\n');
     writeFileSync(`/etc/postgresql/${VERSION}/${name}/conf.d/digest-doctor-test.conf`, `${conf}\n`);
+    if (opts.hba?.length) {
+      const hba = `/etc/postgresql/${VERSION}/${name}/pg_hba.conf`;
+      writeFileSync(hba, `${opts.hba.join('\n')}\n${readFileSync(hba, 'utf8')}`);
+    }
     if (opts.standbyOf) {
       // Replace the fresh data directory with a base backup of the primary; -R writes standby.signal
       // and primary_conninfo. The cluster's own config (its port) stays in /etc/postgresql.

@@ -30,6 +30,9 @@ describe('classifyPgFault', () => {
     ['no reply', new Error('Query read timeout'), 'CONNECTION_LOST', 3],
     ['terminated', new Error('Connection terminated unexpectedly'), 'CONNECTION_LOST', 3],
     ['no TLS on the server', new Error('The server does not support SSL connections'), 'TLS_FAILED', 3],
+    // node-postgres' words when the server asks for SCRAM and it has no password (lib/crypto/sasl.js)
+    ['SCRAM asked, no password', new Error('SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string'), 'AUTH_FAILED', 3],
+    ['SCRAM asked, an empty password', new Error('SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a non-empty string'), 'AUTH_FAILED', 3],
     ['untrusted certificate', Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), 'TLS_FAILED', 3],
   ];
   for (const [name, err, code, exit] of cases) {
