@@ -347,7 +347,7 @@ export function evaluateStream(s: StreamSnapshot, t: HealthThresholds, nowMs: nu
     if (s.groups.some((g) => g.info.name === expected)) add(expected, 'group', 'ok', `group ${expected} exists`);
     else
       add(expected, 'group', dlq ? 'warn' : 'fail', `expected group ${expected} is missing`,
-        `create it: XGROUP CREATE ${fullKey} ${expected} $ MKSTREAM (or 0 to deliver the backlog)`);
+        `create it as the worker does: XGROUP CREATE ${fullKey} ${expected} 0 MKSTREAM (the entries already in the stream are delivered; $ would skip them)`);
   }
   for (const g of s.groups) evaluateGroup(fullKey, s.info, g, t, nowMs, add, dlq, pre70);
   return out;

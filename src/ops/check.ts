@@ -138,7 +138,9 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
       if (f.verdict !== 'ok') {
         // a DLQ that holds entries is replayed; a missing one (warned about beside a missing digest stream) is not
         if (name === 'dlq-empty' && report.streams.some((s) => s.key === f.stream && s.state === 'ok')) fix = input.command(`replay --from-dlq --apply`);
-        else if (name === 'group' && f.group) fix = input.redisCli(`XGROUP CREATE ${full} ${f.group} '$' MKSTREAM`);
+        else if (name === 'group' && f.group) // created as the worker creates it (README, "What trimmed can know"): from 0, so the entries
+        // already in the stream, published while no group read them, are delivered, not skipped ($)
+        fix = input.redisCli(`XGROUP CREATE ${full} ${f.group} 0 MKSTREAM`);
         else if (name === 'exists' && f.stream === DIGEST_STREAM && f.verdict === 'warn') {
           // not where this run looks: under a key prefix it was not given (the last --key-prefix wins)
           const prefixes = (await streamKeyPrefixes(input.redis.client, DIGEST_STREAM)).filter((p) => p !== (input.keyPrefix ?? ''));

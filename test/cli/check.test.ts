@@ -92,6 +92,22 @@ describe('check', () => {
     expect(res.stdout).not.toMatch(/^\S+ +(exists|group) /m);
   });
 
+  it('a digest stream with entries and no group: FAIL, and the fix as printed creates it as the worker does (the 3 entries delivered)', async () => {
+    const prefix = `${r.prefix}nogroup:`;
+    const key = `${prefix}stream:digests:generate`;
+    for (let i = 0; i < 3; i++) await r.client.xadd(key, '*', 'data', `{"n":${i}}`);
+    const res = await runCli([...incident.cliArgs, '--redis-url', r.url, '--key-prefix', prefix, 'check', '--skip', 'unique-index,duplicates,stuck']);
+    expect(res.code, res.stdout + res.stderr).toBe(1);
+    const fix = /^FAIL +group .*expected group digest-workers is missing -> fix: (.+)$/m.exec(res.stdout)?.[1];
+    expect(fix, res.stdout).toBe(`redis-cli -u ${r.url} XGROUP CREATE ${key} digest-workers 0 MKSTREAM`);
+    const ran = spawnSync('sh', ['-c', fix!], { encoding: 'utf8', timeout: 10_000 });
+    expect(ran.status, ran.stderr).toBe(0);
+    expect(ran.stdout.trim()).toBe('OK');
+    // from 0: the worker's first read gets the three entries published while no group existed
+    const read = (await r.client.xreadgroup('GROUP', 'digest-workers', 'digest-worker-1', 'COUNT', 10, 'STREAMS', key, '>')) as Array<[string, unknown[]]>;
+    expect(read[0]![1]).toHaveLength(3);
+  });
+
   it('json: the document names each failing check', async () => {
     const res = await runCli([...incidentArgs(), 'check', '--format', 'json']);
     expect(res.code).toBe(1);
