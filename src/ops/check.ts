@@ -9,7 +9,7 @@ import { streamKeyPrefixes } from '../redis/stream-info.js';
 import { AGE_BUCKETS } from '../core/duplicates.js';
 import type { HealthThresholds } from '../core/stream-health.js';
 import { formatCount, plural } from '../core/text.js';
-import { DoctorError } from '../errors.js';
+import { DoctorError, ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Db } from '../postgres/db.js';
 import { upsertArbiters } from '../postgres/migrator.js';
 import { assertDigestTable } from '../postgres/table.js';
@@ -24,8 +24,11 @@ export interface CheckInput {
   /** An open session, or the error opening it gave (UNREACHABLE, AUTH_FAILED...). */
   db: Db | { error: unknown };
   target: { database: string; schema: string; redis: string | null };
-  /** A client, or why Redis is left out; `configured`: a URL was given, so unreachable fails. */
-  redis: { client: RedisClient } | { skipped: string; configured: boolean };
+  /**
+   * A client, or why Redis is left out; `configured`: a URL was given, so unreachable fails, and
+   * `exitCode` is the fault's (3 unreachable or refused login, 2 a database index it lacks...).
+   */
+  redis: { client: RedisClient } | { skipped: string; configured: boolean; exitCode?: ExitCodeValue };
   keyPrefix?: string;
   stuckAfterMs: number;
   /** As the user wrote it (for the printed mark-stale command). */
@@ -45,22 +48,24 @@ const messageOf = (err: unknown) => (err as Error)?.message ?? String(err);
 
 /**
  * Runs every check not in `skip` and returns the result (CheckResultSchema). Never throws for a
- * finding: an unreachable database or Redis is a `fail` line (the caller maps it to exit 3).
- * `unreachable` is true when the database or a configured Redis could not be reached.
+ * finding: a database or configured Redis it could not use is a `fail` line, and `faultExit` the
+ * exit code of that fault (README "Exit codes": 3 unreachable or refused login, 4 busy or refused,
+ * 2 bad input), for the caller to exit with instead of 1; null when both could be used.
  */
-export async function runChecks(input: CheckInput): Promise<{ result: CheckResult; unreachable: boolean }> {
+export async function runChecks(input: CheckInput): Promise<{ result: CheckResult; faultExit: ExitCodeValue | null }> {
   const checks: CheckItem[] = [];
   const add = (c: Omit<CheckItem, 'items'> & { items?: string[] }) => {
     if (!input.skip.has(c.check)) checks.push({ ...c, items: c.items ?? [] });
   };
   const metrics: CheckMetrics = { duplicateGroups: null, inFlightByAge: null, stuckRows: null, pending: [], lag: [], dlqLength: [] };
   const schema = input.target.schema;
-  let unreachable = false;
+  let faultExit: ExitCodeValue | null = null;
 
   // ---- Postgres
   if ('error' in input.db) {
     const e = input.db.error;
-    unreachable = e instanceof DoctorError && e.exitCode === 3;
+    // an error no fault describes is a bug of ours: its exit code says so
+    faultExit = e instanceof DoctorError ? e.exitCode : ExitCode.INTERNAL;
     add({ check: 'database', subject: input.target.database, verdict: 'fail', message: `not reachable: ${messageOf(e)}`, fix: null });
   } else {
     const db = input.db;
@@ -117,7 +122,7 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
 
   // ---- Redis
   if (!('client' in input.redis)) {
-    unreachable ||= input.redis.configured;
+    if (input.redis.configured) faultExit ??= input.redis.exitCode ?? ExitCode.UNREACHABLE;
     add({ check: 'redis', subject: input.target.redis, verdict: input.redis.configured ? 'fail' : 'warn', message: `stream checks skipped: ${input.redis.skipped}`, fix: null });
   } else {
     add({ check: 'redis', subject: input.target.redis, verdict: 'ok', message: 'reachable', fix: null });
@@ -166,5 +171,5 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
     metrics,
     summary: summarize(checks, input.strict),
   };
-  return { result: CheckResultSchema.parse(result), unreachable };
+  return { result: CheckResultSchema.parse(result), faultExit };
 }

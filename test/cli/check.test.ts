@@ -185,6 +185,34 @@ describe('check', () => {
     expect(res.stdout).toMatch(/^FAIL database .*not reachable/m);
     expect(res.stdout).toMatch(/^ok +redis /m);
   });
+
+  it("a database the role may not connect to (42501) is the fault's exit 4, not 1 for a finding", async () => {
+    const tag = randomBytes(4).toString('hex');
+    const [db, role] = [`dd_noconnect_${tag}`, `dd_noconnect_${tag}`];
+    await incident.client.query(`CREATE DATABASE ${db}`);
+    await incident.client.query(`REVOKE CONNECT ON DATABASE ${db} FROM PUBLIC`);
+    await incident.client.query(`CREATE ROLE ${role} LOGIN`);
+    try {
+      const url = new URL(pgUrl);
+      url.username = role;
+      url.pathname = `/${db}`;
+      const res = await runCli(['--database-url', url.toString(), '--redis-url', r.url, '--key-prefix', r.prefix, 'check']);
+      expect(res.code, res.stdout + res.stderr).toBe(4);
+      expect(res.stdout).toMatch(/^FAIL database .*not reachable: .*permission denied for database/m);
+      expect(res.stdout).toMatch(/^ok +redis /m);
+    } finally {
+      await incident.client.query(`DROP DATABASE ${db}`);
+      await incident.client.query(`DROP ROLE ${role}`);
+    }
+  });
+
+  it("a configured Redis URL naming a database the server lacks is the fault's exit 2 (bad input)", async () => {
+    const url = new URL(r.url);
+    url.pathname = '/99'; // the server has 16 (redis.conf's default)
+    const res = await runCli([...incident.cliArgs, '--redis-url', url.toString(), 'check', '--skip', 'unique-index,duplicates,stuck']);
+    expect(res.code, res.stdout + res.stderr).toBe(2);
+    expect(res.stdout).toMatch(/^FAIL redis .*no such database/m);
+  });
 });
 
 describe('config file', () => {

@@ -2,8 +2,7 @@ import { appendFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { CHECK_NAMES, CheckResultSchema, checkLabel, checkSummaryLine, renderGithubAnnotations, renderGithubSummary, renderOpenMetrics, type CheckName, type CheckResult } from '../../core/check.js';
 import { parseDuration, parsePositiveInt } from '../../core/validate.js';
-import { ExitCode } from '../../errors.js';
-import { badInput } from '../../errors.js';
+import { DoctorError, ExitCode, badInput } from '../../errors.js';
 import { runChecks } from '../../ops/check.js';
 import { describeTarget } from '../../postgres/db.js';
 import { closeRedis, describeRedis } from '../../redis/connect.js';
@@ -54,7 +53,8 @@ export function register(program: Command): void {
 Never runs on the embedded database: with no --database-url / DATABASE_URL (or
 databaseUrl in the config file) it exits 2. Exit: 0 nothing failed (--strict:
 nothing warned either), 1 a check failed, 2 bad input, 3 the database or a
-configured Redis is unreachable.`,
+configured Redis is unreachable or refused the login, 4 it is busy or refused
+us (out of connections, no CONNECT privilege): the fault's own exit code.`,
     )
     .action(
       act<CheckOptions>(async (ctx, o) => {
@@ -82,7 +82,7 @@ configured Redis is unreachable.`,
         if (g.redisUrl) {
           redis = await openRedis(g).then(
             (client) => ({ client }),
-            (err: unknown) => ({ skipped: `Redis at ${describeRedis(redisUrl)} unreachable: ${(err as Error).message}`, configured: true }),
+            (err: unknown) => ({ skipped: `Redis at ${describeRedis(redisUrl)} unreachable: ${(err as Error).message}`, configured: true, exitCode: err instanceof DoctorError ? err.exitCode : ExitCode.INTERNAL }),
           );
         } else {
           const r = await openOptionalRedis(g);
@@ -93,7 +93,7 @@ configured Redis is unreachable.`,
           ctx.defer(() => closeRedis(c));
         }
         const cliUrl = redisUrl.split(',')[0]!.trim();
-        const { result, unreachable } = await runChecks({
+        const { result, faultExit } = await runChecks({
           db: dbOrError,
           target: { database: describeTarget(g.databaseUrl), schema: g.schema, redis: 'client' in redis || g.redisUrl ? describeRedis(redisUrl) : null },
           redis,
@@ -116,7 +116,7 @@ configured Redis is unreachable.`,
             if (summaryFile) appendFileSync(summaryFile, renderGithubSummary(result) + '\n');
           }
         }
-        if (unreachable) return ExitCode.UNREACHABLE;
+        if (faultExit !== null) return faultExit;
         return result.summary.passed ? ExitCode.OK : ExitCode.FINDINGS;
       }),
     );
