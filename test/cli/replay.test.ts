@@ -1,12 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorDocumentSchema } from '../../src/cli/error-document.js';
 import { DIGEST_STREAM } from '../../src/core/contract.js';
+import { serializeEvent } from '../../src/core/event.js';
 import { ReplayResultSchema } from '../../src/ops/replay.js';
 import type { RedisClient } from '../../src/redis/connect.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestSchema, type TestSchema } from '../helpers/pg.js';
+import { createTestSchema, insertRows, type TestSchema } from '../helpers/pg.js';
 import { REDIS_TARGETS } from '../helpers/redis-targets.js';
-import { DAY, seedReplayScene, type ReplayScene } from '../helpers/replay-fixtures.js';
+import { DAY, USERS, originalEvent, seedReplayScene, type ReplayScene } from '../helpers/replay-fixtures.js';
 import { createGroup } from '../helpers/stream-consumer.js';
 
 describe.each(REDIS_TARGETS)('digest-doctor replay (the built binary) on $name Redis', (target) => {
@@ -111,5 +113,65 @@ describe.each(REDIS_TARGETS)('digest-doctor replay (the built binary) on $name R
     const json = await runCli([...args, '--json', 'replay', '--failed']);
     expect(ErrorDocumentSchema.parse(JSON.parse(json.stdout)).error.message).toContain('--date');
     expect(await redis.exists(DIGEST_STREAM)).toBe(0);
+  });
+
+  // ---- a replay never lands beside an in-flight row of its (user, day)
+  // The day below is the scene's only rows of 2025-11-27: user 0 has a failed row and, created after it, a pending
+  // one (the incident's second click): a worker has that digest. Nothing may be published for (user 0, that day).
+  const DAY2 = '2025-11-27';
+
+  it('--failed --force --apply beside a pending row of the same (user, day): nothing published, exit 0 (nothing to replay), the reason named', async () => {
+    const [failed, pending] = await insertRows(t, [
+      { userId: USERS[0], digestDate: DAY2, status: 'failed', createdAt: `${DAY2}T10:00:00Z` },
+      { userId: USERS[0], digestDate: DAY2, status: 'pending', createdAt: `${DAY2}T10:05:00Z` },
+    ]);
+    // the workers' group exists: a skip here is the in-flight rule, not a refusal of the target
+    await createGroup(redis, DIGEST_STREAM);
+    const text = await runCli([...args, 'replay', '--failed', '--date', DAY2, '--force', '--apply']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('skip: another row of the day is in flight');
+    expect(text.stdout).toContain('0 added, 0 already published, 1 skipped');
+    expect(text.stdout).toContain('--force does not change that');
+    const json = await runCli([...args, '--json', 'replay', '--failed', '--date', DAY2, '--force', '--apply']);
+    expect(json.code, json.stderr).toBe(0);
+    const doc = ReplayResultSchema.parse(JSON.parse(json.stdout));
+    expect(doc.events).toEqual([expect.objectContaining({ source: 'failed', historyId: failed, userId: USERS[0], digestDate: DAY2, action: 'skip', reason: 'another row of the day is in flight', entryId: null })]);
+    expect(doc.counts).toMatchObject({ candidates: 1, toPublish: 0, skipped: 1, added: 0 });
+    expect(await redis.xlen(DIGEST_STREAM)).toBe(0);
+    // once the pending row is sent, --force is a resend asked for on purpose: published
+    await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'sent', sent_at = now() WHERE id = $1`, [pending]);
+    const resend = await runCli([...args, '--json', 'replay', '--failed', '--date', DAY2, '--force', '--apply']);
+    expect(resend.code, resend.stderr).toBe(0);
+    expect(ReplayResultSchema.parse(JSON.parse(resend.stdout)).events[0]).toMatchObject({ action: 'publish', reason: 'another row of the day is sent', outcome: 'added' });
+    expect(await redis.xlen(DIGEST_STREAM)).toBe(1);
+  });
+
+  it('DLQ events with no history_id, or whose row is gone, are blocked by an in-flight row of their (user, day), --force or not; another user of the day is not', async () => {
+    await insertRows(t, [{ userId: USERS[0], digestDate: DAY2, status: 'pending', createdAt: `${DAY2}T10:05:00Z` }]);
+    await insertRows(t, [{ userId: USERS[1], digestDate: DAY2, status: 'sent', createdAt: `${DAY2}T09:00:00Z`, sentAt: `${DAY2}T09:01:00Z` }]);
+    await createGroup(redis, DIGEST_STREAM);
+    const dlq = 'stream:test:replay-dlq';
+    const noHistory = (await redis.xadd(dlq, '*', 'data', serializeEvent(originalEvent(USERS[0], undefined, undefined, DAY2))))!;
+    const gone = (await redis.xadd(dlq, '*', 'data', serializeEvent(originalEvent(USERS[0], randomUUID(), undefined, DAY2))))!;
+    // user 1's day has only a sent row: --force may resend it
+    const otherUser = (await redis.xadd(dlq, '*', 'data', serializeEvent(originalEvent(USERS[1], undefined, undefined, DAY2))))!;
+    const run = (extra: string[]) => runCli([...args, '--json', 'replay', '--from-dlq', '--dlq', dlq, ...extra]);
+    const plain = ReplayResultSchema.parse(JSON.parse((await run([])).stdout));
+    expect(Object.fromEntries(plain.events.map((e) => [e.sourceId, [e.action, e.reason]]))).toEqual({
+      [noHistory]: ['skip', 'another row of the day is in flight'],
+      [gone]: ['skip', 'another row of the day is in flight'],
+      [otherUser]: ['skip', 'no history_id'],
+    });
+    const forced = await run(['--force', '--apply']);
+    expect(forced.code, forced.stderr).toBe(0);
+    const doc = ReplayResultSchema.parse(JSON.parse(forced.stdout));
+    expect(Object.fromEntries(doc.events.map((e) => [e.sourceId, [e.action, e.reason]]))).toEqual({
+      [noHistory]: ['skip', 'another row of the day is in flight'],
+      [gone]: ['skip', 'another row of the day is in flight'],
+      [otherUser]: ['publish', 'no history_id'],
+    });
+    // one entry: user 1's; none for (user 0, that day)
+    const entries = (await redis.xrange(DIGEST_STREAM, '-', '+')) as Array<[string, string[]]>;
+    expect(entries.map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]!).user_id)).toEqual([USERS[1]]);
   });
 });

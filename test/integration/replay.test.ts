@@ -133,7 +133,7 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
     expect(forced.counts.added).toBe(2);
   });
 
-  it('a failed row whose (user, day) has another row sent or in flight is skipped: it would send twice', async () => {
+  it('a failed row whose (user, day) has another row sent or in flight is skipped: it would send twice; --force resends beside a sent row, never beside an in-flight one', async () => {
     const [sentLater, pendingLater] = await insertRows(t, [
       { userId: USERS[0], digestDate: DAY, status: 'sent', createdAt: '2025-11-25T16:00:00Z', sentAt: '2025-11-25T16:01:00Z' },
       { userId: USERS[1], digestDate: DAY, status: 'pending', createdAt: '2025-11-25T16:00:00Z' },
@@ -149,12 +149,14 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
     ]);
     const r = await replay(db, redis, { failedDate: DAY });
     expect(Object.fromEntries(r.events.map((e) => [e.historyId, e.reason]))).toEqual({
-      [scene.failed[0]!]: 'another row of the day is sent or in flight',
-      [scene.failed[1]!]: 'another row of the day is sent or in flight',
+      [scene.failed[0]!]: 'another row of the day is sent',
+      [scene.failed[1]!]: 'another row of the day is in flight',
       [scene.failedNoTenant]: null,
     });
     const forced = await replay(db, redis, { failedDate: DAY, force: true, apply: true });
-    expect(forced.counts.added).toBe(3);
+    expect(Object.fromEntries(forced.events.map((e) => [e.historyId, e.action]))).toEqual({ [scene.failed[0]!]: 'publish', [scene.failed[1]!]: 'skip', [scene.failedNoTenant]: 'publish' });
+    expect(forced.counts.added).toBe(2);
+    expect((await entries(redis)).map((e) => e.event.history_id).sort()).toEqual([scene.failed[0], scene.failedNoTenant].sort());
   });
 
   it('a replayed event trimmed before any worker read it is sent by the next replay (with or without --force); one a worker read is not', async () => {

@@ -1,6 +1,7 @@
 import { formatCount, formatDuration, plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, STREAM_MAXLEN, resolveStreamKey } from '../../core/contract.js';
+import { forceOverrides } from '../../core/replay.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { ExitCode, badInput } from '../../errors.js';
 import { DEFAULT_REPLAY_MARKER_PREFIX, replay, ReplayResultSchema, type ReplayResult } from '../../ops/replay.js';
@@ -43,7 +44,7 @@ export function register(program: Command): void {
     .option('--history-id <uuid>', 'replay this digest_history row (repeatable)', collect)
     .option('--apply', 'publish (without it: show what would be published)')
     .option('--yes', 'with --apply on a terminal: do not ask for confirmation')
-    .option('--force', 'include events whose row is already sent or missing (a marker whose entry is there or was delivered still blocks)')
+    .option('--force', 'include events whose row, or another row of its day, is already sent, or whose row is missing (never beside an in-flight row of the same user and day; a marker whose entry is there or was delivered still blocks)')
     .option('--rate <events/s>', 'cap the publish rate')
     .addOption(new Option('--stream <name|key>', 'stream to publish to').default(DIGEST_STREAM))
     .addOption(new Option('--dlq <name|key>', 'DLQ to read with --from-dlq').default(DIGEST_DLQ_STREAM))
@@ -170,9 +171,11 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
   }
   else if (c.toPublish) out.push(`${s.verdict('info')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; --apply to publish`);
   else out.push(`${s.verdict('ok')} nothing to replay (${c.skipped} skipped, ${c.invalid} invalid)`);
-  // --force only overrides skips it can act on: not a repeat, not a named row that does not exist
-  const forceable = r.events.filter((e) => e.action === 'skip' && e.reason !== 'repeat in the source' && !(e.source === 'history-id' && e.reason === 'row missing'));
-  if (forceable.length && !r.force) out.push(s.dim(`${plural(forceable.length, 'skipped event')} above can be published anyway with --force (its row is already sent or missing)`));
+  // --force only overrides skips it can act on (an event with no user has nothing to rebuild it from)
+  const forceable = r.events.filter((e) => e.action === 'skip' && forceOverrides(e.reason, e.userId !== null));
+  if (forceable.length && !r.force) out.push(s.dim(`${plural(forceable.length, 'skipped event')} above can be published anyway with --force (its row, or another of its day, is already sent, or its row is missing)`));
+  const inFlight = r.events.filter((e) => e.action === 'skip' && e.reason === 'another row of the day is in flight').length;
+  if (inFlight) out.push(s.dim(`${plural(inFlight, 'skipped event')} above ${inFlight === 1 ? 'has' : 'have'} another row of the day in flight: a worker has that digest, so a replay would send it twice; --force does not change that`));
   return out.join('\n');
 }
 
