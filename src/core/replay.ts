@@ -1,6 +1,9 @@
 // What a replay publishes and what it skips. Pure: candidates and the rows they point at come in,
 // a plan comes out (src/ops/replay.ts gathers the inputs and publishes).
 import type { BuildEventInput } from './event.js';
+import { finding, type Finding } from './finding.js';
+import { keyPrefixPhrases, rerunWithPrefixLead } from './hints.js';
+import { shellQuote } from './validate.js';
 
 export type ReplaySource = 'dlq' | 'failed' | 'history-id';
 
@@ -101,6 +104,69 @@ function skipReason(c: ReplayCandidate, rows: ReadonlyMap<string, ReplayRowState
   if (!row) return 'row missing';
   if (row.status === 'sent') return 'row already sent';
   return row.sent_other_id ? 'another row of the day is sent' : null;
+}
+
+/** What the replay's target looks like on the server: where it would publish and who reads there. */
+export interface StreamTarget {
+  /** The stream key as the server knows it: the client's key prefix + the stream, e.g. `prod:stream:digests:generate`. */
+  key: string;
+  /** The client's key prefix ('' for none). */
+  keyPrefix: string;
+  /** The consumer group the service's workers read with (--group, default `digest-workers`). */
+  group: string;
+  /** The key's type (TYPE): `stream`, `none` when it does not exist, or another type. */
+  type: string;
+  groupExists: boolean;
+  /** Other key prefixes ('' for none) under which the stream exists: asked only when it is missing here. */
+  elsewhere: readonly string[];
+}
+
+/** How printed fixes are built (the CLI: this run's flags, no password). */
+export interface DeliveryAdvice {
+  /** `redis-cli <connection> <args>`, runnable as printed. */
+  redisCli(args: string): string;
+  /** The command to run again with `--key-prefix <prefix>` in place of this run's. */
+  rerunWithKeyPrefix(prefix: string): string;
+}
+
+/** Why a replay to `target` would not be delivered: the problem, the words before the fix, the fix. */
+export interface DeliveryProblem {
+  problem: string;
+  lead: string;
+  fix: string | null;
+  finding: Finding;
+}
+
+/**
+ * Null when the stream exists and has the workers' group: a replay published there is read.
+ * Otherwise the reason it would be lost (no stream under this key prefix, a key of another type,
+ * or no group on it) and the fix: rerun with the key prefix where the stream exists, or create the
+ * group as the worker does, `XGROUP CREATE <key> <group> 0 MKSTREAM` (src/ops/check.ts prints the
+ * same for a missing group). `finding` (check `delivery`, verdict fail, items: the key) carries it.
+ */
+export function deliveryProblem(t: StreamTarget, advice: DeliveryAdvice): DeliveryProblem | null {
+  if (t.type === 'stream' && t.groupExists) return null;
+  const createGroup = advice.redisCli(`XGROUP CREATE ${shellQuote(t.key)} ${shellQuote(t.group)} 0 MKSTREAM`);
+  let problem: string;
+  let lead: string;
+  let fix: string | null = createGroup;
+  if (t.type === 'none') {
+    const words = keyPrefixPhrases(t.keyPrefix, t.elsewhere);
+    problem = `no stream ${t.key} ${words.here}${t.elsewhere.length ? '' : ', nor under any other key prefix'}: no worker of group "${t.group}" reads there, so a replay would be lost`;
+    if (t.elsewhere.length) {
+      problem += `; ${words.elsewhere}`;
+      lead = rerunWithPrefixLead(t.elsewhere) || 'rerun with that key prefix';
+      fix = advice.rerunWithKeyPrefix(t.elsewhere[0]!);
+    } else lead = `check --key-prefix and the Redis database in --redis-url; if the workers do read ${t.key}, create the group as the worker does`;
+  } else if (t.type !== 'stream') {
+    problem = `${t.key} holds a ${t.type}, not a stream: nothing can be published there`;
+    lead = 'check --stream and --key-prefix';
+    fix = null;
+  } else {
+    problem = `stream ${t.key} has no consumer group "${t.group}": no worker reads it, so a replay would not be delivered`;
+    lead = 'create the group as the worker does (or pass --group with the group the workers read)';
+  }
+  return { problem, lead, fix, finding: finding('delivery', 'fail', `${problem}; ${lead}`, fix, [t.key]) };
 }
 
 /** The id a replayed event is deduplicated on: its history_id, or the DLQ entry when it has none. */

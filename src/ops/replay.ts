@@ -6,7 +6,10 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, STREAM_MAXLEN, TRIGGERS, type Trigger } from '../core/contract.js';
 import { buildEvent, fieldsToRecord, parseDlqEntry, type BuildEventInput, type DigestGenerateEvent } from '../core/event.js';
-import { dayKey, planReplay, replayIdempotencyId, SKIP_REASONS, type PlannedEvent, type ReplayCandidate, type ReplayRowState } from '../core/replay.js';
+import { dayKey, deliveryProblem, planReplay, replayIdempotencyId, SKIP_REASONS, type DeliveryAdvice, type PlannedEvent, type ReplayCandidate, type ReplayRowState, type StreamTarget } from '../core/replay.js';
+import { FindingSchema } from '../core/finding-schema.js';
+import { parseXinfoGroups } from '../core/stream-health.js';
+import { shellQuote } from '../core/validate.js';
 import { formatCount, formatDuration, plural } from '../core/text.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
@@ -25,10 +28,12 @@ import {
   type PublishMode,
   type PublishPlan,
 } from '../redis/publish.js';
+import { streamKeyPrefixes } from '../redis/stream-info.js';
 import { xrangePages } from '../redis/stream-reader.js';
 
 /** 2: the skip reason 'another row of the day is sent or in flight' split in two ('... is sent',
- * which --force overrides, and '... is in flight', which nothing does), `reason` an enum. */
+ * which --force overrides, and '... is in flight', which nothing does), `reason` an enum, and
+ * `findings` added (why a replay would not be delivered). */
 export const REPLAY_SCHEMA_VERSION = 2 as const;
 /** Replay markers are kept apart from the service's own (`idem:`): a replay of a job the service
  * published once must still add, and a second replay of it must not. */
@@ -85,6 +90,10 @@ export const ReplayResultSchema = z.object({
     deliveredGone: z.number().int(),
   }),
   events: z.array(ReplayEventSchema),
+  /** Why the events to publish would not reach a worker (check `delivery`: no stream under this key
+   * prefix, a key of another type, or no consumer group on it); --apply refuses then (exit 4). Empty
+   * when the target is fine or there was nothing to publish. */
+  findings: z.array(FindingSchema),
   /** Entries that do not parse or fail the event schema: listed, never fatal. */
   invalid: z.array(z.object({ source: z.string(), sourceId: z.string(), error: z.string() })),
 });
@@ -111,6 +120,8 @@ export interface ReplayOptions {
   backlogLimit?: number;
   /** Stop (exit 4) when the group reads nothing for this long while the backlog is full; default 60 s. */
   stallTimeoutMs?: number;
+  /** How the fixes of a delivery problem are printed; default a bare `redis-cli <args>` and `--key-prefix <p>`. */
+  advice?: DeliveryAdvice;
   onProgress?(done: number, total: number): void;
   /** While waiting for the group to read. */
   onWait?(w: { unread: number; backlogLimit: number; published: number; total: number; waitedMs: number }): void;
@@ -201,6 +212,19 @@ async function gather(db: Db, redis: RedisClient, o: ReplayOptions): Promise<Gat
   return { candidates, rows, inFlightByDay, invalid };
 }
 
+/** The target's type, whether `group` is on it, and (when it is missing) where else it exists:
+ * TYPE, XINFO GROUPS, and a bounded SCAN (streamKeyPrefixes), each under the client's command timeout. */
+async function streamTarget(redis: RedisClient, stream: string, group: string): Promise<StreamTarget> {
+  const keyPrefix = clientKeyPrefix(redis);
+  const target = { key: keyPrefix + stream, keyPrefix, group, groupExists: false, elsewhere: [] as string[] };
+  const type = await redis.type(stream);
+  if (type === 'none') return { ...target, type, elsewhere: (await streamKeyPrefixes(redis, stream)).filter((p) => p !== keyPrefix) };
+  if (type !== 'stream') return { ...target, type };
+  return { ...target, type, groupExists: parseXinfoGroups(await redis.xinfo('GROUPS', stream)).some((g) => g.name === group) };
+}
+
+const BARE_ADVICE: DeliveryAdvice = { redisCli: (args) => `redis-cli ${args}`, rerunWithKeyPrefix: (p) => `--key-prefix ${shellQuote(p)}` };
+
 function toEvent(p: PlannedEvent): ReplayEvent {
   return {
     source: p.source,
@@ -256,20 +280,17 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
   let deliveredGone = 0;
   let published = 0;
   let before: { groupExists: boolean; unread: number | null } | null = null;
+  // Where the events would land: a stream no worker's group reads (a wrong --key-prefix, another
+  // Redis database) loses them. Checked once, before publishing; the dry run reports it.
+  const undeliverable = toPublish.length ? deliveryProblem(await streamTarget(redis, stream, group), o.advice ?? BARE_ADVICE) : null;
   if (!o.apply) {
     for (const i of toPublish) prepare(i);
+  } else if (undeliverable) {
+    const { problem, lead, fix, finding } = undeliverable;
+    throw new DoctorError('REFUSED', `${problem}; nothing was published (${plural(toPublish.length, 'event')} to replay); ${lead}${fix ? `: ${fix}` : ''}`, { details: { finding } });
   } else if (toPublish.length) {
     const state = await streamBacklog(redis, stream, { group, backlogLimit });
     before = { groupExists: state.groupExists, unread: state.unread };
-    if (!state.groupExists && backlogLimit > 0 && (state.unread ?? 0) + toPublish.length > backlogLimit) {
-      // nobody reads the stream: what does not fit now never will
-      throw new DoctorError(
-        'REFUSED',
-        `no consumer group "${group}" on ${stream}: nothing reads it, so ${plural(toPublish.length, 'event')} on top of its ${plural(state.unread ?? 0, 'entry', 'entries')} ` +
-          `exceed the ${formatCount(backlogLimit)} that MAXLEN ~ ${maxlen} keeps unread; nothing was published. Start the workers (they create the group) and replay again, ` +
-          `or pass --group with the group they read`,
-      );
-    }
     const started = Date.now();
     try {
       published = await publishPaced(redis, toPublish.length, (k) => prepare(toPublish[k]!), {
@@ -323,6 +344,7 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
       deliveredGone,
     },
     events,
+    findings: undeliverable ? [undeliverable.finding] : [],
     invalid,
   };
 }

@@ -116,6 +116,8 @@ describe('a database with default_transaction_read_only = on', () => {
   it('replay --apply reads Postgres only, so it runs: the named row is published once', async () => {
     const redis = await createTestRedis();
     try {
+      // the workers' group, as the worker creates it: replay publishes only where a group reads
+      await redis.client.xgroup('CREATE', redis.key('stream:digests:generate'), 'digest-workers', '0', 'MKSTREAM');
       // the stuck row (pending for days, nothing else of its day): the incident's failed row has pending
       // rows beside it, which no replay may publish next to
       const res = await runCli([...args(), ...redis.cliArgs, 'replay', '--history-id', 'b3333333-3333-4333-8333-333333333333', '--apply']);

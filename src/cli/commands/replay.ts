@@ -6,7 +6,7 @@ import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../co
 import { ExitCode, badInput } from '../../errors.js';
 import { DEFAULT_REPLAY_MARKER_PREFIX, replay, ReplayResultSchema, type ReplayResult } from '../../ops/replay.js';
 import { closeRedis, describeRedis } from '../../redis/connect.js';
-import { openDb, openRedis } from '../options.js';
+import { openDb, openRedis, redisCliCommand } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
 import { confirmWrite, willAsk } from '../confirm.js';
@@ -60,9 +60,9 @@ export function register(program: Command): void {
       `
 Exit codes: 0 applied, or nothing to replay; 1 a dry run found events to
 replay, or a --history-id has no row; 2 bad input; 3 unreachable; 4 refused:
-a key that is not a stream, no consumer group to read a replay that does not
-fit, or the group read nothing for --stall-timeout (rerun the same command to
-send the rest).
+no stream under this --key-prefix or no consumer group --group on it (no
+worker would read the replay), a key that is not a stream, or the group read
+nothing for --stall-timeout (rerun the same command to send the rest).
 
 Examples:
   digest-doctor replay --from-dlq
@@ -103,11 +103,13 @@ Examples:
           group: o.group,
           maxlen,
           stallTimeoutMs,
+          advice: { redisCli: (args: string) => redisCliCommand(g, args), rerunWithKeyPrefix: (p: string) => ctx.rerun(['--key-prefix', p]) },
         };
         if (o.apply && willAsk(o.yes)) {
           // On a terminal a person confirms: the plan first (a dry run: reads only), then the question.
           const dry = await replay(db, redis, { ...plan, apply: false });
-          if (dry.counts.toPublish) {
+          // an undeliverable replay is refused below: nothing to confirm
+          if (dry.counts.toPublish && !dry.findings.length) {
             await confirmWrite(g, o.yes, 'replay --apply', [`publish ${plural(dry.counts.toPublish, 'event')} to ${dry.stream} (${dry.counts.skipped} skipped, ${dry.counts.invalid} invalid), each once (markers ${dry.marker.prefix}*)`], `redis: ${describeRedis(g.redisUrl!)}${g.keyPrefix ? `, key prefix ${g.keyPrefix}` : ''}`);
           }
         }
@@ -158,6 +160,8 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
     if (r.events.length > shown.length) out.push(s.dim(`${r.events.length - shown.length} more (--limit, or --json for all)`));
   }
   for (const i of r.invalid) out.push(`${s.verdict('warn')} ${i.source} ${i.sourceId}: ${i.error}`);
+  // a dry run's only: --apply refuses before publishing
+  for (const f of r.findings) out.push(`${s.verdict(f.verdict)} ${f.message}${f.fix ? `: ${f.fix}` : ''}`);
   const missing = notFound(r);
   for (const id of missing) out.push(`${s.verdict('fail')} --history-id ${id}: no digest_history row with this id (check the id, and --schema): nothing to replay for it, with or without --force`);
   const c = r.counts;
@@ -169,6 +173,7 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
     if (c.reAdded) out.push(s.dim(`${c.reAdded} of the added had a marker whose entry was trimmed before group ${r.pacing.group} read it: published again`));
     if (c.deliveredGone) out.push(s.dim(`${c.deliveredGone} of the already published were delivered to group ${r.pacing.group} and trimmed since`));
   }
+  else if (c.toPublish && r.findings.length) out.push(`${s.verdict('fail')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; no worker would read them there (above): --apply refuses until that is fixed`);
   else if (c.toPublish) out.push(`${s.verdict('info')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; --apply to publish`);
   else out.push(`${s.verdict('ok')} nothing to replay (${c.skipped} skipped, ${c.invalid} invalid)`);
   // --force only overrides skips it can act on (an event with no user has nothing to rebuild it from)
