@@ -111,6 +111,16 @@ export function commandLine(args: readonly string[]): string {
 }
 
 /**
+ * `redis-cli` for this run's Redis, runnable as printed: `-u <url>` (the first node of a list; the
+ * default URL when none was given) without its password (redis-cli reads REDISCLI_AUTH), `-c` for a
+ * cluster, then `args` as given (quote keys with shellQuote; the key prefix is the caller's to add).
+ */
+export function redisCliCommand(g: Pick<GlobalOptions, 'redisUrl' | 'redisCluster'>, args: string): string {
+  const url = g.redisUrl ?? DEFAULT_REDIS_URL;
+  return `redis-cli ${g.redisCluster || url.includes(',') ? '-c ' : ''}-u ${shellQuote(stripPassword(url.split(',')[0]!))} ${args}`;
+}
+
+/**
  * The global options this run got on the command line (or from --config), as flags to paste into
  * a printed command: URLs lose their password (node-postgres reads PGPASSWORD, Redis REDISCLI_AUTH
  * is not read, so a Redis password shows as ***). Raw argv tokens (a value that starts with a dash

@@ -6,7 +6,10 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, IN_FLIGHT_STATUSES, STREAM_MAXLEN, TRIGGERS, type Trigger } from '../core/contract.js';
 import { buildEvent, fieldsToRecord, parseDlqEntry, type BuildEventInput, type DigestGenerateEvent } from '../core/event.js';
-import { planReplay, replayIdempotencyId, type PlannedEvent, type ReplayCandidate, type ReplayRowState } from '../core/replay.js';
+import { dayKey, deliveryProblem, planReplay, replayIdempotencyId, SKIP_REASONS, type DeliveryAdvice, type PlannedEvent, type ReplayCandidate, type ReplayRowState, type StreamTarget } from '../core/replay.js';
+import { FindingSchema } from '../core/finding-schema.js';
+import { parseXinfoGroups } from '../core/stream-health.js';
+import { shellQuote } from '../core/validate.js';
 import { formatCount, formatDuration, plural } from '../core/text.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
@@ -25,9 +28,13 @@ import {
   type PublishMode,
   type PublishPlan,
 } from '../redis/publish.js';
+import { streamKeyPrefixes } from '../redis/stream-info.js';
 import { xrangePages } from '../redis/stream-reader.js';
 
-export const REPLAY_SCHEMA_VERSION = 1 as const;
+/** 2: the skip reason 'another row of the day is sent or in flight' split in two ('... is sent',
+ * which --force overrides, and '... is in flight', which nothing does), `reason` an enum, and
+ * `findings` added (why a replay would not be delivered). */
+export const REPLAY_SCHEMA_VERSION = 2 as const;
 /** Replay markers are kept apart from the service's own (`idem:`): a replay of a job the service
  * published once must still add, and a second replay of it must not. */
 export const DEFAULT_REPLAY_MARKER_PREFIX = 'idem:replay:';
@@ -39,7 +46,8 @@ const ReplayEventSchema = z.object({
   userId: z.string().nullable(),
   digestDate: z.string().nullable(),
   action: z.enum(['publish', 'skip']),
-  reason: z.string().nullable(),
+  /** Why it is skipped: SKIP_REASONS (src/core/replay.ts), or 'invalid event' (the event schema rejected it). */
+  reason: z.enum([...SKIP_REASONS, 'invalid event']).nullable(),
   /** After --apply: the entry id (the first one for a repeat) and whether it was a repeat. */
   entryId: z.string().nullable(),
   duplicate: z.boolean().nullable(),
@@ -82,6 +90,10 @@ export const ReplayResultSchema = z.object({
     deliveredGone: z.number().int(),
   }),
   events: z.array(ReplayEventSchema),
+  /** Why the events to publish would not reach a worker (check `delivery`: no stream under this key
+   * prefix, a key of another type, or no consumer group on it); --apply refuses then (exit 4). Empty
+   * when the target is fine or there was nothing to publish. */
+  findings: z.array(FindingSchema),
   /** Entries that do not parse or fail the event schema: listed, never fatal. */
   invalid: z.array(z.object({ source: z.string(), sourceId: z.string(), error: z.string() })),
 });
@@ -108,6 +120,8 @@ export interface ReplayOptions {
   backlogLimit?: number;
   /** Stop (exit 4) when the group reads nothing for this long while the backlog is full; default 60 s. */
   stallTimeoutMs?: number;
+  /** How the fixes of a delivery problem are printed; default a bare `redis-cli <args>` and `--key-prefix <p>`. */
+  advice?: DeliveryAdvice;
   onProgress?(done: number, total: number): void;
   /** While waiting for the group to read. */
   onWait?(w: { unread: number; backlogLimit: number; published: number; total: number; waitedMs: number }): void;
@@ -119,11 +133,9 @@ interface RowRecord {
   tenant_id: string | null;
   digest_date: string;
   status: string;
-  other_id: string | null;
+  in_flight_other_id: string | null;
+  sent_other_id: string | null;
 }
-
-/** Another row of the (user, day) in one of these makes a replay a second send. */
-const BLOCKING_STATUSES = ['sent', ...IN_FLIGHT_STATUSES];
 
 function rowInput(r: RowRecord): BuildEventInput | null {
   if (!r.tenant_id) return null;
@@ -140,7 +152,7 @@ function dlqInput(e: DigestGenerateEvent): BuildEventInput {
 async function rowsById(db: Db, ids: readonly string[]): Promise<Map<string, RowRecord>> {
   const out = new Map<string, RowRecord>();
   for (let i = 0; i < ids.length; i += 10_000) {
-    for (const r of await db.query<RowRecord>('replay_rows_by_id', [ids.slice(i, i + 10_000), BLOCKING_STATUSES])) out.set(r.id, r);
+    for (const r of await db.query<RowRecord>('replay_rows_by_id', [ids.slice(i, i + 10_000), IN_FLIGHT_STATUSES])) out.set(r.id, r);
   }
   return out;
 }
@@ -149,6 +161,8 @@ interface Gathered {
   candidates: ReplayCandidate[];
   /** The rows candidates point at, by id. */
   rows: Map<string, ReplayRowState>;
+  /** For events with no row: an in-flight row of their (user, day), by dayKey. */
+  inFlightByDay: Map<string, string>;
   invalid: ReplayResult['invalid'];
 }
 
@@ -168,8 +182,20 @@ async function gather(db: Db, redis: RedisClient, o: ReplayOptions): Promise<Gat
     const ids = [...new Set(candidates.map((c) => c.historyId).filter((h): h is string => h !== undefined))];
     for (const r of (await rowsById(db, ids)).values()) rows.set(r.id, r);
   }
+  const inFlightByDay = new Map<string, string>();
+  if (o.fromDlq) {
+    // events that name no row, or a row that is gone, still name a (user, day)
+    const days = new Map<string, [string, string]>();
+    for (const c of candidates) if (c.input && !(c.historyId && rows.has(c.historyId))) days.set(dayKey(c.input.userId, c.input.digestDate), [c.input.userId.toLowerCase(), c.input.digestDate]);
+    const pairs = [...days.values()];
+    for (let i = 0; i < pairs.length; i += 10_000) {
+      const part = pairs.slice(i, i + 10_000);
+      const found = await db.query<{ user_id: string; digest_date: string; id: string }>('replay_in_flight_by_day', [part.map((p) => p[0]), part.map((p) => p[1]), IN_FLIGHT_STATUSES]);
+      for (const r of found) inFlightByDay.set(dayKey(r.user_id, r.digest_date), r.id);
+    }
+  }
   if (o.failedDate) {
-    for (const r of await db.query<RowRecord>('replay_failed_rows', [o.failedDate, BLOCKING_STATUSES])) {
+    for (const r of await db.query<RowRecord>('replay_failed_rows', [o.failedDate, IN_FLIGHT_STATUSES])) {
       rows.set(r.id, r);
       candidates.push({ source: 'failed', sourceId: r.id, historyId: r.id, input: rowInput(r) });
     }
@@ -183,8 +209,21 @@ async function gather(db: Db, redis: RedisClient, o: ReplayOptions): Promise<Gat
       candidates.push({ source: 'history-id', sourceId: id, historyId: id, input: r ? rowInput(r) : null });
     }
   }
-  return { candidates, rows, invalid };
+  return { candidates, rows, inFlightByDay, invalid };
 }
+
+/** The target's type, whether `group` is on it, and (when it is missing) where else it exists:
+ * TYPE, XINFO GROUPS, and a bounded SCAN (streamKeyPrefixes), each under the client's command timeout. */
+async function streamTarget(redis: RedisClient, stream: string, group: string): Promise<StreamTarget> {
+  const keyPrefix = clientKeyPrefix(redis);
+  const target = { key: keyPrefix + stream, keyPrefix, group, groupExists: false, elsewhere: [] as string[] };
+  const type = await redis.type(stream);
+  if (type === 'none') return { ...target, type, elsewhere: (await streamKeyPrefixes(redis, stream)).filter((p) => p !== keyPrefix) };
+  if (type !== 'stream') return { ...target, type };
+  return { ...target, type, groupExists: parseXinfoGroups(await redis.xinfo('GROUPS', stream)).some((g) => g.name === group) };
+}
+
+const BARE_ADVICE: DeliveryAdvice = { redisCli: (args) => `redis-cli ${args}`, rerunWithKeyPrefix: (p) => `--key-prefix ${shellQuote(p)}` };
 
 function toEvent(p: PlannedEvent): ReplayEvent {
   return {
@@ -206,9 +245,9 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
   const stream = o.stream ?? DIGEST_STREAM;
   const markerPrefix = o.markerPrefix ?? DEFAULT_REPLAY_MARKER_PREFIX;
   const markerTtlMs = o.markerTtlMs ?? DEFAULT_MARKER_TTL_MS;
-  const { candidates, rows, invalid } = await gather(db, redis, o);
+  const { candidates, rows, inFlightByDay, invalid } = await gather(db, redis, o);
   const unparsable = invalid.length;
-  const planned = planReplay(candidates, rows, { force: o.force });
+  const planned = planReplay(candidates, rows, { force: o.force, inFlightByDay });
 
   const [{ now }] = (await db.query<{ now: Date }>('db_now')) as [{ now: Date }];
   const version = await cachedVersion(redis);
@@ -241,20 +280,17 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
   let deliveredGone = 0;
   let published = 0;
   let before: { groupExists: boolean; unread: number | null } | null = null;
+  // Where the events would land: a stream no worker's group reads (a wrong --key-prefix, another
+  // Redis database) loses them. Checked once, before publishing; the dry run reports it.
+  const undeliverable = toPublish.length ? deliveryProblem(await streamTarget(redis, stream, group), o.advice ?? BARE_ADVICE) : null;
   if (!o.apply) {
     for (const i of toPublish) prepare(i);
+  } else if (undeliverable) {
+    const { problem, lead, fix, finding } = undeliverable;
+    throw new DoctorError('REFUSED', `${problem}; nothing was published (${plural(toPublish.length, 'event')} to replay); ${lead}${fix ? `: ${fix}` : ''}`, { details: { finding } });
   } else if (toPublish.length) {
     const state = await streamBacklog(redis, stream, { group, backlogLimit });
     before = { groupExists: state.groupExists, unread: state.unread };
-    if (!state.groupExists && backlogLimit > 0 && (state.unread ?? 0) + toPublish.length > backlogLimit) {
-      // nobody reads the stream: what does not fit now never will
-      throw new DoctorError(
-        'REFUSED',
-        `no consumer group "${group}" on ${stream}: nothing reads it, so ${plural(toPublish.length, 'event')} on top of its ${plural(state.unread ?? 0, 'entry', 'entries')} ` +
-          `exceed the ${formatCount(backlogLimit)} that MAXLEN ~ ${maxlen} keeps unread; nothing was published. Start the workers (they create the group) and replay again, ` +
-          `or pass --group with the group they read`,
-      );
-    }
     const started = Date.now();
     try {
       published = await publishPaced(redis, toPublish.length, (k) => prepare(toPublish[k]!), {
@@ -308,6 +344,7 @@ export async function replay(db: Db, redis: RedisClient, o: ReplayOptions): Prom
       deliveredGone,
     },
     events,
+    findings: undeliverable ? [undeliverable.finding] : [],
     invalid,
   };
 }

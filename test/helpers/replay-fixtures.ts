@@ -25,15 +25,16 @@ export interface ReplayScene {
   dlqIds: { flat: string; embedded: string; sent: string; missing: string; malformed: string };
 }
 
-function originalEvent(userId: string, historyId: string, tenantId = TENANT) {
+/** An event as the service published it (a DLQ copy's `data`); no history_id when `historyId` is undefined. */
+export function originalEvent(userId: string, historyId: string | undefined, tenantId = TENANT, day = DAY) {
   return {
     schema_version: 'v1',
     trace_id: randomUUID(),
-    occurred_at: '2025-11-25T15:36:57.291000+00:00',
-    idempotency_key: `digest:${userId}:${DAY}`,
+    occurred_at: `${day}T15:36:57.291000+00:00`,
+    idempotency_key: `digest:${userId}:${day}`,
     user_id: userId,
     tenant_id: tenantId,
-    digest_date: DAY,
+    digest_date: day,
     trigger: 'manual',
     history_id: historyId,
     requested_by: '10.0.0.7',

@@ -352,6 +352,8 @@ describe('nothing hangs: traffic stopped or cut mid-run', () => {
       for (const fault of ['blackhole', 'cut'] as const) {
         const proxy = await startTcpProxy({ port: 6379 });
         const prefix = `${r.prefix}${fault}:`;
+        // the workers' group, as the worker creates it: replay publishes only where a group reads
+        await r.client.xgroup('CREATE', `${prefix}stream:digests:generate`, 'digest-workers', '0', 'MKSTREAM');
         try {
           const started = Date.now();
           const res = await faultMidRun(

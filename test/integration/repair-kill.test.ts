@@ -156,6 +156,8 @@ describe('SIGKILL during replay --apply and migrate --apply, at random points', 
       await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'failed'`);
       const ids = new Set((await t.client.query(`SELECT id::text FROM ${t.schema}.digest_history`)).rows.map((x) => x.id as string));
       const stream = r.key(DIGEST_STREAM);
+      // the workers' group, as the worker creates it: replay publishes only where a group reads
+      await r.client.xgroup('CREATE', stream, 'digest-workers', '0', 'MKSTREAM');
       // paced to 800 events/s: a run takes about 4 s, so kills land mid-run
       const args = [...t.cliArgs, ...r.cliArgs, 'replay', '--failed', '--date', day, '--apply', '--rate', '800'];
 

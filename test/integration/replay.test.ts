@@ -56,7 +56,7 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
     await t.cleanup();
   });
 
-  it('a dry run plans the DLQ replay, lists skips and malformed entries, and writes nothing', async () => {
+  it('a dry run plans the DLQ replay, lists skips and malformed entries, and writes nothing; with no stream to publish to, it says so', async () => {
     const r = await replay(db, redis, { fromDlq: true });
     expect(r.applied).toBe(false);
     const bySource = Object.fromEntries(r.events.map((e) => [e.sourceId, [e.action, e.reason]]));
@@ -68,11 +68,14 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
     });
     expect(r.invalid.map((i) => i.sourceId)).toEqual([scene.dlqIds.malformed]);
     expect(r.counts).toMatchObject({ candidates: 5, toPublish: 2, skipped: 2, invalid: 1, added: 0 });
+    // no stream under this prefix (the group is created in the tests that publish): not delivered, said as a finding
+    expect(r.findings).toEqual([expect.objectContaining({ check: 'delivery', verdict: 'fail', items: [`${prefix}${DIGEST_STREAM}`] })]);
     expect(await redis.exists(DIGEST_STREAM)).toBe(0);
     expect(await markerCount(redis, prefix)).toBe(0);
   });
 
   it('--apply republishes both DLQ shapes as the service builds events; a second run adds nothing', async () => {
+    await createGroup(redis, DIGEST_STREAM);
     const first = await replay(db, redis, { fromDlq: true, apply: true });
     expect(first.counts).toMatchObject({ added: 2, duplicates: 0 });
     const added = await entries(redis);
@@ -94,6 +97,7 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
   });
 
   it('two replays at once (two clients) add each event once', async () => {
+    await createGroup(redis, DIGEST_STREAM);
     const other = await connectRedis({ url: redisUrlArgs[1]!, keyPrefix: prefix, cluster: target.name === 'cluster' });
     const db2 = await connectPg({ url: t.url, schema: t.schema, stateSchema: t.stateSchema, statementTimeoutMs: 30_000 });
     try {
@@ -113,6 +117,7 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
   });
 
   it('--failed --date rebuilds from the rows: scheduler_retry, the row tenant or the user one', async () => {
+    await createGroup(redis, DIGEST_STREAM);
     const r = await replay(db, redis, { failedDate: DAY, apply: true });
     expect(r.counts).toMatchObject({ candidates: 3, toPublish: 3, added: 3 });
     const byHistory = new Map((await entries(redis)).map((e) => [e.event.history_id, e.event]));
@@ -122,6 +127,7 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
   });
 
   it('--history-id skips a sent or missing row unless --force; --force cannot rebuild a missing row', async () => {
+    await createGroup(redis, DIGEST_STREAM);
     const plan = await replay(db, redis, { historyIds: [scene.pending, scene.sent, scene.missing] });
     expect(plan.events.map((e) => [e.action, e.reason])).toEqual([
       ['publish', null],
@@ -133,7 +139,8 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
     expect(forced.counts.added).toBe(2);
   });
 
-  it('a failed row whose (user, day) has another row sent or in flight is skipped: it would send twice', async () => {
+  it('a failed row whose (user, day) has another row sent or in flight is skipped: it would send twice; --force resends beside a sent row, never beside an in-flight one', async () => {
+    await createGroup(redis, DIGEST_STREAM);
     const [sentLater, pendingLater] = await insertRows(t, [
       { userId: USERS[0], digestDate: DAY, status: 'sent', createdAt: '2025-11-25T16:00:00Z', sentAt: '2025-11-25T16:01:00Z' },
       { userId: USERS[1], digestDate: DAY, status: 'pending', createdAt: '2025-11-25T16:00:00Z' },
@@ -149,12 +156,14 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
     ]);
     const r = await replay(db, redis, { failedDate: DAY });
     expect(Object.fromEntries(r.events.map((e) => [e.historyId, e.reason]))).toEqual({
-      [scene.failed[0]!]: 'another row of the day is sent or in flight',
-      [scene.failed[1]!]: 'another row of the day is sent or in flight',
+      [scene.failed[0]!]: 'another row of the day is sent',
+      [scene.failed[1]!]: 'another row of the day is in flight',
       [scene.failedNoTenant]: null,
     });
     const forced = await replay(db, redis, { failedDate: DAY, force: true, apply: true });
-    expect(forced.counts.added).toBe(3);
+    expect(Object.fromEntries(forced.events.map((e) => [e.historyId, e.action]))).toEqual({ [scene.failed[0]!]: 'publish', [scene.failed[1]!]: 'skip', [scene.failedNoTenant]: 'publish' });
+    expect(forced.counts.added).toBe(2);
+    expect((await entries(redis)).map((e) => e.event.history_id).sort()).toEqual([scene.failed[0], scene.failedNoTenant].sort());
   });
 
   it('a replayed event trimmed before any worker read it is sent by the next replay (with or without --force); one a worker read is not', async () => {
@@ -182,6 +191,7 @@ describe.each(REDIS_TARGETS)('replay on $name Redis', (target) => {
   });
 
   it('--force replays DLQ events whose row is sent or missing; --rate still adds each once', async () => {
+    await createGroup(redis, DIGEST_STREAM);
     const r = await replay(db, redis, { fromDlq: true, force: true, apply: true, ratePerSec: 1000 });
     expect(r.counts).toMatchObject({ toPublish: 4, added: 4, invalid: 1 });
     expect(await redis.xlen(DIGEST_STREAM)).toBe(4);
@@ -268,14 +278,25 @@ describe.each(REDIS_TARGETS)('replay paced to the consumer group on $name Redis 
     }
   });
 
-  it('with no consumer group at all: refused up front, nothing published; a batch that fits is published', async () => {
-    const err = await replay(db, redis, { failedDate: PACED_DAY, apply: true, maxlen: 50 }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'REFUSED', exitCode: 4 });
-    expect((err as Error).message).toMatch(/no consumer group "digest-workers".*200 events.*nothing was published/);
-    expect(await redis.exists(DIGEST_STREAM)).toBe(0);
-    // 200 fit under MAXLEN 1000 (limit 900): published, for the workers to read from 0 when they create the group
+  it('with no consumer group at all: refused up front whether or not the events fit, nothing published; with the group created as the worker does, published', async () => {
+    for (const maxlen of [50, 1000]) {
+      const err = await replay(db, redis, { failedDate: PACED_DAY, apply: true, maxlen }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'REFUSED', exitCode: 4 });
+      expect((err as Error).message).toContain(`no stream ${prefix}${DIGEST_STREAM} under key prefix '${prefix}'`);
+      expect((err as Error).message).toContain('nothing was published (200 events to replay)');
+      expect(await redis.exists(DIGEST_STREAM)).toBe(0);
+    }
+    // a stream with entries but no group: refused too, the library's advice a bare redis-cli
+    await redis.xadd(DIGEST_STREAM, '*', 'data', '{}');
+    const err = await replay(db, redis, { failedDate: PACED_DAY, apply: true, maxlen: 1000 }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain(`stream ${prefix}${DIGEST_STREAM} has no consumer group "digest-workers"`);
+    expect((err as Error).message).toContain(`: redis-cli XGROUP CREATE ${prefix}${DIGEST_STREAM} digest-workers 0 MKSTREAM`);
+    expect(await redis.xlen(DIGEST_STREAM)).toBe(1);
+    await createGroup(redis, DIGEST_STREAM);
+    // 200 and the 1 entry before, unread, fit under MAXLEN 1000 (limit 900)
     const r = await replay(db, redis, { failedDate: PACED_DAY, apply: true, maxlen: 1000 });
     expect(r.counts.added).toBe(200);
-    expect(r.pacing).toMatchObject({ groupExists: false, unreadBefore: 0 });
+    expect(r.pacing).toMatchObject({ groupExists: true, unreadBefore: 1 });
+    expect(r.findings).toEqual([]);
   });
 });

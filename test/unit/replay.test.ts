@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planReplay, rateDelayMs, replayIdempotencyId, type ReplayCandidate } from '../../src/core/replay.js';
+import { redisCliCommand } from '../../src/cli/options.js';
+import { dayKey, deliveryProblem, forceOverrides, planReplay, rateDelayMs, replayIdempotencyId, type ReplayCandidate, type StreamTarget } from '../../src/core/replay.js';
 
 const U = '6af5e7d3-e736-46da-bfc1-42786f2ab1c0';
 const T = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
@@ -49,10 +50,92 @@ describe('replay helpers', () => {
 });
 
 describe('planReplay and the rest of the day', () => {
-  it('skips a row whose (user, day) has another row sent or in flight; --force includes it', () => {
-    const rows = new Map([[H(1), { id: H(1), status: 'failed', other_id: H(2) }]]);
-    const c: ReplayCandidate = { source: 'failed', sourceId: H(1), historyId: H(1), input: input(H(1)) };
-    expect(planReplay([c], rows)[0]).toMatchObject({ action: 'skip', reason: 'another row of the day is sent or in flight' });
-    expect(planReplay([c], rows, { force: true })[0]!.action).toBe('publish');
+  const failed: ReplayCandidate = { source: 'failed', sourceId: H(1), historyId: H(1), input: input(H(1)) };
+
+  it('another row of the day sent: skipped, and --force publishes it (a resend asked for on purpose)', () => {
+    const rows = new Map([[H(1), { id: H(1), status: 'failed', sent_other_id: H(2) }]]);
+    expect(planReplay([failed], rows)[0]).toMatchObject({ action: 'skip', reason: 'another row of the day is sent' });
+    expect(planReplay([failed], rows, { force: true })[0]).toMatchObject({ action: 'publish', reason: 'another row of the day is sent' });
+  });
+
+  it('another row of the day in flight: skipped with or without --force (the worker would send a second digest)', () => {
+    const rows = new Map([[H(1), { id: H(1), status: 'failed', in_flight_other_id: H(2) }]]);
+    for (const force of [false, true]) expect(planReplay([failed], rows, { force })[0]).toMatchObject({ action: 'skip', reason: 'another row of the day is in flight' });
+  });
+
+  it('in flight and sent both: the reason is the one --force cannot override; so is a sent row beside an in-flight one', () => {
+    const rows = new Map([
+      [H(1), { id: H(1), status: 'failed', in_flight_other_id: H(2), sent_other_id: H(3) }],
+      [H(4), { id: H(4), status: 'sent', in_flight_other_id: H(2) }],
+    ]);
+    const plan = planReplay([failed, dlq('4-0', H(4))], rows, { force: true });
+    expect(plan.map((p) => [p.action, p.reason])).toEqual([
+      ['skip', 'another row of the day is in flight'],
+      ['skip', 'another row of the day is in flight'],
+    ]);
+  });
+
+  it('an event with no row (no history_id, or its row gone) is blocked by an in-flight row of its own (user, day), with or without --force', () => {
+    // the in-flight row H(7) is of user U on 2025-11-25, the day input() gives every event
+    const inFlightByDay = new Map([[dayKey(U, '2025-11-25'), H(7)]]);
+    const upper: ReplayCandidate = { source: 'dlq', sourceId: '3-0', input: { ...input(), userId: U.toUpperCase() } };
+    const otherDay: ReplayCandidate = { source: 'dlq', sourceId: '4-0', input: { ...input(), digestDate: '2025-11-26' } };
+    for (const force of [false, true]) {
+      const plan = planReplay([dlq('1-0'), dlq('2-0', H(5)), upper, otherDay], new Map(), { force, inFlightByDay });
+      expect(plan.map((p) => [p.sourceId, p.action, p.reason])).toEqual([
+        ['1-0', 'skip', 'another row of the day is in flight'],
+        ['2-0', 'skip', 'another row of the day is in flight'],
+        // the database prints user ids lower-case; a DLQ copy may carry them upper-case
+        ['3-0', 'skip', 'another row of the day is in flight'],
+        // another day of the same user: only the usual reason, which --force overrides
+        ['4-0', force ? 'publish' : 'skip', 'no history_id'],
+      ]);
+    }
+  });
+
+  it('forceOverrides: sent, missing and no history_id yes; in flight, a repeat, nothing to rebuild from, an invalid event no', () => {
+    for (const r of ['row already sent', 'row missing', 'no history_id', 'another row of the day is sent']) expect(forceOverrides(r, true), r).toBe(true);
+    for (const r of ['another row of the day is in flight', 'repeat in the source', 'invalid event', null]) expect(forceOverrides(r, true), String(r)).toBe(false);
+    expect(forceOverrides('row missing', false)).toBe(false);
+  });
+});
+
+describe('deliveryProblem', () => {
+  const advice = { redisCli: (a: string) => `redis-cli -u redis://h:6379 ${a}`, rerunWithKeyPrefix: (p: string) => `digest-doctor --key-prefix ${p} replay --apply` };
+  const target = (t: Partial<StreamTarget>): StreamTarget => ({ key: 'typo:stream:digests:generate', keyPrefix: 'typo:', group: 'digest-workers', type: 'stream', groupExists: true, elsewhere: [], ...t });
+
+  it('a stream with the group: none', () => {
+    expect(deliveryProblem(target({}), advice)).toBeNull();
+  });
+
+  it('no stream under the prefix, found under another: rerun with that prefix', () => {
+    const p = deliveryProblem(target({ type: 'none', elsewhere: ['prod:'] }), advice)!;
+    expect(p.problem).toBe(`no stream typo:stream:digests:generate under key prefix 'typo:': no worker of group "digest-workers" reads there, so a replay would be lost; it exists under key prefix 'prod:'`);
+    expect(p.fix).toBe('digest-doctor --key-prefix prod: replay --apply');
+    expect(p.finding).toMatchObject({ check: 'delivery', verdict: 'fail', fix: p.fix, items: ['typo:stream:digests:generate'] });
+  });
+
+  it('no stream anywhere, or a stream with no group: create the group as the worker does', () => {
+    const none = deliveryProblem(target({ type: 'none' }), advice)!;
+    expect(none.problem).toContain(`under key prefix 'typo:', nor under any other key prefix`);
+    expect(none.fix).toBe('redis-cli -u redis://h:6379 XGROUP CREATE typo:stream:digests:generate digest-workers 0 MKSTREAM');
+    const noGroup = deliveryProblem(target({ groupExists: false, group: 'my workers' }), advice)!;
+    expect(noGroup.problem).toBe('stream typo:stream:digests:generate has no consumer group "my workers": no worker reads it, so a replay would not be delivered');
+    expect(noGroup.fix).toBe(`redis-cli -u redis://h:6379 XGROUP CREATE typo:stream:digests:generate 'my workers' 0 MKSTREAM`);
+  });
+
+  it('a key of another type: no command fixes it', () => {
+    const p = deliveryProblem(target({ type: 'hash' }), advice)!;
+    expect(p.problem).toBe('typo:stream:digests:generate holds a hash, not a stream: nothing can be published there');
+    expect(p.fix).toBeNull();
+  });
+});
+
+describe('redisCliCommand (the fix printed for a missing group)', () => {
+  it('the first node of the URL, without its password, -c for a cluster; the database index kept', () => {
+    const args = 'XGROUP CREATE p:stream:digests:generate digest-workers 0 MKSTREAM';
+    expect(redisCliCommand({ redisUrl: 'redis://:s3cret@10.0.0.5:6380/2', redisCluster: false }, args)).toBe(`redis-cli -u redis://10.0.0.5:6380/2 ${args}`);
+    expect(redisCliCommand({ redisUrl: 'redis://a:7000,redis://b:7001', redisCluster: false }, args)).toBe(`redis-cli -c -u redis://a:7000 ${args}`);
+    expect(redisCliCommand({ redisUrl: undefined, redisCluster: false }, args)).toBe(`redis-cli -u redis://127.0.0.1:6379 ${args}`);
   });
 });

@@ -1,11 +1,12 @@
 import { formatCount, formatDuration, plural } from '../../core/text.js';
 import { Option, type Command } from 'commander';
 import { DIGEST_DLQ_STREAM, DIGEST_GROUP, DIGEST_STREAM, STREAM_MAXLEN, resolveStreamKey } from '../../core/contract.js';
+import { forceOverrides } from '../../core/replay.js';
 import { assertDay, assertUuid, parseDuration, parsePositiveInt } from '../../core/validate.js';
 import { ExitCode, badInput } from '../../errors.js';
 import { DEFAULT_REPLAY_MARKER_PREFIX, replay, ReplayResultSchema, type ReplayResult } from '../../ops/replay.js';
 import { closeRedis, describeRedis } from '../../redis/connect.js';
-import { openDb, openRedis } from '../options.js';
+import { openDb, openRedis, redisCliCommand } from '../options.js';
 import { printJson } from '../output.js';
 import type { Style } from '../render.js';
 import { confirmWrite, willAsk } from '../confirm.js';
@@ -43,7 +44,7 @@ export function register(program: Command): void {
     .option('--history-id <uuid>', 'replay this digest_history row (repeatable)', collect)
     .option('--apply', 'publish (without it: show what would be published)')
     .option('--yes', 'with --apply on a terminal: do not ask for confirmation')
-    .option('--force', 'include events whose row is already sent or missing (a marker whose entry is there or was delivered still blocks)')
+    .option('--force', 'include events whose row, or another row of its day, is already sent, or whose row is missing (never beside an in-flight row of the same user and day; a marker whose entry is there or was delivered still blocks)')
     .option('--rate <events/s>', 'cap the publish rate')
     .addOption(new Option('--stream <name|key>', 'stream to publish to').default(DIGEST_STREAM))
     .addOption(new Option('--dlq <name|key>', 'DLQ to read with --from-dlq').default(DIGEST_DLQ_STREAM))
@@ -59,9 +60,9 @@ export function register(program: Command): void {
       `
 Exit codes: 0 applied, or nothing to replay; 1 a dry run found events to
 replay, or a --history-id has no row; 2 bad input; 3 unreachable; 4 refused:
-a key that is not a stream, no consumer group to read a replay that does not
-fit, or the group read nothing for --stall-timeout (rerun the same command to
-send the rest).
+no stream under this --key-prefix or no consumer group --group on it (no
+worker would read the replay), a key that is not a stream, or the group read
+nothing for --stall-timeout (rerun the same command to send the rest).
 
 Examples:
   digest-doctor replay --from-dlq
@@ -102,11 +103,13 @@ Examples:
           group: o.group,
           maxlen,
           stallTimeoutMs,
+          advice: { redisCli: (args: string) => redisCliCommand(g, args), rerunWithKeyPrefix: (p: string) => ctx.rerun(['--key-prefix', p]) },
         };
         if (o.apply && willAsk(o.yes)) {
           // On a terminal a person confirms: the plan first (a dry run: reads only), then the question.
           const dry = await replay(db, redis, { ...plan, apply: false });
-          if (dry.counts.toPublish) {
+          // an undeliverable replay is refused below: nothing to confirm
+          if (dry.counts.toPublish && !dry.findings.length) {
             await confirmWrite(g, o.yes, 'replay --apply', [`publish ${plural(dry.counts.toPublish, 'event')} to ${dry.stream} (${dry.counts.skipped} skipped, ${dry.counts.invalid} invalid), each once (markers ${dry.marker.prefix}*)`], `redis: ${describeRedis(g.redisUrl!)}${g.keyPrefix ? `, key prefix ${g.keyPrefix}` : ''}`);
           }
         }
@@ -157,6 +160,8 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
     if (r.events.length > shown.length) out.push(s.dim(`${r.events.length - shown.length} more (--limit, or --json for all)`));
   }
   for (const i of r.invalid) out.push(`${s.verdict('warn')} ${i.source} ${i.sourceId}: ${i.error}`);
+  // a dry run's only: --apply refuses before publishing
+  for (const f of r.findings) out.push(`${s.verdict(f.verdict)} ${f.message}${f.fix ? `: ${f.fix}` : ''}`);
   const missing = notFound(r);
   for (const id of missing) out.push(`${s.verdict('fail')} --history-id ${id}: no digest_history row with this id (check the id, and --schema): nothing to replay for it, with or without --force`);
   const c = r.counts;
@@ -168,11 +173,14 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
     if (c.reAdded) out.push(s.dim(`${c.reAdded} of the added had a marker whose entry was trimmed before group ${r.pacing.group} read it: published again`));
     if (c.deliveredGone) out.push(s.dim(`${c.deliveredGone} of the already published were delivered to group ${r.pacing.group} and trimmed since`));
   }
+  else if (c.toPublish && r.findings.length) out.push(`${s.verdict('fail')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; no worker would read them there (above): --apply refuses until that is fixed`);
   else if (c.toPublish) out.push(`${s.verdict('info')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; --apply to publish`);
   else out.push(`${s.verdict('ok')} nothing to replay (${c.skipped} skipped, ${c.invalid} invalid)`);
-  // --force only overrides skips it can act on: not a repeat, not a named row that does not exist
-  const forceable = r.events.filter((e) => e.action === 'skip' && e.reason !== 'repeat in the source' && !(e.source === 'history-id' && e.reason === 'row missing'));
-  if (forceable.length && !r.force) out.push(s.dim(`${plural(forceable.length, 'skipped event')} above can be published anyway with --force (its row is already sent or missing)`));
+  // --force only overrides skips it can act on (an event with no user has nothing to rebuild it from)
+  const forceable = r.events.filter((e) => e.action === 'skip' && forceOverrides(e.reason, e.userId !== null));
+  if (forceable.length && !r.force) out.push(s.dim(`${plural(forceable.length, 'skipped event')} above can be published anyway with --force (its row, or another of its day, is already sent, or its row is missing)`));
+  const inFlight = r.events.filter((e) => e.action === 'skip' && e.reason === 'another row of the day is in flight').length;
+  if (inFlight) out.push(s.dim(`${plural(inFlight, 'skipped event')} above ${inFlight === 1 ? 'has' : 'have'} another row of the day in flight: a worker has that digest, so a replay would send it twice; --force does not change that`));
   return out.join('\n');
 }
 
