@@ -6,7 +6,7 @@ import { DoctorError, ExitCode, badInput } from '../../errors.js';
 import { runChecks } from '../../ops/check.js';
 import { describeTarget } from '../../postgres/db.js';
 import { closeRedis, describeRedis } from '../../redis/connect.js';
-import { commandLine, openDb, openOptionalRedis, openRedis, shellQuote } from '../options.js';
+import { DEFAULT_REDIS_URL, commandLine, openDb, openOptionalRedis, openRedis, redisCliCommand } from '../options.js';
 import { renderFindings } from '../findings.js';
 import { printJson } from '../output.js';
 import { makeStyle } from '../render.js';
@@ -24,16 +24,6 @@ interface CheckOptions {
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
-
-function stripPassword(url: string): string {
-  try {
-    const u = new URL(url);
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
-}
 
 export function register(program: Command): void {
   program
@@ -78,7 +68,7 @@ us (out of connections, no CONNECT privilege): the fault's own exit code.`,
         if (!('error' in dbOrError)) ctx.defer(() => dbOrError.close());
 
         let redis: { client: import('../../redis/connect.js').RedisClient } | { skipped: string; configured: boolean };
-        const redisUrl = g.redisUrl ?? 'redis://127.0.0.1:6379';
+        const redisUrl = g.redisUrl ?? DEFAULT_REDIS_URL;
         if (g.redisUrl) {
           redis = await openRedis(g).then(
             (client) => ({ client }),
@@ -92,7 +82,6 @@ us (out of connections, no CONNECT privilege): the fault's own exit code.`,
           const c = redis.client;
           ctx.defer(() => closeRedis(c));
         }
-        const cliUrl = redisUrl.split(',')[0]!.trim();
         const { result, faultExit } = await runChecks({
           db: dbOrError,
           target: { database: describeTarget(g.databaseUrl), schema: g.schema, redis: 'client' in redis || g.redisUrl ? describeRedis(redisUrl) : null },
@@ -104,7 +93,7 @@ us (out of connections, no CONNECT privilege): the fault's own exit code.`,
           skip: new Set(skipList as CheckName[]),
           strict: Boolean(o.strict),
           command: (args) => [commandLine(g.cliFlags), args].filter(Boolean).join(' '),
-          redisCli: (args) => `redis-cli ${g.redisCluster || redisUrl.includes(',') ? '-c ' : ''}-u ${shellQuote(stripPassword(cliUrl))} ${args}`,
+          redisCli: (args) => redisCliCommand(g, args),
         });
         if (format === 'json') printJson(CheckResultSchema, result);
         else if (format === 'openmetrics') process.stdout.write(renderOpenMetrics(result));
