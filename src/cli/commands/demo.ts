@@ -27,7 +27,8 @@ can go on typing commands against it. A named database is refused when its
 schema already holds digest_history rows, unless --force.
 Redis: the demo's keys live under --key-prefix (default ${DEMO_KEY_PREFIX});
 without a reachable Redis (REDIS_URL, or ${DEFAULT_REDIS_URL}) the Redis
-steps are skipped.`,
+steps are skipped, and mark-stale, which cannot check for a worker on a row,
+runs with --include-live.`,
     )
     .action(
       act<DemoOptions>(async (ctx, o) => {
