@@ -3,10 +3,10 @@
 // left alone unless --include-live; with no Redis, or no digest stream where it looks, that live check
 // cannot run and --apply refuses unless --include-live. Applied in short audited batches, like fix-duplicates.
 import * as z from 'zod';
-import { inFlightParam } from '../core/repair.js';
-import { CLIENT_HOST } from '../postgres/audit.js';
 import { DIGEST_STREAM } from '../core/contract.js';
+import { inFlightParam } from '../core/repair.js';
 import { DoctorError } from '../errors.js';
+import { CLIENT_HOST } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
 import { BatchStatsSchema, RepairStatusSchema, batchLoop, inBatch, iso, recordedRun, repairStatus, withRepairLock, type BatchOptions, type BatchStats } from './repair.js';
