@@ -1,13 +1,16 @@
 // `mark-stale`: in-flight rows older than a cut-off (computed once, from the database clock) get the
 // repair status and lose sent_at. With Redis, rows whose event a worker holds right now are live and
-// left alone unless --include-live. Applied in short audited batches, like fix-duplicates.
+// left alone unless --include-live; with no Redis, or no digest stream where it looks, that live check
+// cannot run and --apply refuses unless --include-live. Applied in short audited batches, like fix-duplicates.
 import * as z from 'zod';
+import { DIGEST_STREAM } from '../core/contract.js';
 import { inFlightParam } from '../core/repair.js';
+import { DoctorError } from '../errors.js';
 import { CLIENT_HOST } from '../postgres/audit.js';
 import type { Db } from '../postgres/db.js';
 import type { RedisClient } from '../redis/connect.js';
 import { BatchStatsSchema, RepairStatusSchema, batchLoop, inBatch, iso, recordedRun, repairStatus, withRepairLock, type BatchOptions, type BatchStats } from './repair.js';
-import { findLiveRows, type LiveDelivery } from './repair-live.js';
+import { digestStreamAbsent, findLiveRows, type LiveDelivery } from './repair-live.js';
 
 export const MARK_STALE_SCHEMA_VERSION = 1 as const;
 const COMMAND = 'mark-stale' as const;
@@ -49,6 +52,11 @@ export const MarkStaleResultSchema = z.object({
     liveIdleMs: z.number(),
   }),
   repairStatus: RepairStatusSchema,
+  /**
+   * The live check. `checked: false`, with the reason: it did not run (no Redis, or no digest stream
+   * where this run looks), so the plan is blind: no row could be seen as live, and --apply refuses
+   * unless --include-live.
+   */
   redis: z.union([
     z.object({ checked: z.literal(true), groupMissing: z.boolean(), pendingSeen: z.number().int() }),
     z.object({ checked: z.literal(false), reason: z.string() }),
@@ -73,7 +81,32 @@ export interface MarkStaleInput extends BatchOptions {
   pageSize?: number;
 }
 
-export type RedisForRepair = { client: RedisClient } | { skipped: string };
+/**
+ * The Redis the live check reads. `client`: the digest stream is looked for under its key prefix;
+ * `streamMissing`, called only when it is not there, says why (the CLI: the prefix that holds it and
+ * the command to rerun with it; null or absent: a plain line does). `skipped`: no Redis, and why.
+ */
+export type RedisForRepair = { client: RedisClient; streamMissing?: () => Promise<string | null> } | { skipped: string };
+
+/** The client the live check reads, or why it cannot run (`blind`). Throws as findLiveRows when TYPE fails. */
+async function liveCheckSource(redis: RedisForRepair): Promise<{ client: RedisClient } | { blind: string }> {
+  if ('skipped' in redis) return { blind: redis.skipped };
+  if (!(await digestStreamAbsent(redis.client))) return { client: redis.client };
+  return { blind: (await redis.streamMissing?.()) ?? `no stream ${DIGEST_STREAM} under the Redis client's key prefix: no worker can be seen there` };
+}
+
+/**
+ * mark-stale --apply without the live check (`reason`: why it did not run): REFUSED (exit 4), as a
+ * row a worker is processing right now would be marked failed and then sent twice (the worker
+ * finishes it, or it is replayed). --include-live is the override: it marks live rows anyway, so the
+ * check cannot change what it marks. The reason comes last: it may end with the command to rerun.
+ */
+function blindRefusal(reason: string): DoctorError {
+  return new DoctorError(
+    'REFUSED',
+    `mark-stale --apply refused, nothing marked: the live check did not run, so a row a worker is processing right now could be marked failed and its digest then sent twice; give the service's Redis (--redis-url, and its --key-prefix), or add --include-live to mark without the check on purpose: ${reason}`,
+  );
+}
 
 /**
  * A planned row exactly as stale_rows returns it (the query names its columns for this type: a plan
@@ -113,7 +146,15 @@ async function readStale(db: Db, cutoff: Date, input: MarkStaleInput): Promise<S
   });
 }
 
+/**
+ * Plans (and with `input.apply`, marks) the stale rows; see the file's head and README mark-stale.
+ * Throws REFUSED (blindRefusal) before reading anything when `apply` would run without the live
+ * check and `includeLive` is false; REFUSED or UNREACHABLE when a read of the check fails
+ * (repair-live.ts); BUSY while another mark-stale holds the repair lock.
+ */
 export async function markStale(db: Db, redis: RedisForRepair, input: MarkStaleInput): Promise<MarkStaleResult> {
+  const source = await liveCheckSource(redis);
+  if ('blind' in source && input.apply && !input.includeLive) throw blindRefusal(source.blind);
   const target = await repairStatus(db);
   const [clock] = await db.query<{ now: Date; cutoff: Date }>('stale_cutoff', [input.olderThanMs]);
   const { now, cutoff } = clock!;
@@ -122,10 +163,10 @@ export async function markStale(db: Db, redis: RedisForRepair, input: MarkStaleI
     const stale = await readStale(db, cutoff, input);
     let redisPart: MarkStaleResult['redis'];
     let live = new Map<string, LiveDelivery>();
-    if ('skipped' in redis) redisPart = { checked: false, reason: redis.skipped };
+    if ('blind' in source) redisPart = { checked: false, reason: source.blind };
     else {
       // Oldest first: the first row's time is where the group's pending list is read from.
-      const check = await findLiveRows(redis.client, stale, stale.length ? new Date(createdMs(stale[0]!)) : now, input.liveIdleMs);
+      const check = await findLiveRows(source.client, stale, stale.length ? new Date(createdMs(stale[0]!)) : now, input.liveIdleMs);
       live = check.live;
       redisPart = { checked: true, groupMissing: check.groupMissing, pendingSeen: check.pendingSeen };
     }

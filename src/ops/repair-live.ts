@@ -41,9 +41,22 @@ function incomplete(client: RedisClient, what: string, err: unknown): DoctorErro
   const msg = (err as Error)?.message ?? String(err);
   return new DoctorError(
     'REFUSED',
-    `the live check could not read ${what} of ${DIGEST_STREAM} on Redis at ${target} (${msg}), so which rows a worker holds right now is unknown and no row was marked: let the Redis user run XPENDING and XRANGE on ${DIGEST_STREAM}, then rerun`,
+    `the live check could not read ${what} of ${DIGEST_STREAM} on Redis at ${target} (${msg}), so which rows a worker holds right now is unknown and no row was marked: let the Redis user run TYPE, XPENDING and XRANGE on ${DIGEST_STREAM}, then rerun`,
     { cause: err },
   );
+}
+
+/**
+ * Whether the digest stream is absent where `client` looks (its key prefix): TYPE, a command the
+ * README's read-only ACL user has. Absent, the live check cannot see any worker: it did not run.
+ * Throws as findLiveRows does when the read fails.
+ */
+export async function digestStreamAbsent(client: RedisClient): Promise<boolean> {
+  try {
+    return (await client.type(DIGEST_STREAM)) === 'none';
+  } catch (err) {
+    throw incomplete(client, 'the type', err);
+  }
 }
 
 /**

@@ -50,7 +50,8 @@ describe('a person confirms a write on a terminal', () => {
 
   it('--yes on a terminal does not ask; without a terminal nothing asks', async () => {
     await seedIncident(t);
-    const pty = await runOnPty([...args, 'mark-stale', '--older-than', '1d', '--user', INCIDENT.stuckUser, '--apply', '--yes']);
+    // no digest stream for mark-stale's live check here: --include-live marks without it on purpose
+    const pty = await runOnPty([...args, 'mark-stale', '--older-than', '1d', '--user', INCIDENT.stuckUser, '--apply', '--include-live', '--yes']);
     expect(pty.asked).toBe(false);
     expect(pty.code, pty.output).toBe(0);
     const piped = await runCli([...args, 'fix-duplicates', '--apply']);
@@ -60,7 +61,7 @@ describe('a person confirms a write on a terminal', () => {
 
   it('undo --apply and migrate --apply ask too; n leaves the rows and the index as they were', async () => {
     await seedIncident(t);
-    const stale = await runCli([...args, '--json', 'mark-stale', '--older-than', '1d', '--user', INCIDENT.stuckUser, '--apply']);
+    const stale = await runCli([...args, '--json', 'mark-stale', '--older-than', '1d', '--user', INCIDENT.stuckUser, '--apply', '--include-live']);
     const runId = JSON.parse(stale.stdout).applied.runId as string;
     const before = await checksumExcept(t.client, t.schema, 'false');
     const undo = await runOnPty([...args, 'undo', runId, '--apply'], { answer: 'n' });

@@ -10,6 +10,8 @@ import { InspectSummarySchema } from '../../src/ops/inspect-schema.js';
 import { runCli } from '../helpers/cli.js';
 import { databaseUrl } from '../helpers/pg.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
+import { closedPort } from '../helpers/silent-server.js';
+import { FRESH_USER } from '../../src/ops/demo.js';
 
 let r: TestRedis;
 beforeAll(async () => {
@@ -46,6 +48,25 @@ describe('demo', () => {
       expect(doc.duplicates.totalGroups).toBe(0);
       expect(doc.inFlightTotal).toBe(3);
       expect(doc.inFlightByAge['< 1 h']).toBe(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('embedded, no Redis (REDIS_URL at a closed port): its mark-stale runs carry --include-live and it says why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dd-demo-'));
+    try {
+      const dataDir = join(dir, 'db');
+      const res = await runCli(['--data-dir', dataDir, 'demo'], { env: { REDIS_URL: `redis://127.0.0.1:${await closedPort()}` }, timeoutMs: 180_000 });
+      expect(res.code, res.stdout.slice(-3000) + res.stderr).toBe(0);
+      expect(res.stdout).toMatch(/^Redis skipped: Redis at 127\.0\.0\.1:\d+ \(REDIS_URL\) unreachable/m);
+      expect(res.stdout).toContain('# no Redis: mark-stale cannot check whether a worker holds a row, so --apply needs --include-live (the demo has no workers)');
+      const base = `digest-doctor --data-dir ${dataDir}`;
+      const cmds = printed(res.stdout);
+      expect(cmds.filter((c) => c.includes(' mark-stale '))).toEqual([`${base} mark-stale --older-than 1d --apply --include-live --yes`, `${base} mark-stale --user ${FRESH_USER} --older-than 5m --apply --include-live --yes`]);
+      // the Redis steps are left out; the undo of the mistaken mark-stale still runs
+      expect(cmds).not.toContain(`${base} streams`);
+      expect(cmds.some((c) => /^digest-doctor .* undo [0-9a-f-]{36} --apply --yes$/.test(c))).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -43,7 +43,8 @@ async function downgradeAudit(): Promise<void> {
 
 /** A mark-stale run on the stuck row only (the duplicate pair stays for fix-duplicates), audited by an earlier version. */
 async function oldVersionAudit(): Promise<string> {
-  const run = await cliAs(undefined, '--json', 'mark-stale', '--older-than', '1d', '--user', INCIDENT.stuckUser, '--apply');
+  // no digest stream for the live check here: marked without it on purpose (the test is about what the dry runs write)
+  const run = await cliAs(undefined, '--json', 'mark-stale', '--older-than', '1d', '--user', INCIDENT.stuckUser, '--apply', '--include-live');
   expect(run.code, run.stderr).toBe(0);
   const runId = JSON.parse(run.stdout).applied.runId as string;
   await downgradeAudit();

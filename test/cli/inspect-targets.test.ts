@@ -48,6 +48,8 @@ for (const target of REDIS_TARGETS) {
       expect(res.code).toBe(1);
       const doc = MarkStaleResultSchema.parse(JSON.parse(res.stdout));
       expect(JSON.stringify(doc)).toContain(ids.stuck);
+      // the stream is there (TYPE through the client, routed to its master), its group is not: checked, nothing live
+      expect(doc.redis).toEqual({ checked: true, groupMissing: true, pendingSeen: 0 });
     });
   });
 }

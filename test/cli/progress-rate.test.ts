@@ -17,7 +17,7 @@ it('mark-stale --apply on a terminal: the first progress line has no rate and no
   await t.client.query(`INSERT INTO ${t.schema}.users SELECT gen_random_uuid(), $1, g FROM generate_series(1, 1000) g`, [TENANT]);
   await t.client.query(`INSERT INTO ${t.schema}.digest_history (id, user_id, digest_date, content, status, created_at)
     SELECT gen_random_uuid(), id, date '2026-01-01', '', 'pending', now() - interval '2 days' FROM ${t.schema}.users`);
-  const res = await runOnPty(['--database-url', t.url, '--schema', t.schema, '--state-schema', t.stateSchema, 'mark-stale', '--older-than', '1d', '--batch-size', '100', '--apply', '--yes'], { cols: 80, env: { CI: undefined } });
+  const res = await runOnPty(['--database-url', t.url, '--schema', t.schema, '--state-schema', t.stateSchema, 'mark-stale', '--older-than', '1d', '--batch-size', '100', '--apply', '--include-live', '--yes'], { cols: 80, env: { CI: undefined } });
   expect(res.code, res.output).toBe(0);
   // each redraw starts with CR and erase-line
   const reports = res.output.split(/\r\x1b\[2K|\r?\n/).filter((s) => s.startsWith('rows changed: '));

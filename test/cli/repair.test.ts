@@ -4,6 +4,8 @@ import { ErrorDocumentSchema, FixDuplicatesResultSchema, MarkStaleResultSchema, 
 import { spawnSync } from 'node:child_process';
 import { BIN, runCli } from '../helpers/cli.js';
 import { createTestSchema, ENGINES, INCIDENT, seedIncident, type TestSchema } from '../helpers/pg.js';
+import { createTestRedis } from '../helpers/redis.js';
+import { DIGEST_GROUP, DIGEST_STREAM } from '../../src/core/contract.js';
 
 let t: TestSchema;
 
@@ -18,7 +20,9 @@ beforeEach(async () => {
   t = await createTestSchema({ engine });
   await seedIncident(t);
 });
+const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
   await t.cleanup();
 });
 describe('fix-duplicates (the built binary)', () => {
@@ -102,11 +106,17 @@ describe('mark-stale, undo and runs (the built binary)', () => {
   });
 
   it('mark-stale dry run 1, apply 0; runs lists it; undo dry run 1, apply 0', async () => {
-    const dry = await json('mark-stale', '--older-than', '7d');
+    // Redis as the service has it (the digest stream and its group under the test's prefix): the live check runs
+    const r = await createTestRedis();
+    cleanups.push(() => r.cleanup());
+    await r.client.xgroup('CREATE', r.key(DIGEST_STREAM), DIGEST_GROUP, '$', 'MKSTREAM');
+    const dry = await json(...r.cliArgs, 'mark-stale', '--older-than', '7d');
     expect(dry.code).toBe(1);
-    expect(MarkStaleResultSchema.parse(JSON.parse(dry.stdout)).plan.rows).toBe(3);
+    const plan0 = MarkStaleResultSchema.parse(JSON.parse(dry.stdout));
+    expect(plan0.plan.rows).toBe(3);
+    expect(plan0.redis).toEqual({ checked: true, groupMissing: false, pendingSeen: 0 });
 
-    const applied = await json('mark-stale', '--older-than', '7d', '--apply');
+    const applied = await json(...r.cliArgs, 'mark-stale', '--older-than', '7d', '--apply');
     expect(applied.code).toBe(0);
     const runId = MarkStaleResultSchema.parse(JSON.parse(applied.stdout)).applied!.runId!;
 

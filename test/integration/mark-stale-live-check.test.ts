@@ -86,7 +86,7 @@ describe('mark-stale when a liveness read fails', () => {
       const res = await runCli([...t.cliArgs, '--redis-url', server.url(user.name, user.password), 'mark-stale', '--older-than', '1d', '--apply']);
       expect(res.code).toBe(4);
       expect(res.stderr.trim().split('\n')).toHaveLength(1);
-      expect(res.stderr).toMatch(/^digest-doctor: the live check could not read .*no row was marked: let the Redis user run XPENDING and XRANGE/);
+      expect(res.stderr).toMatch(/^digest-doctor: the live check could not read .*no row was marked: let the Redis user run TYPE, XPENDING and XRANGE/);
       expect(res.stdout + res.stderr).not.toContain(user.password);
       expect(await checksumExcept(t.client, t.schema, 'false')).toBe(untouched);
     });

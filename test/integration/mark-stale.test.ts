@@ -24,6 +24,10 @@ afterEach(async () => {
   await db.close();
   await t.cleanup();
 });
+// Without Redis the live check cannot run and --apply refuses unless told to mark live rows too: the
+// suite's applies are about the batches, so they pass that override (the refusal: 'without the live check').
+const BLIND_OK = { includeLive: true };
+
 describe('mark-stale', () => {
   it('plans in-flight rows older than the cut-off from the database clock, and a dry run writes nothing', async () => {
     const s = await seedIncident(t);
@@ -47,7 +51,7 @@ describe('mark-stale', () => {
     const [odd] = await insertRows(t, [{ userId: INCIDENT.stuckUser, digestDate: '2025-11-19', status: 'pending', createdAt: '2025-11-19T06:00:00Z', sentAt: '2025-11-19T06:05:00Z' }]);
     const changed = [s.stuck, s.pendingOld, s.pendingNew, odd!];
     const untouched = await checksumExcept(t.client, t.schema, 'd.id = ANY ($1::uuid[])', [changed]);
-    const r = await markStale(db, NO_REDIS, staleInput({ apply: true, batchSize: 2 }));
+    const r = await markStale(db, NO_REDIS, staleInput({ ...BLIND_OK, apply: true, batchSize: 2 }));
     expect(r.applied).toMatchObject({ status: 'done', rowsChanged: 4, changedMeanwhile: 0, skipped: [], batches: 2 });
     for (const id of changed) expect(await rowOf(id)).toEqual({ status: 'failed', sent_at: null });
     expect(await checksumExcept(t.client, t.schema, 'd.id = ANY ($1::uuid[])', [changed])).toBe(untouched);
@@ -58,7 +62,7 @@ describe('mark-stale', () => {
     expect(runs.rows).toEqual([{ command: 'mark-stale', rows_changed: 4, cutoff: r.cutoff }]);
 
     const sum = await checksumExcept(t.client, t.schema, 'false');
-    const again = await markStale(db, NO_REDIS, staleInput({ apply: true }));
+    const again = await markStale(db, NO_REDIS, staleInput({ ...BLIND_OK, apply: true }));
     expect(again.applied).toMatchObject({ runId: null, status: 'nothing-to-do', rowsChanged: 0 });
     expect(await checksumExcept(t.client, t.schema, 'false')).toBe(sum);
   });
@@ -68,7 +72,7 @@ describe('mark-stale', () => {
     await insertRows(t, [{ userId: INCIDENT.stuckUser, digestDate: '2025-11-18', status: 'pending', createdAt: '2025-11-18T06:00:00Z', sentAt: '2025-11-18T06:05:00Z' }]);
     const images = `SELECT d.id::text AS id, to_jsonb(d) AS row FROM ${t.schema}.digest_history d ORDER BY d.id`;
     const before = new Map((await t.client.query(images)).rows.map((r) => [r.id, r.row]));
-    const r = await markStale(db, NO_REDIS, staleInput({ apply: true, batchSize: 2 }));
+    const r = await markStale(db, NO_REDIS, staleInput({ ...BLIND_OK, apply: true, batchSize: 2 }));
     expect(r.applied!.rowsChanged).toBe(4);
     const after = new Map((await t.client.query(images)).rows.map((r) => [r.id, r.row]));
     const audit = (await t.client.query(`SELECT row_id::text AS id, before, after FROM ${t.stateSchema}.audit`)).rows;
@@ -81,13 +85,13 @@ describe('mark-stale', () => {
     const settings = async () => (await db.raw<{ lt: string; sc: string }>(`SELECT current_setting('lock_timeout') AS lt, current_setting('synchronous_commit') AS sc`))[0];
     await db.raw(`SET lock_timeout = '7s'`);
     const during: Array<{ lt: string; sc: string } | undefined> = [];
-    const r = await markStale(db, NO_REDIS, staleInput({ apply: true, batchSize: 1, lockTimeoutMs: 1234, onProgress: async () => void during.push(await settings()) }));
+    const r = await markStale(db, NO_REDIS, staleInput({ ...BLIND_OK, apply: true, batchSize: 1, lockTimeoutMs: 1234, onProgress: async () => void during.push(await settings()) }));
     expect(r.applied).toMatchObject({ status: 'done', rowsChanged: 3, batches: 3 });
     expect(during).toEqual(Array(3).fill({ lt: '1234ms', sc: 'off' }));
     expect(await settings()).toEqual({ lt: '7s', sc: 'on' });
     // A run that fails midway puts them back too.
     await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'pending' WHERE status = 'failed'`);
-    await expect(markStale(db, NO_REDIS, staleInput({ apply: true, batchSize: 1, onProgress: () => { throw new Error('stop here'); } }))).rejects.toThrow('stop here');
+    await expect(markStale(db, NO_REDIS, staleInput({ ...BLIND_OK, apply: true, batchSize: 1, onProgress: () => { throw new Error('stop here'); } }))).rejects.toThrow('stop here');
     expect(await settings()).toEqual({ lt: '7s', sc: 'on' });
     const runs = await t.client.query(`SELECT status, error FROM ${t.stateSchema}.runs ORDER BY started_at`);
     expect(runs.rows.map((x) => x.status)).toEqual(['done', 'failed']);
@@ -97,7 +101,7 @@ describe('mark-stale', () => {
     const s = await seedIncident(t);
     expect((await markStale(db, NO_REDIS, staleInput({ userId: INCIDENT.stuckUser }))).plan.items.map((x) => x.id)).toEqual([s.stuck]);
     expect((await markStale(db, NO_REDIS, staleInput({ date: INCIDENT.day }))).plan.items.map((x) => x.id)).toEqual([s.pendingOld, s.pendingNew]);
-    const limited = await markStale(db, NO_REDIS, staleInput({ limit: 2, apply: true, pageSize: 1 }));
+    const limited = await markStale(db, NO_REDIS, staleInput({ ...BLIND_OK, limit: 2, apply: true, pageSize: 1 }));
     expect(limited.plan.items.map((x) => x.id)).toEqual([s.stuck, s.pendingOld]);
     expect(limited.applied!.rowsChanged).toBe(2);
     expect((await rowOf(s.pendingNew)).status).toBe('pending');
@@ -115,7 +119,7 @@ describe('mark-stale', () => {
     // first batch (the progress callback runs between batches).
     let flipped = false;
     const r = await markStale(db, NO_REDIS, {
-      ...staleInput({ apply: true, batchSize: 1 }),
+      ...staleInput({ ...BLIND_OK, apply: true, batchSize: 1 }),
       onProgress: async () => {
         if (flipped) return;
         flipped = true;
@@ -132,7 +136,7 @@ describe('mark-stale', () => {
     // saw it, and the retry finds it where it is now.
     let touched = false;
     const r = await markStale(db, NO_REDIS, {
-      ...staleInput({ apply: true, batchSize: 1 }),
+      ...staleInput({ ...BLIND_OK, apply: true, batchSize: 1 }),
       onProgress: async () => {
         if (touched) return;
         touched = true;
@@ -204,14 +208,41 @@ describe('mark-stale with Redis', () => {
     expect(r.live.map((x) => [x.id, x.entryId])).toEqual([[s.stuck, liveEntry]]);
   });
 
-  it('--live-idle sets what "recently" means, and a missing group means nothing is live', async () => {
+  it('--live-idle sets what "recently" means, and a stream without the group means nothing is live', async () => {
     const s = await seedIncident(t);
+    // the stream is there (an event published) but no worker made the group yet: checked, nothing can be live
+    await redis.client.xadd(redis.key(DIGEST_STREAM), '*', 'data', '{}');
     const before = await markStale(db, { client }, staleInput());
     expect(before.redis).toEqual({ checked: true, groupMissing: true, pendingSeen: 0 });
     await redis.client.xgroup('CREATE', redis.key(DIGEST_STREAM), DIGEST_GROUP, '$', 'MKSTREAM');
     await deliver(s.pendingNew, INCIDENT.user, INCIDENT.day, 120_000);
     expect((await markStale(db, { client }, staleInput({ liveIdleMs: 300_000 }))).live.map((x) => x.id)).toEqual([s.pendingNew]);
     expect((await markStale(db, { client }, staleInput({ liveIdleMs: 60_000 }))).live).toEqual([]);
+  });
+
+  it('without the live check (no Redis, or no digest stream under the prefix) --apply refuses and marks nothing; --include-live marks', async () => {
+    const s = await seedIncident(t);
+    const untouched = await checksumExcept(t.client, t.schema, 'false');
+    // the client's prefix holds no stream (nothing published under it): the check cannot see a worker
+    const noStream = { client, streamMissing: async () => 'not under this prefix (the caller says why)' };
+    const dry = await markStale(db, noStream, staleInput());
+    expect(dry.redis).toEqual({ checked: false, reason: 'not under this prefix (the caller says why)' });
+    expect(dry.plan.items.map((x) => x.id)).toEqual([s.stuck, s.pendingOld, s.pendingNew]);
+    // without a streamMissing of the caller's, a plain line says it
+    expect((await markStale(db, { client }, staleInput())).redis).toEqual({ checked: false, reason: `no stream ${DIGEST_STREAM} under the Redis client's key prefix: no worker can be seen there` });
+    for (const redisFor of [NO_REDIS, noStream]) {
+      const err = await markStale(db, redisFor, staleInput({ apply: true })).then(() => null, (e: unknown) => e);
+      expect(err).toMatchObject({ code: 'REFUSED', exitCode: 4 });
+      expect((err as Error).message).toMatch(/^mark-stale --apply refused, nothing marked: the live check did not run, .* or add --include-live to mark without the check on purpose: /);
+    }
+    expect(await checksumExcept(t.client, t.schema, 'false')).toBe(untouched);
+    // refused before anything is written: not even the tool's state (where a run would be recorded)
+    expect((await t.client.query(`SELECT to_regclass($1) AS r`, [`${t.stateSchema}.runs`])).rows[0].r).toBeNull();
+
+    const forced = await markStale(db, noStream, staleInput({ apply: true, includeLive: true }));
+    expect(forced.redis).toEqual({ checked: false, reason: 'not under this prefix (the caller says why)' });
+    expect(forced.applied).toMatchObject({ status: 'done', rowsChanged: 3 });
+    for (const id of [s.stuck, s.pendingOld, s.pendingNew]) expect((await rowOf(id)).status).toBe('failed');
   });
 });
 });

@@ -113,7 +113,8 @@ describe.each(['no other client active', 'other clients active'] as const)('behi
     await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'pending' WHERE id = 'a1111111-1111-4111-8111-111111111111'`);
     const table2 = await checksumExcept(t.client, t.schema, 'false');
     expect(table2).not.toBe(table);
-    for (const args of [['fix-duplicates', '--apply'], ['mark-stale', '--older-than', '1d', '--apply'], ['undo', runId, '--apply']]) {
+    // mark-stale has no digest stream for its live check here: --include-live, so the refusal is the pooler's
+    for (const args of [['fix-duplicates', '--apply'], ['mark-stale', '--older-than', '1d', '--apply', '--include-live'], ['undo', runId, '--apply']]) {
       const res = await runCli([...viaBouncer(), '--json', ...args, '--lock-wait', '0']);
       expect(res.code, `${args[0]}: ${res.stderr}`).toBe(4);
       const err = ErrorDocumentSchema.parse(JSON.parse(res.stdout));

@@ -57,7 +57,8 @@ async function fingerprint(url: string): Promise<string> {
 
 const APPLYING = (runId: string): string[][] => [
   ['fix-duplicates', '--apply'],
-  ['mark-stale', '--older-than', '1d', '--apply'],
+  // no digest stream for mark-stale's live check here: --include-live, so what refuses is the read-only database
+  ['mark-stale', '--older-than', '1d', '--apply', '--include-live'],
   ['undo', runId, '--apply'],
   ['migrate', '--apply'],
   ['migrate', '--down', '--apply'],

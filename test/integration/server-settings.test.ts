@@ -11,6 +11,8 @@ import { loadSqlFile, renderSql } from '../../src/postgres/sql.js';
 import { runCli } from '../helpers/cli.js';
 import { ADMIN_DATABASE_URL, withDatabase } from '../helpers/env.js';
 import { INCIDENT } from '../helpers/pg.js';
+import { createTestRedis, type TestRedis } from '../helpers/redis.js';
+import { DIGEST_GROUP, DIGEST_STREAM } from '../../src/core/contract.js';
 
 interface Setup {
   label: string;
@@ -67,10 +69,11 @@ const STEPS: Step[] = [
   { name: 'migrate status (before)', args: () => ['migrate', 'status'] },
   { name: 'fix-duplicates (plan)', args: () => ['fix-duplicates'] },
   { name: 'fix-duplicates --date', args: () => ['fix-duplicates', '--date', INCIDENT.day, '--keep', 'oldest'] },
-  { name: 'mark-stale (plan)', args: () => ['mark-stale', '--older-than', '6h'] },
+  // mark-stale with the service's Redis (the digest stream and its group under the test's prefix): its live check runs
+  { name: 'mark-stale (plan)', args: () => ['mark-stale', '--older-than', '6h', ...redis.cliArgs] },
   { name: 'fix-duplicates --apply', args: () => ['fix-duplicates', '--apply'] },
   { name: 'runs', args: () => ['runs'] },
-  { name: 'mark-stale --apply', args: () => ['mark-stale', '--older-than', '6h', '--apply'] },
+  { name: 'mark-stale --apply', args: () => ['mark-stale', '--older-than', '6h', '--apply', ...redis.cliArgs] },
   { name: 'undo fix-duplicates (dry run)', args: (ids) => ['undo', ids[0]!] },
   { name: 'undo fix-duplicates --apply', args: (ids) => ['undo', ids[0]!, '--apply'] },
   { name: 'undo mark-stale (dry run)', args: (ids) => ['undo', ids[1]!] },
@@ -152,13 +155,17 @@ async function runAll(url: string): Promise<Outcome[]> {
   });
 }
 
+let redis: TestRedis;
 beforeAll(async () => {
   await admin.connect();
+  redis = await createTestRedis();
+  await redis.client.xgroup('CREATE', redis.key(DIGEST_STREAM), DIGEST_GROUP, '$', 'MKSTREAM');
 });
 
 afterAll(async () => {
   for (const name of created) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
   await admin.end();
+  await redis?.cleanup();
 });
 
 describe('the server settings of a database do not change what digest-doctor reads (issue 10 §1)', () => {
@@ -177,6 +184,7 @@ describe('the server settings of a database do not change what digest-doctor rea
     // fix-duplicates then may put a1 back (no other row of its day is in flight any more), and its
     // dry run promises exactly what its apply does.
     expect(by['mark-stale --apply']!.doc).toMatchObject({ applied: { rowsChanged: 2 } });
+    expect(by['mark-stale (plan)']!.doc).toMatchObject({ redis: { checked: true, groupMissing: false, pendingSeen: 0 } });
     const promised = (by['undo fix-duplicates (dry run)']!.doc as { plan: { restore: Array<{ id: string }> } }).plan.restore;
     expect(promised.map((r) => r.id)).toEqual(['a1111111-1111-4111-8111-111111111111']);
     expect(by['undo fix-duplicates --apply']!.doc).toMatchObject({ plan: { restore: promised }, applied: { rowsChanged: 1 } });

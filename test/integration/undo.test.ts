@@ -14,7 +14,8 @@ let t: TestSchema;
 let db: Db;
 
 
-const stale = (apply: boolean) => markStale(db, NO_REDIS, staleInput({ apply }));
+// mark-stale runs to undo, without Redis: marked without the live check on purpose (includeLive, the override)
+const stale = (apply: boolean) => markStale(db, NO_REDIS, staleInput({ apply, includeLive: true }));
 /** Every audited row, reached where the plan found it. */
 const itemsOf = (facts: UndoFacts) => facts.entries.map((entry) => ({ entry, tid: facts.current.get(entry.rowId)?.tid ?? null }));
 const setStatus = (id: string, status: string) => t.client.query(`UPDATE ${t.schema}.digest_history SET status = $2 WHERE id = $1`, [id, status]);
@@ -141,7 +142,7 @@ describe('undo', () => {
 
   it('reads a run\'s audit whole batches at a time, in the order written, with the images the audit view gives', async () => {
     await seedGroups(t, { tag: 'p', groups: 7, perGroup: 1, day: '2025-11-01', base: '2025-11-01T08:00:00Z' });
-    const run = await markStale(db, NO_REDIS, staleInput({ batchSize: 3, apply: true }));
+    const run = await markStale(db, NO_REDIS, staleInput({ batchSize: 3, apply: true, includeLive: true }));
     expect(run.applied).toMatchObject({ rowsChanged: 7, batches: 3 });
     const view = (await t.client.query(`SELECT row_id::text AS "rowId", before, after FROM ${t.stateSchema}.audit WHERE run_id = $1 ORDER BY batch_seq, batch_ord`, [run.applied!.runId])).rows;
     expect(view.map((r) => r.rowId)).toEqual(run.plan.items.map((x) => x.id));
