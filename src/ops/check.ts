@@ -16,6 +16,7 @@ import { assertDigestTable } from '../postgres/table.js';
 import type { RedisClient } from '../redis/connect.js';
 import { inspectSummary } from './inspect.js';
 import { migrateStatus } from './migrate.js';
+import { digestStreamAbsent } from './repair-live.js';
 import { streamsReport } from './streams.js';
 
 export { CheckResultSchema, type CheckResult };
@@ -104,11 +105,17 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
           ? { check: 'duplicates', subject: schema, verdict: 'fail', message: `${plural(dup.totalGroups, '(user, day) group')} ${dup.totalGroups === 1 ? 'holds' : 'hold'} ${plural(dup.totalRows, 'in-flight row')} (${formatCount(dup.extraRows)} extra)`, fix: input.command('fix-duplicates --apply') }
           : { check: 'duplicates', subject: schema, verdict: 'ok', message: 'no (user, day) holds two in-flight rows', fix: null },
       );
-      add(
-        summary.stuck.count
-          ? { check: 'stuck', subject: schema, verdict: 'fail', message: `${plural(summary.stuck.count, 'in-flight row')} older than ${input.stuckAfterText} (oldest created ${summary.stuck.oldestCreatedAt})`, fix: input.command(`mark-stale --older-than ${input.stuckAfterText} --apply`) }
-          : { check: 'stuck', subject: schema, verdict: 'ok', message: `no in-flight row older than ${input.stuckAfterText}`, fix: null },
-      );
+      if (summary.stuck.count) {
+        // mark-stale --apply refuses to write blind (no Redis, or no digest stream under this prefix, to
+        // tell which rows a worker holds): then the step to print is its dry run, which says what --apply needs
+        const liveCheck = 'client' in input.redis && !(await digestStreamAbsent(input.redis.client).catch(() => true));
+        const message = `${plural(summary.stuck.count, 'in-flight row')} older than ${input.stuckAfterText} (oldest created ${summary.stuck.oldestCreatedAt})`;
+        add(
+          liveCheck
+            ? { check: 'stuck', subject: schema, verdict: 'fail', message, fix: input.command(`mark-stale --older-than ${input.stuckAfterText} --apply`) }
+            : { check: 'stuck', subject: schema, verdict: 'fail', message: `${message}; with no digest stream to ask, which of them a worker holds is unknown: mark-stale's dry run says what --apply needs`, fix: input.command(`mark-stale --older-than ${input.stuckAfterText}`) },
+        );
+      } else add({ check: 'stuck', subject: schema, verdict: 'ok', message: `no in-flight row older than ${input.stuckAfterText}`, fix: null });
       if ('client' in input.redis && !summary.locks.skipped) {
         const stale = summary.locks.stale;
         add(

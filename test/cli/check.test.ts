@@ -5,7 +5,7 @@
 // --data-dir included), so its verdicts are tested on the server; on the embedded engine the test is
 // that refusal (the last describe).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,7 +86,10 @@ describe('check', () => {
     const flags = `--database-url ${incident.url} --schema ${incident.schema} --state-schema ${incident.stateSchema} --redis-url ${r.url} --key-prefix ${r.prefix}incident:`;
     expect(res.stdout).toContain(`FAIL duplicates (${incident.schema}): 1 (user, day) group holds 2 in-flight rows (1 extra) -> fix: digest-doctor ${flags} fix-duplicates --apply`);
     expect(res.stdout).toContain(`FAIL stuck (${incident.schema}): 3 in-flight rows older than 1h`);
-    expect(res.stdout).toContain(`fix: digest-doctor ${flags} mark-stale --older-than 1h --apply`);
+    // no digest stream under incident: to ask which rows a worker holds, so mark-stale --apply would
+    // refuse: the printed step is its dry run
+    expect(res.stdout).toMatch(/FAIL stuck .*3 in-flight rows older than 1h .*with no digest stream to ask, which of them a worker holds is unknown/);
+    expect(res.stdout).toContain(`fix: digest-doctor ${flags} mark-stale --older-than 1h\n`);
     expect(res.stdout).toMatch(/FAIL unique-index .*ux_digest_history_user_date is missing/);
     expect(res.stdout).toContain(`fix: digest-doctor ${flags} fix-duplicates --apply && digest-doctor ${flags} migrate --apply`);
     expect(res.stdout).not.toMatch(/^\S+ +(exists|group) /m);
@@ -106,6 +109,24 @@ describe('check', () => {
     // from 0: the worker's first read gets the three entries published while no group existed
     const read = (await r.client.xreadgroup('GROUP', 'digest-workers', 'digest-worker-1', 'COUNT', 10, 'STREAMS', key, '>')) as Array<[string, unknown[]]>;
     expect(read[0]![1]).toHaveLength(3);
+  });
+
+  it("stuck rows: the printed mark-stale step runs as printed; with the digest stream to ask, it is --apply", async () => {
+    const blind = await runCli([...incidentArgs(), 'check', '--skip', 'exists,group,unique-index,duplicates']);
+    const dry = /^FAIL +stuck .*-> fix: (.+)$/m.exec(blind.stdout)?.[1];
+    expect(dry, blind.stdout).toMatch(/ mark-stale --older-than 1h$/);
+    // the dry run: exit 1 (3 rows to mark), nothing written, and it says why --apply needs more
+    // `digest-doctor` on PATH as an installed package has it
+    const binDir = mkdtempSync(join(tmpdir(), 'dd-bin-'));
+    symlinkSync(BIN, join(binDir, 'digest-doctor'));
+    const ran = spawnSync('sh', ['-c', dry!], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1', PATH: `${binDir}:${process.env.PATH}` } });
+    rmSync(binDir, { recursive: true, force: true });
+    expect(ran.status, ran.stdout + ran.stderr).toBe(1);
+    expect(ran.stdout + ran.stderr).toMatch(/the live check did not run/);
+    const prefix = `${r.prefix}withstream:`;
+    await r.client.xgroup('CREATE', `${prefix}stream:digests:generate`, 'digest-workers', '0', 'MKSTREAM');
+    const live = await runCli([...incident.cliArgs, '--redis-url', r.url, '--key-prefix', prefix, 'check', '--skip', 'unique-index,duplicates']);
+    expect(live.stdout).toMatch(/^FAIL +stuck .*3 in-flight rows older than 1h \(oldest created [^)]*\) -> fix: .* mark-stale --older-than 1h --apply$/m);
   });
 
   it('json: the document names each failing check', async () => {
