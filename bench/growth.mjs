@@ -82,7 +82,7 @@ export default async function run({ redisUrl, scale }) {
       results,
       notes:
         `Each table has a tenth of its rows in duplicate groups (${Math.round(b / 20).toLocaleString('en')} groups at ${b.toLocaleString('en')}) and a tenth stale; the stream at the larger size is the scan benchmark's own (filled once per run), the smaller its last entries (COPY, XTRIM MAXLEN). ` +
-        'Each op is the library call the CLI makes (inspectSummary; fixDuplicates and markStale with --apply, batches of 500; scanStream), run once in a child process of its own: the time is the op alone (connections opened before the clock starts), the peak RSS the child\'s process.resourceUsage().maxRSS (Node itself is about 45 MB). ' +
+        'Each op is the library call the CLI makes (inspectSummary; fixDuplicates and markStale with --apply, batches of 500, markStale without Redis and so with --include-live, as the CLI requires; scanStream), run once in a child process of its own: the time is the op alone (connections opened before the clock starts), the peak RSS the child\'s process.resourceUsage().maxRSS (Node itself is about 45 MB). ' +
         'The ratio column is the larger size over the smaller: 10 is linear. The repairs\' results carry their whole plan (every row they change, for --json), so their RSS grows with the rows changed.',
     };
   } finally {
@@ -120,7 +120,7 @@ if (process.argv[2] === '--child') {
       extra = { changed: r.applied.rowsChanged };
     } else {
       const { markStale } = await import('../dist/ops/mark-stale.js');
-      const r = await markStale(db, { skipped: 'bench: no Redis' }, { ...BATCH, olderThanMs: 7 * 86_400_000, includeLive: false, liveIdleMs: 300_000, apply: true });
+      const r = await markStale(db, { skipped: 'bench: no Redis' }, { ...BATCH, olderThanMs: 7 * 86_400_000, includeLive: true, liveIdleMs: 300_000, apply: true });
       extra = { changed: r.applied.rowsChanged };
     }
     const ms = performance.now() - started;
