@@ -1,5 +1,6 @@
 // What a replay publishes and what it skips. Pure: candidates and the rows they point at come in,
 // a plan comes out (src/ops/replay.ts gathers the inputs and publishes).
+import { isInFlight } from './contract.js';
 import type { BuildEventInput } from './event.js';
 import { finding, type Finding } from './finding.js';
 import { keyPrefixPhrases, rerunWithPrefixLead } from './hints.js';
@@ -35,13 +36,15 @@ export const SKIP_REASONS = [
   'repeat in the source',
   'another row of the day is sent',
   'another row of the day is in flight',
+  'row went in flight',
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 /** Skips --force never overrides: a repeat would publish one job twice, and an in-flight row of
  * the (user, day) means a worker has (or will have) that day's digest: a replay beside it is the
- * incident's second digest. */
-const UNFORCEABLE: ReadonlySet<SkipReason> = new Set(['repeat in the source', 'another row of the day is in flight']);
+ * incident's second digest. 'row went in flight' (found only by the recheck before a batch, see
+ * recheckInFlight) is the same with the event's own row: the service published that job again. */
+const UNFORCEABLE: ReadonlySet<SkipReason> = new Set(['repeat in the source', 'another row of the day is in flight', 'row went in flight']);
 
 /**
  * Whether --force publishes an event skipped for `reason`: yes for a row already sent, missing, no
@@ -104,6 +107,49 @@ function skipReason(c: ReplayCandidate, rows: ReadonlyMap<string, ReplayRowState
   if (!row) return 'row missing';
   if (row.status === 'sent') return 'row already sent';
   return row.sent_other_id ? 'another row of the day is sent' : null;
+}
+
+/** An event about to be published, as the recheck before its batch sees it. */
+export interface RecheckEvent {
+  historyId?: string;
+  userId: string;
+  digestDate: string;
+  /** Its row's status when the replay was planned; undefined when it had none (no history_id, or gone). */
+  plannedStatus?: string;
+}
+
+/** A row in flight (IN_FLIGHT_STATUSES) of one of the rechecked (user, day)s, as
+ * sql/queries/replay_in_flight_by_day.sql returns it (ids lower-case). */
+export interface InFlightRow {
+  id: string;
+  user_id: string;
+  digest_date: string;
+}
+
+/**
+ * The recheck right before a batch is published: for each event, why it must not be published
+ * now, or null. `inFlight`: every in-flight row of the events' (user, day)s, read after the plan.
+ * 'another row of the day is in flight': a row other than the event's own (the planning rule,
+ * planReplay, applied again). 'row went in flight': its own row is in flight now and was not when
+ * planned; the service publishes that job itself then (a click on a day whose newest row is
+ * `failed` sets that row back to `pending` and publishes it: service-contract.md, "How rows are
+ * created"). An own row already in flight when planned (a stuck `pending` row, which the replay is
+ * for) does not block. Neither reason is overridden by --force (forceOverrides).
+ */
+export function recheckInFlight(events: readonly RecheckEvent[], inFlight: readonly InFlightRow[]): Array<SkipReason | null> {
+  const byDay = new Map<string, string[]>();
+  for (const r of inFlight) {
+    const key = dayKey(r.user_id, r.digest_date);
+    const ids = byDay.get(key);
+    if (ids) ids.push(r.id);
+    else byDay.set(key, [r.id]);
+  }
+  return events.map((e) => {
+    const ids = byDay.get(dayKey(e.userId, e.digestDate));
+    if (!ids) return null;
+    if (ids.some((id) => id !== e.historyId)) return 'another row of the day is in flight';
+    return e.plannedStatus !== undefined && isInFlight(e.plannedStatus) ? null : 'row went in flight';
+  });
 }
 
 /** What the replay's target looks like on the server: where it would publish and who reads there. */

@@ -262,6 +262,9 @@ export async function streamBacklog(client: RedisClient, stream: string, opts: {
 export const SCRIPT_BATCH = 100;
 /** Script calls in flight at once. */
 const MAX_CALLS_IN_FLIGHT = 32;
+/** Script calls in flight at once when each is screened (PaceOptions.screen): the call being run
+ * and the next, whose screen overlaps it; a screened call waits in Redis behind one call at most. */
+export const SCREENED_CALLS_IN_FLIGHT = 2;
 /** Default bound on waiting for the group to read: no progress for this long stops the publish. */
 export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
 
@@ -275,6 +278,16 @@ export interface PaceOptions {
   onWait?(w: { unread: number; backlogLimit: number; published: number; total: number; waitedMs: number }): void;
   /** Called as results arrive: the index given to planAt, and its result. */
   onResult?(index: number, result: PublishResult): void;
+  /**
+   * Called right before each script call with the indices (as given to planAt) of the events it
+   * would publish, retries included; resolves to the indices to leave out: they are not published,
+   * not retried and not passed to onResult. Screens run one at a time in call order, and a call is
+   * sent the moment its screen resolves; with a screen at most SCREENED_CALLS_IN_FLIGHT calls are
+   * in flight, so the screen of one call overlaps the run of the one before, and a call waits in
+   * Redis behind that one call at most. The batch after is planned (planAt) while both run, so a
+   * screened call costs its screen's round trip, not the planning too. A rejection stops the publish.
+   */
+  screen?(indices: readonly number[]): Promise<ReadonlySet<number>>;
 }
 
 /** The publish stopped because the group read nothing within the stall timeout. */
@@ -294,14 +307,17 @@ export class BacklogStallError extends DoctorError {
  * (stream, group, limits), paced to the consumer group: script calls of up to SCRIPT_BATCH events
  * are sent while the room the last reply reported (backlog limit minus unread, minus events in
  * flight) allows; events a call finds no room for are retried; with no room it waits (50 ms,
- * doubling to 1 s) and asks again. Every result is passed to onResult. Throws BacklogStallError
+ * doubling to 1 s) and asks again. With `screen`, each call's events are screened right before it
+ * is sent (see PaceOptions.screen). Every result is passed to onResult. Throws BacklogStallError
  * (exit 4) when the group's last-delivered-id does not move for stallTimeoutMs while the backlog
  * is at the limit: what was published has its marker, so publishing the rest again adds only
  * what is missing. Returns the number of events published (added or found).
  */
 export async function publishPaced(client: RedisClient, total: number, planAt: (i: number) => PublishPlan | null, opts: PaceOptions = {}): Promise<number> {
   const stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-  const retry: Array<{ index: number; plan: PublishPlan }> = [];
+  /** Planned, not sent: events a call found no room for, and (with a screen) the next batch, planned
+   * while the calls in flight run. Sent before any new event is planned. */
+  const ready: Array<{ index: number; plan: PublishPlan }> = [];
   let next = 0;
   let target: PublishPlan | undefined;
   let room = Infinity;
@@ -311,7 +327,31 @@ export async function publishPaced(client: RedisClient, total: number, planAt: (
   let lastProgress = Date.now();
   let poll = 50;
   const started = Date.now();
-  const inFlight: Array<{ batch: Array<{ index: number; plan: PublishPlan }>; reply: Promise<BatchReply> }> = [];
+  type Batch = Array<{ index: number; plan: PublishPlan }>;
+  /** `size`: the events taken; `done`: those sent (what the screen kept) and the reply (null: none sent). */
+  const inFlight: Array<{ size: number; done: Promise<{ batch: Batch; reply: BatchReply | null }> }> = [];
+  const maxCalls = opts.screen ? SCREENED_CALLS_IN_FLIGHT : MAX_CALLS_IN_FLIGHT;
+  // the screens, one after another in call order; one starts at once (its statement sent before
+  // dispatch returns) when none is running
+  let screens: Promise<unknown> = Promise.resolve();
+  let screening = 0;
+  const dispatch = (batch: Batch): Promise<{ batch: Batch; reply: BatchReply | null }> => {
+    const screen = opts.screen;
+    if (!screen) return publishCall(client, batch.map((b) => b.plan)).then((reply) => ({ batch, reply }));
+    const run = async () => {
+      try {
+        const drop = await screen(batch.map((b) => b.index));
+        const kept = drop.size ? batch.filter((b) => !drop.has(b.index)) : batch;
+        // sent here, before the next screen starts: nothing runs between this screen and this call
+        return { batch: kept, reply: kept.length ? publishCall(client, kept.map((b) => b.plan)) : null };
+      } finally {
+        screening--;
+      }
+    };
+    const sent = screening++ === 0 ? run() : screens.then(run);
+    screens = sent;
+    return sent.then(async ({ batch: kept, reply }) => ({ batch: kept, reply: reply && (await reply) }));
+  };
   const roomFrom = (s: BacklogState) => (target!.backlogLimit > 0 ? target!.backlogLimit - (s.unread ?? 0) : Infinity);
   const observe = (s: BacklogState) => {
     if (state && s.lastDeliveredId !== state.lastDeliveredId) lastProgress = Date.now();
@@ -321,7 +361,7 @@ export async function publishPaced(client: RedisClient, total: number, planAt: (
 
   const take = (n: number) => {
     const batch: Array<{ index: number; plan: PublishPlan }> = [];
-    while (batch.length < n && retry.length) batch.push(retry.shift()!);
+    batch.push(...ready.splice(0, n));
     while (batch.length < n && next < total) {
       const index = next++;
       const plan = planAt(index);
@@ -337,16 +377,16 @@ export async function publishPaced(client: RedisClient, total: number, planAt: (
   let sent = 0;
   for (;;) {
     // fill the window while there is room
-    while (inFlight.length < MAX_CALLS_IN_FLIGHT && room - inFlightEvents > 0 && (retry.length || next < total)) {
+    while (inFlight.length < maxCalls && room - inFlightEvents > 0 && (ready.length || next < total)) {
       const batch = take(Math.min(perCall, room - inFlightEvents));
       if (!batch.length) break;
       if (!state && target!.backlogLimit > 0) {
         // the first call tells us the room; until then send one batch only
         room = batch.length;
       }
-      const reply = publishCall(client, batch.map((b) => b.plan));
-      reply.catch(() => undefined); // awaited in order below; this only keeps an early failure from being "unhandled"
-      inFlight.push({ batch, reply });
+      const done = dispatch(batch);
+      done.catch(() => undefined); // awaited in order below; this only keeps an early failure from being "unhandled"
+      inFlight.push({ size: batch.length, done });
       inFlightEvents += batch.length;
       sent += batch.length;
       if (opts.ratePerSec) {
@@ -354,14 +394,19 @@ export async function publishPaced(client: RedisClient, total: number, planAt: (
         if (wait > 0) await sleep(wait);
       }
     }
+    // With a screen only two calls are in flight: plan the next batch now, while the last one's
+    // screen (its statement already sent) and the call before it run
+    if (opts.screen && !ready.length && next < total) ready.push(...take(perCall));
     if (inFlight.length) {
-      const { batch, reply } = inFlight.shift()!;
-      const r = await reply;
-      inFlightEvents -= batch.length;
+      const { size, done } = inFlight.shift()!;
+      const { batch, reply: r } = await done;
+      inFlightEvents -= size;
+      // every event screened out: no call, nothing learnt about the stream
+      if (!r) continue;
       observe(r.state);
       let progressed = false;
       r.results.forEach((res, k) => {
-        if (res === null) retry.push(batch[k]!);
+        if (res === null) ready.push(batch[k]!);
         else {
           published++;
           progressed = true;
@@ -374,12 +419,12 @@ export async function publishPaced(client: RedisClient, total: number, planAt: (
       }
       continue;
     }
-    if (!retry.length && next >= total) return published;
+    if (!ready.length && next >= total) return published;
     // no room: wait for the group to read, then ask again
     const waitedMs = Date.now() - lastProgress;
     if (waitedMs >= stallTimeoutMs) {
       const s = state!;
-      const remaining = retry.length + (total - next);
+      const remaining = ready.length + (total - next);
       const t = target!;
       throw new BacklogStallError(
         `consumer group "${t.group}" on ${t.stream} read nothing for ${formatDuration(waitedMs)} while its unread backlog stayed at the limit ` +

@@ -300,3 +300,84 @@ describe.each(REDIS_TARGETS)('replay paced to the consumer group on $name Redis 
     expect(r.findings).toEqual([]);
   });
 });
+
+/** `n` failed rows of `day`, each of its own new user (tenant TENANT). Returns [id, user_id] in insertion order. */
+async function failedRowsEachUser(t: TestSchema, n: number, day: string): Promise<Array<{ id: string; userId: string }>> {
+  await t.client.query(`INSERT INTO ${t.schema}.tenants (id) VALUES ($1) ON CONFLICT DO NOTHING`, [TENANT]);
+  const { rows } = await t.client.query<{ id: string; user_id: string }>(
+    `WITH u AS (INSERT INTO ${t.schema}.users (id, tenant_id, telegram_id) SELECT gen_random_uuid(), $1, g FROM generate_series(1, $2) g RETURNING id)
+     INSERT INTO ${t.schema}.digest_history (id, user_id, tenant_id, digest_date, content, status, created_at)
+     SELECT gen_random_uuid(), u.id, $1, $3::date, '', 'failed', TIMESTAMPTZ '2025-12-03 06:00:00+00' FROM u RETURNING id::text, user_id::text`,
+    [TENANT, n, day],
+  );
+  return rows.map((r) => ({ id: r.id, userId: r.user_id }));
+}
+
+describe.each(REDIS_TARGETS)('replay rechecks the (user, day)s right before each publish batch on $name Redis (150 events: batches of 100 and 50)', (target) => {
+  const DAY3 = '2025-12-03';
+  let t: TestSchema;
+  let db: Db;
+  let redis: RedisClient;
+  let prefix: string;
+  let cleanupRedis: () => Promise<void>;
+  let rows: Array<{ id: string; userId: string }>;
+  beforeAll(() => target.start());
+  afterAll(() => target.stop());
+  beforeEach(async () => {
+    t = await createTestSchema();
+    db = await connectPg({ url: t.url, schema: t.schema, stateSchema: t.stateSchema, statementTimeoutMs: 30_000 });
+    ({ client: redis, prefix, cleanup: cleanupRedis } = await target.client());
+    rows = await failedRowsEachUser(t, 150, DAY3);
+    await createGroup(redis, DIGEST_STREAM);
+  });
+  afterEach(async () => {
+    await db.close();
+    await cleanupRedis();
+    await t.cleanup();
+  });
+
+  it.each([false, true])('a row of the day that goes in flight after the plan, before its batch: that event is not published (--force %s), the other 148 are', async (force) => {
+    const batches: string[][] = [];
+    let clicked: { other: string; reused: string } | undefined;
+    const r = await replay(db, redis, {
+      failedDate: DAY3,
+      apply: true,
+      force,
+      // between the plan and the second batch's recheck: in two (user, day)s of that batch a row goes in flight
+      beforeRecheck: async (batch) => {
+        batches.push(batch.map((e) => e.historyId!));
+        if (batches.length !== 2) return;
+        const [a, b] = batch;
+        // a's user: a new pending row of the day (a worker placeholder, a second click's row)
+        await insertRows(t, [{ userId: a!.userId!, digestDate: DAY3, status: 'pending', createdAt: new Date() }]);
+        // b's user clicks: the newest row of the day is b's failed row, which the service sets back to pending and publishes itself
+        await t.client.query(`UPDATE ${t.schema}.digest_history SET status = 'pending' WHERE id = $1`, [b!.historyId]);
+        clicked = { other: a!.historyId!, reused: b!.historyId! };
+      },
+    });
+    // the plan published every row (each user has only its failed row); the batches were 100 and 50 events
+    expect(batches.map((b) => b.length)).toEqual([100, 50]);
+    expect(new Set(batches.flat())).toEqual(new Set(rows.map((x) => x.id)));
+    const { other, reused } = clicked!;
+    const byId = new Map(r.events.map((e) => [e.historyId, e]));
+    expect(byId.get(other)).toMatchObject({ action: 'skip', reason: 'another row of the day is in flight', skippedAt: 'publish', entryId: null, outcome: null });
+    expect(byId.get(reused)).toMatchObject({ action: 'skip', reason: 'row went in flight', skippedAt: 'publish', entryId: null, outcome: null });
+    const rest = rows.map((x) => x.id).filter((id) => id !== other && id !== reused);
+    for (const id of rest) expect(byId.get(id)).toMatchObject({ action: 'publish', reason: null, skippedAt: null, outcome: 'added' });
+    expect(r.counts).toMatchObject({ candidates: 150, toPublish: 148, skipped: 2, added: 148, duplicates: 0 });
+    // the stream holds the 148, none for the two days that went in flight
+    expect(await redis.xlen(DIGEST_STREAM)).toBe(148);
+    expect((await entries(redis)).map((e) => e.event.history_id).sort()).toEqual([...rest].sort());
+    // nothing was marked for them: a later replay looks at them again
+    expect(await markerCount(redis, prefix)).toBe(148);
+  });
+
+  it('the dry run plans all 150 and calls no recheck: the rows are read once, nothing is written', async () => {
+    let calls = 0;
+    const r = await replay(db, redis, { failedDate: DAY3, beforeRecheck: () => void calls++ });
+    expect(calls).toBe(0);
+    expect(r.counts).toMatchObject({ toPublish: 150, skipped: 0 });
+    expect(r.events.every((e) => e.skippedAt === null)).toBe(true);
+    expect(await redis.xlen(DIGEST_STREAM)).toBe(0);
+  });
+});

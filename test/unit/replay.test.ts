@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { renderReplay } from '../../src/cli/commands/replay.js';
 import { redisCliCommand } from '../../src/cli/options.js';
-import { dayKey, deliveryProblem, forceOverrides, planReplay, rateDelayMs, replayIdempotencyId, type ReplayCandidate, type StreamTarget } from '../../src/core/replay.js';
+import { makeStyle } from '../../src/cli/render.js';
+import { REPLAY_SCHEMA_VERSION, type ReplayResult } from '../../src/ops/replay.js';
+import { dayKey, deliveryProblem, forceOverrides, planReplay, rateDelayMs, recheckInFlight, replayIdempotencyId, type ReplayCandidate, type StreamTarget } from '../../src/core/replay.js';
 
 const U = '6af5e7d3-e736-46da-bfc1-42786f2ab1c0';
 const T = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
@@ -95,8 +98,81 @@ describe('planReplay and the rest of the day', () => {
 
   it('forceOverrides: sent, missing and no history_id yes; in flight, a repeat, nothing to rebuild from, an invalid event no', () => {
     for (const r of ['row already sent', 'row missing', 'no history_id', 'another row of the day is sent']) expect(forceOverrides(r, true), r).toBe(true);
-    for (const r of ['another row of the day is in flight', 'repeat in the source', 'invalid event', null]) expect(forceOverrides(r, true), String(r)).toBe(false);
+    for (const r of ['another row of the day is in flight', 'row went in flight', 'repeat in the source', 'invalid event', null]) expect(forceOverrides(r, true), String(r)).toBe(false);
     expect(forceOverrides('row missing', false)).toBe(false);
+  });
+});
+
+describe('recheckInFlight: the in-flight rows of the day, read right before a batch is published', () => {
+  const DAY = '2025-11-25';
+  // user U's (U, DAY) in-flight rows, as the statement returns them (ids lower-case)
+  const row = (id: string, userId = U, day = DAY) => ({ id, user_id: userId, digest_date: day });
+
+  it('no in-flight row of the day: nothing blocks', () => {
+    expect(recheckInFlight([{ historyId: H(1), userId: U, digestDate: DAY, plannedStatus: 'failed' }], [])).toEqual([null]);
+  });
+
+  it('a row other than the event own: another row of the day is in flight, whatever the own row was', () => {
+    for (const plannedStatus of ['failed', 'pending', 'sent', undefined]) {
+      expect(recheckInFlight([{ historyId: H(1), userId: U, digestDate: DAY, plannedStatus }], [row(H(2))]), String(plannedStatus)).toEqual(['another row of the day is in flight']);
+    }
+    // the own row in flight too does not hide the other one
+    expect(recheckInFlight([{ historyId: H(1), userId: U, digestDate: DAY, plannedStatus: 'pending' }], [row(H(1)), row(H(2))])).toEqual(['another row of the day is in flight']);
+  });
+
+  it('the own row in flight now: blocks when it was not in flight at the plan (the service republished it), not when it was (a stuck row, what the replay is for)', () => {
+    const events = [
+      { historyId: H(1), userId: U, digestDate: DAY, plannedStatus: 'failed' },
+      { historyId: H(2), userId: U, digestDate: DAY, plannedStatus: 'sent' },
+      // a DLQ event whose row was gone at the plan
+      { historyId: H(3), userId: U, digestDate: DAY },
+      { historyId: H(4), userId: U, digestDate: DAY, plannedStatus: 'pending' },
+    ];
+    expect(events.map((e) => recheckInFlight([e], [row(e.historyId)])[0])).toEqual(['row went in flight', 'row went in flight', 'row went in flight', null]);
+  });
+
+  it('an event with no history_id is blocked by any in-flight row of its (user, day); a DLQ user id in upper case matches; another user or day does not', () => {
+    const V = '7bf5e7d3-e736-46da-bfc1-42786f2ab1c1';
+    const reasons = recheckInFlight(
+      [
+        { userId: U, digestDate: DAY },
+        { userId: U.toUpperCase(), digestDate: DAY, historyId: H(5), plannedStatus: 'failed' },
+        { userId: U, digestDate: '2025-11-26', historyId: H(6), plannedStatus: 'failed' },
+        { userId: V, digestDate: DAY, historyId: H(7), plannedStatus: 'failed' },
+      ],
+      [row(H(8))],
+    );
+    expect(reasons).toEqual(['another row of the day is in flight', 'another row of the day is in flight', null, null]);
+  });
+});
+
+describe('renderReplay: events the recheck before their batch skipped', () => {
+  const event = (n: number, over: Partial<ReplayResult['events'][number]>): ReplayResult['events'][number] => ({
+    source: 'failed', sourceId: H(n), historyId: H(n), userId: U, digestDate: '2025-11-25',
+    action: 'publish', reason: null, skippedAt: null, entryId: `${n}-0`, duplicate: false, outcome: 'added', ...over,
+  });
+  const result: ReplayResult = {
+    schemaVersion: REPLAY_SCHEMA_VERSION, command: 'replay', applied: true, stream: 'stream:digests:generate',
+    sources: { fromDlq: null, failedDate: '2025-11-25', historyIds: [] }, mode: 'lua', marker: { prefix: 'idem:replay:', ttlMs: 86_400_000 }, force: false, ratePerSec: null,
+    pacing: { group: 'digest-workers', maxlen: 10000, backlogLimit: 9000, stallTimeoutMs: 60_000, groupExists: true, unreadBefore: 0 },
+    counts: { candidates: 3, toPublish: 1, skipped: 2, invalid: 0, added: 1, reAdded: 0, duplicates: 0, deliveredGone: 0 },
+    events: [
+      event(1, {}),
+      event(2, { action: 'skip', reason: 'another row of the day is in flight', skippedAt: 'publish', entryId: null, duplicate: null, outcome: null }),
+      event(3, { action: 'skip', reason: 'row went in flight', skippedAt: 'publish', entryId: null, duplicate: null, outcome: null }),
+    ],
+    findings: [],
+    invalid: [],
+  };
+
+  it('marks them "(at publish)", counts them under the summary, and says --force does not change that', () => {
+    const text = renderReplay(result, makeStyle(false), 50);
+    expect(text).toContain('skip: another row of the day is in flight (at publish)');
+    expect(text).toContain('skip: row went in flight (at publish)');
+    expect(text).toContain('1 added, 0 already published, 2 skipped, 0 invalid');
+    expect(text).toContain('2 of the skipped were planned but not published: the recheck right before their batch found their day in flight');
+    expect(text).toContain('2 skipped events above have a row of the day in flight');
+    expect(text).toContain('--force does not change that');
   });
 });
 

@@ -152,7 +152,7 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
           e.historyId,
           e.userId,
           e.digestDate,
-          e.action === 'publish' ? s.ok('publish') : s.warn(`skip: ${e.reason}`),
+          e.action === 'publish' ? s.ok('publish') : s.warn(`skip: ${e.reason}${e.skippedAt === 'publish' ? ' (at publish)' : ''}`),
           e.entryId ? `${e.entryId}${OUTCOME_NOTE[e.outcome ?? 'added'] ? s.dim(` (${OUTCOME_NOTE[e.outcome ?? 'added']})`) : ''}` : '',
         ]),
       ),
@@ -172,6 +172,8 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
     out.push(`${s.verdict('ok')} ${c.added} added, ${c.duplicates} already published, ${c.skipped} skipped, ${c.invalid} invalid`);
     if (c.reAdded) out.push(s.dim(`${c.reAdded} of the added had a marker whose entry was trimmed before group ${r.pacing.group} read it: published again`));
     if (c.deliveredGone) out.push(s.dim(`${c.deliveredGone} of the already published were delivered to group ${r.pacing.group} and trimmed since`));
+    const atPublish = r.events.filter((e) => e.skippedAt === 'publish').length;
+    if (atPublish) out.push(s.dim(`${atPublish} of the skipped were planned but not published: the recheck right before their batch found their day in flight (a digest requested since the plan)`));
   }
   else if (c.toPublish && r.findings.length) out.push(`${s.verdict('fail')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; no worker would read them there (above): --apply refuses until that is fixed`);
   else if (c.toPublish) out.push(`${s.verdict('info')} dry run: ${c.toPublish} to publish, ${c.skipped} skipped, ${c.invalid} invalid; --apply to publish`);
@@ -179,8 +181,8 @@ export function renderReplay(r: ReplayResult, s: Style, limit: number): string {
   // --force only overrides skips it can act on (an event with no user has nothing to rebuild it from)
   const forceable = r.events.filter((e) => e.action === 'skip' && forceOverrides(e.reason, e.userId !== null));
   if (forceable.length && !r.force) out.push(s.dim(`${plural(forceable.length, 'skipped event')} above can be published anyway with --force (its row, or another of its day, is already sent, or its row is missing)`));
-  const inFlight = r.events.filter((e) => e.action === 'skip' && e.reason === 'another row of the day is in flight').length;
-  if (inFlight) out.push(s.dim(`${plural(inFlight, 'skipped event')} above ${inFlight === 1 ? 'has' : 'have'} another row of the day in flight: a worker has that digest, so a replay would send it twice; --force does not change that`));
+  const inFlight = r.events.filter((e) => e.action === 'skip' && (e.reason === 'another row of the day is in flight' || e.reason === 'row went in flight')).length;
+  if (inFlight) out.push(s.dim(`${plural(inFlight, 'skipped event')} above ${inFlight === 1 ? 'has' : 'have'} a row of the day in flight: a worker has that digest, so a replay would send it twice; --force does not change that`));
   return out.join('\n');
 }
 
