@@ -110,11 +110,8 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
         // tell which rows a worker holds): then the step to print is its dry run, which says what --apply needs
         const liveCheck = 'client' in input.redis && !(await digestStreamAbsent(input.redis.client).catch(() => true));
         const message = `${plural(summary.stuck.count, 'in-flight row')} older than ${input.stuckAfterText} (oldest created ${summary.stuck.oldestCreatedAt})`;
-        add(
-          liveCheck
-            ? { check: 'stuck', subject: schema, verdict: 'fail', message, fix: input.command(`mark-stale --older-than ${input.stuckAfterText} --apply`) }
-            : { check: 'stuck', subject: schema, verdict: 'fail', message: `${message}; with no digest stream to ask, which of them a worker holds is unknown: mark-stale's dry run says what --apply needs`, fix: input.command(`mark-stale --older-than ${input.stuckAfterText}`) },
-        );
+        const blind = liveCheck ? '' : "; with no digest stream to ask, which of them a worker holds is unknown: mark-stale's dry run says what --apply needs";
+        add({ check: 'stuck', subject: schema, verdict: 'fail', message: message + blind, fix: input.command(`mark-stale --older-than ${input.stuckAfterText}${liveCheck ? ' --apply' : ''}`) });
       } else add({ check: 'stuck', subject: schema, verdict: 'ok', message: `no in-flight row older than ${input.stuckAfterText}`, fix: null });
       if ('client' in input.redis && !summary.locks.skipped) {
         const stale = summary.locks.stale;
@@ -150,9 +147,9 @@ export async function runChecks(input: CheckInput): Promise<{ result: CheckResul
       if (f.verdict !== 'ok') {
         // a DLQ that holds entries is replayed; a missing one (warned about beside a missing digest stream) is not
         if (name === 'dlq-empty' && report.streams.some((s) => s.key === f.stream && s.state === 'ok')) fix = input.command(`replay --from-dlq --apply`);
-        else if (name === 'group' && f.group) // created as the worker creates it (README, "What trimmed can know"): from 0, so the entries
-        // already in the stream, published while no group read them, are delivered, not skipped ($)
-        fix = input.redisCli(`XGROUP CREATE ${full} ${f.group} 0 MKSTREAM`);
+        // a missing group is created as the worker creates it (README, "What trimmed can know"): from 0,
+        // so the entries published while no group read them are delivered, not skipped ($)
+        else if (name === 'group' && f.group) fix = input.redisCli(`XGROUP CREATE ${full} ${f.group} 0 MKSTREAM`);
         else if (name === 'exists' && f.stream === DIGEST_STREAM && f.verdict === 'warn') {
           // not where this run looks: under a key prefix it was not given (the last --key-prefix wins)
           const prefixes = (await streamKeyPrefixes(input.redis.client, DIGEST_STREAM)).filter((p) => p !== (input.keyPrefix ?? ''));
