@@ -37,6 +37,7 @@ export const SKIP_REASONS = [
   'another row of the day is sent',
   'another row of the day is in flight',
   'row went in flight',
+  'another event of the day in this replay',
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
@@ -44,7 +45,7 @@ export type SkipReason = (typeof SKIP_REASONS)[number];
  * the (user, day) means a worker has (or will have) that day's digest: a replay beside it is the
  * incident's second digest. 'row went in flight' (found only by the recheck before a batch, see
  * recheckInFlight) is the same with the event's own row: the service published that job again. */
-const UNFORCEABLE: ReadonlySet<SkipReason> = new Set(['repeat in the source', 'another row of the day is in flight', 'row went in flight']);
+const UNFORCEABLE: ReadonlySet<SkipReason> = new Set(['repeat in the source', 'another row of the day is in flight', 'row went in flight', 'another event of the day in this replay']);
 
 /**
  * Whether --force publishes an event skipped for `reason`: yes for a row already sent, missing, no
@@ -83,11 +84,19 @@ export interface PlanOptions {
  */
 export function planReplay(candidates: readonly ReplayCandidate[], rows: ReadonlyMap<string, ReplayRowState>, opts: PlanOptions = {}): PlannedEvent[] {
   const seen = new Set<string>();
+  // the (user, day)s this run publishes for: one event each, the first in candidate order (failed
+  // rows come newest first, the keep rule's order); a second would be a second digest for that day
+  const days = new Set<string>();
   const out: PlannedEvent[] = new Array(candidates.length);
   for (let i = 0; i < candidates.length; i++) {
     const c = candidates[i]!;
-    const reason = skipReason(c, rows, seen, opts.inFlightByDay);
-    const forced = opts.force === true && forceOverrides(reason, c.input !== null);
+    let reason: SkipReason | null = skipReason(c, rows, seen, opts.inFlightByDay);
+    let forced = opts.force === true && forceOverrides(reason, c.input !== null);
+    if ((reason === null || forced) && c.input) {
+      const day = dayKey(c.input.userId, c.input.digestDate);
+      if (days.has(day)) [reason, forced] = ['another event of the day in this replay', false];
+      else days.add(day);
+    }
     // an object literal, not a spread: a spread per event costs microseconds at 100,000 events
     out[i] = { source: c.source, sourceId: c.sourceId, historyId: c.historyId, input: c.input, action: reason === null || forced ? 'publish' : 'skip', reason };
   }

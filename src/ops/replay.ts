@@ -47,7 +47,8 @@ import { xrangePages } from '../redis/stream-reader.js';
 /** 2: the skip reason 'another row of the day is sent or in flight' split in two ('... is sent',
  * which --force overrides, and '... is in flight', which nothing does), `reason` an enum, and
  * `findings` added (why a replay would not be delivered). Added since, nothing changed or removed:
- * each event's `skippedAt`, and the reason 'row went in flight' (only from the recheck at publish). */
+ * each event's `skippedAt`, the reason 'row went in flight' (only from the recheck at publish), and
+ * 'another event of the day in this replay' (one event per (user, day) in a run). */
 export const REPLAY_SCHEMA_VERSION = 2 as const;
 /** Replay markers are kept apart from the service's own (`idem:`): a replay of a job the service
  * published once must still add, and a second replay of it must not. */

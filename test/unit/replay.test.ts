@@ -10,8 +10,14 @@ const T = '0b7a43c2-9d4e-4b8a-9f1e-2c3d4e5f6a7b';
 const H = (n: number) => `a${n}111111-1111-4111-8111-111111111111`;
 const input = (h?: string) => ({ userId: U, tenantId: T, digestDate: '2025-11-25', trigger: 'scheduler_retry' as const, historyId: h });
 const dlq = (id: string, h?: string): ReplayCandidate => ({ source: 'dlq', sourceId: id, historyId: h, input: input(h) });
+const dlqOfU = dlq;
 
 describe('planReplay', () => {
+  // each event its own user here: one (user, day) per event, so only the rule under test decides
+  const dlq = (id: string, h?: string): ReplayCandidate => {
+    const c = dlqOfU(id, h);
+    return { ...c, input: { ...c.input!, userId: `${id.replace('-', '').padStart(8, '0')}-0000-4000-8000-000000000000` } };
+  };
   const rows = new Map([
     [H(1), { id: H(1), status: 'pending' }],
     [H(2), { id: H(2), status: 'sent' }],
@@ -35,6 +41,20 @@ describe('planReplay', () => {
     const plan = planReplay([dlq('2-0', H(2)), dlq('4-0', H(4)), dlq('5-0'), dlq('6-0', H(2)), named], rows, { force: true });
     expect(plan.map((p) => p.action)).toEqual(['publish', 'publish', 'publish', 'skip', 'skip']);
     expect(plan[4]!.reason).toBe('row missing');
+  });
+
+  it('one event per (user, day) in a run: the first publishes, the others of that day skip, --force or not', () => {
+    // three failed rows of user U on 2025-11-25 (a double click, then the duplicate fix-duplicates failed), newest first
+    const failed = (n: number): ReplayCandidate => ({ source: 'failed', sourceId: H(n), historyId: H(n), input: input(H(n)) });
+    const rowsOfDay = new Map([5, 6, 7].map((n) => [H(n), { id: H(n), status: 'failed' }]));
+    for (const force of [false, true]) {
+      const plan = planReplay([failed(5), failed(6), failed(7)], rowsOfDay, { force });
+      expect(plan.map((p) => [p.sourceId, p.action, p.reason])).toEqual([
+        [H(5), 'publish', null],
+        [H(6), 'skip', 'another event of the day in this replay'],
+        [H(7), 'skip', 'another event of the day in this replay'],
+      ]);
+    }
   });
 });
 
