@@ -19,7 +19,8 @@ const WORKER_COUNT = 100;
 const WORKER_BLOCK_MS = 100;
 
 async function seedFailedRows(client, n) {
-  const users = Math.max(100, Math.floor(n / 10));
+  // one user per row: a replay publishes one event per (user, day) in a run (core/replay.ts planReplay)
+  const users = n;
   await client.query('INSERT INTO svc.tenants (id) VALUES ($1)', [TENANT]);
   await client.query(`INSERT INTO svc.users (id, tenant_id, telegram_id) SELECT md5('u' || g)::uuid, $1, g FROM generate_series(1, $2) g`, [TENANT, users]);
   await client.query(
